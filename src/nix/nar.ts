@@ -1,0 +1,297 @@
+/**
+ * Streaming NAR writer (store.md §5).
+ *
+ * Every token is a NAR string: u64le(length) ‖ bytes ‖ zero padding to a
+ * multiple of 8. Small tokens are coalesced into output chunks of up to
+ * OUTPUT_CHUNK bytes; file chunks of at least PASS_THROUGH bytes are yielded
+ * as they are (no copy), so memory stays flat whatever the file sizes.
+ */
+import { createHash } from 'node:crypto';
+
+export type NarNode =
+  | { type: 'regular'; executable: boolean; size: number; contents: () => AsyncIterable<Uint8Array> }
+  | { type: 'symlink'; target: Uint8Array }
+  | { type: 'directory'; entries: () => AsyncIterable<{ name: Uint8Array; node: NarNode }> };
+
+export class NarError extends Error {
+  override name = 'NarError';
+}
+
+export const MAX_NAME_LENGTH = 255;
+export const MAX_TARGET_LENGTH = 4095;
+
+/** Size of the coalesced output chunks. */
+const OUTPUT_CHUNK = 64 * 1024;
+/** File chunks at least this large are passed through without copying. */
+const PASS_THROUGH = 16 * 1024;
+
+const utf8 = new TextEncoder();
+
+/** Encodes a NAR string: u64le(len) ‖ bytes ‖ zero padding to a multiple of 8. */
+export function narString(bytes: Uint8Array | string): Uint8Array {
+  const b = typeof bytes === 'string' ? utf8.encode(bytes) : bytes;
+  const out = new Uint8Array(8 + padded(b.length));
+  writeU64(out, 0, b.length);
+  out.set(b, 8);
+  return out;
+}
+
+function padded(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
+
+function writeU64(out: Uint8Array, offset: number, n: number): void {
+  new DataView(out.buffer, out.byteOffset + offset, 8).setBigUint64(0, BigInt(n), true);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function tokens(...strings: string[]): Uint8Array {
+  return concat(...strings.map((s) => narString(s)));
+}
+
+/** The pre-concatenated token sequences of store.md §5.2. */
+export const NarTokens = Object.freeze({
+  /** `nix-archive-1` `(` `type` (56 bytes) */
+  NAR_START: tokens('nix-archive-1', '(', 'type'),
+  /** `symlink` `target` (32 bytes) */
+  SYMLINK: tokens('symlink', 'target'),
+  /** `regular` `contents` (32 bytes) */
+  REGULAR: tokens('regular', 'contents'),
+  /** `regular` `executable` `` `contents` (64 bytes) */
+  EXECUTABLE: tokens('regular', 'executable', '', 'contents'),
+  /** `directory` (24 bytes) */
+  DIRECTORY: tokens('directory'),
+  /** `entry` `(` `name` (48 bytes) */
+  ENTRY_START: tokens('entry', '(', 'name'),
+  /** `node` `(` `type` (48 bytes) */
+  NODE_START: tokens('node', '(', 'type'),
+  /** `)` (16 bytes) */
+  CLOSE: tokens(')'),
+});
+
+function show(bytes: Uint8Array): string {
+  return JSON.stringify(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
+
+/** Throws NarError unless `name` is a valid directory entry name. */
+export function validateEntryName(name: Uint8Array): void {
+  if (name.length === 0) throw new NarError('invalid NAR entry name: empty');
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new NarError(`invalid NAR entry name ${show(name)}: ${name.length} bytes, at most ${MAX_NAME_LENGTH} allowed`);
+  }
+  if (name.includes(0x2f)) throw new NarError(`invalid NAR entry name ${show(name)}: contains "/"`);
+  if (name.includes(0)) throw new NarError(`invalid NAR entry name ${show(name)}: contains NUL`);
+  if (name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e))) {
+    throw new NarError(`invalid NAR entry name ${show(name)}: "." and ".." are not allowed`);
+  }
+}
+
+/** Throws NarError unless `target` is a valid symlink target. */
+export function validateSymlinkTarget(target: Uint8Array): void {
+  if (target.length === 0) throw new NarError('invalid symlink target: empty');
+  if (target.length > MAX_TARGET_LENGTH) {
+    throw new NarError(`invalid symlink target: ${target.length} bytes, at most ${MAX_TARGET_LENGTH} allowed`);
+  }
+  if (target.includes(0)) throw new NarError(`invalid symlink target ${show(target)}: contains NUL`);
+}
+
+/** Collects small writes into OUTPUT_CHUNK-sized arrays; finished ones wait in `ready`. */
+class Output {
+  private buf = new Uint8Array(OUTPUT_CHUNK);
+  private pos = 0;
+  private ready: Uint8Array[] = [];
+
+  write(bytes: Uint8Array): void {
+    let off = 0;
+    while (off < bytes.length) {
+      const n = Math.min(bytes.length - off, this.buf.length - this.pos);
+      this.buf.set(bytes.subarray(off, off + n), this.pos);
+      this.pos += n;
+      off += n;
+      if (this.pos === this.buf.length) this.handOver();
+    }
+  }
+
+  writeZeros(n: number): void {
+    for (let i = 0; i < n; i++) {
+      this.buf[this.pos++] = 0;
+      if (this.pos === this.buf.length) this.handOver();
+    }
+  }
+
+  writeU64(n: number): void {
+    const b = new Uint8Array(8);
+    writeU64(b, 0, n);
+    this.write(b);
+  }
+
+  /** Makes everything written so far available from `take()`. */
+  flush(): void {
+    if (this.pos === 0) return;
+    if (this.pos >= this.buf.length / 2) {
+      this.handOver();
+    } else {
+      this.ready.push(this.buf.slice(0, this.pos)); // small: copy and keep reusing the buffer
+      this.pos = 0;
+    }
+  }
+
+  private handOver(): void {
+    this.ready.push(this.pos === this.buf.length ? this.buf : this.buf.subarray(0, this.pos));
+    this.buf = new Uint8Array(OUTPUT_CHUNK);
+    this.pos = 0;
+  }
+
+  take(): readonly Uint8Array[] {
+    if (this.ready.length === 0) return NOTHING;
+    const r = this.ready;
+    this.ready = [];
+    return r;
+  }
+}
+
+const NOTHING: readonly Uint8Array[] = Object.freeze([]);
+
+type DirFrame = {
+  iter: AsyncIterator<{ name: Uint8Array; node: NarNode }>;
+  prev: Uint8Array | null;
+};
+
+/**
+ * Yields the NAR bytes of `root` in order; memory stays flat (file contents are
+ * streamed through, never buffered whole). Throws NarError on a file whose
+ * contents do not match its size, unsorted/duplicate/invalid entry names and
+ * invalid symlink targets. Yielded arrays must not be modified by the caller.
+ */
+export async function* writeNar(root: NarNode): AsyncGenerator<Uint8Array> {
+  const out = new Output();
+  const stack: DirFrame[] = [];
+  try {
+    out.write(NarTokens.NAR_START);
+    let node: NarNode | null = root;
+    for (;;) {
+      if (node !== null) {
+        if (node.type === 'directory') {
+          out.write(NarTokens.DIRECTORY);
+          stack.push({ iter: node.entries()[Symbol.asyncIterator](), prev: null });
+        } else {
+          if (node.type === 'regular') {
+            yield* writeRegular(node, out);
+          } else if (node.type === 'symlink') {
+            validateSymlinkTarget(node.target);
+            out.write(NarTokens.SYMLINK);
+            out.write(narString(node.target));
+          } else {
+            throw new NarError(`unknown NAR node type ${JSON.stringify((node as { type: unknown }).type)}`);
+          }
+          out.write(NarTokens.CLOSE); // closes the node
+          if (stack.length > 0) out.write(NarTokens.CLOSE); // closes the entry
+        }
+        node = null;
+      }
+      for (const chunk of out.take()) yield chunk;
+      const top = stack[stack.length - 1];
+      if (top === undefined) break;
+      const r = await top.iter.next();
+      if (r.done) {
+        stack.pop();
+        out.write(NarTokens.CLOSE); // closes the directory node
+        if (stack.length > 0) out.write(NarTokens.CLOSE); // closes its entry
+        continue;
+      }
+      const { name } = r.value;
+      validateEntryName(name);
+      if (top.prev !== null) {
+        const c = compareBytes(top.prev, name);
+        if (c === 0) throw new NarError(`duplicate NAR entry name ${show(name)}`);
+        if (c > 0) {
+          throw new NarError(
+            `NAR entry names not sorted: ${show(name)} comes after ${show(top.prev)}; ` +
+              'entries must be strictly ascending bytewise',
+          );
+        }
+      }
+      top.prev = name.slice(); // the producer may reuse its buffer
+      out.write(NarTokens.ENTRY_START);
+      out.write(narString(name));
+      out.write(NarTokens.NODE_START);
+      node = r.value.node;
+    }
+    out.flush();
+    for (const chunk of out.take()) yield chunk;
+  } finally {
+    // On error or early return, let open directory iterators clean up.
+    while (stack.length > 0) {
+      const f = stack.pop()!;
+      try {
+        await f.iter.return?.();
+      } catch {
+        // ignore: we are already unwinding
+      }
+    }
+  }
+}
+
+async function* writeRegular(
+  node: Extract<NarNode, { type: 'regular' }>,
+  out: Output,
+): AsyncGenerator<Uint8Array> {
+  const size = node.size;
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new NarError(`invalid file size ${String(size)}: must be a non-negative integer`);
+  }
+  out.write(node.executable ? NarTokens.EXECUTABLE : NarTokens.REGULAR);
+  out.writeU64(size);
+  let got = 0;
+  for await (const chunk of node.contents()) {
+    if (chunk.length === 0) continue;
+    if (got + chunk.length > size) {
+      throw new NarError(`file contents too long: expected ${size} bytes, got ${got + chunk.length} (or more)`);
+    }
+    got += chunk.length;
+    if (chunk.length >= PASS_THROUGH) {
+      out.flush();
+      for (const c of out.take()) yield c;
+      yield chunk;
+    } else {
+      out.write(chunk);
+      for (const c of out.take()) yield c;
+    }
+  }
+  if (got !== size) throw new NarError(`file contents too short: expected ${size} bytes, got ${got}`);
+  out.writeZeros(padded(size) - size);
+}
+
+/** Writes the NAR of `root` and returns its SHA-256 and size. */
+export async function narHashAndSize(root: NarNode): Promise<{ sha256: Uint8Array; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of writeNar(root)) {
+    h.update(chunk);
+    size += chunk.length;
+  }
+  return { sha256: new Uint8Array(h.digest()), size };
+}
+
+/** Buffers a whole NAR in memory (handy for tests and small objects). */
+export async function narBytes(root: NarNode): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of writeNar(root)) parts.push(chunk);
+  return concat(...parts);
+}
