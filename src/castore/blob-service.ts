@@ -1,0 +1,43 @@
+// The BlobService interface: content-addressed byte streams keyed by BLAKE3.
+import type { ChunkMeta } from './messages.js';
+
+export interface BlobWriter {
+  /** Resolves once the chunk is accepted (backpressure). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Finishes the blob; resolves to its BLAKE3 digest once it is durably stored. */
+  close(): Promise<Buffer>;
+  /** Discards everything written; nothing becomes visible. */
+  abort(): Promise<void>;
+}
+
+export interface BlobService {
+  /** `undefined` when absent; otherwise the chunk list (empty = read the digest itself). */
+  stat(digest: Uint8Array): Promise<{ chunks: ChunkMeta[] } | undefined>;
+  /** The blob's bytes, or `undefined` when absent. */
+  read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined>;
+  put(): BlobWriter;
+  close(): Promise<void>;
+}
+
+export async function has(blobs: BlobService, digest: Uint8Array): Promise<boolean> {
+  return (await blobs.stat(digest)) !== undefined;
+}
+
+export async function putBytes(blobs: BlobService, data: Uint8Array): Promise<Buffer> {
+  const w = blobs.put();
+  try {
+    if (data.length > 0) await w.write(data);
+    return await w.close();
+  } catch (err) {
+    await w.abort().catch(() => {});
+    throw err;
+  }
+}
+
+export async function readAll(blobs: BlobService, digest: Uint8Array): Promise<Buffer | undefined> {
+  const stream = await blobs.read(digest);
+  if (!stream) return undefined;
+  const parts: Uint8Array[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  return Buffer.concat(parts);
+}

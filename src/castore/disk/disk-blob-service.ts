@@ -1,0 +1,100 @@
+import { open, rename, unlink, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
+import type { BlobService, BlobWriter } from '../blob-service.js';
+import { Blake3Stream, checkB3 } from '../digest.js';
+import { storageError } from '../errors.js';
+import { exists, fsyncDir, tempName } from './atomic-files.js';
+import type { DiskLayout } from './disk-layout.js';
+
+const READ_CHUNK = 1 << 20;
+
+export class DiskBlobService implements BlobService {
+  constructor(private readonly layout: DiskLayout) {}
+
+  async stat(digest: Uint8Array) {
+    checkB3(digest);
+    await this.layout.init();
+    return (await exists(this.layout.objectPath('blobs', digest))) ? { chunks: [] } : undefined;
+  }
+
+  async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
+    checkB3(digest);
+    await this.layout.init();
+    let h: FileHandle;
+    try {
+      h = await open(this.layout.objectPath('blobs', digest), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw storageError(`opening blob: ${(err as Error).message}`, err);
+    }
+    return (async function* () {
+      try {
+        for (;;) {
+          const buf = Buffer.allocUnsafe(READ_CHUNK);
+          const { bytesRead } = await h.read(buf, 0, READ_CHUNK, null);
+          if (bytesRead === 0) return;
+          yield buf.subarray(0, bytesRead);
+        }
+      } finally {
+        await h.close();
+      }
+    })();
+  }
+
+  put(): BlobWriter {
+    const layout = this.layout;
+    const hash = new Blake3Stream();
+    let tmp: string | undefined;
+    let handle: Promise<FileHandle> | undefined;
+    let finished = false;
+    const file = (): Promise<FileHandle> =>
+      (handle ??= layout.init().then(() => {
+        tmp = tempName(layout.tmp);
+        return open(tmp, 'wx', 0o644);
+      }));
+    const discard = async (): Promise<void> => {
+      if (!handle) return;
+      await (await handle).close().catch(() => {});
+      if (tmp) await unlink(tmp).catch(() => {});
+    };
+    return {
+      async write(chunk) {
+        if (finished) throw new Error('blob writer already closed');
+        if (chunk.length === 0) return;
+        hash.update(chunk);
+        const h = await file();
+        let off = 0;
+        while (off < chunk.length) off += (await h.write(chunk, off, chunk.length - off)).bytesWritten;
+      },
+      async close() {
+        if (finished) throw new Error('blob writer already closed');
+        finished = true;
+        const digest = hash.digest();
+        const h = await file();
+        const target = layout.objectPath('blobs', digest);
+        try {
+          if (await exists(target)) {
+            await discard();
+            return digest;
+          }
+          await h.sync();
+          await h.close();
+          await mkdir(dirname(target), { recursive: true });
+          await rename(tmp!, target);
+          await fsyncDir(dirname(target));
+        } catch (err) {
+          await discard();
+          throw storageError(`storing blob: ${(err as Error).message}`, err);
+        }
+        return digest;
+      },
+      async abort() {
+        finished = true;
+        await discard();
+      },
+    };
+  }
+
+  async close(): Promise<void> {}
+}

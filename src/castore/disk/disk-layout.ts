@@ -1,0 +1,42 @@
+// On-disk store layout (the `file://` backend), one tree shared by the three
+// services:
+//   <root>/blobs/<hex[0..2]>/<hex>           raw blob bytes
+//   <root>/directories/<hex[0..2]>/<hex>     canonical Directory encoding
+//   <root>/pathinfo/<hex[0..2]>/<hex40>      PathInfo protobuf
+//   <root>/tmp/                              temp files, renamed into place
+// Sharding by the first byte keeps directories small; every lookup is one
+// path computation, never a scan.
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { cleanStaleTemps } from './atomic-files.js';
+
+export type ObjectKind = 'blobs' | 'directories' | 'pathinfo';
+
+export class DiskLayout {
+  readonly tmp: string;
+  private ready: Promise<void> | undefined;
+
+  constructor(readonly root: string) {
+    this.tmp = join(root, 'tmp');
+  }
+
+  objectPath(kind: ObjectKind, key: Uint8Array): string {
+    const hex = Buffer.from(key).toString('hex');
+    return join(this.root, kind, hex.slice(0, 2), hex);
+  }
+
+  kindDir(kind: ObjectKind): string {
+    return join(this.root, kind);
+  }
+
+  /** Creates the tree and sweeps temp files of dead processes, once. */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      for (const kind of ['blobs', 'directories', 'pathinfo', 'tmp']) {
+        await mkdir(join(this.root, kind), { recursive: true });
+      }
+      await cleanStaleTemps(this.tmp);
+    })();
+    return this.ready;
+  }
+}

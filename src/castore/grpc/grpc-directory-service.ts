@@ -1,0 +1,81 @@
+import type { DirectoryService, DirectoryPutter } from '../directory-service.js';
+import type { Directory } from '../messages.js';
+import { directoryServiceDef } from '../../grpc/definitions.js';
+import { acquireClient, type SharedClient } from '../../grpc/channel.js';
+import { serverStream, clientStream } from '../../grpc/calls.js';
+import { b3Hex, b3String } from '../digest.js';
+import { directoryDigest, validateDirectory } from '../directory.js';
+import { CastoreError } from '../errors.js';
+
+export class GrpcDirectoryService implements DirectoryService {
+  private readonly shared: SharedClient;
+  private readonly def = directoryServiceDef();
+
+  constructor(addr: string) {
+    this.shared = acquireClient(addr);
+  }
+
+  async get(digest: Uint8Array): Promise<Directory | undefined> {
+    await this.shared.ready;
+    const what = `directory Get ${b3String(digest)}`;
+    const stream = await serverStream(this.shared.client, this.def.Get, { digest, recursive: false }, what);
+    if (!stream) return undefined;
+    let result: Directory | undefined;
+    for await (const d of stream) {
+      if (result) throw new CastoreError('internal', `${what}: server sent more than one directory`);
+      result = d;
+    }
+    if (result) {
+      checkValid(result, what);
+      if (b3Hex(directoryDigest(result)) !== b3Hex(digest)) {
+        throw new CastoreError('internal', `${what}: server sent a directory with a different digest`);
+      }
+    }
+    return result;
+  }
+
+  /** Checks the server's stream like tvix HEAD clients do: each directory expected, each once. */
+  async *getRecursive(root: Uint8Array): AsyncIterable<Directory> {
+    await this.shared.ready;
+    const what = `recursive directory Get ${b3String(root)}`;
+    const stream = await serverStream(this.shared.client, this.def.Get, { digest: root, recursive: true }, what);
+    if (!stream) return;
+    const expected = new Set<string>([b3Hex(root)]);
+    const received = new Set<string>();
+    for await (const d of stream) {
+      const digest = directoryDigest(d);
+      const key = b3Hex(digest);
+      if (!expected.has(key) || received.has(key)) {
+        throw new CastoreError('internal', `${what}: unexpected directory ${b3String(digest)}`);
+      }
+      checkValid(d, what);
+      received.add(key);
+      for (const c of d.directories) expected.add(b3Hex(c.digest));
+      yield d;
+    }
+    if (received.size > 0 && received.size !== expected.size) {
+      throw new CastoreError('internal', `${what}: stream ended before all directories arrived`);
+    }
+  }
+
+  putter(): DirectoryPutter {
+    const call = clientStream(this.shared.client, this.def.Put, 'directory Put');
+    return {
+      put: (dir) => call.write(dir),
+      close: async () => Buffer.from((await call.finish()).rootDigest),
+      abort: async () => call.cancel(),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.shared.release();
+  }
+}
+
+function checkValid(d: Directory, what: string): void {
+  try {
+    validateDirectory(d);
+  } catch (err) {
+    throw new CastoreError('internal', `${what}: server sent an invalid directory: ${(err as Error).message}`);
+  }
+}

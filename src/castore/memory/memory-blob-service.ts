@@ -1,0 +1,49 @@
+import type { BlobService, BlobWriter } from '../blob-service.js';
+import { Blake3Stream, b3Hex, checkB3 } from '../digest.js';
+
+const READ_CHUNK = 1 << 20;
+
+export class MemoryBlobService implements BlobService {
+  private readonly blobs = new Map<string, Buffer>();
+
+  async stat(digest: Uint8Array) {
+    checkB3(digest);
+    return this.blobs.has(b3Hex(digest)) ? { chunks: [] } : undefined;
+  }
+
+  async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
+    checkB3(digest);
+    const data = this.blobs.get(b3Hex(digest));
+    if (!data) return undefined;
+    return (async function* () {
+      for (let off = 0; off < data.length; off += READ_CHUNK) yield data.subarray(off, off + READ_CHUNK);
+    })();
+  }
+
+  put(): BlobWriter {
+    const parts: Buffer[] = [];
+    const hash = new Blake3Stream();
+    let done = false;
+    return {
+      write: async (chunk) => {
+        if (done) throw new Error('blob writer already closed');
+        const copy = Buffer.from(chunk); // callers may reuse their buffers
+        hash.update(copy);
+        parts.push(copy);
+      },
+      close: async () => {
+        done = true;
+        const digest = hash.digest();
+        const key = b3Hex(digest);
+        if (!this.blobs.has(key)) this.blobs.set(key, Buffer.concat(parts));
+        return digest;
+      },
+      abort: async () => {
+        done = true;
+        parts.length = 0;
+      },
+    };
+  }
+
+  async close(): Promise<void> {}
+}

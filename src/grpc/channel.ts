@@ -1,0 +1,57 @@
+// One grpc-js client (one HTTP/2 connection) per address, shared by the
+// blob, directory and PathInfo client backends and closed with the last.
+import * as grpc from '@grpc/grpc-js';
+import { parseGrpcAddr } from './address.js';
+
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+interface Entry {
+  client: grpc.Client;
+  users: number;
+  ready: Promise<void>;
+}
+const clients = new Map<string, Entry>();
+
+export interface SharedClient {
+  client: grpc.Client;
+  /** Resolves when connected (only awaited with `?wait-connect=1`). */
+  ready: Promise<void>;
+  release(): void;
+}
+
+export function acquireClient(addr: string): SharedClient {
+  const t = parseGrpcAddr(addr);
+  const key = `${t.tls ? 's' : 'p'}:${t.target}`;
+  let e = clients.get(key);
+  if (!e) {
+    const creds = t.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+    const client = new grpc.Client(t.target, creds, {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // tvix clients use this authority for unix sockets; servers must not care.
+      ...(t.target.startsWith('unix:') ? { 'grpc.default_authority': 'localhost' } : {}),
+    });
+    const ready = t.waitConnect
+      ? new Promise<void>((res, rej) =>
+          client.waitForReady(Date.now() + 10_000, (err) => (err ? rej(new Error(`cannot connect to ${addr}: ${err.message}`)) : res())),
+        )
+      : Promise.resolve();
+    e = { client, users: 0, ready };
+    clients.set(key, e);
+  }
+  e.users++;
+  const entry = e;
+  let released = false;
+  return {
+    client: entry.client,
+    ready: entry.ready,
+    release() {
+      if (released) return;
+      released = true;
+      if (--entry.users === 0) {
+        clients.delete(key);
+        entry.client.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,55 @@
+// gRPC service definitions for grpc-js built on our own codecs (not
+// protobufjs: it writes default values, which would change Directory
+// digests, and it can't tell an unset oneof from an empty one). Paths and
+// streaming shapes follow wire.md §2, under the tvix.* and snix.* packages.
+import type { ServiceDefinition, MethodDefinition } from '@grpc/grpc-js';
+import * as C from '../castore/messages.js';
+import * as S from '../store/messages.js';
+
+export type ProtoPackage = 'tvix' | 'snix';
+export const PACKAGES: readonly ProtoPackage[] = ['tvix', 'snix'];
+
+function method<Req, Res>(
+  path: string,
+  req: C.Codec<Req>,
+  res: C.Codec<Res>,
+  requestStream: boolean,
+  responseStream: boolean,
+): MethodDefinition<Req, Res> {
+  return {
+    path,
+    requestStream,
+    responseStream,
+    requestSerialize: req.encode,
+    requestDeserialize: req.decode,
+    responseSerialize: res.encode,
+    responseDeserialize: res.decode,
+  };
+}
+
+export function blobServiceDef(pkg: ProtoPackage = 'tvix') {
+  const p = `/${pkg}.castore.v1.BlobService/`;
+  return {
+    Stat: method(p + 'Stat', C.StatBlobRequestCodec, C.StatBlobResponseCodec, false, false),
+    Read: method(p + 'Read', C.ReadBlobRequestCodec, C.BlobChunkCodec, false, true),
+    Put: method(p + 'Put', C.BlobChunkCodec, C.PutBlobResponseCodec, true, false),
+  } satisfies ServiceDefinition;
+}
+
+export function directoryServiceDef(pkg: ProtoPackage = 'tvix') {
+  const p = `/${pkg}.castore.v1.DirectoryService/`;
+  return {
+    Get: method(p + 'Get', C.GetDirectoryRequestCodec, C.DirectoryCodec, false, true),
+    Put: method(p + 'Put', C.DirectoryCodec, C.PutDirectoryResponseCodec, true, false),
+  } satisfies ServiceDefinition;
+}
+
+export function pathInfoServiceDef(pkg: ProtoPackage = 'tvix') {
+  const p = `/${pkg}.store.v1.PathInfoService/`;
+  return {
+    Get: method(p + 'Get', S.GetPathInfoRequestCodec, S.PathInfoCodec, false, false),
+    Put: method(p + 'Put', S.PathInfoCodec, S.PathInfoCodec, false, false),
+    CalculateNAR: method(p + 'CalculateNAR', C.NodeCodec, S.CalculateNarResponseCodec, false, false),
+    List: method(p + 'List', S.ListPathInfoRequestCodec, S.PathInfoCodec, false, true),
+  } satisfies ServiceDefinition;
+}

@@ -1,0 +1,99 @@
+// The bundled daemon: the tvix services (also under snix.*), reflection and
+// health over one store, on any number of TCP and unix-socket listeners.
+import * as grpc from '@grpc/grpc-js';
+import { chmod, unlink } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+import type { Store } from '../store/from-addr.js';
+import { blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
+import { addReflectionServices } from './reflection.js';
+import { addHealthService } from './health.js';
+import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
+
+export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
+export const PROTO_FILES = PACKAGES.flatMap((p) => [
+  `${p}/castore/protos/castore.proto`,
+  `${p}/castore/protos/rpc_blobstore.proto`,
+  `${p}/castore/protos/rpc_directory.proto`,
+  `${p}/store/protos/pathinfo.proto`,
+  `${p}/store/protos/rpc_pathinfo.proto`,
+]);
+
+export interface DaemonOptions {
+  listen: ListenAddr[];
+  /** Largest message accepted, in bytes (4 MiB like tonic). */
+  maxMessageBytes?: number;
+  /** Mode of created unix sockets. */
+  socketMode?: number;
+}
+
+export interface RunningDaemon {
+  server: grpc.Server;
+  /** One `grpc+…` client address per listener, in order. */
+  addrs: string[];
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': -1,
+    // Copy clients run many blob streams at once over one connection.
+    'grpc.max_concurrent_streams': 1000,
+  });
+  for (const pkg of PACKAGES) {
+    server.addService(blobServiceDef(pkg), blobHandlers(store));
+    server.addService(directoryServiceDef(pkg), directoryHandlers(store));
+    server.addService(pathInfoServiceDef(pkg), pathInfoHandlers(store));
+  }
+  addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
+  addHealthService(server);
+  return server;
+}
+
+export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
+  const server = createServer(store, opts.maxMessageBytes);
+  const addrs: string[] = [];
+  const sockets: string[] = [];
+  try {
+    for (const l of opts.listen) {
+      if (l.kind === 'unix') await clearStaleSocket(l.path);
+      const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(bindTarget(l), grpc.ServerCredentials.createInsecure(), (err, p) =>
+          err ? reject(new Error(`cannot listen on ${showListenAddr(l)}: ${err.message}`)) : resolve(p),
+        ),
+      );
+      if (l.kind === 'unix') {
+        sockets.push(l.path);
+        await chmod(l.path, opts.socketMode ?? 0o660);
+      }
+      addrs.push(clientAddr(l, port));
+    }
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    server,
+    addrs,
+    stop(graceMs = 5000) {
+      stopped ??= (async () => {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        for (const s of sockets) await unlink(s).catch(() => {});
+      })();
+      return stopped;
+    },
+  };
+}
+

@@ -1,0 +1,151 @@
+// gRPC handlers for the three tvix services over any Store, with the
+// semantics and status codes of wire.md §5–6.
+import { once } from 'node:events';
+import { status, type UntypedServiceImplementation, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import type { Store } from '../store/from-addr.js';
+import type * as C from '../castore/messages.js';
+import type * as S from '../store/messages.js';
+import { B3_LEN, b3String } from '../castore/digest.js';
+import { nameProblem, nodeContentProblem } from '../castore/directory.js';
+import { toStatus, type StatusObject } from '../grpc/status.js';
+import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
+
+/** Largest BlobChunk the server sends. */
+const SEND_CHUNK = 1 << 20;
+
+const fail = (code: status, details: string): StatusObject => ({ code, details });
+
+function digestProblem(d: Uint8Array | undefined): StatusObject | undefined {
+  if (d === undefined || d.length !== B3_LEN) return fail(status.INVALID_ARGUMENT, 'invalid digest length');
+  return undefined;
+}
+
+/** Reads a client stream; a cancelled call ends the loop with an error instead of hanging. */
+async function* incoming<T>(call: ServerReadableStream<T, unknown>): AsyncGenerator<T> {
+  const onCancel = () => call.destroy(new Error('call cancelled by the client'));
+  call.on('cancelled', onCancel);
+  try {
+    yield* call as AsyncIterable<T>;
+  } finally {
+    call.off('cancelled', onCancel);
+  }
+}
+
+async function send<T>(call: ServerWritableStream<unknown, T>, msg: T): Promise<void> {
+  if (call.cancelled) throw new Error('call cancelled by the client');
+  if (!call.write(msg)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+}
+
+/** Runs a server-streaming body; any thrown error becomes the call's status. */
+function streaming<Req, Res>(body: (req: Req, call: ServerWritableStream<Req, Res>) => Promise<StatusObject | void>) {
+  return (call: ServerWritableStream<Req, Res>) => {
+    body(call.request, call).then(
+      (st) => (st ? call.emit('error', st) : call.end()),
+      (err) => call.emit('error', toStatus(err)),
+    );
+  };
+}
+
+function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>) {
+  return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+    body(call.request).then(
+      (res) => (isStatus(res) ? cb(res) : cb(null, res)),
+      (err) => cb(toStatus(err)),
+    );
+  };
+}
+
+function clientStreamHandler<Req, Res>(body: (msgs: AsyncGenerator<Req>) => Promise<Res>) {
+  return (call: ServerReadableStream<Req, Res>, cb: sendUnaryData<Res>) => {
+    body(incoming(call)).then(
+      (res) => cb(null, res),
+      (err) => cb(toStatus(err)),
+    );
+  };
+}
+
+function isStatus(x: unknown): x is StatusObject {
+  return typeof x === 'object' && x !== null && 'code' in x && 'details' in x && typeof (x as StatusObject).code === 'number';
+}
+
+export function blobHandlers(store: Store): UntypedServiceImplementation {
+  return {
+    Stat: unaryHandler<C.StatBlobRequest, C.StatBlobResponse | StatusObject>(async (req) => {
+      const bad = digestProblem(req.digest);
+      if (bad) return bad;
+      const st = await store.blobs.stat(req.digest);
+      if (!st) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
+      return { chunks: st.chunks, bao: new Uint8Array(0) };
+    }),
+    Read: streaming<C.ReadBlobRequest, C.BlobChunk>(async (req, call) => {
+      const bad = digestProblem(req.digest);
+      if (bad) return bad;
+      const stream = await store.blobs.read(req.digest);
+      if (!stream) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
+      for await (const chunk of stream) {
+        for (let off = 0; off < chunk.length; off += SEND_CHUNK) {
+          await send(call, { data: chunk.subarray(off, off + SEND_CHUNK) });
+        }
+      }
+    }),
+    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(async (msgs) => {
+      const w = store.blobs.put();
+      try {
+        for await (const m of msgs) await w.write(m.data);
+        return { digest: await w.close() };
+      } catch (err) {
+        await w.abort().catch(() => {});
+        throw err;
+      }
+    }),
+  };
+}
+
+export function directoryHandlers(store: Store): UntypedServiceImplementation {
+  return {
+    Get: streaming<C.GetDirectoryRequest, C.Directory>(async (req, call) => {
+      if (req.digest === undefined) return fail(status.INVALID_ARGUMENT, 'by_what needs to be specified');
+      const bad = digestProblem(req.digest);
+      if (bad) return bad;
+      if (!req.recursive) {
+        const d = await store.directories.get(req.digest);
+        if (!d) return fail(status.NOT_FOUND, `directory ${b3String(req.digest)} not found`);
+        await send(call, d);
+        return;
+      }
+      for await (const d of store.directories.getRecursive(req.digest)) await send(call, d);
+    }),
+    Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs) => {
+      const p = store.directories.putter();
+      try {
+        for await (const d of msgs) await p.put(d);
+        return { rootDigest: await p.close() };
+      } catch (err) {
+        await p.abort().catch(() => {});
+        throw err;
+      }
+    }),
+  };
+}
+
+export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
+  return {
+    Get: unaryHandler<S.GetPathInfoRequest, S.PathInfo | StatusObject>(async (req) => {
+      if (req.byOutputHash === undefined) return fail(status.UNIMPLEMENTED, 'by_what needs to be specified');
+      if (req.byOutputHash.length !== STORE_DIGEST_LEN) return fail(status.INVALID_ARGUMENT, 'invalid output digest length');
+      const info = await store.pathInfos.get(req.byOutputHash);
+      return info ?? fail(status.NOT_FOUND, 'PathInfo not found');
+    }),
+    Put: unaryHandler<S.PathInfo, S.PathInfo>((req) => store.pathInfos.put(req)),
+    // Both client generations: an anonymous root (tvix HEAD) or a named one (older).
+    CalculateNAR: unaryHandler<C.Node | undefined, S.CalculateNarResponse | StatusObject>(async (node) => {
+      if (!node) return fail(status.INVALID_ARGUMENT, 'invalid root node: no node set');
+      const problem = (node.name.length > 0 ? nameProblem(node.name) : undefined) ?? nodeContentProblem(node);
+      if (problem) return fail(status.INVALID_ARGUMENT, `invalid root node: ${problem}`);
+      return store.pathInfos.calculateNar(node);
+    }),
+    List: streaming<S.GetPathInfoRequest, S.PathInfo>(async (_req, call) => {
+      for await (const info of store.pathInfos.list()) await send(call, info);
+    }),
+  };
+}

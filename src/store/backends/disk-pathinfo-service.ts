@@ -1,0 +1,54 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PathInfoCodec, type PathInfo } from '../messages.js';
+import { storageError } from '../../castore/errors.js';
+import { publishFiles } from '../../castore/disk/atomic-files.js';
+import type { DiskLayout } from '../../castore/disk/disk-layout.js';
+import type { Castore } from '../render-nar.js';
+import { LocalPathInfoService } from './local-pathinfo-service.js';
+
+export class DiskPathInfoService extends LocalPathInfoService {
+  constructor(
+    private readonly layout: DiskLayout,
+    castore: Castore,
+  ) {
+    super(castore);
+  }
+
+  private async readPath(path: string): Promise<PathInfo | undefined> {
+    let data: Buffer;
+    try {
+      data = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw storageError(`reading PathInfo: ${(err as Error).message}`, err);
+    }
+    return PathInfoCodec.decode(data);
+  }
+
+  protected async load(storeDigest: Uint8Array) {
+    await this.layout.init();
+    return this.readPath(this.layout.objectPath('pathinfo', storeDigest));
+  }
+
+  protected async save(storeDigest: Uint8Array, info: PathInfo) {
+    await this.layout.init();
+    const path = this.layout.objectPath('pathinfo', storeDigest);
+    try {
+      await publishFiles(this.layout.tmp, [{ path, data: PathInfoCodec.encode(info) }], { overwrite: true });
+    } catch (err) {
+      throw storageError(`storing PathInfo: ${(err as Error).message}`, err);
+    }
+  }
+
+  async *list(): AsyncIterable<PathInfo> {
+    await this.layout.init();
+    const base = this.layout.kindDir('pathinfo');
+    for (const shard of (await readdir(base)).sort()) {
+      for (const name of (await readdir(join(base, shard))).sort()) {
+        const info = await this.readPath(join(base, shard, name));
+        if (info) yield info;
+      }
+    }
+  }
+}

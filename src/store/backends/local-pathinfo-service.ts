@@ -1,0 +1,35 @@
+// What the memory and on-disk PathInfo backends share: validation, the
+// dangling-content check and NAR calculation against the local castore.
+import type { PathInfoService } from '../pathinfo-service.js';
+import type { PathInfo } from '../messages.js';
+import type { Node } from '../../castore/messages.js';
+import { validatePathInfo, STORE_DIGEST_LEN } from '../validate-pathinfo.js';
+import { assertContentPresent } from '../check-content.js';
+import { calculateNar, type Castore } from '../render-nar.js';
+import { invalid } from '../../castore/errors.js';
+
+export abstract class LocalPathInfoService implements PathInfoService {
+  constructor(protected readonly castore: Castore) {}
+
+  protected abstract load(storeDigest: Uint8Array): Promise<PathInfo | undefined>;
+  protected abstract save(storeDigest: Uint8Array, info: PathInfo): Promise<void>;
+  abstract list(): AsyncIterable<PathInfo>;
+
+  async get(storeDigest: Uint8Array): Promise<PathInfo | undefined> {
+    if (storeDigest.length !== STORE_DIGEST_LEN) throw invalid('invalid output digest length');
+    return this.load(storeDigest);
+  }
+
+  async put(info: PathInfo): Promise<PathInfo> {
+    const sp = validatePathInfo(info);
+    await assertContentPresent(info.node!, this.castore);
+    await this.save(sp.digest, info);
+    return info;
+  }
+
+  calculateNar(node: Node) {
+    return calculateNar(node, this.castore);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,14 @@
+// The PathInfoService interface: Nix metadata for store paths, keyed by the
+// 20-byte store-path digest.
+import type { PathInfo, CalculateNarResponse } from './messages.js';
+import type { Node } from '../castore/messages.js';
+
+export interface PathInfoService {
+  get(storeDigest: Uint8Array): Promise<PathInfo | undefined>;
+  /** Validates and stores; refused while the root node's content is missing. */
+  put(info: PathInfo): Promise<PathInfo>;
+  list(): AsyncIterable<PathInfo>;
+  /** NAR size and SHA-256 of `node`, rendered from the castore behind it. */
+  calculateNar(node: Node): Promise<CalculateNarResponse>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,47 @@
+// Runs every conformance suite against every backend: memory://, the
+// on-disk file:// store, and gRPC clients talking to a real `nix-castore
+// daemon` process on a unix socket (serving an on-disk store).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore, sameAddr, type Store } from '../../src/store/from-addr.js';
+import { fileAddr } from '../../src/castore/from-addr.js';
+import { blobServiceSuite, type Backend } from './blob-service.suite.js';
+import { directoryServiceSuite } from './directory-service.suite.js';
+import { pathInfoServiceSuite } from './pathinfo-service.suite.js';
+import { startDaemonProcess } from '../helpers/daemon.js';
+
+type Factory = () => Promise<Backend<Store>>;
+
+const backends: [string, Factory][] = [
+  ['memory://', async () => {
+    const store = openStore(sameAddr('memory://'));
+    return { service: store, cleanup: () => store.close() };
+  }],
+  ['file://', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'castore-conf-'));
+    const store = openStore(sameAddr(fileAddr(dir)));
+    return { service: store, cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    } };
+  }],
+  ['grpc+unix:// → daemon → file://', async () => {
+    const daemon = await startDaemonProcess();
+    const store = openStore(sameAddr(daemon.addr));
+    return { service: store, cleanup: async () => {
+      await store.close();
+      await daemon.stop();
+    } };
+  }],
+];
+
+for (const [name, make] of backends) {
+  const part = <T>(pick: (s: Store) => T) => async (): Promise<Backend<T>> => {
+    const be = await make();
+    return { service: pick(be.service), cleanup: be.cleanup };
+  };
+  blobServiceSuite(name, part((s) => s.blobs));
+  directoryServiceSuite(name, part((s) => s.directories));
+  pathInfoServiceSuite(name, make);
+}

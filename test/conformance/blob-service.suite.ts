@@ -1,0 +1,105 @@
+// Conformance suite every BlobService backend must pass.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { BlobService } from '../../src/castore/blob-service.js';
+import { putBytes, readAll } from '../../src/castore/blob-service.js';
+import { blake3 } from '../../src/castore/digest.js';
+import { isKind } from '../../src/castore/errors.js';
+import { b, hex, blobB } from '../helpers/castore-fixtures.js';
+
+export interface Backend<T> {
+  service: T;
+  cleanup(): Promise<void>;
+}
+
+export function blobServiceSuite(name: string, make: () => Promise<Backend<BlobService>>): void {
+  describe(`BlobService conformance: ${name}`, () => {
+    let be: Backend<BlobService>;
+    let blobs: BlobService;
+    before(async () => {
+      be = await make();
+      blobs = be.service;
+    });
+    after(() => be.cleanup());
+
+    const vectors: [string, Buffer, string][] = [
+      ['empty', Buffer.alloc(0), 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262'],
+      ['x86_64-linux', b('x86_64-linux'), '28e337fc81c4c7b61f227027949a4012561ecead12c67f5f473ef1b8297035f0'],
+      ['Hello World!', b('Hello World!'), '5ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c'],
+      ['00 01', hex('0001'), '7b7015bb92cf0b318037702a6cdd81dee41224f734684c2c122cd6359cb1ee63'],
+      ['BLOB_B', blobB(), 'a82c5154a7a0c262c6fdb929a317585646f8fbcf80326d0a7b8747edaf2d99d2'],
+    ];
+    for (const [label, data, digestHex] of vectors) {
+      it(`stores ${label} under the spec digest and reads it back`, async () => {
+        const digest = await putBytes(blobs, data);
+        assert.equal(digest.toString('hex'), digestHex);
+        assert.ok(await blobs.stat(digest));
+        assert.deepEqual(await readAll(blobs, digest), data);
+      });
+    }
+
+    it('reports absent blobs as undefined', async () => {
+      const missing = blake3(b('never stored'));
+      assert.equal(await blobs.stat(missing), undefined);
+      assert.equal(await blobs.read(missing), undefined);
+    });
+
+    it('rejects digests of the wrong length', async () => {
+      for (const len of [0, 20, 31, 33]) {
+        const d = new Uint8Array(len);
+        await assert.rejects(() => blobs.stat(d), (e) => isKind(e, 'invalid'), `stat ${len}`);
+        await assert.rejects(() => blobs.read(d), (e) => isKind(e, 'invalid'), `read ${len}`);
+      }
+    });
+
+    it('hashes the concatenation, whatever the write boundaries', async () => {
+      const data = Buffer.alloc(3 * 1024 * 1024 + 17);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+      const w = blobs.put();
+      let off = 0;
+      for (const size of [1, 4095, 70000, 1 << 20]) {
+        await w.write(data.subarray(off, off + size));
+        off += size;
+      }
+      await w.write(data.subarray(off)); // larger than one gRPC chunk
+      const digest = await w.close();
+      assert.deepEqual(digest, blake3(data));
+      assert.deepEqual(await readAll(blobs, digest), data);
+    });
+
+    it('accepts the same blob twice, also concurrently', async () => {
+      const data = b('duplicate content '.repeat(1000));
+      const digests = await Promise.all(Array.from({ length: 8 }, () => putBytes(blobs, data)));
+      for (const d of digests) assert.deepEqual(d, blake3(data));
+      assert.deepEqual(await readAll(blobs, digests[0]), data);
+    });
+
+    it('makes nothing visible when a put is aborted', async () => {
+      const data = b('aborted upload '.repeat(5000));
+      const w = blobs.put();
+      await w.write(data);
+      await w.abort();
+      assert.equal(await blobs.stat(blake3(data)), undefined);
+    });
+
+    it('streams a large blob back in pieces', async () => {
+      const data = Buffer.alloc(20 * 1024 * 1024, 0x5a);
+      data.write('head');
+      data.write('tail', data.length - 4);
+      const digest = await putBytes(blobs, data);
+      const stream = await blobs.read(digest);
+      assert.ok(stream);
+      let total = 0;
+      let pieces = 0;
+      const h: Buffer[] = [];
+      for await (const chunk of stream) {
+        total += chunk.length;
+        pieces++;
+        h.push(Buffer.from(chunk));
+      }
+      assert.equal(total, data.length);
+      assert.ok(pieces > 1, 'a 20 MiB blob arrives in more than one piece');
+      assert.ok(Buffer.concat(h).equals(data));
+    });
+  });
+}

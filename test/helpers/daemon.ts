@@ -1,0 +1,77 @@
+// Starts the real `nix-castore daemon` (the compiled CLI) as a child process
+// on a unix socket in a temp dir, and waits until its health check answers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  /** grpc+unix:///… address of the daemon. */
+  addr: string;
+  socket: string;
+  dataDir: string;
+  tmp: string;
+  stderr(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function waitForSocket(socket: string, child: ChildProcess, log: () => string, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${log()}`);
+    if (await healthy(`unix://${socket}`)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`daemon did not become healthy within ${timeoutMs} ms:\n${log()}`);
+}
+
+async function healthy(target: string): Promise<boolean> {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<boolean>((resolve) => {
+      client.makeUnaryRequest(
+        '/grpc.health.v1.Health/Check',
+        () => Buffer.alloc(0),
+        (b: Buffer) => b,
+        {},
+        { deadline: Date.now() + 1000 },
+        (err, res) => resolve(!err && !!res && res.equals(Buffer.from([0x08, 0x01]))), // status: SERVING
+      );
+    });
+  } finally {
+    client.close();
+  }
+}
+
+export async function startDaemonProcess(opts: { args?: string[]; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+  const tmp = await mkdtemp(join(tmpdir(), 'castore-daemon-'));
+  const socket = join(tmp, 'daemon.sock');
+  const dataDir = opts.dataDir ?? join(tmp, 'data');
+  const args = [CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env });
+  let log = '';
+  child.stderr!.on('data', (d) => (log += d));
+  await waitForSocket(socket, child, () => log);
+  return {
+    child,
+    addr: `grpc+unix://${socket}`,
+    socket,
+    dataDir,
+    tmp,
+    stderr: () => log,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+        child.kill(signal);
+        await exited;
+      }
+      await rm(tmp, { recursive: true, force: true });
+      return child.exitCode;
+    },
+  };
+}
