@@ -4,8 +4,12 @@ import type { ChunkMeta } from './messages.js';
 export interface BlobWriter {
   /** Resolves once the chunk is accepted (backpressure). */
   write(chunk: Uint8Array): Promise<void>;
-  /** Finishes the blob; resolves to its BLAKE3 digest once it is durably stored. */
-  close(): Promise<Buffer>;
+  /**
+   * Finishes the blob; resolves to its BLAKE3 digest once it is durably
+   * stored. If `signal` is aborted before the blob is published (the client
+   * went away), it is discarded instead and close rejects.
+   */
+  close(signal?: AbortSignal): Promise<Buffer>;
   /** Discards everything written; nothing becomes visible. */
   abort(): Promise<void>;
 }

@@ -5,8 +5,8 @@ import type { Directory } from './messages.js';
 export interface DirectoryPutter {
   /** Queues one directory of the closure; children must come before parents. */
   put(dir: Directory): Promise<void>;
-  /** Validates the closure, stores it and resolves to the root digest. */
-  close(): Promise<Buffer>;
+  /** Validates the closure, stores it and resolves to the root digest; `signal` as for BlobWriter. */
+  close(signal?: AbortSignal): Promise<Buffer>;
   /** Drops the closure; nothing is stored. */
   abort(): Promise<void>;
 }

@@ -56,8 +56,9 @@ export function targetProblem(target: Uint8Array): string | undefined {
   return undefined;
 }
 
+/** `'name'` as tvix quotes names in errors, with control bytes escaped. */
 export function showName(name: Uint8Array): string {
-  return JSON.stringify(Buffer.from(name).toString('latin1'));
+  return `'${JSON.stringify(Buffer.from(name).toString('latin1')).slice(1, -1)}'`;
 }
 
 /** Problem with the node's own fields (not its name), if any. */

@@ -142,10 +142,17 @@ function codec<T>(write: (w: ProtoWriter, v: T) => void, read: (b: Buffer) => T)
 
 export const DirectoryCodec = codec(writeDirectory, readDirectory);
 
-/** The Node oneof as a standalone message (CalculateNAR request). Unset → empty message. */
-export const NodeCodec: Codec<Node | undefined> = {
-  encode: (n) => (n ? encodeWith(writeNode, n) : Buffer.alloc(0)),
-  decode: readNode,
+/**
+ * The Node message on its own (the CalculateNAR request), boxed: grpc-js
+ * treats a falsy request as "no message", and an unset oneof must still
+ * reach the handler.
+ */
+export interface NodeMessage {
+  node: Node | undefined;
+}
+export const NodeMessageCodec: Codec<NodeMessage> = {
+  encode: (m) => (m.node ? encodeWith(writeNode, m.node) : Buffer.alloc(0)),
+  decode: (buf) => ({ node: readNode(buf) }),
 };
 
 export const StatBlobRequestCodec = codec<StatBlobRequest>(

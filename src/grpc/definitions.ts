@@ -49,7 +49,7 @@ export function pathInfoServiceDef(pkg: ProtoPackage = 'tvix') {
   return {
     Get: method(p + 'Get', S.GetPathInfoRequestCodec, S.PathInfoCodec, false, false),
     Put: method(p + 'Put', S.PathInfoCodec, S.PathInfoCodec, false, false),
-    CalculateNAR: method(p + 'CalculateNAR', C.NodeCodec, S.CalculateNarResponseCodec, false, false),
+    CalculateNAR: method(p + 'CalculateNAR', C.NodeMessageCodec, S.CalculateNarResponseCodec, false, false),
     List: method(p + 'List', S.ListPathInfoRequestCodec, S.PathInfoCodec, false, true),
   } satisfies ServiceDefinition;
 }

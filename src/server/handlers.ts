@@ -55,9 +55,16 @@ function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>)
   };
 }
 
-function clientStreamHandler<Req, Res>(body: (msgs: AsyncGenerator<Req>) => Promise<Res>) {
+/**
+ * Runs a client-streaming body. `signal` aborts when the client goes away:
+ * grpc-js clients half-close before they reset a cancelled stream, so the
+ * input can look complete; backends check the signal before publishing.
+ */
+function clientStreamHandler<Req, Res>(body: (msgs: AsyncGenerator<Req>, signal: AbortSignal) => Promise<Res>) {
   return (call: ServerReadableStream<Req, Res>, cb: sendUnaryData<Res>) => {
-    body(incoming(call)).then(
+    const ac = new AbortController();
+    call.once('cancelled', () => ac.abort(new Error('call cancelled by the client')));
+    body(incoming(call), ac.signal).then(
       (res) => cb(null, res),
       (err) => cb(toStatus(err)),
     );
@@ -88,11 +95,11 @@ export function blobHandlers(store: Store): UntypedServiceImplementation {
         }
       }
     }),
-    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(async (msgs) => {
+    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(async (msgs, signal) => {
       const w = store.blobs.put();
       try {
         for await (const m of msgs) await w.write(m.data);
-        return { digest: await w.close() };
+        return { digest: await w.close(signal) };
       } catch (err) {
         await w.abort().catch(() => {});
         throw err;
@@ -115,11 +122,11 @@ export function directoryHandlers(store: Store): UntypedServiceImplementation {
       }
       for await (const d of store.directories.getRecursive(req.digest)) await send(call, d);
     }),
-    Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs) => {
+    Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs, signal) => {
       const p = store.directories.putter();
       try {
         for await (const d of msgs) await p.put(d);
-        return { rootDigest: await p.close() };
+        return { rootDigest: await p.close(signal) };
       } catch (err) {
         await p.abort().catch(() => {});
         throw err;
@@ -138,7 +145,7 @@ export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
     }),
     Put: unaryHandler<S.PathInfo, S.PathInfo>((req) => store.pathInfos.put(req)),
     // Both client generations: an anonymous root (tvix HEAD) or a named one (older).
-    CalculateNAR: unaryHandler<C.Node | undefined, S.CalculateNarResponse | StatusObject>(async (node) => {
+    CalculateNAR: unaryHandler<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }) => {
       if (!node) return fail(status.INVALID_ARGUMENT, 'invalid root node: no node set');
       const problem = (node.name.length > 0 ? nameProblem(node.name) : undefined) ?? nodeContentProblem(node);
       if (problem) return fail(status.INVALID_ARGUMENT, `invalid root node: ${problem}`);

@@ -87,8 +87,8 @@ describe('PathInfo wire vectors (store.md §8)', () => {
   it('GetPathInfoRequest, CalculateNAR request and response', () => {
     assert.equal(S.GetPathInfoRequestCodec.encode({ byOutputHash: hex('e0c2fd23c73e73eaf3c17ec9ebb35461c9e08a48') }).toString('hex'), '0a14e0c2fd23c73e73eaf3c17ec9ebb35461c9e08a48');
     const anon: C.Node = { type: 'file', name: new Uint8Array(0), digest: HELLO_DIGEST, size: 12, executable: false };
-    assert.equal(C.NodeCodec.encode(anon).toString('hex'), '122412205ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c180c');
-    assert.equal(C.NodeCodec.encode({ ...anon, name: b('hello.txt') }).toString('hex'), '122f0a0968656c6c6f2e74787412205ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c180c');
+    assert.equal(C.NodeMessageCodec.encode({ node: anon }).toString('hex'), '122412205ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c180c');
+    assert.equal(C.NodeMessageCodec.encode({ node: { ...anon, name: b('hello.txt') } }).toString('hex'), '122f0a0968656c6c6f2e74787412205ca7815adcb484e9a136c11efe69c1d530176d549b5d18d038eb5280b4b3470c180c');
     assert.equal(S.CalculateNarResponseCodec.encode({ narSize: 128, narSha256: nar }).toString('hex'), '088001122003e7f63be30b065d78bcf615f5473545fdb4eb69aa416f43495b4e05cdfb8040');
   });
 

@@ -67,7 +67,7 @@ export class DiskBlobService implements BlobService {
         let off = 0;
         while (off < chunk.length) off += (await h.write(chunk, off, chunk.length - off)).bytesWritten;
       },
-      async close() {
+      async close(signal) {
         if (finished) throw new Error('blob writer already closed');
         finished = true;
         const digest = hash.digest();
@@ -79,12 +79,14 @@ export class DiskBlobService implements BlobService {
             return digest;
           }
           await h.sync();
+          signal?.throwIfAborted(); // checked after the slow part: the last moment to back out
           await h.close();
           await mkdir(dirname(target), { recursive: true });
           await rename(tmp!, target);
           await fsyncDir(dirname(target));
         } catch (err) {
           await discard();
+          if (signal?.aborted) throw err;
           throw storageError(`storing blob: ${(err as Error).message}`, err);
         }
         return digest;

@@ -34,8 +34,9 @@ export class DiskDirectoryService implements DirectoryService {
     const v = new ClosureValidator();
     return {
       put: async (dir) => void v.add(dir),
-      close: async () => {
+      close: async (signal) => {
         const root = v.finish();
+        signal?.throwIfAborted();
         await this.layout.init();
         // Children were accepted before parents, so publishing in this order
         // never exposes a directory whose children are missing.

@@ -31,8 +31,9 @@ export class MemoryBlobService implements BlobService {
         hash.update(copy);
         parts.push(copy);
       },
-      close: async () => {
+      close: async (signal) => {
         done = true;
+        signal?.throwIfAborted();
         const digest = hash.digest();
         const key = b3Hex(digest);
         if (!this.blobs.has(key)) this.blobs.set(key, Buffer.concat(parts));

@@ -21,8 +21,9 @@ export class MemoryDirectoryService implements DirectoryService {
     const v = new ClosureValidator();
     return {
       put: async (dir) => void v.add(dir),
-      close: async () => {
+      close: async (signal) => {
         const root = v.finish();
+        signal?.throwIfAborted();
         for (const { digest, dir } of v.ordered) this.dirs.set(b3Hex(digest), dir);
         return root;
       },

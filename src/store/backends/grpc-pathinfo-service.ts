@@ -46,7 +46,7 @@ export class GrpcPathInfoService implements PathInfoService {
     await this.shared.ready;
     const call = async (n: Node) => {
       try {
-        return await unary(this.shared.client, this.def.CalculateNAR, n);
+        return await unary(this.shared.client, this.def.CalculateNAR, { node: n });
       } catch (err) {
         throw fromServiceError(err, 'CalculateNAR');
       }
