@@ -28,6 +28,8 @@ export function acquireClient(addr: string): SharedClient {
     const client = new grpc.Client(t.target, creds, {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // Large receive windows: 64 KiB ones stall big Reads (see server/daemon.ts).
+      'grpc-node.flow_control_window': 32 * 1024 * 1024,
       // tvix clients use this authority for unix sockets; servers must not care.
       ...(t.target.startsWith('unix:') ? { 'grpc.default_authority': 'localhost' } : {}),
     });

@@ -47,9 +47,35 @@ export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024): g
     server.addService(directoryServiceDef(pkg), directoryHandlers(store));
     server.addService(pathInfoServiceDef(pkg), pathInfoHandlers(store));
   }
+  widenStreamWindow(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);
   return server;
+}
+
+// HTTP/2 flow control: Node's default 64 KiB windows make a blob upload
+// wait for a WINDOW_UPDATE every 64 KiB, which caps it at ~0.3 GB/s over a
+// unix socket; 4 MiB per stream and 32 MiB per connection let it run at
+// transport speed while bounding what one client can make us buffer.
+// grpc-js has no server option for either, hence the access to its
+// internals; if they change, we only lose speed.
+const STREAM_WINDOW = 4 * 1024 * 1024;
+const CONNECTION_WINDOW = 32 * 1024 * 1024;
+
+type ServerInternals = {
+  commonServerOptions?: { settings?: Record<string, unknown> };
+  http2Servers?: Map<import('node:http2').Http2Server, unknown>;
+};
+
+function widenStreamWindow(server: grpc.Server): void {
+  const common = (server as unknown as ServerInternals).commonServerOptions;
+  if (common) common.settings = { ...common.settings, initialWindowSize: STREAM_WINDOW };
+}
+
+function widenConnectionWindow(server: grpc.Server): void {
+  for (const h of (server as unknown as ServerInternals).http2Servers?.keys() ?? []) {
+    h.on('session', (session) => session.once('localSettings', () => session.setLocalWindowSize(CONNECTION_WINDOW)));
+  }
 }
 
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
@@ -70,6 +96,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       }
       addrs.push(clientAddr(l, port));
     }
+    widenConnectionWindow(server);
   } catch (err) {
     server.forceShutdown();
     throw err;

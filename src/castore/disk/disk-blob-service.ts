@@ -8,6 +8,12 @@ import { exists, fsyncDir, tempName } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
 
 const READ_CHUNK = 1 << 20;
+const MAX_PENDING = 16 << 20;
+
+async function writeFully(h: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) off += (await h.write(chunk, off, chunk.length - off, position + off)).bytesWritten;
+}
 
 export class DiskBlobService implements BlobService {
   constructor(private readonly layout: DiskLayout) {}
@@ -42,30 +48,54 @@ export class DiskBlobService implements BlobService {
     })();
   }
 
+  /**
+   * Hashes as bytes arrive and writes them at explicit offsets without
+   * waiting for each write, up to MAX_PENDING bytes in flight, so disk I/O
+   * overlaps with receiving the next chunk.
+   */
   put(): BlobWriter {
     const layout = this.layout;
     const hash = new Blake3Stream();
     let tmp: string | undefined;
     let handle: Promise<FileHandle> | undefined;
     let finished = false;
+    let offset = 0;
+    let pendingBytes = 0;
+    const pending = new Set<Promise<void>>();
+    let writeError: unknown;
     const file = (): Promise<FileHandle> =>
       (handle ??= layout.init().then(() => {
         tmp = tempName(layout.tmp);
         return open(tmp, 'wx', 0o644);
       }));
+    const flush = async (): Promise<void> => {
+      await Promise.all(pending);
+      if (writeError) throw writeError;
+    };
     const discard = async (): Promise<void> => {
       if (!handle) return;
+      await Promise.allSettled(pending);
       await (await handle).close().catch(() => {});
       if (tmp) await unlink(tmp).catch(() => {});
     };
     return {
       async write(chunk) {
         if (finished) throw new Error('blob writer already closed');
+        if (writeError) throw writeError;
         if (chunk.length === 0) return;
         hash.update(chunk);
         const h = await file();
-        let off = 0;
-        while (off < chunk.length) off += (await h.write(chunk, off, chunk.length - off)).bytesWritten;
+        const at = offset;
+        offset += chunk.length;
+        pendingBytes += chunk.length;
+        const p: Promise<void> = writeFully(h, chunk, at)
+          .catch((err) => void (writeError ??= err))
+          .finally(() => {
+            pending.delete(p);
+            pendingBytes -= chunk.length;
+          });
+        pending.add(p);
+        while (pendingBytes > MAX_PENDING && pending.size > 0) await Promise.race(pending);
       },
       async close(signal) {
         if (finished) throw new Error('blob writer already closed');
@@ -74,6 +104,7 @@ export class DiskBlobService implements BlobService {
         const h = await file();
         const target = layout.objectPath('blobs', digest);
         try {
+          await flush();
           if (await exists(target)) {
             await discard();
             return digest;

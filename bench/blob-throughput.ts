@@ -1,0 +1,53 @@
+// Blob Put/Read of one large blob through a real daemon on a unix socket,
+// as ratios to in-process BLAKE3 of the same bytes (measured in this run).
+import { Blake3Stream } from '../src/castore/digest.js';
+import { GrpcBlobService } from '../src/castore/grpc/grpc-blob-service.js';
+import { startDaemonProcess } from '../test/helpers/daemon.js';
+import { timed, rate, peakRssMiB, pseudoRandomChunks, table, GiB } from './util.js';
+
+export async function blobThroughput(size = GiB): Promise<string> {
+  const hash = await timed(async () => {
+    const h = new Blake3Stream();
+    for (const c of pseudoRandomChunks(size)) h.update(c);
+    return h.digest();
+  });
+  const gen = await timed(async () => {
+    let n = 0;
+    for (const c of pseudoRandomChunks(size)) n += c.length;
+    return n;
+  });
+  const hashSeconds = Math.max(hash.seconds - gen.seconds, 1e-9); // without producing the bytes
+
+  const daemon = await startDaemonProcess();
+  const blobs = new GrpcBlobService(daemon.addr);
+  try {
+    const put = await timed(async () => {
+      const w = blobs.put();
+      for (const c of pseudoRandomChunks(size)) await w.write(c);
+      return w.close();
+    });
+    if (!put.value.equals(hash.value)) throw new Error('daemon stored a different digest');
+    const putSeconds = Math.max(put.seconds - gen.seconds, 1e-9);
+    const read = await timed(async () => {
+      const stream = await blobs.read(put.value);
+      let n = 0;
+      for await (const c of stream!) n += c.length;
+      return n;
+    });
+    if (read.value !== size) throw new Error(`read ${read.value} bytes, expected ${size}`);
+    const rss = peakRssMiB(daemon.child.pid!);
+    const gib = (size / GiB).toFixed(2);
+    return [
+      `Blob throughput, ${gib} GiB over grpc+unix to a daemon on an on-disk store:`,
+      table([
+        ['in-process BLAKE3', rate(size, hashSeconds), '1.00× (reference)'],
+        ['Blob Put (hash, fsync)', rate(size, putSeconds), `${(hashSeconds / putSeconds).toFixed(2)}× hash speed (target ≥ 0.50×)`],
+        ['Blob Read', rate(size, read.seconds), `${(hashSeconds / read.seconds).toFixed(2)}× hash speed`],
+        ['daemon peak RSS', `${rss.toFixed(0)} MiB`, 'target < 200 MiB'],
+      ]),
+    ].join('\n');
+  } finally {
+    await blobs.close();
+    await daemon.stop();
+  }
+}

@@ -1,0 +1,17 @@
+// `npm run bench`: every benchmark in one run, each printed as ratios to a
+// reference measured side by side in the same run. Not a test: nothing here
+// asserts on time. BENCH_SIZE_MIB shrinks the data for a quick look.
+import { blobThroughput } from './blob-throughput.js';
+import { GiB, MiB } from './util.js';
+
+const size = process.env.BENCH_SIZE_MIB ? Number(process.env.BENCH_SIZE_MIB) * MiB : GiB;
+
+async function main(): Promise<void> {
+  console.log(`nix-castore benchmarks — ${new Date().toISOString()} — node ${process.version}\n`);
+  console.log(await blobThroughput(size));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

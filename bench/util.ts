@@ -1,0 +1,41 @@
+// Small helpers shared by the benchmarks: timing, formatting, process RSS.
+import { readFileSync } from 'node:fs';
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const t0 = process.hrtime.bigint();
+  const value = await fn();
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, value };
+}
+
+export const rate = (bytes: number, seconds: number): string => `${(bytes / seconds / 1e9).toFixed(2)} GB/s`;
+
+/** Peak resident set size of a process, in MiB (Linux VmHWM). */
+export function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Deterministic, incompressible-looking bytes, produced in 1 MiB pieces. */
+export function* pseudoRandomChunks(total: number, chunk = MiB): Generator<Buffer> {
+  const base = Buffer.alloc(chunk);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < chunk; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    base.writeUInt32LE(x >>> 0, i);
+  }
+  for (let off = 0, n = 0; off < total; off += chunk, n++) {
+    const c = Buffer.from(base.subarray(0, Math.min(chunk, total - off)));
+    c.writeUInt32LE(n, 0); // every piece differs
+    yield c;
+  }
+}
+
+export function table(rows: [string, string, string][]): string {
+  const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => `  ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2]}`).join('\n');
+}
