@@ -1,0 +1,44 @@
+// The command line: help on every command, usage errors exit 2 with a
+// message that says what to fix.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { CLI } from '../helpers/daemon.js';
+
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+
+describe('nix-castore CLI', () => {
+  it('prints help', () => {
+    const r = run('--help');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /Usage: nix-castore <command>/);
+    assert.match(r.stdout, /daemon/);
+  });
+  it('prints daemon help mentioning the loopback default', () => {
+    const r = run('daemon', '--help');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /\[::1\]:8000: loopback only/);
+    assert.match(r.stdout, /--data DIR/);
+  });
+  it('rejects unknown commands and flags with exit 2', () => {
+    assert.equal(run('frobnicate').status, 2);
+    const r = run('daemon', '--bogus');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /bogus/);
+  });
+  it('explains a bad listen address', () => {
+    const r = run('daemon', '--listen', 'nonsense');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /expected host:port, \[v6\]:port or unix:\/abs\/path/);
+  });
+  it('refuses --data together with --store', () => {
+    const r = run('daemon', '--data', '/tmp/x', '--store', 'memory://');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /either --data or --store/);
+  });
+  it('refuses a bad store address', () => {
+    const r = run('daemon', '--store', 'memory:///x');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /memory:\/\/ takes no host and no path/);
+  });
+});
