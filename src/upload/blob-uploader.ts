@@ -1,0 +1,89 @@
+// Makes sure blobs are in the store: Stat first (a blob the store has is
+// never sent), each digest handled once per run, uploads bounded, transient
+// failures retried. Small files come with their bytes; large ones are read
+// again from disk only when they must be sent.
+import { open } from 'node:fs/promises';
+import type { BlobService } from '../castore/blob-service.js';
+import { b3Hex, b3String } from '../castore/digest.js';
+import { CastoreError } from '../castore/errors.js';
+import { Limiter } from './limiter.js';
+import { withRetry, type RetryPolicy } from './retry.js';
+
+const READ_CHUNK = 1 << 20;
+
+/** A blob's bytes, or the file to read them from. */
+export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
+
+export interface UploadStats {
+  blobsSent: number;
+  blobsSkipped: number;
+  bytesSent: number;
+}
+
+export class BlobUploader {
+  readonly keepInMemoryBelow = 1 << 20;
+  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
+  private readonly seen = new Map<string, Promise<void>>();
+  private readonly limiter: Limiter;
+
+  constructor(
+    private readonly blobs: BlobService,
+    concurrency: number,
+    private readonly retry: RetryPolicy,
+    private readonly log: (msg: string) => void = () => {},
+  ) {
+    this.limiter = new Limiter(concurrency);
+  }
+
+  /** Resolves once the blob `digest` is stored; `source` is its bytes or the file holding them. */
+  ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+    const key = b3Hex(digest);
+    let p = this.seen.get(key);
+    if (!p) {
+      p = this.limiter.run(() => this.upload(digest, size, source));
+      this.seen.set(key, p);
+      // A failed upload may be tried again by a later path.
+      p.catch(() => this.seen.delete(key));
+    }
+    return p;
+  }
+
+  private async upload(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+    const what = `blob ${b3String(digest)}`;
+    if (await withRetry(`Stat ${what}`, () => this.blobs.stat(digest), this.retry, this.log)) {
+      this.stats.blobsSkipped++;
+      return;
+    }
+    const got = await withRetry(`Put ${what}`, () => this.put(source), this.retry, this.log);
+    if (!got.equals(digest)) {
+      throw new CastoreError('internal', `${what}: the store answered ${b3String(got)} (file changed while copying?)`);
+    }
+    this.stats.blobsSent++;
+    this.stats.bytesSent += size;
+  }
+
+  private async put(source: BlobSource): Promise<Buffer> {
+    const w = this.blobs.put();
+    try {
+      if ('bytes' in source) {
+        if (source.bytes.length > 0) await w.write(source.bytes);
+      } else {
+        const h = await open(source.file, 'r');
+        try {
+          for (;;) {
+            const buf = Buffer.allocUnsafe(READ_CHUNK);
+            const { bytesRead } = await h.read(buf, 0, READ_CHUNK, null);
+            if (bytesRead === 0) break;
+            await w.write(buf.subarray(0, bytesRead));
+          }
+        } finally {
+          await h.close();
+        }
+      }
+      return await w.close();
+    } catch (err) {
+      await w.abort().catch(() => {});
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,130 @@
+// Ingests one store path from the filesystem in a single read pass: every
+// file's bytes feed its BLAKE3 digest and the path's NAR SHA-256 at once.
+// Blobs the store lacks are uploaded (Stat first, always); the path's
+// Directory messages come out children first, ready for one Put stream.
+import { createHash } from 'node:crypto';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../castore/messages.js';
+import { Blake3Stream } from '../castore/digest.js';
+import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
+import { writeNar, type NarNode } from '../nix/nar.js';
+import type { BlobUploader } from './blob-uploader.js';
+
+const READ_CHUNK = 1 << 20;
+
+export class IngestError extends Error {
+  override name = 'IngestError';
+}
+
+export interface IngestResult {
+  root: Node;
+  /** Every Directory of the path, children before parents (root last). */
+  directories: Directory[];
+  narSha256: Buffer;
+  narSize: number;
+  bytesRead: number;
+}
+
+export interface IngestOptions {
+  formula: SizeFormula;
+  blobs: BlobUploader;
+}
+
+type Built = { kind: 'dir'; node: DirectoryNode } | { kind: 'file'; node: FileNode } | { kind: 'symlink'; node: SymlinkNode };
+
+export async function ingestPath(path: string, name: Uint8Array, opts: IngestOptions): Promise<IngestResult> {
+  const directories: Directory[] = [];
+  const uploads: Promise<void>[] = [];
+  let bytesRead = 0;
+
+  const fileNode = (p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void): NarNode => ({
+    type: 'regular',
+    executable: (st.mode & 0o100) !== 0,
+    size: st.size,
+    contents: async function* () {
+      const hash = new Blake3Stream();
+      const h = await open(p, 'r');
+      const small: Buffer[] = [];
+      try {
+        for (;;) {
+          const buf = Buffer.allocUnsafe(READ_CHUNK);
+          const { bytesRead: n } = await h.read(buf, 0, READ_CHUNK, null);
+          if (n === 0) break;
+          const chunk = buf.subarray(0, n);
+          hash.update(chunk);
+          bytesRead += n;
+          if (st.size <= opts.blobs.keepInMemoryBelow) small.push(chunk);
+          yield chunk;
+        }
+      } finally {
+        await h.close();
+      }
+      const digest = hash.digest();
+      const data = st.size <= opts.blobs.keepInMemoryBelow ? Buffer.concat(small) : undefined;
+      uploads.push(opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p }));
+      uploads[uploads.length - 1].catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
+      done({ kind: 'file', node: { name, digest, size: st.size, executable: (st.mode & 0o100) !== 0 } });
+    },
+  });
+
+  const dirNode = (p: Buffer, name: Uint8Array, done: (b: Built) => void): NarNode => ({
+    type: 'directory',
+    entries: async function* () {
+      const names = (await readdir(p, { encoding: 'buffer' })).sort(Buffer.compare);
+      const children: Built[] = [];
+      for (const child of names) {
+        const node = await narNodeFor(joinBytes(p, child), child, (b) => children.push(b));
+        yield { name: child, node };
+      }
+      const dir: Directory = { directories: [], files: [], symlinks: [] };
+      for (const c of children) {
+        if (c.kind === 'dir') dir.directories.push(c.node);
+        else if (c.kind === 'file') dir.files.push(c.node);
+        else dir.symlinks.push(c.node);
+      }
+      directories.push(dir);
+      done({ kind: 'dir', node: { name, digest: directoryDigest(dir), size: directorySize(dir, opts.formula) } });
+    },
+  });
+
+  // Paths stay raw bytes: store paths may hold names that are not UTF-8.
+  async function narNodeFor(p: Buffer, name: Uint8Array, done: (b: Built) => void): Promise<NarNode> {
+    const st = await lstat(p);
+    if (st.isSymbolicLink()) {
+      const target = await readlink(p, { encoding: 'buffer' });
+      done({ kind: 'symlink', node: { name, target } });
+      return { type: 'symlink', target };
+    }
+    if (st.isFile()) return fileNode(p, st, name, done);
+    if (st.isDirectory()) return dirNode(p, name, done);
+    throw new IngestError(`${p.toString()}: unsupported file type (${kindOf(st)}); only regular files, directories and symlinks can be stored`);
+  }
+
+  let root: Built | undefined;
+  const hash = createHash('sha256');
+  let narSize = 0;
+  const rootNar = await narNodeFor(Buffer.from(path), name, (b) => (root = b));
+  for await (const chunk of writeNar(rootNar)) {
+    hash.update(chunk);
+    narSize += chunk.length;
+  }
+  await Promise.all(uploads);
+  if (!root) throw new IngestError(`${path}: nothing was ingested`);
+  const r = root as Built;
+  const node: Node = r.kind === 'dir' ? { type: 'directory', ...r.node } : r.kind === 'file' ? { type: 'file', ...r.node } : { type: 'symlink', ...r.node };
+  return { root: node, directories, narSha256: hash.digest(), narSize, bytesRead };
+}
+
+function joinBytes(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([dir, SLASH, name]);
+}
+const SLASH = Buffer.from('/');
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  return 'unknown';
+}

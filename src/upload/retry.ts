@@ -1,0 +1,27 @@
+// Retries of transient store failures: exponential backoff with full jitter.
+import { CastoreError } from '../castore/errors.js';
+
+export interface RetryPolicy {
+  attempts: number;
+  baseMs: number;
+  maxMs: number;
+}
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 100, maxMs: 5000 };
+
+/** UNAVAILABLE, DEADLINE_EXCEEDED (both 'unavailable') and RESOURCE_EXHAUSTED, incl. connection resets. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof CastoreError && (err.kind === 'unavailable' || err.kind === 'too-large');
+}
+
+export async function withRetry<T>(what: string, fn: () => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (msg: string) => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || attempt >= policy.attempts) throw err;
+      const delay = Math.random() * Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+      onRetry?.(`${what}: ${(err as Error).message}; retry ${attempt}/${policy.attempts - 1} in ${Math.round(delay)} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
