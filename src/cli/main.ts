@@ -2,9 +2,11 @@
 // nix-castore: get Nix store paths into a tvix-compatible castore and back.
 import { UsageError, type Command } from './usage.js';
 import { daemonCommand } from './daemon-command.js';
+import { copyCommand } from './copy-command.js';
+import { configCommand } from './config-command.js';
 import { CastoreError } from '../castore/errors.js';
 
-const COMMANDS: Command[] = [daemonCommand];
+const COMMANDS: Command[] = [copyCommand, daemonCommand, configCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

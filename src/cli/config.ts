@@ -1,0 +1,91 @@
+// Configuration: flags > environment > config file > defaults. The file is
+// found by cosmiconfig (a "nix-castore" key in package.json, .nix-castorerc,
+// .nix-castorerc.json/.yaml/.js, nix-castore.config.js/.mjs/.cjs) and
+// checked with zod, so a typo is an error that names the file and the key.
+import { cosmiconfig } from 'cosmiconfig';
+import { z } from 'zod';
+import { UsageError } from './usage.js';
+
+export const DEFAULT_ADDR = 'grpc+http://[::1]:8000';
+
+export const ConfigFileSchema = z
+  .object({
+    store: z.string().min(1).optional(),
+    blobServiceAddr: z.string().min(1).optional(),
+    directoryServiceAddr: z.string().min(1).optional(),
+    pathInfoServiceAddr: z.string().min(1).optional(),
+    jobs: z.number().int().min(1).max(256).optional(),
+    sizeFormula: z.enum(['auto', 'head', 'legacy']).optional(),
+    signKeyFile: z.string().min(1).optional(),
+  })
+  .strict();
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+export interface EffectiveConfig {
+  blobServiceAddr: string;
+  directoryServiceAddr: string;
+  pathInfoServiceAddr: string;
+  jobs: number;
+  sizeFormula: 'auto' | 'head' | 'legacy';
+  signKeyFile?: string;
+  /** Where each value came from: flag, env, file path, or default. */
+  sources: Record<string, string>;
+  configFile?: string;
+}
+
+export interface Flags {
+  store?: string;
+  jobs?: number;
+  sizeFormula?: 'auto' | 'head' | 'legacy';
+  signKeyFile?: string;
+}
+
+export async function loadConfigFile(cwd = process.cwd()): Promise<{ config: ConfigFile; file?: string }> {
+  let found;
+  try {
+    found = await cosmiconfig('nix-castore').search(cwd);
+  } catch (err) {
+    throw new UsageError(`cannot read the configuration file: ${(err as Error).message}`);
+  }
+  if (!found || found.isEmpty) return { config: {} };
+  const parsed = ConfigFileSchema.safeParse(found.config);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+    throw new UsageError(`${found.filepath}: ${problems}`);
+  }
+  return { config: parsed.data, file: found.filepath };
+}
+
+export async function effectiveConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<EffectiveConfig> {
+  const { config: file, file: filePath } = await loadConfigFile(cwd);
+  const sources: Record<string, string> = {};
+  const pick = <T>(key: string, ...candidates: [T | undefined, string][]): T | undefined => {
+    for (const [v, src] of candidates) {
+      if (v !== undefined && v !== '') {
+        sources[key] = src;
+        return v;
+      }
+    }
+    return undefined;
+  };
+  const fileSrc = filePath ?? 'config file';
+  const addr = (key: string, envName: string, fileKey: keyof ConfigFile): string =>
+    pick<string>(
+      key,
+      [flags.store, '--store'],
+      [env[envName], envName],
+      [file[fileKey] as string | undefined, `${fileSrc} (${fileKey})`],
+      [file.store, `${fileSrc} (store)`],
+      [DEFAULT_ADDR, 'default'],
+    )!;
+  return {
+    blobServiceAddr: addr('blobServiceAddr', 'BLOB_SERVICE_ADDR', 'blobServiceAddr'),
+    directoryServiceAddr: addr('directoryServiceAddr', 'DIRECTORY_SERVICE_ADDR', 'directoryServiceAddr'),
+    pathInfoServiceAddr: addr('pathInfoServiceAddr', 'PATH_INFO_SERVICE_ADDR', 'pathInfoServiceAddr'),
+    jobs: pick('jobs', [flags.jobs, '--jobs'], [file.jobs, fileSrc], [4, 'default'])!,
+    sizeFormula: pick('sizeFormula', [flags.sizeFormula, '--size-formula'], [file.sizeFormula, fileSrc], ['auto' as const, 'default'])!,
+    signKeyFile: pick('signKeyFile', [flags.signKeyFile, '--sign-key-file'], [file.signKeyFile, fileSrc]),
+    sources,
+    configFile: filePath,
+  };
+}

@@ -1,0 +1,180 @@
+import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { parse, UsageError, type Command } from './usage.js';
+import { effectiveConfig } from './config.js';
+import { positiveInt } from './daemon-command.js';
+import { progressReporter } from './progress.js';
+import { openStore } from '../store/from-addr.js';
+import { parseAddr } from '../castore/from-addr.js';
+import { ClosureError, type Closure } from '../closure/closure.js';
+import { parseAttrsJson, findAttrsJson } from '../closure/structured-attrs.js';
+import { parseLegacyClosure } from '../closure/legacy.js';
+import { parsePathInfoJson } from '../closure/path-info-json.js';
+import { parseSecretKey, type SecretKey } from '../nix/signature.js';
+import { copyClosure } from '../upload/copy.js';
+import { detectSizeFormula } from '../upload/size-formula.js';
+import type { SizeFormula } from '../castore/directory.js';
+
+const HELP = `Usage: nix-castore copy [options] [STOREPATH...]
+
+Uploads every path of a Nix closure into a castore: file contents as BLAKE3
+blobs (only those the store lacks), directories, and one PathInfo per store
+path — each verified against Nix's NAR hash, and published only after the
+PathInfos of its references. Re-running uploads only what is missing.
+
+Where the closure comes from (one of):
+  STOREPATH...              these paths and their closures ('nix path-info
+                            --json --recursive' is run for the metadata)
+      --attrs FILE          a structured-attrs .attrs.json
+                            (default: $NIX_ATTRS_JSON_FILE, else
+                            $NIX_BUILD_TOP/.attrs.json, when inside a build)
+      --key NAME            the exportReferencesGraph key in it (default: closure)
+      --closure-file FILE   the legacy exportReferencesGraph text file (no
+                            hashes: they are computed while uploading)
+      --path-info FILE|-    saved 'nix path-info --json --recursive' output
+
+Options:
+      --store ADDR          all three services at ADDR (otherwise
+                            BLOB_SERVICE_ADDR, DIRECTORY_SERVICE_ADDR,
+                            PATH_INFO_SERVICE_ADDR, the config file, then
+                            grpc+http://[::1]:8000). Also memory://,
+                            file:///abs/dir (no daemon), grpc+unix:///socket.
+  -j, --jobs N              store paths ingested at once (default 4)
+      --sign-key-file FILE  sign each PathInfo with this Nix secret key
+                            (name:base64, from 'nix key generate-secret')
+      --size-formula F      DirectoryNode.size formula: auto (probe the
+                            daemon; default), head (2n+S), legacy (n+S)
+      --json                print a JSON summary on stdout
+  -q, --quiet               no progress output
+  -h, --help                show this help
+
+Exit status: 0 all paths done, 1 some paths failed (listed), 2 bad input or
+usage (nothing uploaded).`;
+
+export const copyCommand: Command = {
+  name: 'copy',
+  summary: 'upload a Nix closure (verified, in dependency order, resumable)',
+  help: HELP,
+  async run(argv) {
+    const { values, positionals } = parse(
+      argv,
+      {
+        store: { type: 'string' },
+        attrs: { type: 'string' },
+        key: { type: 'string' },
+        'closure-file': { type: 'string' },
+        'path-info': { type: 'string' },
+        'sign-key-file': { type: 'string' },
+        jobs: { type: 'string', short: 'j' },
+        'size-formula': { type: 'string' },
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+      },
+      true,
+    );
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const sizeFormula = values['size-formula'];
+    if (sizeFormula !== undefined && !['auto', 'head', 'legacy'].includes(sizeFormula)) {
+      throw new UsageError(`--size-formula takes auto, head or legacy, got ${JSON.stringify(sizeFormula)}`);
+    }
+    const config = await effectiveConfig({
+      store: values.store,
+      jobs: values.jobs === undefined ? undefined : positiveInt(values.jobs, '--jobs', 4),
+      sizeFormula: sizeFormula as 'auto' | 'head' | 'legacy' | undefined,
+      signKeyFile: values['sign-key-file'],
+    });
+    for (const a of [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]) parseAddr(a);
+
+    // Everything is read and checked before anything is uploaded.
+    const closure = await readClosure(values, positionals);
+    const key = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
+
+    const store = openStore({ blob: config.blobServiceAddr, directory: config.directoryServiceAddr, pathInfo: config.pathInfoServiceAddr });
+    const progress = progressReporter(process.stderr, values.quiet === true || values.json === true);
+    try {
+      const formula: SizeFormula =
+        config.sizeFormula !== 'auto'
+          ? config.sizeFormula
+          : parseAddr(config.directoryServiceAddr).kind === 'grpc'
+            ? await detectSizeFormula(store.directories)
+            : 'head';
+      const report = await copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: key, events: progress });
+      progress.finish();
+      if (values.json) console.log(JSON.stringify(report, null, 2));
+      else if (!values.quiet) {
+        console.error(
+          `copy: ${report.uploaded.length} uploaded, ${report.skipped.length} already present, ${report.failed.length} failed; ` +
+            `${report.blobsSent} blobs sent (${report.bytesSent} bytes), ${report.blobsSkipped} already stored, in ${report.seconds.toFixed(1)}s`,
+        );
+      }
+      if (report.failed.length > 0) {
+        if (values.quiet || values.json) for (const f of report.failed) console.error(`copy: FAILED ${f.path}: ${f.reason}`);
+        return 1;
+      }
+      return 0;
+    } finally {
+      progress.finish();
+      await store.close();
+    }
+  },
+};
+
+async function readText(file: string): Promise<string> {
+  try {
+    return file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of process.stdin) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+async function readClosure(
+  values: { attrs?: string; key?: string; 'closure-file'?: string; 'path-info'?: string },
+  paths: string[],
+): Promise<Closure> {
+  const given = [values.attrs && '--attrs', values['closure-file'] && '--closure-file', values['path-info'] && '--path-info', paths.length > 0 && 'store paths'].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`give only one closure source, not ${given.join(' and ')}`);
+  if (values.key && values['closure-file']) throw new UsageError('--key applies to --attrs, not --closure-file');
+  try {
+    if (values['closure-file']) return parseLegacyClosure(await readText(values['closure-file']), { file: values['closure-file'] });
+    if (values['path-info']) return parsePathInfoJson(await readText(values['path-info']), { file: values['path-info'] === '-' ? 'stdin' : values['path-info'] });
+    if (paths.length > 0) return parsePathInfoJson(await nixPathInfo(paths), { file: 'nix path-info' });
+    const attrs = values.attrs ?? findAttrsJson(process.env);
+    if (!attrs) {
+      throw new UsageError('no closure given: pass store paths, --attrs FILE, --closure-file FILE or --path-info FILE (inside a structured-attrs build .attrs.json is found by itself)');
+    }
+    return parseAttrsJson(await readText(attrs), { key: values.key, file: attrs });
+  } catch (err) {
+    if (err instanceof ClosureError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+async function nixPathInfo(paths: string[]): Promise<string> {
+  try {
+    const r = await execa('nix', ['--extra-experimental-features', 'nix-command', 'path-info', '--json', '--recursive', ...paths], {
+      env: { NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\npost-build-hook =` },
+    });
+    return r.stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string; code?: string };
+    if (e.code === 'ENOENT') throw new UsageError('nix is not on PATH; it is needed to look up store paths given as arguments');
+    throw new UsageError(`nix path-info failed: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+async function readSigningKey(file: string): Promise<SecretKey> {
+  try {
+    return parseSecretKey((await readFile(file, 'utf8')).trim());
+  } catch (err) {
+    throw new UsageError(`--sign-key-file ${file}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,154 @@
+// The copy pipeline: closure metadata in, every path's blobs, directories
+// and PathInfo out. Paths already in the store are skipped after batched
+// lookups; the rest are ingested in parallel (bounded), verified against
+// the closure's NAR hash and size, and each PathInfo is published only once
+// the PathInfos of all its references exist. A path that fails takes every
+// path referring to it (directly or not) down with it; the others go on.
+import type { Store } from '../store/from-addr.js';
+import type { Closure, ClosureEntry } from '../closure/closure.js';
+import { topoOrder } from '../closure/closure.js';
+import { absolute, basename } from '../nix/store-path.js';
+import { formatNix32 } from '../nix/hash.js';
+import type { SecretKey } from '../nix/signature.js';
+import type { SizeFormula } from '../castore/directory.js';
+import { putClosure } from '../castore/directory-service.js';
+import { ingestPath } from './ingest.js';
+import { BlobUploader } from './blob-uploader.js';
+import { Limiter } from './limiter.js';
+import { withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import { pathInfoFor } from './pathinfo-for.js';
+
+export interface CopyOptions {
+  store: Store;
+  closure: Closure;
+  /** Store paths ingested at once. */
+  jobs: number;
+  formula: SizeFormula;
+  signingKey?: SecretKey;
+  retry?: RetryPolicy;
+  /** Where the local files live (tests may point elsewhere); default: the store path itself. */
+  localPath?: (entry: ClosureEntry) => string;
+  events?: CopyEvents;
+}
+
+export interface CopyEvents {
+  start?(total: number, toCopy: number, bytesToRead: number): void;
+  pathDone?(path: string, outcome: 'uploaded' | 'skipped' | 'failed', detail: { bytesRead: number; reason?: string }): void;
+  bytesRead?(n: number): void;
+  log?(msg: string): void;
+}
+
+export interface CopyReport {
+  uploaded: string[];
+  skipped: string[];
+  failed: { path: string; reason: string }[];
+  bytesRead: number;
+  bytesSent: number;
+  blobsSent: number;
+  blobsSkipped: number;
+  seconds: number;
+}
+
+const LOOKUP_CONCURRENCY = 32;
+
+export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
+  const t0 = Date.now();
+  const { store, closure } = opts;
+  const retry = opts.retry ?? DEFAULT_RETRY;
+  const log = opts.events?.log ?? (() => {});
+  const ordered = topoOrder(closure);
+
+  // 1. Which paths does the store have already?
+  const present = new Set<string>();
+  const lookups = new Limiter(LOOKUP_CONCURRENCY);
+  await Promise.all(
+    ordered.map((e) =>
+      lookups.run(async () => {
+        if (await withRetry(`PathInfo Get ${absolute(e.path)}`, () => store.pathInfos.get(e.path.digest), retry, log)) {
+          present.add(basename(e.path));
+        }
+      }),
+    ),
+  );
+  const todo = ordered.filter((e) => !present.has(basename(e.path)));
+  opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
+  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0 };
+  for (const e of ordered) {
+    if (present.has(basename(e.path))) {
+      report.skipped.push(absolute(e.path));
+      opts.events?.pathDone?.(absolute(e.path), 'skipped', { bytesRead: 0 });
+    }
+  }
+
+  // 2. Ingest, verify, publish.
+  const uploader = new BlobUploader(store.blobs, Math.max(4, opts.jobs * 4), retry, log);
+  const ingests = new Limiter(opts.jobs);
+  /** Resolves true once the path's PathInfo is in the store. */
+  const published = new Map<string, Promise<boolean>>();
+  for (const e of ordered) if (present.has(basename(e.path))) published.set(basename(e.path), Promise.resolve(true));
+
+  const fail = (e: ClosureEntry, reason: string): false => {
+    report.failed.push({ path: absolute(e.path), reason });
+    opts.events?.pathDone?.(absolute(e.path), 'failed', { bytesRead: 0, reason });
+    return false;
+  };
+
+  for (const e of todo) {
+    const key = basename(e.path);
+    const ingested = ingests.run(async () => {
+      const local = opts.localPath?.(e) ?? absolute(e.path);
+      const r = await ingestPath(local, Buffer.from(key), { formula: opts.formula, blobs: uploader });
+      report.bytesRead += r.bytesRead;
+      opts.events?.bytesRead?.(r.bytesRead);
+      return r;
+    });
+    ingested.catch(() => {}); // handled below
+    const done = (async (): Promise<boolean> => {
+      let r;
+      try {
+        r = await ingested;
+      } catch (err) {
+        return fail(e, `ingesting failed: ${(err as Error).message}`);
+      }
+      if (e.narHash && !Buffer.from(e.narHash).equals(r.narSha256)) {
+        return fail(e, `NAR hash mismatch: closure says ${formatNix32(e.narHash)}, the files give ${formatNix32(r.narSha256)}`);
+      }
+      if (e.narSize !== undefined && e.narSize !== r.narSize) {
+        return fail(e, `NAR size mismatch: closure says ${e.narSize}, the files give ${r.narSize}`);
+      }
+      try {
+        if (r.directories.length > 0) {
+          await withRetry(`Directory Put ${absolute(e.path)}`, () => putClosure(store.directories, r.directories), retry, log);
+        }
+      } catch (err) {
+        return fail(e, `uploading directories failed: ${(err as Error).message}`);
+      }
+      // Publish only after every reference is published.
+      for (const ref of e.references) {
+        const refKey = basename(ref);
+        if (refKey === key) continue;
+        const ok = await published.get(refKey);
+        if (!ok) return fail(e, `not published because its reference ${absolute(ref)} failed`);
+      }
+      try {
+        const info = pathInfoFor(e, r.root, r.narSha256, r.narSize, opts.signingKey);
+        await withRetry(`PathInfo Put ${absolute(e.path)}`, () => store.pathInfos.put(info), retry, log);
+      } catch (err) {
+        return fail(e, `publishing the PathInfo failed: ${(err as Error).message}`);
+      }
+      report.uploaded.push(absolute(e.path));
+      opts.events?.pathDone?.(absolute(e.path), 'uploaded', { bytesRead: r.bytesRead });
+      return true;
+    })();
+    published.set(key, done);
+  }
+  await Promise.all(published.values());
+
+  Object.assign(report, {
+    bytesSent: uploader.stats.bytesSent,
+    blobsSent: uploader.stats.blobsSent,
+    blobsSkipped: uploader.stats.blobsSkipped,
+    seconds: (Date.now() - t0) / 1000,
+  });
+  return report;
+}
