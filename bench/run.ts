@@ -2,13 +2,18 @@
 // reference measured side by side in the same run. Not a test: nothing here
 // asserts on time. BENCH_SIZE_MIB shrinks the data for a quick look.
 import { blobThroughput } from './blob-throughput.js';
+import { copyClosureBench } from './copy-closure.js';
 import { GiB, MiB } from './util.js';
+import { execFileSync } from 'node:child_process';
 
 const size = process.env.BENCH_SIZE_MIB ? Number(process.env.BENCH_SIZE_MIB) * MiB : GiB;
 
 async function main(): Promise<void> {
+  execFileSync('bash', ['scripts/ensure-test-deps.sh'], { stdio: 'inherit' });
   console.log(`nix-castore benchmarks — ${new Date().toISOString()} — node ${process.version}\n`);
   console.log(await blobThroughput(size));
+  console.log();
+  console.log(await copyClosureBench(size));
 }
 
 main().catch((err) => {

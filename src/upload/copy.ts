@@ -47,6 +47,8 @@ export interface CopyReport {
   blobsSent: number;
   blobsSkipped: number;
   seconds: number;
+  /** Peak resident set size of this process so far. */
+  peakRssMiB: number;
 }
 
 const LOOKUP_CONCURRENCY = 32;
@@ -72,7 +74,7 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
   );
   const todo = ordered.filter((e) => !present.has(basename(e.path)));
   opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
-  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0 };
+  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0 };
   for (const e of ordered) {
     if (present.has(basename(e.path))) {
       report.skipped.push(absolute(e.path));
@@ -149,6 +151,7 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     blobsSent: uploader.stats.blobsSent,
     blobsSkipped: uploader.stats.blobsSkipped,
     seconds: (Date.now() - t0) / 1000,
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
   return report;
 }

@@ -3,15 +3,17 @@
 // Blobs the store lacks are uploaded (Stat first, always); the path's
 // Directory messages come out children first, ready for one Put stream.
 import { createHash } from 'node:crypto';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../castore/messages.js';
 import { Blake3Stream } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
 import { writeNar, type NarNode } from '../nix/nar.js';
 import type { BlobUploader } from './blob-uploader.js';
+import { readChunks, ReadAhead } from './file-reader.js';
 
-const READ_CHUNK = 1 << 20;
+/** Small files fetched ahead of the NAR walk, per directory. */
+const READ_AHEAD_BYTES = 8 << 20;
 
 export class IngestError extends Error {
   override name = 'IngestError';
@@ -38,32 +40,30 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   const uploads: Promise<void>[] = [];
   let bytesRead = 0;
 
-  const fileNode = (p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void): NarNode => ({
+  /** Hashes a file's bytes as the NAR writer pulls them, then queues its blob. */
+  const fileNode = (p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void, whole?: () => Promise<Buffer>): NarNode => ({
     type: 'regular',
     executable: (st.mode & 0o100) !== 0,
     size: st.size,
     contents: async function* () {
       const hash = new Blake3Stream();
-      const h = await open(p, 'r');
-      const small: Buffer[] = [];
-      try {
-        for (;;) {
-          const buf = Buffer.allocUnsafe(READ_CHUNK);
-          const { bytesRead: n } = await h.read(buf, 0, READ_CHUNK, null);
-          if (n === 0) break;
-          const chunk = buf.subarray(0, n);
+      let data: Buffer | undefined;
+      if (whole) {
+        data = await whole();
+        hash.update(data);
+        bytesRead += data.length;
+        if (data.length > 0) yield data;
+      } else {
+        for await (const chunk of readChunks(p, st.size)) {
           hash.update(chunk);
-          bytesRead += n;
-          if (st.size <= opts.blobs.keepInMemoryBelow) small.push(chunk);
+          bytesRead += chunk.length;
           yield chunk;
         }
-      } finally {
-        await h.close();
       }
       const digest = hash.digest();
-      const data = st.size <= opts.blobs.keepInMemoryBelow ? Buffer.concat(small) : undefined;
-      uploads.push(opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p }));
-      uploads[uploads.length - 1].catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
+      const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
+      upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
+      uploads.push(upload);
       done({ kind: 'file', node: { name, digest, size: st.size, executable: (st.mode & 0o100) !== 0 } });
     },
   });
@@ -72,10 +72,14 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     type: 'directory',
     entries: async function* () {
       const names = (await readdir(p, { encoding: 'buffer' })).sort(Buffer.compare);
+      const paths = names.map((n) => joinBytes(p, n));
+      const stats = await Promise.all(paths.map((c) => lstat(c)));
+      const small = stats.map((st, i) => (st.isFile() && st.size <= opts.blobs.keepInMemoryBelow ? { path: paths[i], size: st.size } : undefined));
+      const ahead = new ReadAhead(small, READ_AHEAD_BYTES);
       const children: Built[] = [];
-      for (const child of names) {
-        const node = await narNodeFor(joinBytes(p, child), child, (b) => children.push(b));
-        yield { name: child, node };
+      for (let i = 0; i < names.length; i++) {
+        const node = await narNodeFor(paths[i], stats[i], names[i], (b) => children.push(b), small[i] && (() => ahead.take(i)));
+        yield { name: names[i], node };
       }
       const dir: Directory = { directories: [], files: [], symlinks: [] };
       for (const c of children) {
@@ -89,14 +93,13 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   });
 
   // Paths stay raw bytes: store paths may hold names that are not UTF-8.
-  async function narNodeFor(p: Buffer, name: Uint8Array, done: (b: Built) => void): Promise<NarNode> {
-    const st = await lstat(p);
+  async function narNodeFor(p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void, whole?: () => Promise<Buffer>): Promise<NarNode> {
     if (st.isSymbolicLink()) {
       const target = await readlink(p, { encoding: 'buffer' });
       done({ kind: 'symlink', node: { name, target } });
       return { type: 'symlink', target };
     }
-    if (st.isFile()) return fileNode(p, st, name, done);
+    if (st.isFile()) return fileNode(p, st, name, done, whole);
     if (st.isDirectory()) return dirNode(p, name, done);
     throw new IngestError(`${p.toString()}: unsupported file type (${kindOf(st)}); only regular files, directories and symlinks can be stored`);
   }
@@ -104,7 +107,8 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   let root: Built | undefined;
   const hash = createHash('sha256');
   let narSize = 0;
-  const rootNar = await narNodeFor(Buffer.from(path), name, (b) => (root = b));
+  const rootPath = Buffer.from(path);
+  const rootNar = await narNodeFor(rootPath, await lstat(rootPath), name, (b) => (root = b));
   for await (const chunk of writeNar(rootNar)) {
     hash.update(chunk);
     narSize += chunk.length;

@@ -1,0 +1,119 @@
+// Copying a closure of real files (trees from /usr added to the Nix store)
+// against the floor — BLAKE3 of every file plus SHA-256 of the NAR
+// (`nix-store --dump | sha256sum`), the two hashes copy must compute — and
+// against `nix copy` to a file:// binary cache, all in one run.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, rm, readdir, lstat, open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Blake3Stream } from '../src/castore/digest.js';
+import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
+import { nixEnv } from '../test/helpers/nix.js';
+import { timed, table, GiB, MiB, peakRssMiB } from './util.js';
+
+const CANDIDATES = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/share', '/usr/lib/jvm', '/usr/lib/llvm-14', '/usr/lib/gcc', '/usr/lib/python3', '/usr/lib/python3.11', '/usr/libexec', '/usr/include', '/usr/bin', '/usr/local'];
+
+function duBytes(dir: string): number {
+  try {
+    return Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Adds /usr trees to the Nix store until `target` bytes; returns the store paths. */
+export function realFilesClosure(target: number): { paths: string[]; bytes: number } {
+  const paths: string[] = [];
+  let bytes = 0;
+  for (const dir of CANDIDATES) {
+    if (bytes >= target) break;
+    const size = duBytes(dir);
+    if (size === 0) continue;
+    try {
+      paths.push(execFileSync('nix-store', ['--add', dir], { encoding: 'utf8', env: nixEnv(), stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      bytes += size;
+    } catch {
+      // unreadable or special files: skip that tree
+    }
+  }
+  return { paths, bytes };
+}
+
+async function blake3Tree(p: string): Promise<number> {
+  const st = await lstat(p);
+  if (st.isDirectory()) {
+    let n = 0;
+    for (const e of await readdir(p)) n += await blake3Tree(join(p, e));
+    return n;
+  }
+  if (!st.isFile()) return 0;
+  const h = await open(p, 'r');
+  const hash = new Blake3Stream();
+  const buf = Buffer.allocUnsafe(MiB);
+  let n = 0;
+  for (;;) {
+    const { bytesRead } = await h.read(buf, 0, MiB, null);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    n += bytesRead;
+  }
+  await h.close();
+  hash.digest();
+  return n;
+}
+
+function runCopy(args: string[]): Promise<{ seconds: number; report: { bytesRead: number; bytesSent: number; blobsSent: number; peakRssMiB: number } }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(process.execPath, [CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`copy exited ${code}: ${err}`));
+      resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, report: JSON.parse(out) });
+    });
+  });
+}
+
+export async function copyClosureBench(target = GiB): Promise<string> {
+  const { paths } = realFilesClosure(target);
+  // Warm the page cache so every contender reads from memory.
+  for (const p of paths) await blake3Tree(p);
+  const b3 = await timed(async () => {
+    let n = 0;
+    for (const p of paths) n += await blake3Tree(p);
+    return n;
+  });
+  const sha = await timed(async () => {
+    for (const p of paths) execFileSync('sh', ['-c', `nix-store --dump "$1" | sha256sum > /dev/null`, 'sh', p], { env: nixEnv() });
+  });
+  const floor = b3.seconds + sha.seconds;
+  const bytes = b3.value;
+
+  const daemon = await startDaemonProcess();
+  const cache = await mkdtemp(join(tmpdir(), 'bench-nix-copy-'));
+  try {
+    const copy = await runCopy(['--store', daemon.addr, ...paths]);
+    const again = await runCopy(['--store', daemon.addr, ...paths]);
+    const daemonRss = peakRssMiB(daemon.child.pid!);
+    const nixCopy = await timed(async () => {
+      execFileSync('nix', ['copy', '--to', `file://${cache}?compression=none`, ...paths], { env: nixEnv(), stdio: 'ignore' });
+    });
+    const r = (s: number) => `${(s / floor).toFixed(2)}× floor`;
+    return [
+      `Copy of a real-files closure: ${paths.length} paths, ${(bytes / GiB).toFixed(2)} GiB of files (${paths.join(' ')}):`,
+      table([
+        ['floor: BLAKE3 + nix-store --dump | sha256sum', `${floor.toFixed(2)} s`, `1.00× (BLAKE3 ${b3.seconds.toFixed(2)} s + NAR SHA-256 ${sha.seconds.toFixed(2)} s)`],
+        ['nix-castore copy → daemon (grpc+unix)', `${copy.seconds.toFixed(2)} s`, `${r(copy.seconds)} (target ≤ 1.50×); ${(copy.report.bytesSent / GiB).toFixed(2)} GiB sent in ${copy.report.blobsSent} blobs`],
+        ['nix copy --to file://…?compression=none', `${nixCopy.seconds.toFixed(2)} s`, r(nixCopy.seconds)],
+        ['re-copy (everything present)', `${again.seconds.toFixed(2)} s`, `${r(again.seconds)}; ${again.report.bytesSent} bytes sent`],
+        ['peak RSS: copy / daemon', `${copy.report.peakRssMiB} MiB`, `${daemonRss.toFixed(0)} MiB`],
+      ]),
+    ].join('\n');
+  } finally {
+    await daemon.stop();
+    await rm(cache, { recursive: true, force: true });
+  }
+}

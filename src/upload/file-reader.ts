@@ -1,0 +1,96 @@
+// Reading files for ingestion without stalling on I/O latency: buffers are
+// sized to what is left to read (a 2 KiB file costs 2 KiB, not 1 MiB), the
+// next chunk is requested before the current one is handed on, and small
+// files can be fetched ahead of time while earlier ones are being hashed.
+import { open } from 'node:fs/promises';
+
+export const READ_CHUNK = 1 << 20;
+
+/** All `size` bytes of a small file in one buffer. */
+export async function readWhole(path: Buffer, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  if (size === 0) return buf;
+  const h = await open(path, 'r');
+  try {
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await h.read(buf, off, size - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return buf.subarray(0, off);
+  } finally {
+    await h.close();
+  }
+}
+
+/** Streams `size` bytes of a file in chunks, one read always in flight ahead. */
+export async function* readChunks(path: Buffer, size: number): AsyncGenerator<Buffer> {
+  const h = await open(path, 'r');
+  try {
+    let pos = 0;
+    const next = (): Promise<Buffer> | undefined => {
+      if (pos >= size) return undefined;
+      const len = Math.min(READ_CHUNK, size - pos);
+      const at = pos;
+      pos += len;
+      const buf = Buffer.allocUnsafe(len);
+      return h.read(buf, 0, len, at).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+    };
+    let pending = next();
+    while (pending) {
+      const chunk = await pending;
+      pending = next();
+      if (chunk.length === 0) break;
+      yield chunk;
+    }
+    await pending; // don't close the handle under an outstanding read
+  } finally {
+    await h.close();
+  }
+}
+
+/**
+ * Starts reading small files ahead, in order, keeping at most `maxBytes`
+ * fetched but not yet taken.
+ */
+export class ReadAhead {
+  private readonly started = new Map<number, Promise<Buffer>>();
+  private next = 0;
+  private inFlight = 0;
+
+  constructor(
+    private readonly files: ({ path: Buffer; size: number } | undefined)[],
+    private readonly maxBytes: number,
+  ) {}
+
+  /** The contents of file `i` (which must be a small one), fetching ahead as budget allows. */
+  take(i: number): Promise<Buffer> {
+    this.fill(i);
+    let p = this.started.get(i);
+    if (p) {
+      this.started.delete(i);
+      this.inFlight -= this.files[i]!.size;
+    } else {
+      const f = this.files[i]!;
+      p = readWhole(f.path, f.size);
+    }
+    this.fill(i + 1);
+    return p;
+  }
+
+  private fill(from: number): void {
+    if (this.next < from) this.next = from;
+    while (this.next < this.files.length) {
+      const f = this.files[this.next];
+      if (f) {
+        if (this.inFlight + f.size > this.maxBytes && this.inFlight > 0) return;
+        const p = readWhole(f.path, f.size);
+        p.catch(() => {}); // surfaced by take()
+        this.started.set(this.next, p);
+        this.inFlight += f.size;
+      }
+      this.next++;
+    }
+  }
+}
