@@ -12,6 +12,7 @@ import { parseLegacyClosure } from '../closure/legacy.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';
 import { parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { copyClosure } from '../upload/copy.js';
+import { buildManifest, writeManifest } from '../upload/manifest.js';
 import { detectSizeFormula } from '../upload/size-formula.js';
 import type { SizeFormula } from '../castore/directory.js';
 
@@ -45,6 +46,8 @@ Options:
       --size-formula F      DirectoryNode.size formula: auto (probe the
                             daemon; default), head (2n+S), legacy (n+S)
       --json                print a JSON summary on stdout
+      --manifest FILE       when every path is in the store, write a JSON
+                            manifest (paths, NAR hashes, castore roots)
   -q, --quiet               no progress output
   -h, --help                show this help
 
@@ -68,6 +71,7 @@ export const copyCommand: Command = {
         jobs: { type: 'string', short: 'j' },
         'size-formula': { type: 'string' },
         json: { type: 'boolean' },
+        manifest: { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
       },
       true,
@@ -114,6 +118,7 @@ export const copyCommand: Command = {
         if (values.quiet || values.json) for (const f of report.failed) console.error(`copy: FAILED ${f.path}: ${f.reason}`);
         return 1;
       }
+      if (values.manifest) await writeManifest(values.manifest, await buildManifest(store, closure));
       return 0;
     } finally {
       progress.finish();

@@ -4,9 +4,10 @@ import { UsageError, type Command } from './usage.js';
 import { daemonCommand } from './daemon-command.js';
 import { copyCommand } from './copy-command.js';
 import { configCommand } from './config-command.js';
+import { healthCommand } from './health-command.js';
 import { CastoreError } from '../castore/errors.js';
 
-const COMMANDS: Command[] = [copyCommand, daemonCommand, configCommand];
+const COMMANDS: Command[] = [copyCommand, daemonCommand, healthCommand, configCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

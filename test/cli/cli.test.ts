@@ -42,3 +42,20 @@ describe('nix-castore CLI', () => {
     assert.match(r.stderr, /memory:\/\/ takes no host and no path/);
   });
 });
+
+describe('nix-castore health', () => {
+  it('waits for a daemon and reports SERVING; fails for an absent one', async () => {
+    const { startDaemonProcess } = await import('../helpers/daemon.js');
+    const d = await startDaemonProcess();
+    try {
+      const r = spawnSync(process.execPath, [CLI, 'health', '--wait', '5', d.addr], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /SERVING/);
+    } finally {
+      await d.stop();
+    }
+    const gone = spawnSync(process.execPath, [CLI, 'health', '--wait', '0.3', 'grpc+unix:///nonexistent/x.sock'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(gone.status, 1);
+    assert.match(gone.stderr, /not serving/);
+  });
+});

@@ -129,8 +129,18 @@ describe('copy without a daemon', () => {
 
   it('into a file:// store directly, then served by a daemon on that directory', async () => {
     const dir = join(tmp, 'direct-store');
-    const r = await runCli(['copy', '--store', fileAddr(dir), '--attrs', fx.attrsJsonFile]);
+    const manifestFile = join(tmp, 'manifest.json');
+    const r = await runCli(['copy', '--store', fileAddr(dir), '--attrs', fx.attrsJsonFile, '--manifest', manifestFile]);
     assert.equal(r.code, 0, r.stderr);
+    const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+    assert.deepEqual(manifest.paths.map((p: { path: string }) => p.path), fx.closure);
+    const attrs = JSON.parse(await readFile(fx.attrsJsonFile, 'utf8'));
+    for (const e of attrs.closure) {
+      const m = manifest.paths.find((p: { path: string }) => p.path === e.path);
+      assert.equal(m.narHash, e.narHash);
+      assert.equal(m.narSize, e.narSize);
+      assert.match(m.root.type, /^(directory|file|symlink)$/);
+    }
     const d = await startDaemonProcess({ dataDir: dir });
     const store = openStore(sameAddr(d.addr));
     try {

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
+import { checkHealth } from '../../src/grpc/health-client.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -31,21 +31,7 @@ export async function waitForSocket(socket: string, child: ChildProcess, log: ()
 }
 
 async function healthy(target: string): Promise<boolean> {
-  const client = new grpc.Client(target, grpc.credentials.createInsecure());
-  try {
-    return await new Promise<boolean>((resolve) => {
-      client.makeUnaryRequest(
-        '/grpc.health.v1.Health/Check',
-        () => Buffer.alloc(0),
-        (b: Buffer) => b,
-        {},
-        { deadline: Date.now() + 1000 },
-        (err, res) => resolve(!err && !!res && res.equals(Buffer.from([0x08, 0x01]))), // status: SERVING
-      );
-    });
-  } finally {
-    client.close();
-  }
+  return (await checkHealth(target, false, 1000)) === 'SERVING';
 }
 
 export async function startDaemonProcess(opts: { args?: string[]; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
