@@ -1,20 +1,16 @@
 import { readFile } from 'node:fs/promises';
-import { execa } from 'execa';
+import { nixPathInfoJson } from '../upload/nix-cli.js';
 import { parse, UsageError, type Command } from './usage.js';
 import { effectiveConfig } from './config.js';
-import { positiveInt } from './daemon-command.js';
+import { positiveIntFlag } from './usage.js';
 import { progressReporter } from './progress.js';
-import { openStore } from '../store/from-addr.js';
 import { parseAddr } from '../castore/from-addr.js';
 import { ClosureError, type Closure } from '../closure/closure.js';
 import { parseAttrsJson, findAttrsJson } from '../closure/structured-attrs.js';
 import { parseLegacyClosure } from '../closure/legacy.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';
-import { parseSecretKey, type SecretKey } from '../nix/signature.js';
-import { copyClosure } from '../upload/copy.js';
+import { openConfiguredStore, readSigningKey, runCopy } from './copy-run.js';
 import { buildManifest, writeManifest } from '../upload/manifest.js';
-import { detectSizeFormula } from '../upload/size-formula.js';
-import type { SizeFormula } from '../castore/directory.js';
 
 const HELP = `Usage: nix-castore copy [options] [STOREPATH...]
 
@@ -86,7 +82,7 @@ export const copyCommand: Command = {
     }
     const config = await effectiveConfig({
       store: values.store,
-      jobs: values.jobs === undefined ? undefined : positiveInt(values.jobs, '--jobs', 4),
+      jobs: values.jobs === undefined ? undefined : positiveIntFlag(values.jobs, '--jobs', 4),
       sizeFormula: sizeFormula as 'auto' | 'head' | 'legacy' | undefined,
       signKeyFile: values['sign-key-file'],
     });
@@ -96,16 +92,10 @@ export const copyCommand: Command = {
     const closure = await readClosure(values, positionals);
     const key = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
 
-    const store = openStore({ blob: config.blobServiceAddr, directory: config.directoryServiceAddr, pathInfo: config.pathInfoServiceAddr });
+    const store = openConfiguredStore(config);
     const progress = progressReporter(process.stderr, values.quiet === true || values.json === true);
     try {
-      const formula: SizeFormula =
-        config.sizeFormula !== 'auto'
-          ? config.sizeFormula
-          : parseAddr(config.directoryServiceAddr).kind === 'grpc'
-            ? await detectSizeFormula(store.directories)
-            : 'head';
-      const report = await copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: key, events: progress });
+      const report = await runCopy(config, store, closure, { signingKey: key, events: progress });
       progress.finish();
       if (values.json) console.log(JSON.stringify(report, null, 2));
       else if (!values.quiet) {
@@ -151,7 +141,7 @@ async function readClosure(
   try {
     if (values['closure-file']) return parseLegacyClosure(await readText(values['closure-file']), { file: values['closure-file'] });
     if (values['path-info']) return parsePathInfoJson(await readText(values['path-info']), { file: values['path-info'] === '-' ? 'stdin' : values['path-info'] });
-    if (paths.length > 0) return parsePathInfoJson(await nixPathInfo(paths), { file: 'nix path-info' });
+    if (paths.length > 0) return parsePathInfoJson(await nixPathInfoJson(paths), { file: 'nix path-info' });
     const attrs = values.attrs ?? findAttrsJson(process.env);
     if (!attrs) {
       throw new UsageError('no closure given: pass store paths, --attrs FILE, --closure-file FILE or --path-info FILE (inside a structured-attrs build .attrs.json is found by itself)');
@@ -160,26 +150,5 @@ async function readClosure(
   } catch (err) {
     if (err instanceof ClosureError) throw new UsageError(err.message);
     throw err;
-  }
-}
-
-async function nixPathInfo(paths: string[]): Promise<string> {
-  try {
-    const r = await execa('nix', ['--extra-experimental-features', 'nix-command', 'path-info', '--json', '--recursive', ...paths], {
-      env: { NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\npost-build-hook =` },
-    });
-    return r.stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string; code?: string };
-    if (e.code === 'ENOENT') throw new UsageError('nix is not on PATH; it is needed to look up store paths given as arguments');
-    throw new UsageError(`nix path-info failed: ${(e.stderr || e.message).trim()}`);
-  }
-}
-
-async function readSigningKey(file: string): Promise<SecretKey> {
-  try {
-    return parseSecretKey((await readFile(file, 'utf8')).trim());
-  } catch (err) {
-    throw new UsageError(`--sign-key-file ${file}: ${(err as Error).message}`);
   }
 }

@@ -1,13 +1,24 @@
 #!/usr/bin/env node
 // nix-castore: get Nix store paths into a tvix-compatible castore and back.
+// Commands are loaded on demand: the queued post-build hook must start fast,
+// without loading gRPC, zod or cosmiconfig.
 import { UsageError, type Command } from './usage.js';
-import { daemonCommand } from './daemon-command.js';
-import { copyCommand } from './copy-command.js';
-import { configCommand } from './config-command.js';
-import { healthCommand } from './health-command.js';
 import { CastoreError } from '../castore/errors.js';
 
-const COMMANDS: Command[] = [copyCommand, daemonCommand, healthCommand, configCommand];
+interface Entry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+const COMMANDS: Entry[] = [
+  { name: 'copy', summary: 'upload a Nix closure (verified, in dependency order, resumable)', load: async () => (await import('./copy-command.js')).copyCommand },
+  { name: 'daemon', summary: 'serve the store over gRPC (tvix-store compatible)', load: async () => (await import('./daemon-command.js')).daemonCommand },
+  { name: 'hook', summary: 'post-build-hook: push new build outputs, or queue them', load: async () => (await import('./hook-command.js')).hookCommand },
+  { name: 'drain', summary: 'upload what the post-build hook queued', load: async () => (await import('./drain-command.js')).drainCommand },
+  { name: 'health', summary: "check (or wait for) a daemon's health", load: async () => (await import('./health-command.js')).healthCommand },
+  { name: 'config', summary: 'print the effective configuration and where each value comes from', load: async () => (await import('./config-command.js')).configCommand },
+];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -31,9 +42,9 @@ async function main(argv: string[]): Promise<number> {
     console.log('nix-castore 0.1.0');
     return 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) throw new UsageError(`unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
-  return cmd.run(rest);
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) throw new UsageError(`unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
+  return (await entry.load()).run(rest);
 }
 
 main(process.argv.slice(2)).then(

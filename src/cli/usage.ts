@@ -22,3 +22,10 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
     throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
 }
+
+export function positiveIntFlag(v: string | undefined, flag: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got ${JSON.stringify(v)}`);
+  return n;
+}

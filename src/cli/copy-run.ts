@@ -1,0 +1,40 @@
+// Running a copy for the commands that upload (copy, hook, drain): open the
+// configured store, pick the size formula, copy, close.
+import { readFile } from 'node:fs/promises';
+import type { EffectiveConfig } from './config.js';
+import { UsageError } from './usage.js';
+import { openStore, type Store } from '../store/from-addr.js';
+import { parseAddr } from '../castore/from-addr.js';
+import type { Closure } from '../closure/closure.js';
+import { parseSecretKey, type SecretKey } from '../nix/signature.js';
+import { copyClosure, type CopyEvents, type CopyReport } from '../upload/copy.js';
+import { detectSizeFormula } from '../upload/size-formula.js';
+import type { SizeFormula } from '../castore/directory.js';
+
+export function openConfiguredStore(config: EffectiveConfig): Store {
+  for (const a of [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]) parseAddr(a);
+  return openStore({ blob: config.blobServiceAddr, directory: config.directoryServiceAddr, pathInfo: config.pathInfoServiceAddr });
+}
+
+export async function readSigningKey(file: string): Promise<SecretKey> {
+  try {
+    return parseSecretKey((await readFile(file, 'utf8')).trim());
+  } catch (err) {
+    throw new UsageError(`--sign-key-file ${file}: ${(err as Error).message}`);
+  }
+}
+
+export async function sizeFormulaFor(config: EffectiveConfig, store: Store): Promise<SizeFormula> {
+  if (config.sizeFormula !== 'auto') return config.sizeFormula;
+  return parseAddr(config.directoryServiceAddr).kind === 'grpc' ? detectSizeFormula(store.directories) : 'head';
+}
+
+export async function runCopy(
+  config: EffectiveConfig,
+  store: Store,
+  closure: Closure,
+  opts: { signingKey?: SecretKey; events?: CopyEvents },
+): Promise<CopyReport> {
+  const formula = await sizeFormulaFor(config, store);
+  return copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: opts.signingKey, events: opts.events });
+}

@@ -1,0 +1,61 @@
+import { parse, type Command } from './usage.js';
+import { effectiveConfig } from './config.js';
+import { openConfiguredStore, readSigningKey, sizeFormulaFor } from './copy-run.js';
+import { defaultSpoolDir } from '../upload/spool.js';
+import { drainOnce, watchSpool } from '../upload/drain.js';
+
+const HELP = `Usage: nix-castore drain [--spool DIR] [--store ADDR] [--watch]
+
+Uploads what 'nix-castore hook --mode queue' queued: each entry's output
+paths and their closures. An entry is removed once stored; one that fails is
+kept and retried later with backoff (never dropped), without holding up the
+others.
+
+Options:
+      --spool DIR   the queue (else $NIX_CASTORE_SPOOL, else
+                    $XDG_STATE_HOME/nix-castore/spool)
+      --store ADDR  where to upload (else $NIX_CASTORE_STORE, the usual
+                    BLOB_SERVICE_ADDR… / config file / grpc+http://[::1]:8000)
+      --watch       keep running and upload new entries as they arrive
+  -h, --help        show this help
+
+Exit status: 0 when the queue is empty, 1 when entries remain (failed or
+waiting for a retry).`;
+
+export const drainCommand: Command = {
+  name: 'drain',
+  summary: 'upload what the post-build hook queued',
+  help: HELP,
+  async run(argv) {
+    const { values } = parse(argv, { spool: { type: 'string' }, store: { type: 'string' }, watch: { type: 'boolean' } });
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const dir = values.spool ?? process.env.NIX_CASTORE_SPOOL ?? defaultSpoolDir();
+    const config = await effectiveConfig({ store: values.store ?? process.env.NIX_CASTORE_STORE });
+    const signingKey = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
+    const store = openConfiguredStore(config);
+    const opts = { store, formula: await sizeFormulaFor(config, store), jobs: config.jobs, signingKey, log: (m: string) => console.error(`nix-castore drain: ${m}`) };
+    try {
+      if (values.watch) {
+        const w = watchSpool(dir, opts);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        await w.stop();
+        return 0;
+      }
+      const r = await drainOnce(dir, opts);
+      if (r.busy) {
+        console.error(`nix-castore drain: another drainer is working on ${dir}`);
+        return 1;
+      }
+      console.error(`nix-castore drain: ${r.uploaded} uploaded, ${r.pending} left in ${dir}`);
+      return r.pending > 0 ? 1 : 0;
+    } finally {
+      await store.close();
+    }
+  },
+};

@@ -1,0 +1,143 @@
+// The durable queue of the post-build hook: one small JSON file per build,
+// written atomically (temp file, fsync, rename, fsync of the directory), so
+// a queued build survives crashes and restarts. Files are named by time, so
+// listing them sorted gives the order they were queued in. An entry is
+// removed only after its paths are in the store (at-least-once); a failing
+// one is rescheduled with backoff and never blocks the others.
+// Only node: imports here — the hook's queue mode must start fast.
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export interface SpoolEntry {
+  /** File name in the spool directory. */
+  id: string;
+  drvPath?: string;
+  /** Output paths; empty when only the derivation is known (Nix 2.8). */
+  outPaths: string[];
+  queuedAt: string;
+  attempts: number;
+  nextAttemptAt?: string;
+  lastError?: string;
+}
+
+export function defaultSpoolDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'nix-castore', 'spool');
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function writeDurably(dir: string, name: string, data: string): Promise<void> {
+  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+  const h = await open(tmp, 'w', 0o644);
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  await rename(tmp, join(dir, name));
+  await syncDir(dir);
+}
+
+export async function enqueue(dir: string, job: { drvPath?: string; outPaths: string[] }): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const now = new Date();
+  // Sortable: zero-padded milliseconds since the epoch, then uniqueness.
+  const id = `${String(now.getTime()).padStart(15, '0')}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
+  const entry: Omit<SpoolEntry, 'id'> = { drvPath: job.drvPath, outPaths: job.outPaths, queuedAt: now.toISOString(), attempts: 0 };
+  await writeDurably(dir, id, JSON.stringify(entry) + '\n');
+  return id;
+}
+
+/** Queued entries, oldest first. Unreadable files are reported as entries with an error, never skipped. */
+export async function listEntries(dir: string): Promise<SpoolEntry[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: SpoolEntry[] = [];
+  for (const id of names) {
+    try {
+      const e = JSON.parse(await readFile(join(dir, id), 'utf8')) as Omit<SpoolEntry, 'id'>;
+      out.push({ ...e, outPaths: Array.isArray(e.outPaths) ? e.outPaths : [], attempts: e.attempts ?? 0, id });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // drained meanwhile
+      out.push({ id, outPaths: [], queuedAt: '', attempts: 0, lastError: `unreadable spool entry: ${(err as Error).message}` });
+    }
+  }
+  return out;
+}
+
+export async function complete(dir: string, id: string): Promise<void> {
+  await unlink(join(dir, id)).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  });
+  await syncDir(dir);
+}
+
+export const MAX_BACKOFF_MS = 10 * 60 * 1000;
+
+export async function reschedule(dir: string, e: SpoolEntry, error: string, now = Date.now()): Promise<SpoolEntry> {
+  const attempts = e.attempts + 1;
+  const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts - 1, 20)) * (0.5 + Math.random() / 2);
+  const next: SpoolEntry = { ...e, attempts, lastError: error, nextAttemptAt: new Date(now + delay).toISOString() };
+  const { id, ...body } = next;
+  await writeDurably(dir, id, JSON.stringify(body) + '\n');
+  return next;
+}
+
+export function isDue(e: SpoolEntry, now = Date.now()): boolean {
+  return !e.nextAttemptAt || Date.parse(e.nextAttemptAt) <= now;
+}
+
+/**
+ * Runs `fn` holding the spool's drain lock, so two drainers (the daemon and
+ * a manual `drain`) never upload the same entry at once. A lock left by a
+ * dead process is taken over. Returns undefined when another drainer holds it.
+ */
+export async function withDrainLock<T>(dir: string, fn: () => Promise<T>): Promise<T | undefined> {
+  await mkdir(dir, { recursive: true });
+  const lock = join(dir, '.drain.lock');
+  if (!(await takeLock(lock))) return undefined;
+  try {
+    return await fn();
+  } finally {
+    await unlink(lock).catch(() => {});
+  }
+}
+
+async function takeLock(lock: string): Promise<boolean> {
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(await readFile(lock, 'utf8').catch(() => '0'));
+      if (holder && alive(holder)) return false;
+      await unlink(lock).catch(() => {}); // left by a dead process
+    }
+  }
+  return false;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

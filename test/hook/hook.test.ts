@@ -1,0 +1,113 @@
+// The post-build hook with real Nix: building a chain of five derivations
+// with `post-build-hook` set leaves every output in the daemon's store —
+// pushed at once (direct mode) or queued durably and drained later (queue
+// mode, with the daemon down during the builds) — and a store outage never
+// fails a build unless --strict.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile, chmod, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CLI, startDaemonProcess } from '../helpers/daemon.js';
+import { nixEnv, runNix } from '../helpers/nix.js';
+import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
+import { runCli } from '../copy/run-cli.js';
+
+const CHAIN = fileURLToPath(new URL('../../../test/fixtures/hook-chain.nix', import.meta.url));
+
+let tmp: string;
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'castore-hook-'));
+});
+after(() => rm(tmp, { recursive: true, force: true }));
+
+async function hookScript(extraArgs = ''): Promise<string> {
+  const file = join(tmp, `hook-${Math.random().toString(36).slice(2)}.sh`);
+  await writeFile(file, `#!/bin/sh\nexec ${process.execPath} ${CLI} hook ${extraArgs}\n`);
+  await chmod(file, 0o755);
+  return file;
+}
+
+/** Builds a fresh chain with the hook; returns the five outputs (in order) and nix-build's stderr. */
+async function buildChain(hook: string, env: NodeJS.ProcessEnv): Promise<{ outputs: string[]; stderr: string }> {
+  const salt = `${Date.now()}-${Math.random()}`;
+  const r = await runNix('nix-build', [CHAIN, '--no-out-link', '--argstr', 'salt', salt, '-A', 'top'], {
+    env: nixEnv([`post-build-hook = ${hook}`], env),
+  });
+  const top = r.stdout.toString().trim();
+  const { stdout } = await runNix('nix-store', ['-qR', top]);
+  const outputs = stdout.toString().split('\n').filter((p) => /nix-castore-hook-step-\d+$/.test(p));
+  assert.equal(outputs.length, 5, 'five steps built');
+  return { outputs, stderr: r.stderr };
+}
+
+describe('post-build-hook', () => {
+  it('direct mode: each output is pushed as it is built', async () => {
+    const d = await startDaemonProcess();
+    const store = openStore(sameAddr(d.addr));
+    try {
+      const { outputs } = await buildChain(await hookScript(), { NIX_CASTORE_HOOK_MODE: 'direct', NIX_CASTORE_STORE: d.addr });
+      assert.deepEqual((await publishedPaths(store)).filter((p) => outputs.includes(p)).sort(), [...outputs].sort());
+      await assertStoreMatchesNix(store, outputs);
+    } finally {
+      await store.close();
+      await d.stop();
+    }
+  });
+
+  it('queue mode: builds queue while the daemon is down; drain uploads everything later', async () => {
+    const spool = join(tmp, 'spool');
+    const { outputs } = await buildChain(await hookScript(), { NIX_CASTORE_HOOK_MODE: 'queue', NIX_CASTORE_SPOOL: spool });
+    assert.equal((await readdir(spool)).filter((n) => n.endsWith('.json')).length, 5, 'one spool entry per build');
+    const d = await startDaemonProcess();
+    const store = openStore(sameAddr(d.addr));
+    try {
+      const r = await runCli(['drain', '--spool', spool, '--store', d.addr]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((await readdir(spool)).filter((n) => n.endsWith('.json')), [], 'spool drained');
+      await assertStoreMatchesNix(store, outputs);
+    } finally {
+      await store.close();
+      await d.stop();
+    }
+  });
+
+  it('an unreachable store does not fail the build; the reason reaches stderr', async () => {
+    const { stderr } = await buildChain(await hookScript('--timeout 10'), {
+      NIX_CASTORE_HOOK_MODE: 'direct',
+      NIX_CASTORE_STORE: `grpc+unix://${join(tmp, 'nobody-listens.sock')}`,
+    });
+    assert.match(stderr, /nix-castore hook: .* not pushed/);
+  });
+
+  it('--strict fails the build when the push fails', async () => {
+    await assert.rejects(
+      buildChain(await hookScript('--strict --timeout 10'), { NIX_CASTORE_HOOK_MODE: 'direct', NIX_CASTORE_STORE: `grpc+unix://${join(tmp, 'none.sock')}` }),
+      /not pushed|hook/,
+    );
+  });
+
+  it('a failing spool entry is kept and retried; the others are uploaded', async () => {
+    const spool = join(tmp, 'spool-mixed');
+    const { enqueue, listEntries } = await import('../../src/upload/spool.js');
+    await enqueue(spool, { outPaths: ['/nix/store/00000000000000000000000000000000-never-built'] });
+    const { outputs } = await buildChain(await hookScript(), { NIX_CASTORE_HOOK_MODE: 'queue', NIX_CASTORE_SPOOL: spool });
+    const d = await startDaemonProcess();
+    const store = openStore(sameAddr(d.addr));
+    try {
+      const r = await runCli(['drain', '--spool', spool, '--store', d.addr]);
+      assert.equal(r.code, 1, 'an entry is left');
+      await assertStoreMatchesNix(store, outputs);
+      const left = await listEntries(spool);
+      assert.equal(left.length, 1);
+      assert.equal(left[0].attempts, 1);
+      assert.match(left[0].lastError ?? '', /never-built/);
+      assert.ok(left[0].nextAttemptAt, 'rescheduled');
+    } finally {
+      await store.close();
+      await d.stop();
+    }
+  });
+});
