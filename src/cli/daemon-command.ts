@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse, UsageError, type Command } from './usage.js';
@@ -5,12 +6,15 @@ import { openStore, addrsFromEnv, sameAddr } from '../store/from-addr.js';
 import { fileAddr, parseAddr } from '../castore/from-addr.js';
 import { startDaemon } from '../server/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '../server/listen.js';
+import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
+import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
 }
 
 const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store ADDR]
+                          [--http ADDR [--sign-key-file FILE] [--priority N]]
 
 Serves a store over gRPC: tvix.castore.v1 BlobService and DirectoryService,
 tvix.store.v1 PathInfoService (also as snix.*), gRPC server reflection (v1 and
@@ -32,7 +36,24 @@ Options:
   -h, --help               show this help.
 
 Clients reach it as grpc+http://[::1]:8000 or grpc+unix:///abs/path.
-Stops cleanly on SIGINT or SIGTERM.`;
+Stops cleanly on SIGINT or SIGTERM.
+
+Nix binary cache (off unless --http is given):
+      --http ADDR          also serve the store over HTTP as a Nix binary
+                           cache (nix-cache-info, <hash>.narinfo, nar/…nar;
+                           uncompressed NARs rendered from the castore).
+                           host:port or [v6]:port; a bare port means
+                           127.0.0.1:port (loopback). Port 0 picks a free
+                           port; the start-up line on stderr shows the URL.
+      --sign-key-file FILE sign every narinfo on the fly with this Nix secret
+                           key (name:base64, 'nix key generate-secret'),
+                           next to the signatures stored with the path.
+      --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
+                           Nix prefers lower numbers).
+
+Use it from Nix with e.g.
+  nix-store -r PATH --option substituters http://127.0.0.1:8080 \\
+    --option trusted-public-keys 'NAME:PUBLICKEY'`;
 
 export const daemonCommand: Command = {
   name: 'daemon',
@@ -45,6 +66,9 @@ export const daemonCommand: Command = {
       store: { type: 'string' },
       'max-message-size': { type: 'string' },
       'socket-mode': { type: 'string' },
+      http: { type: 'string' },
+      'sign-key-file': { type: 'string' },
+      priority: { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -60,11 +84,19 @@ export const daemonCommand: Command = {
     }
     const maxMessageBytes = positiveInt(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
+    const http = await httpOptions(values);
 
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode });
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http }).catch(async (err) => {
+      await store.close();
+      throw err;
+    });
     const backend = addrs.blob === addrs.directory && addrs.blob === addrs.pathInfo ? addrs.blob : JSON.stringify(addrs);
-    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}`);
+    const cache = daemon.httpUrl
+      ? `; Nix binary cache on ${daemon.httpUrl}` +
+        (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
+      : '';
+    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}`);
 
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
@@ -79,6 +111,39 @@ export const daemonCommand: Command = {
     return 0;
   },
 };
+
+async function httpOptions(values: { http?: string; 'sign-key-file'?: string; priority?: string }) {
+  if (values.http === undefined) {
+    for (const flag of ['sign-key-file', 'priority'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to the binary cache: give --http ADDR too`);
+    }
+    return undefined;
+  }
+  let addr;
+  try {
+    addr = parseHttpAddr(values.http);
+  } catch (err) {
+    throw new UsageError(`--http: ${(err as Error).message}`);
+  }
+  const p = values.priority;
+  if (p !== undefined && !/^\d{1,9}$/.test(p)) throw new UsageError(`--priority takes a whole number ≥ 0, got ${JSON.stringify(p)}`);
+  const signingKey = values['sign-key-file'] === undefined ? undefined : await readSecretKey(values['sign-key-file']);
+  return { ...addr, priority: p === undefined ? DEFAULT_PRIORITY : Number(p), signingKey };
+}
+
+async function readSecretKey(file: string): Promise<SecretKey> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--sign-key-file: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseSecretKey(text);
+  } catch (err) {
+    throw new UsageError(`--sign-key-file ${file}: ${(err as Error).message}`);
+  }
+}
 
 function servesItself(addr: string, listen: ListenAddr[]): boolean {
   return listen.some((l) => clientAddr(l) === addr);

@@ -10,6 +10,7 @@ import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js
 import { addReflectionServices } from './reflection.js';
 import { addHealthService } from './health.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
+import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type RunningHttpCache } from './http-cache.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -26,12 +27,16 @@ export interface DaemonOptions {
   maxMessageBytes?: number;
   /** Mode of created unix sockets. */
   socketMode?: number;
+  /** Also serve the store as a Nix HTTP binary cache here. */
+  http?: HttpListenAddr & HttpCacheOptions;
 }
 
 export interface RunningDaemon {
   server: grpc.Server;
   /** One `grpc+…` client address per listener, in order. */
   addrs: string[];
+  /** `http://host:port` of the Nix binary cache, when serving one. */
+  httpUrl?: string;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -82,6 +87,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
   const server = createServer(store, opts.maxMessageBytes);
   const addrs: string[] = [];
   const sockets: string[] = [];
+  let httpCache: RunningHttpCache | undefined;
   try {
     for (const l of opts.listen) {
       if (l.kind === 'unix') await clearStaleSocket(l.path);
@@ -97,6 +103,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       addrs.push(clientAddr(l, port));
     }
     widenConnectionWindow(server);
+    if (opts.http) httpCache = await startHttpCache(store, opts.http, opts.http);
   } catch (err) {
     server.forceShutdown();
     throw err;
@@ -105,8 +112,10 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
   return {
     server,
     addrs,
+    httpUrl: httpCache?.url,
     stop(graceMs = 5000) {
       stopped ??= (async () => {
+        await httpCache?.close();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             server.forceShutdown();
