@@ -25,6 +25,10 @@ export class BlobUploader {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
   private readonly seen = new Map<string, Promise<void>>();
   private readonly limiter: Limiter;
+  /** Bytes of queued blobs held in memory, and who waits for them to drop. */
+  private heldBytes = 0;
+  private readonly roomWaiters: (() => void)[] = [];
+  readonly maxHeldBytes = 64 << 20;
 
   constructor(
     private readonly blobs: BlobService,
@@ -40,12 +44,22 @@ export class BlobUploader {
     const key = b3Hex(digest);
     let p = this.seen.get(key);
     if (!p) {
-      p = this.limiter.run(() => this.upload(digest, size, source));
+      const held = 'bytes' in source ? source.bytes.length : 0;
+      this.heldBytes += held;
+      p = this.limiter.run(() => this.upload(digest, size, source)).finally(() => {
+        this.heldBytes -= held;
+        while (this.heldBytes < this.maxHeldBytes && this.roomWaiters.length > 0) this.roomWaiters.shift()!();
+      });
       this.seen.set(key, p);
       // A failed upload may be tried again by a later path.
       p.catch(() => this.seen.delete(key));
     }
     return p;
+  }
+
+  /** Resolves when queued in-memory blobs are under the budget: memory stays flat however fast files are read. */
+  async room(): Promise<void> {
+    while (this.heldBytes >= this.maxHeldBytes) await new Promise<void>((r) => this.roomWaiters.push(r));
   }
 
   private async upload(digest: Buffer, size: number, source: BlobSource): Promise<void> {

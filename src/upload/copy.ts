@@ -52,6 +52,7 @@ export interface CopyReport {
 }
 
 const LOOKUP_CONCURRENCY = 32;
+const BLOB_CONCURRENCY = 64;
 
 export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
   const t0 = Date.now();
@@ -83,7 +84,8 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
   }
 
   // 2. Ingest, verify, publish.
-  const uploader = new BlobUploader(store.blobs, Math.max(4, opts.jobs * 4), retry, log);
+  // Many small blobs cost a Stat and a Put round trip each: keep plenty in flight.
+  const uploader = new BlobUploader(store.blobs, BLOB_CONCURRENCY, retry, log);
   const ingests = new Limiter(opts.jobs);
   /** Resolves true once the path's PathInfo is in the store. */
   const published = new Map<string, Promise<boolean>>();

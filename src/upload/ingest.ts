@@ -61,6 +61,7 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
         }
       }
       const digest = hash.digest();
+      await opts.blobs.room();
       const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
       upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
       uploads.push(upload);
