@@ -3,6 +3,7 @@
 // asserts on time. BENCH_SIZE_MIB shrinks the data for a quick look.
 import { blobThroughput } from './blob-throughput.js';
 import { copyClosureBench } from './copy-closure.js';
+import { hookOverhead } from './hook-overhead.js';
 import { GiB, MiB } from './util.js';
 import { execFileSync } from 'node:child_process';
 
@@ -14,6 +15,8 @@ async function main(): Promise<void> {
   console.log(await blobThroughput(size));
   console.log();
   console.log(await copyClosureBench(size));
+  console.log();
+  console.log(await hookOverhead());
 }
 
 main().catch((err) => {
