@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { parse, UsageError, type Command } from './usage.js';
+import { openConfiguredStore, parseStorePathArg } from './path-info-command.js';
+import { renderNar } from '../store/render-nar.js';
+import { lookupStorePath } from '../store/nix-view.js';
+import { formatNix32 } from '../nix/hash.js';
+import { absolute } from '../nix/store-path.js';
+
+const HELP = `Usage: nix-castore nar [--store ADDR] STOREPATH > FILE.nar
+
+Writes the NAR of a store path to stdout, rendered from the castore as it
+is written (memory stays flat whatever the size) — the same bytes as
+'nix-store --dump STOREPATH'. Restore it with 'nix-store --restore DIR'.
+
+The NAR's size and SHA-256 are checked against what the store recorded;
+a mismatch is reported and the exit status is 1 (the bytes are already
+out by then: treat the output as bad).
+
+STOREPATH is /nix/store/<hash>-<name>, its basename, or a symlink to one.
+
+Options:
+      --store ADDR  the store to read (otherwise BLOB_SERVICE_ADDR etc.,
+                    the config file, then grpc+http://[::1]:8000); also
+                    file:///abs/dir or grpc+unix:///socket.
+  -h, --help        show this help.
+
+Exit status: 0 written and verified, 1 not in the store or reading
+failed, 2 bad input or usage (e.g. stdout is a terminal).`;
+
+export const narCommand: Command = {
+  name: 'nar',
+  summary: "write a store path's NAR to stdout",
+  help: HELP,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { store: { type: 'string' } }, true);
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new UsageError('give exactly one store path, e.g. /nix/store/<hash>-<name>');
+    const sp = parseStorePathArg(positionals[0]);
+    const path = absolute(sp);
+    const out = process.stdout;
+    if (out.isTTY) throw new UsageError('refusing to write a NAR to a terminal: redirect stdout to a file or a pipe');
+
+    const { store, where } = await openConfiguredStore(values.store);
+    try {
+      const info = await lookupStorePath(store.pathInfos, sp);
+      if (!info?.node) {
+        console.error(`nix-castore: ${path} is not in the store (${where})`);
+        return 1;
+      }
+      let outError: Error | undefined;
+      const onError = (err: Error) => (outError ??= err);
+      out.on('error', onError);
+      const hash = createHash('sha256');
+      let size = 0;
+      try {
+        for await (const chunk of renderNar(info.node, store)) {
+          hash.update(chunk);
+          size += chunk.length;
+          if (!out.write(chunk)) await drained(out);
+          if (outError) break;
+        }
+        await new Promise<void>((resolve) => out.write('', () => resolve()));
+      } finally {
+        out.off('error', onError);
+      }
+      if (outError) {
+        console.error(`nix-castore: writing the NAR of ${path} failed: ${outError.message}`);
+        return 1;
+      }
+      const ni = info.narinfo;
+      if (ni && ni.narSha256.length === 32) {
+        const got = hash.digest();
+        if (size !== ni.narSize || !got.equals(Buffer.from(ni.narSha256))) {
+          console.error(
+            `nix-castore: the NAR of ${path} does not match the store's record: ` +
+              `got ${size} bytes, ${formatNix32(got)}; recorded ${ni.narSize} bytes, ${formatNix32(ni.narSha256)}`,
+          );
+          return 1;
+        }
+      }
+      return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};
+
+function drained(out: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('error', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('error', done);
+    out.on('close', done);
+  });
+}
