@@ -79,7 +79,7 @@ export function fingerprintOf(p: NixPathInfo): string {
 
 /**
  * The narinfo a binary cache serves for `p`: uncompressed NAR at
- * narUrl(), stored signatures whose names are valid, and — with a key — a
+ * narUrl() (so FileHash/FileSize = NarHash/NarSize), stored signatures whose names are valid, and — with a key — a
  * fresh signature by that key over the fingerprint (replacing a stored one
  * of the same name).
  */
@@ -96,6 +96,10 @@ export function narInfoOf(p: NixPathInfo, signingKey?: SecretKey): NarInfo {
     storePath: p.storePath,
     url: narUrl(p.storePath, p.narSha256),
     compression: 'none',
+    // Uncompressed: the file at `url` is the NAR itself. Nix shows these as
+    // the download size.
+    fileHash: p.narSha256,
+    fileSize: p.narSize,
     narHash: p.narSha256,
     narSize: p.narSize,
     references: p.references,
