@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parse, UsageError, type Command } from './usage.js';
-import { openStore, addrsFromEnv, sameAddr } from '../store/from-addr.js';
+import { parse, positiveIntFlag, UsageError, type Command } from './usage.js';
+import { openStore, addrsFromEnv, sameAddr, type Store } from '../store/from-addr.js';
 import { fileAddr, parseAddr } from '../castore/from-addr.js';
 import { startDaemon } from '../server/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '../server/listen.js';
@@ -32,6 +32,9 @@ Options:
                            DIRECTORY_SERVICE_ADDR, PATH_INFO_SERVICE_ADDR
                            set one service each, as for tvix-store).
       --max-message-size N largest accepted gRPC message in bytes (default 4194304).
+      --drain-spool DIR    upload what 'nix-castore hook --mode queue' queued in
+                           DIR into this store, now and as new builds arrive
+                           (failed entries are retried with backoff).
       --socket-mode MODE   octal mode of unix sockets (default 660).
   -h, --help               show this help.
 
@@ -69,6 +72,7 @@ export const daemonCommand: Command = {
       http: { type: 'string' },
       'sign-key-file': { type: 'string' },
       priority: { type: 'string' },
+      'drain-spool': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -82,7 +86,7 @@ export const daemonCommand: Command = {
       parseAddr(a);
       if (servesItself(a, listen)) throw new UsageError(`the daemon would forward to itself: ${a} is one of its own listen addresses`);
     }
-    const maxMessageBytes = positiveInt(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
+    const maxMessageBytes = positiveIntFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
     const http = await httpOptions(values);
 
@@ -97,6 +101,7 @@ export const daemonCommand: Command = {
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
       : '';
     console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}`);
+    const drainer = values['drain-spool'] ? await startDrainer(values['drain-spool'], store) : undefined;
 
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
@@ -106,6 +111,7 @@ export const daemonCommand: Command = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    await drainer?.stop();
     await daemon.stop();
     await store.close();
     return 0;
@@ -149,14 +155,15 @@ function servesItself(addr: string, listen: ListenAddr[]): boolean {
   return listen.some((l) => clientAddr(l) === addr);
 }
 
-export function positiveInt(v: string | undefined, flag: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got ${JSON.stringify(v)}`);
-  return n;
-}
 
 function octal(v: string): number {
   if (!/^[0-7]{3,4}$/.test(v)) throw new UsageError(`--socket-mode takes an octal mode like 660, got ${JSON.stringify(v)}`);
   return parseInt(v, 8);
+}
+
+/** Drains a post-build-hook spool into the daemon's own store, in-process. */
+async function startDrainer(dir: string, store: Store): Promise<{ stop(): Promise<void> }> {
+  const { watchSpool } = await import('../upload/drain.js');
+  console.error(`nix-castore daemon: draining the hook spool ${dir}`);
+  return watchSpool(dir, { store, formula: 'head', jobs: 4, log: (m) => console.error(`nix-castore daemon: drain: ${m}`) });
 }

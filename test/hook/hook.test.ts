@@ -74,6 +74,23 @@ describe('post-build-hook', () => {
     }
   });
 
+  it('queue mode: a daemon started afterwards with --drain-spool uploads everything', async () => {
+    const spool = join(tmp, 'spool-daemon');
+    const { outputs } = await buildChain(await hookScript(), { NIX_CASTORE_HOOK_MODE: 'queue', NIX_CASTORE_SPOOL: spool });
+    const dataDir = join(tmp, 'drain-data');
+    const d = await startDaemonProcess({ dataDir, args: ['--data', dataDir, '--drain-spool', spool] });
+    const store = openStore(sameAddr(d.addr));
+    try {
+      for (let i = 0; i < 300 && (await readdir(spool)).some((n) => n.endsWith('.json')); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual((await readdir(spool)).filter((n) => n.endsWith('.json')), [], `spool drained:\n${d.stderr()}`);
+      await assertStoreMatchesNix(store, outputs);
+      assert.match(d.stderr(), /draining the hook spool/);
+    } finally {
+      await store.close();
+      await d.stop();
+    }
+  });
+
   it('an unreachable store does not fail the build; the reason reaches stderr', async () => {
     const { stderr } = await buildChain(await hookScript('--timeout 10'), {
       NIX_CASTORE_HOOK_MODE: 'direct',
