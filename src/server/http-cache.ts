@@ -22,6 +22,9 @@ import { STORE_DIR, hashPart } from '../nix/store-path.js';
 
 export const DEFAULT_PRIORITY = 30;
 
+/** Bytes queued on a NAR response before waiting for 'drain' (per connection). */
+const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface HttpCacheOptions {
   /** Signs every narinfo with this key (next to the stored signatures). */
   signingKey?: SecretKey;
@@ -173,7 +176,10 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
   function write(x: Exchange, chunk: Uint8Array): Promise<boolean> | boolean {
     if (x.res.destroyed) return false;
     x.bytes += chunk.length;
-    if (x.res.write(chunk)) return true;
+    // A 1 MiB chunk always exceeds the socket's 16 KiB high-water mark;
+    // waiting for 'drain' after each would leave the socket idle between
+    // chunks, so keep up to WRITE_BUFFER_BYTES queued instead.
+    if (x.res.write(chunk) || x.res.writableLength < WRITE_BUFFER_BYTES) return true;
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         x.res.off('drain', onDrain);
