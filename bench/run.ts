@@ -4,6 +4,7 @@
 import { blobThroughput } from './blob-throughput.js';
 import { copyClosureBench } from './copy-closure.js';
 import { hookOverhead } from './hook-overhead.js';
+import { httpServeBench } from './http-serve.js';
 import { GiB, MiB } from './util.js';
 import { execFileSync } from 'node:child_process';
 
@@ -17,6 +18,8 @@ async function main(): Promise<void> {
   console.log(await copyClosureBench(size));
   console.log();
   console.log(await hookOverhead());
+  console.log();
+  console.log(await httpServeBench(size));
 }
 
 main().catch((err) => {
