@@ -7,6 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
@@ -48,14 +49,40 @@ function get(agent: http.Agent, url: string): Promise<{ status: number; body: Bu
   });
 }
 
-function getCount(url: string): Promise<number> {
+/**
+ * GETs `url` over a bare TCP socket and counts the body bytes: a consumer
+ * as cheap as the pipe reader of the reference (Node's HTTP client would
+ * be the bottleneck at ~1.5 GB/s here, not the server).
+ */
+function rawGetCount(url: string): Promise<number> {
+  const u = new URL(url);
   return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        if (res.statusCode !== 200) reject(new Error(`GET ${url}: ${res.statusCode}`));
-        drain(res).then(resolve, reject);
-      })
-      .on('error', reject);
+    const s = net.connect(Number(u.port), u.hostname, () =>
+      s.write(`GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`),
+    );
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let status = 0;
+    let contentLength = -1;
+    let body = 0;
+    s.on('data', (d: Buffer) => {
+      if (head === undefined) {
+        body += d.length;
+        return;
+      }
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const text = head.subarray(0, end).toString('latin1');
+      status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
+      contentLength = Number(/\r\ncontent-length: *(\d+)/i.exec(text)?.[1] ?? -1);
+      body = head.length - end - 4;
+      head = undefined;
+    });
+    s.on('end', () => {
+      if (status !== 200 || body !== contentLength) reject(new Error(`GET ${url}: status ${status}, ${body} of ${contentLength} bytes`));
+      else resolve(body);
+    });
+    s.on('error', reject);
   });
 }
 
@@ -103,9 +130,9 @@ export async function httpServeBench(requested = GiB): Promise<string> {
 
     // Warm both sides' page caches, then best of three.
     await dumpBytes(path);
-    await getCount(narUrl);
+    await rawGetCount(narUrl);
     const dump = await best(3, () => dumpBytes(path));
-    const serve = await best(3, () => getCount(narUrl));
+    const serve = await best(3, () => rawGetCount(narUrl));
     if (serve.value !== dump.value) throw new Error(`HTTP NAR is ${serve.value} bytes, nix-store --dump gave ${dump.value}`);
     const rss = peakRssMiB(daemon.child.pid!);
 
