@@ -3,13 +3,13 @@
 // failures retried. Small files come with their bytes; large ones are read
 // again from disk only when they must be sent.
 import { open } from 'node:fs/promises';
+import { readAhead } from '../castore/disk/read-ahead.js';
 import type { BlobService } from '../castore/blob-service.js';
 import { b3Hex, b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
 import { Limiter } from './limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 
-const READ_CHUNK = 1 << 20;
 
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
@@ -84,12 +84,7 @@ export class BlobUploader {
       } else {
         const h = await open(source.file, 'r');
         try {
-          for (;;) {
-            const buf = Buffer.allocUnsafe(READ_CHUNK);
-            const { bytesRead } = await h.read(buf, 0, READ_CHUNK, null);
-            if (bytesRead === 0) break;
-            await w.write(buf.subarray(0, bytesRead));
-          }
+          for await (const chunk of readAhead(h)) await w.write(chunk);
         } finally {
           await h.close();
         }

@@ -3,8 +3,7 @@
 // next chunk is requested before the current one is handed on, and small
 // files can be fetched ahead of time while earlier ones are being hashed.
 import { open } from 'node:fs/promises';
-
-export const READ_CHUNK = 1 << 20;
+import { readAhead } from '../castore/disk/read-ahead.js';
 
 /** All `size` bytes of a small file in one buffer. */
 export async function readWhole(path: Buffer, size: number): Promise<Buffer> {
@@ -28,23 +27,7 @@ export async function readWhole(path: Buffer, size: number): Promise<Buffer> {
 export async function* readChunks(path: Buffer, size: number): AsyncGenerator<Buffer> {
   const h = await open(path, 'r');
   try {
-    let pos = 0;
-    const next = (): Promise<Buffer> | undefined => {
-      if (pos >= size) return undefined;
-      const len = Math.min(READ_CHUNK, size - pos);
-      const at = pos;
-      pos += len;
-      const buf = Buffer.allocUnsafe(len);
-      return h.read(buf, 0, len, at).then(({ bytesRead }) => buf.subarray(0, bytesRead));
-    };
-    let pending = next();
-    while (pending) {
-      const chunk = await pending;
-      pending = next();
-      if (chunk.length === 0) break;
-      yield chunk;
-    }
-    await pending; // don't close the handle under an outstanding read
+    yield* readAhead(h, size);
   } finally {
     await h.close();
   }

@@ -6,8 +6,8 @@ import { Blake3Stream, checkB3 } from '../digest.js';
 import { storageError } from '../errors.js';
 import { exists, fsyncDir, tempName } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
+import { readAhead } from './read-ahead.js';
 
-const READ_CHUNK = 1 << 20;
 const MAX_PENDING = 16 << 20;
 
 async function writeFully(h: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
@@ -36,12 +36,7 @@ export class DiskBlobService implements BlobService {
     }
     return (async function* () {
       try {
-        for (;;) {
-          const buf = Buffer.allocUnsafe(READ_CHUNK);
-          const { bytesRead } = await h.read(buf, 0, READ_CHUNK, null);
-          if (bytesRead === 0) return;
-          yield buf.subarray(0, bytesRead);
-        }
+        yield* readAhead(h);
       } finally {
         await h.close();
       }
