@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import type { BlobService, BlobWriter } from '../blob-service.js';
 import { Blake3Stream, checkB3 } from '../digest.js';
-import { storageError } from '../errors.js';
+import { CastoreError, storageError } from '../errors.js';
 import { exists, fsyncDir, tempName } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
@@ -84,7 +84,7 @@ export class DiskBlobService implements BlobService {
         offset += chunk.length;
         pendingBytes += chunk.length;
         const p: Promise<void> = writeFully(h, chunk, at)
-          .catch((err) => void (writeError ??= err))
+          .catch((err) => void (writeError ??= storageError(`writing blob: ${(err as Error).message}`, err)))
           .finally(() => {
             pending.delete(p);
             pendingBytes -= chunk.length;
@@ -112,7 +112,7 @@ export class DiskBlobService implements BlobService {
           await fsyncDir(dirname(target));
         } catch (err) {
           await discard();
-          if (signal?.aborted) throw err;
+          if (signal?.aborted || err instanceof CastoreError) throw err;
           throw storageError(`storing blob: ${(err as Error).message}`, err);
         }
         return digest;
