@@ -3,7 +3,7 @@
 import { Blake3Stream } from '../src/castore/digest.js';
 import { GrpcBlobService } from '../src/castore/grpc/grpc-blob-service.js';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
-import { timed, rate, peakRssMiB, pseudoRandomChunks, table, GiB } from './util.js';
+import { timed, rate, peakRssMiB, pseudoRandomChunks, table, GiB, summary } from './util.js';
 
 export async function blobThroughput(size = GiB): Promise<string> {
   const hash = await timed(async () => {
@@ -36,6 +36,7 @@ export async function blobThroughput(size = GiB): Promise<string> {
     });
     if (read.value !== size) throw new Error(`read ${read.value} bytes, expected ${size}`);
     const rss = peakRssMiB(daemon.child.pid!);
+    summary.rows.push(['Blob Put, one large blob (grpc+unix)', rate(size, putSeconds), `${(hashSeconds / putSeconds).toFixed(2)}× in-process BLAKE3 (target ≥ 0.50×); daemon RSS ${rss.toFixed(0)} MiB`]);
     const gib = (size / GiB).toFixed(2);
     return [
       `Blob throughput, ${gib} GiB over grpc+unix to a daemon on an on-disk store:`,

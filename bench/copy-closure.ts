@@ -3,13 +3,14 @@
 // (`nix-store --dump | sha256sum`), the two hashes copy must compute — and
 // against `nix copy` to a file:// binary cache, all in one run.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, rm, readdir, lstat, open } from 'node:fs/promises';
+import { mkdtemp, rm, readdir, lstat, open, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Blake3Stream } from '../src/castore/digest.js';
 import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
-import { timed, table, GiB, MiB, peakRssMiB } from './util.js';
+import { timed, table, GiB, MiB, peakRssMiB, summary } from './util.js';
+import { fileAddr } from '../src/castore/from-addr.js';
 
 const CANDIDATES = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/share', '/usr/lib/jvm', '/usr/lib/llvm-14', '/usr/lib/gcc', '/usr/lib/python3', '/usr/lib/python3.11', '/usr/libexec', '/usr/include', '/usr/bin', '/usr/local'];
 
@@ -90,6 +91,22 @@ function runCopy(args: string[]): Promise<{ seconds: number; report: { bytesRead
   });
 }
 
+/** A copy of `src` with every 20th file changed, added to the store: a 5% change. */
+async function changedCopy(src: string, tmp: string): Promise<{ path: string; changed: number }> {
+  const dir = join(tmp, 'changed');
+  execFileSync('cp', ['-a', src, dir]);
+  execFileSync('chmod', ['-R', 'u+w', dir]);
+  const files = await filesOf(dir);
+  let changed = 0;
+  for (let i = 0; i < files.length; i += 20) {
+    await appendFile(files[i], `changed ${i}\n`);
+    changed++;
+  }
+  const path = execFileSync('nix-store', ['--add', dir], { encoding: 'utf8', env: nixEnv(), stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  await rm(dir, { recursive: true, force: true });
+  return { path, changed };
+}
+
 export async function copyClosureBench(target = GiB): Promise<string> {
   const { paths } = realFilesClosure(target);
   // Warm the page cache so every contender reads from memory.
@@ -104,29 +121,37 @@ export async function copyClosureBench(target = GiB): Promise<string> {
   });
   const floor = b3.seconds + sha.seconds;
   const bytes = b3.value;
+  summary.floorBytesPerSecond = bytes / floor;
 
   const daemon = await startDaemonProcess();
-  const cache = await mkdtemp(join(tmpdir(), 'bench-nix-copy-'));
+  const tmp = await mkdtemp(join(tmpdir(), 'bench-copy-'));
   try {
+    const local = await runCopy(['--store', fileAddr(join(tmp, 'local-store')), ...paths]);
     const copy = await runCopy(['--store', daemon.addr, ...paths]);
     const again = await runCopy(['--store', daemon.addr, ...paths]);
+    const changed = await changedCopy(paths[0], tmp);
+    const incr = await runCopy(['--store', daemon.addr, changed.path]);
     const daemonRss = peakRssMiB(daemon.child.pid!);
     const nixCopy = await timed(async () => {
-      execFileSync('nix', ['copy', '--to', `file://${cache}?compression=none`, ...paths], { env: nixEnv(), stdio: 'ignore' });
+      execFileSync('nix', ['copy', '--to', `file://${join(tmp, 'nix-cache')}?compression=none`, ...paths], { env: nixEnv(), stdio: 'ignore' });
     });
-    const r = (s: number) => `${(s / floor).toFixed(2)}× floor`;
-    return [
-      `Copy of a real-files closure: ${paths.length} paths, ${(bytes / GiB).toFixed(2)} GiB of files (${paths.join(' ')}):`,
-      table([
-        ['floor: BLAKE3 + nix-store --dump | sha256sum', `${floor.toFixed(2)} s`, `1.00× (BLAKE3 ${b3.seconds.toFixed(2)} s + NAR SHA-256 ${sha.seconds.toFixed(2)} s)`],
-        ['nix-castore copy → daemon (grpc+unix)', `${copy.seconds.toFixed(2)} s`, `${r(copy.seconds)} (target ≤ 1.50×); ${(copy.report.bytesSent / GiB).toFixed(2)} GiB sent in ${copy.report.blobsSent} blobs`],
-        ['nix copy --to file://…?compression=none', `${nixCopy.seconds.toFixed(2)} s`, r(nixCopy.seconds)],
-        ['re-copy (everything present)', `${again.seconds.toFixed(2)} s`, `${r(again.seconds)}; ${again.report.bytesSent} bytes sent`],
-        ['peak RSS: copy / daemon', `${copy.report.peakRssMiB} MiB`, `${daemonRss.toFixed(0)} MiB`],
-      ]),
-    ].join('\n');
+    execFileSync('nix-store', ['--delete', changed.path], { env: nixEnv(), stdio: 'ignore' });
+    const r = (s: number) => `${(s / floor).toFixed(2)}×`;
+    const sent = (c: { report: { bytesSent: number; bytesRead: number; blobsSent: number } }) =>
+      `${(c.report.bytesSent / MiB).toFixed(0)} MiB sent of ${(c.report.bytesRead / MiB).toFixed(0)} MiB read, ${c.report.blobsSent} blobs`;
+    const rows: [string, string, string][] = [
+      ['floor: BLAKE3 + nix-store --dump | sha256sum', `${floor.toFixed(2)} s`, `1.00× (BLAKE3 ${b3.seconds.toFixed(2)} s + NAR SHA-256 ${sha.seconds.toFixed(2)} s)`],
+      ['nix-castore copy → local store (file://)', `${local.seconds.toFixed(2)} s`, `${r(local.seconds)}; ${sent(local)}`],
+      ['nix-castore copy → daemon (grpc+unix)', `${copy.seconds.toFixed(2)} s`, `${r(copy.seconds)} (target ≤ 1.50×); ${sent(copy)}`],
+      ['nix copy --to file://…?compression=none', `${nixCopy.seconds.toFixed(2)} s`, r(nixCopy.seconds)],
+      ['re-copy (everything present)', `${again.seconds.toFixed(2)} s`, `${r(again.seconds)}; ${again.report.bytesSent} bytes sent`],
+      [`incremental: ${changed.changed} files (5%) of ${paths[0].slice(44)} changed`, `${incr.seconds.toFixed(2)} s`, `${r(incr.seconds)}; ${sent(incr)}`],
+      ['peak RSS: copy / daemon', `${copy.report.peakRssMiB} MiB`, `${daemonRss.toFixed(0)} MiB`],
+    ];
+    summary.rows.push(...rows);
+    return [`Copy of a real-files closure: ${paths.length} paths, ${(bytes / GiB).toFixed(2)} GiB of files (${paths.join(' ')}):`, table(rows)].join('\n');
   } finally {
     await daemon.stop();
-    await rm(cache, { recursive: true, force: true });
+    await rm(tmp, { recursive: true, force: true });
   }
 }

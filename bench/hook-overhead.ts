@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
-import { timed, table } from './util.js';
+import { timed, table, summary } from './util.js';
 
 const CHAIN = fileURLToPath(new URL('../../test/fixtures/hook-chain.nix', import.meta.url));
 
@@ -29,6 +29,7 @@ export async function hookOverhead(builds = 20): Promise<string> {
     const without = await timed(async () => buildChain(builds, [], {}));
     const queued = await timed(async () => buildChain(builds, [`post-build-hook = ${hook}`], { NIX_CASTORE_HOOK_MODE: 'queue', NIX_CASTORE_SPOOL: join(tmp, 'spool') }));
     const per = ((queued.seconds - without.seconds) / builds) * 1000;
+    summary.rows.push(['queued post-build hook', `+${per.toFixed(0)} ms per build`, `${((without.seconds / builds) * 1000).toFixed(0)} ms per trivial build without it`]);
     return [
       `Queued post-build hook, ${builds} trivial builds in a chain:`,
       table([

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { formatSecretKey, generateSecretKey } from '../src/nix/signature.js';
-import { GiB, MiB, peakRssMiB, pseudoRandomChunks, rate, table, timed } from './util.js';
+import { GiB, MiB, peakRssMiB, pseudoRandomChunks, rate, summary, table, timed } from './util.js';
 
 const MIN_SIZE = 512 * MiB;
 const NARINFO_REQUESTS = 5000;
@@ -146,6 +146,8 @@ export async function httpServeBench(requested = GiB): Promise<string> {
     if (failures > 0) throw new Error(`${failures} narinfo requests failed`);
 
     const ratio = dump.seconds / serve.seconds;
+    summary.rows.push(['NAR serving over HTTP', rate(serve.value, serve.seconds), `${summary.vsFloor(serve.value, serve.seconds)}; ${ratio.toFixed(2)}× nix-store --dump speed`]);
+    summary.rows.push(['narinfo requests (signed)', `${Math.round(NARINFO_REQUESTS / q.seconds)} req/s`, '']);
     return [
       `Serving Nix over HTTP: NAR of a ${(size / GiB).toFixed(2)} GiB single-file store path (file:// store in the daemon, loopback TCP):`,
       table([

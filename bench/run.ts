@@ -5,7 +5,8 @@ import { blobThroughput } from './blob-throughput.js';
 import { copyClosureBench } from './copy-closure.js';
 import { hookOverhead } from './hook-overhead.js';
 import { httpServeBench } from './http-serve.js';
-import { GiB, MiB } from './util.js';
+import os from 'node:os';
+import { GiB, MiB, summary, table } from './util.js';
 import { execFileSync } from 'node:child_process';
 
 const size = process.env.BENCH_SIZE_MIB ? Number(process.env.BENCH_SIZE_MIB) * MiB : GiB;
@@ -13,13 +14,16 @@ const size = process.env.BENCH_SIZE_MIB ? Number(process.env.BENCH_SIZE_MIB) * M
 async function main(): Promise<void> {
   execFileSync('bash', ['scripts/ensure-test-deps.sh'], { stdio: 'inherit' });
   console.log(`nix-castore benchmarks — ${new Date().toISOString()} — node ${process.version}\n`);
-  console.log(await blobThroughput(size));
-  console.log();
+  // The copy benchmark measures the floor the others are compared with: first.
   console.log(await copyClosureBench(size));
+  console.log();
+  console.log(await blobThroughput(size));
   console.log();
   console.log(await hookOverhead());
   console.log();
   console.log(await httpServeBench(size));
+  console.log(`\nSummary (ratios to the copy floor, measured in this run; ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB):`);
+  console.log(table(summary.rows));
 }
 
 main().catch((err) => {

@@ -39,3 +39,18 @@ export function table(rows: [string, string, string][]): string {
   const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => `  ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2]}`).join('\n');
 }
+
+/**
+ * The one table `npm run bench` ends with: each benchmark adds its key
+ * figures; ratios are to the copy floor (BLAKE3 + NAR SHA-256 of the same
+ * bytes), whose throughput the copy benchmark records first.
+ */
+export const summary = {
+  floorBytesPerSecond: 0,
+  rows: [] as [string, string, string][],
+  /** "N.NN× floor" for work that moved `bytes` in `seconds`. */
+  vsFloor(bytes: number, seconds: number): string {
+    if (!this.floorBytesPerSecond) return '';
+    return `${(seconds / (bytes / this.floorBytesPerSecond)).toFixed(2)}× floor`;
+  },
+};
