@@ -1,0 +1,194 @@
+# NixOS module: the nix-castore daemon as a systemd service, and optionally
+# Nix's post-build hook pushing every build into it.
+#
+#   services.nix-castore = {
+#     enable = true;
+#     listen = [ "[::1]:8000" "unix:/run/nix-castore/daemon.sock" ];
+#     postBuildHook.enable = true;          # mode "queue" (default) or "direct"
+#   };
+#
+# The hook (`nix-castore hook`, run by nix-daemon as root after each build)
+# is configured through a wrapper script that exports
+#   NIX_CASTORE_HOOK_MODE  queue | direct
+#   NIX_CASTORE_STORE      where direct mode pushes (default: this daemon)
+#   NIX_CASTORE_SPOOL      the queue directory
+# and execs ${package}/bin/nix-castore-hook. In queue mode the hook only
+# writes a spool entry (builds wait ~70 ms, never on the network) and the
+# daemon, started with `--drain-spool`, uploads the queue into its own store.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkOption mkEnableOption mkIf mkMerge types;
+
+  cfg = config.services.nix-castore;
+  hook = cfg.postBuildHook;
+
+  # Single-quoted shell words.
+  q = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
+  shellArgs = args: builtins.concatStringsSep " " (map q args);
+
+  # A --listen value as a client address.
+  storeAddrOf = listen:
+    if builtins.substring 0 5 listen == "unix:"
+    then "grpc+unix://" + builtins.substring 5 (builtins.stringLength listen) listen
+    else "grpc+http://" + listen;
+
+  queue = hook.enable && hook.mode == "queue";
+
+  daemonArgs =
+    builtins.concatLists (map (l: [ "--listen" l ]) cfg.listen)
+    ++ [ "--data" cfg.dataDir ]
+    ++ (if queue then [ "--drain-spool" hook.spoolDir ] else [ ])
+    ++ cfg.extraArgs;
+
+  hookWrapper = pkgs.writeShellScript "nix-castore-post-build-hook" ''
+    export NIX_CASTORE_HOOK_MODE=${q hook.mode}
+    export NIX_CASTORE_STORE=${q hook.store}
+    export NIX_CASTORE_SPOOL=${q hook.spoolDir}
+    export PATH=${config.nix.package}/bin''${PATH:+:$PATH}
+    exec ${cfg.package}/bin/nix-castore-hook ${shellArgs hook.extraArgs} "$@"
+  '';
+in
+{
+  options.services.nix-castore = {
+    enable = mkEnableOption "the nix-castore daemon (tvix-store compatible castore over gRPC)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.nix-castore or (pkgs.callPackage ./package.nix { });
+      defaultText = lib.literalExpression "pkgs.nix-castore";
+      description = "The nix-castore package.";
+    };
+
+    listen = mkOption {
+      type = types.listOf types.str;
+      default = [ "[::1]:8000" ];
+      example = [ "[::1]:8000" "unix:/run/nix-castore/daemon.sock" ];
+      description = ''
+        Addresses to serve on (`--listen`): `host:port`, `[v6]:port` or
+        `unix:/abs/path`. The default is loopback only. /run/nix-castore
+        is the service's runtime directory, a place for sockets (created
+        with mode 0660, owned by the service user; root can connect).
+      '';
+    };
+
+    dataDir = mkOption {
+      type = types.str;
+      default = "/var/lib/nix-castore";
+      description = "The on-disk store (`--data`).";
+    };
+
+    user = mkOption {
+      type = types.str;
+      default = "nix-castore";
+      description = "User the daemon runs as (created when left at the default).";
+    };
+
+    group = mkOption {
+      type = types.str;
+      default = "nix-castore";
+      description = "Group the daemon runs as (created when left at the default).";
+    };
+
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "--http" "127.0.0.1:8080" ];
+      description = "More arguments for `nix-castore daemon`.";
+    };
+
+    postBuildHook = {
+      enable = mkEnableOption "Nix's post-build-hook uploading every build output (with its closure) to the castore";
+
+      mode = mkOption {
+        type = types.enum [ "queue" "direct" ];
+        default = "queue";
+        description = ''
+          `queue`: the hook appends the build to a durable spool and returns
+          at once; the daemon (`--drain-spool`) uploads it, retrying until it
+          is stored. `direct`: the hook uploads before Nix goes on (the
+          next build waits; a failure is logged, not fatal unless
+          `--strict` is in `extraArgs`).
+        '';
+      };
+
+      store = mkOption {
+        type = types.str;
+        default = storeAddrOf (builtins.head cfg.listen);
+        defaultText = lib.literalExpression ''the first of services.nix-castore.listen as a client address, e.g. "grpc+http://[::1]:8000"'';
+        description = "Where the hook pushes in direct mode (NIX_CASTORE_STORE).";
+      };
+
+      spoolDir = mkOption {
+        type = types.str;
+        default = "/var/spool/nix-castore";
+        description = "The queue of the hook in queue mode (NIX_CASTORE_SPOOL), drained by the daemon.";
+      };
+
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "--timeout" "120" ];
+        description = "More arguments for `nix-castore hook`.";
+      };
+    };
+  };
+
+  config = mkMerge [
+    (mkIf cfg.enable {
+      users.users = mkIf (cfg.user == "nix-castore") {
+        nix-castore = {
+          isSystemUser = true;
+          group = cfg.group;
+          home = cfg.dataDir;
+          description = "nix-castore daemon";
+        };
+      };
+      users.groups = mkIf (cfg.group == "nix-castore") { nix-castore = { }; };
+
+      systemd.tmpfiles.rules = [ "d ${q cfg.dataDir} 0750 ${cfg.user} ${cfg.group} - -" ];
+
+      systemd.services.nix-castore = {
+        description = "nix-castore daemon";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network.target" ];
+        # `nix path-info` for the spool entries it drains.
+        path = [ config.nix.package ];
+        environment.XDG_CACHE_HOME = "/var/cache/nix-castore";
+        serviceConfig = {
+          ExecStart = "${cfg.package}/bin/nix-castore daemon ${shellArgs daemonArgs}";
+          User = cfg.user;
+          Group = cfg.group;
+          WorkingDirectory = cfg.dataDir;
+          RuntimeDirectory = "nix-castore";
+          CacheDirectory = "nix-castore";
+          Restart = "on-failure";
+          RestartSec = 2;
+          ReadWritePaths = [ cfg.dataDir ] ++ (if queue then [ hook.spoolDir ] else [ ]);
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectControlGroups = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+        };
+      };
+    })
+
+    (mkIf hook.enable {
+      assertions = [{
+        assertion = hook.mode != "queue" || cfg.enable;
+        message = "services.nix-castore.postBuildHook.mode = \"queue\" needs services.nix-castore.enable: the daemon drains the queue.";
+      }];
+
+      # Root (the hook) writes entries; the daemon's user removes them.
+      systemd.tmpfiles.rules = if queue then [ "d ${q hook.spoolDir} 0750 ${cfg.user} ${cfg.group} - -" ] else [ ];
+
+      nix.settings.post-build-hook = hookWrapper;
+    })
+  ];
+}
