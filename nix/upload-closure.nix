@@ -92,7 +92,8 @@ let
   '';
 
   copyFlags = builtins.concatStringsSep " " (
-    [ closureSource "--manifest \"$out/manifest.json\"" ]
+    (if closureSource == "" then [ ] else [ closureSource ])
+    ++ [ "--manifest \"$out/manifest.json\"" ]
     ++ (if signKeyFile != null then [ "--sign-key-file ${q (toString signKeyFile)}" ] else [ ])
     ++ (if jobs != null then [ "--jobs ${q (toString jobs)}" ] else [ ])
   );
