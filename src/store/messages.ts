@@ -1,7 +1,7 @@
 // tvix.store.v1 messages: TypeScript shapes and protobuf codecs, field
 // numbers as in protos/tvix/store/protos/*.proto.
 import { ProtoWriter, encodeWith } from '../proto/writer.js';
-import { readFields, expectLen, expectVarint } from '../proto/reader.js';
+import { readFields, expectLen, expectVarint, ProtoDecodeError } from '../proto/reader.js';
 import { readNode, writeNode, type Node, type Codec } from '../castore/messages.js';
 
 export interface Signature {
@@ -41,7 +41,16 @@ export interface CalculateNarResponse {
 }
 
 const EMPTY = new Uint8Array(0);
-const utf8 = (b: Buffer): string => b.toString('utf8');
+// `string` fields must be valid UTF-8 (as prost requires): a lossy decode
+// would store U+FFFD instead of what the client sent.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8 = (b: Buffer): string => {
+  try {
+    return UTF8.decode(b);
+  } catch {
+    throw new ProtoDecodeError('a string field is not valid UTF-8');
+  }
+};
 
 const writeNarInfo = (w: ProtoWriter, n: NarInfo): void => {
   w.uint64(1, n.narSize).bytes(2, n.narSha256);
