@@ -11,6 +11,7 @@ import { addReflectionServices } from './reflection.js';
 import { addHealthService } from './health.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
 import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type RunningHttpCache } from './http-cache.js';
+import { tolerantDecoding } from './decode.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -48,9 +49,9 @@ export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024): g
     'grpc.max_concurrent_streams': 1000,
   });
   for (const pkg of PACKAGES) {
-    server.addService(blobServiceDef(pkg), blobHandlers(store));
-    server.addService(directoryServiceDef(pkg), directoryHandlers(store));
-    server.addService(pathInfoServiceDef(pkg), pathInfoHandlers(store));
+    server.addService(tolerantDecoding(blobServiceDef(pkg)), blobHandlers(store));
+    server.addService(tolerantDecoding(directoryServiceDef(pkg)), directoryHandlers(store));
+    server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), pathInfoHandlers(store));
   }
   widenStreamWindow(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });

@@ -9,6 +9,7 @@ import { B3_LEN, b3String } from '../castore/digest.js';
 import { nameProblem, nodeContentProblem } from '../castore/directory.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
+import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
 
 /** Largest BlobChunk the server sends. */
 const SEND_CHUNK = 1 << 20;
@@ -25,7 +26,10 @@ async function* incoming<T>(call: ServerReadableStream<T, unknown>): AsyncGenera
   const onCancel = () => call.destroy(new Error('call cancelled by the client'));
   call.on('cancelled', onCancel);
   try {
-    yield* call as AsyncIterable<T>;
+    for await (const m of call as AsyncIterable<T>) {
+      if (m instanceof MalformedRequest) throw malformedError(m);
+      yield m;
+    }
   } finally {
     call.off('cancelled', onCancel);
   }
@@ -39,6 +43,8 @@ async function send<T>(call: ServerWritableStream<unknown, T>, msg: T): Promise<
 /** Runs a server-streaming body; any thrown error becomes the call's status. */
 function streaming<Req, Res>(body: (req: Req, call: ServerWritableStream<Req, Res>) => Promise<StatusObject | void>) {
   return (call: ServerWritableStream<Req, Res>) => {
+    const malformed = malformedStatus(call.request);
+    if (malformed) return void call.emit('error', malformed);
     body(call.request, call).then(
       (st) => (st ? call.emit('error', st) : call.end()),
       (err) => call.emit('error', toStatus(err)),
@@ -48,6 +54,8 @@ function streaming<Req, Res>(body: (req: Req, call: ServerWritableStream<Req, Re
 
 function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>) {
   return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+    const malformed = malformedStatus(call.request);
+    if (malformed) return cb(malformed);
     body(call.request).then(
       (res) => (isStatus(res) ? cb(res) : cb(null, res)),
       (err) => cb(toStatus(err)),
