@@ -54,7 +54,10 @@ async function blake3Tree(p: string): Promise<number> {
   let n = 0;
   let next = 0;
   const worker = async () => {
-    while (next < files.length) n += await blake3File(files[next++]);
+    while (next < files.length) {
+      const bytes = await blake3File(files[next++]);
+      n += bytes; // not `n += await …`: that reads n before the await
+    }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
   return n;
