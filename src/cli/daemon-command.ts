@@ -8,6 +8,7 @@ import { startDaemon } from '../server/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '../server/listen.js';
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
+import { readTokenFile } from '../server/access.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
@@ -15,6 +16,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 
 const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store ADDR]
                           [--http ADDR [--sign-key-file FILE] [--priority N]]
+                          [--read-only] [--auth-token-file FILE]
 
 Serves a store over gRPC: tvix.castore.v1 BlobService and DirectoryService,
 tvix.store.v1 PathInfoService (also as snix.*), gRPC server reflection (v1 and
@@ -37,6 +39,20 @@ Options:
                            (failed entries are retried with backoff).
       --socket-mode MODE   octal mode of unix sockets (default 660).
   -h, --help               show this help.
+
+Access (reads are always open over gRPC):
+      --read-only          refuse every write (BlobService/Put,
+                           DirectoryService/Put, PathInfoService/Put) with
+                           PERMISSION_DENIED; reads work as usual.
+      --auth-token-file FILE
+                           writes must carry the metadata
+                           'authorization: Bearer <token>', the token being
+                           FILE's content (trimmed), else UNAUTHENTICATED;
+                           with --http every binary-cache request needs
+                           'Authorization: Bearer <token>' (or Basic auth
+                           with the token as password), else 401. Clients
+                           (copy, hook, drain) send it when
+                           NIX_CASTORE_AUTH_TOKEN_FILE names the file.
 
 Clients reach it as grpc+http://[::1]:8000 or grpc+unix:///abs/path.
 Stops cleanly on SIGINT or SIGTERM.
@@ -73,6 +89,8 @@ export const daemonCommand: Command = {
       'sign-key-file': { type: 'string' },
       priority: { type: 'string' },
       'drain-spool': { type: 'string' },
+      'read-only': { type: 'boolean' },
+      'auth-token-file': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -88,10 +106,13 @@ export const daemonCommand: Command = {
     }
     const maxMessageBytes = positiveIntFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
+    const readOnly = values['read-only'] === true;
+    if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
+    const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
 
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
       await store.close();
       throw err;
     });
@@ -100,7 +121,8 @@ export const daemonCommand: Command = {
       ? `; Nix binary cache on ${daemon.httpUrl}` +
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
       : '';
-    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}`);
+    const access = (readOnly ? '; read-only' : '') + (authToken !== undefined ? '; writes need the bearer token' : '');
+    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}${access}`);
     const drainer = values['drain-spool'] ? await startDrainer(values['drain-spool'], store) : undefined;
 
     await new Promise<void>((resolve) => {
@@ -135,6 +157,14 @@ async function httpOptions(values: { http?: string; 'sign-key-file'?: string; pr
   if (p !== undefined && !/^\d{1,9}$/.test(p)) throw new UsageError(`--priority takes a whole number ≥ 0, got ${JSON.stringify(p)}`);
   const signingKey = values['sign-key-file'] === undefined ? undefined : await readSecretKey(values['sign-key-file']);
   return { ...addr, priority: p === undefined ? DEFAULT_PRIORITY : Number(p), signingKey };
+}
+
+async function readAuthToken(file: string): Promise<string> {
+  try {
+    return await readTokenFile(file);
+  } catch (err) {
+    throw new UsageError(`--auth-token-file: ${(err as Error).message}`);
+  }
 }
 
 async function readSecretKey(file: string): Promise<SecretKey> {

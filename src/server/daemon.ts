@@ -12,6 +12,7 @@ import { addHealthService } from './health.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
 import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type RunningHttpCache } from './http-cache.js';
 import { tolerantDecoding } from './decode.js';
+import { guardWrite, WRITE_METHODS, type AccessPolicy } from './access.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -30,6 +31,8 @@ export interface DaemonOptions {
   socketMode?: number;
   /** Also serve the store as a Nix HTTP binary cache here. */
   http?: HttpListenAddr & HttpCacheOptions;
+  /** Read-only mode and the bearer token writes need (access.ts). */
+  access?: AccessPolicy;
 }
 
 export interface RunningDaemon {
@@ -41,7 +44,7 @@ export interface RunningDaemon {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024): grpc.Server {
+export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024, access: AccessPolicy = {}): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': -1,
@@ -49,9 +52,9 @@ export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024): g
     'grpc.max_concurrent_streams': 1000,
   });
   for (const pkg of PACKAGES) {
-    server.addService(tolerantDecoding(blobServiceDef(pkg)), blobHandlers(store));
-    server.addService(tolerantDecoding(directoryServiceDef(pkg)), directoryHandlers(store));
-    server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), pathInfoHandlers(store));
+    server.addService(tolerantDecoding(blobServiceDef(pkg)), guardWrite(blobHandlers(store), WRITE_METHODS.blob, access));
+    server.addService(tolerantDecoding(directoryServiceDef(pkg)), guardWrite(directoryHandlers(store), WRITE_METHODS.directory, access));
+    server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
   widenStreamWindow(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
@@ -85,7 +88,7 @@ function widenConnectionWindow(server: grpc.Server): void {
 }
 
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
-  const server = createServer(store, opts.maxMessageBytes);
+  const server = createServer(store, opts.maxMessageBytes, opts.access);
   const addrs: string[] = [];
   const sockets: string[] = [];
   let httpCache: RunningHttpCache | undefined;

@@ -19,6 +19,7 @@ import { renderNarInfo } from '../nix/narinfo.js';
 import * as nixbase32 from '../nix/nixbase32.js';
 import type { SecretKey } from '../nix/signature.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
+import { authorizes } from './access.js';
 
 export const DEFAULT_PRIORITY = 30;
 
@@ -32,6 +33,11 @@ export interface HttpCacheOptions {
   priority?: number;
   /** Receives one access-log line per request; default: stderr. */
   log?: (line: string) => void;
+  /**
+   * Every request must carry `Authorization: Bearer <token>` (or Basic auth
+   * with the token as password, as Nix sends from netrc), else 401.
+   */
+  authToken?: string;
 }
 
 export interface HttpListenAddr {
@@ -194,6 +200,10 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
   }
 
   async function route(x: Exchange): Promise<void> {
+    if (opts.authToken !== undefined && !authorizes(x.req.headers.authorization, opts.authToken, true)) {
+      x.res.setHeader('WWW-Authenticate', 'Bearer realm="nix-castore", Basic realm="nix-castore"');
+      throw new HttpError(401, 'this cache needs an Authorization: Bearer <token> header');
+    }
     const method = x.req.method ?? '';
     if (method !== 'GET' && method !== 'HEAD') {
       x.res.setHeader('Allow', 'GET, HEAD');
