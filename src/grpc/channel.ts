@@ -1,7 +1,9 @@
 // One grpc-js client (one HTTP/2 connection) per address, shared by the
 // blob, directory and PathInfo client backends and closed with the last.
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 import { parseGrpcAddr } from './address.js';
+import { invalid } from '../castore/errors.js';
 
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -19,13 +21,52 @@ export interface SharedClient {
   release(): void;
 }
 
+/** Names a file holding the bearer token every call carries (daemon --auth-token-file). */
+export const AUTH_TOKEN_FILE_ENV = 'NIX_CASTORE_AUTH_TOKEN_FILE';
+
+const tokens = new Map<string, string>();
+
+/** The token from $NIX_CASTORE_AUTH_TOKEN_FILE (each file read once), or undefined. */
+export function clientAuthToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file = env[AUTH_TOKEN_FILE_ENV];
+  if (!file) return undefined;
+  let token = tokens.get(file);
+  if (token === undefined) {
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw invalid(`${AUTH_TOKEN_FILE_ENV}: cannot read ${file}: ${(err as Error).message}`);
+    }
+    if (!/^[\x21-\x7e]+$/.test(token)) throw invalid(`${AUTH_TOKEN_FILE_ENV}: ${file} must hold one token of printable ASCII`);
+    tokens.set(file, token);
+  }
+  return token;
+}
+
+/**
+ * Adds `authorization: Bearer <token>` to every call. Per-call metadata
+ * rather than call credentials: grpc-js only combines those with TLS, and
+ * the daemon is mostly reached over unix sockets and loopback h2c.
+ */
+function bearer(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
 export function acquireClient(addr: string): SharedClient {
   const t = parseGrpcAddr(addr);
-  const key = `${t.tls ? 's' : 'p'}:${t.target}`;
+  const token = clientAuthToken();
+  const key = `${t.tls ? 's' : 'p'}:${t.target}${token === undefined ? '' : ` auth:${process.env[AUTH_TOKEN_FILE_ENV]}`}`;
   let e = clients.get(key);
   if (!e) {
     const creds = t.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
     const client = new grpc.Client(t.target, creds, {
+      ...(token === undefined ? {} : { interceptors: [bearer(token)] }),
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Large receive windows: 64 KiB ones stall big Reads (see server/daemon.ts).
