@@ -5,7 +5,7 @@
 // fails a build unless --strict.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, chmod, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, chmod, readdir, mkdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,35 @@ describe('post-build-hook', () => {
       const r = await runCli(['drain', '--spool', spool, '--store', d.addr]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual((await readdir(spool)).filter((n) => n.endsWith('.json')), [], 'spool drained');
+      await assertStoreMatchesNix(store, outputs);
+    } finally {
+      await store.close();
+      await d.stop();
+    }
+  });
+
+  it('bin/nix-castore-hook writes queue entries itself (no Node start-up); drain reads them', async () => {
+    // As installed: nix-castore-hook next to a nix-castore executable.
+    const bin = join(tmp, 'bin');
+    await mkdir(bin);
+    await symlink(fileURLToPath(new URL('../../../bin/nix-castore-hook', import.meta.url)), join(bin, 'nix-castore-hook'));
+    await writeFile(join(bin, 'nix-castore'), `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`);
+    await chmod(join(bin, 'nix-castore'), 0o755);
+    const spool = join(tmp, 'spool-sh');
+    const { outputs } = await buildChain(join(bin, 'nix-castore-hook'), { NIX_CASTORE_HOOK_MODE: 'queue', NIX_CASTORE_SPOOL: spool });
+    const { listEntries } = await import('../../src/upload/spool.js');
+    const entries = await listEntries(spool);
+    assert.equal(entries.length, 5);
+    for (const e of entries) {
+      assert.match(e.drvPath ?? '', /^\/nix\/store\/[0-9a-z]{32}-nix-castore-hook-step-\d\.drv$/);
+      assert.equal(e.attempts, 0);
+      assert.ok(!Number.isNaN(Date.parse(e.queuedAt)));
+    }
+    const d = await startDaemonProcess();
+    const store = openStore(sameAddr(d.addr));
+    try {
+      const r = await runCli(['drain', '--spool', spool, '--store', d.addr]);
+      assert.equal(r.code, 0, r.stderr);
       await assertStoreMatchesNix(store, outputs);
     } finally {
       await store.close();
