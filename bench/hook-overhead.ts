@@ -1,6 +1,6 @@
 // Per-build overhead of the queued post-build hook: the same number of
 // trivial builds with and without the hook, in one run.
-import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, chmod, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -22,9 +22,11 @@ function buildChain(length: number, config: string[], env: NodeJS.ProcessEnv): v
 export async function hookOverhead(builds = 20): Promise<string> {
   const tmp = await mkdtemp(join(tmpdir(), 'bench-hook-'));
   try {
-    const hook = join(tmp, 'hook.sh');
-    await writeFile(hook, `#!/bin/sh\nexec ${process.execPath} ${CLI} hook\n`);
-    await chmod(hook, 0o755);
+    // As installed: bin/nix-castore-hook next to a nix-castore executable.
+    const hook = join(tmp, 'nix-castore-hook');
+    await symlink(fileURLToPath(new URL('../../bin/nix-castore-hook', import.meta.url)), hook);
+    await writeFile(join(tmp, 'nix-castore'), `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`);
+    await chmod(join(tmp, 'nix-castore'), 0o755);
     buildChain(2, [], {}); // warm up Nix's evaluator caches
     const without = await timed(async () => buildChain(builds, [], {}));
     const queued = await timed(async () => buildChain(builds, [`post-build-hook = ${hook}`], { NIX_CASTORE_HOOK_MODE: 'queue', NIX_CASTORE_SPOOL: join(tmp, 'spool') }));
