@@ -210,6 +210,7 @@ describe('crash tests', { timeout: 10 * 60 * 1000 }, () => {
         const copy = spawnCli(copyArgs(fx, d.addr));
         await Promise.race([sleep(delay), copy.result]);
         await killNow(d.child);
+        assert.equal(d.child.signalCode, 'SIGKILL', `${context}: the daemon was running until killed:\n${d.stderr()}`);
         await d.stop();
         await killNow(copy.child); // it would only retry against a dead socket
         await copy.result;
@@ -306,6 +307,7 @@ describe('crash tests', { timeout: 10 * 60 * 1000 }, () => {
         const victim = spawnDaemon();
         await sleep(delay);
         await killNow(victim.child);
+        assert.equal(victim.child.signalCode, 'SIGKILL', `${context}: the daemon was running until killed:\n${victim.log()}`);
         const left = await entries();
         if (left > 0) killedWithEntries++;
         await assertFsckClean(dataDir, context);
