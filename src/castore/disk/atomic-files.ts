@@ -1,7 +1,8 @@
 // Crash-safe file publication: bytes go to a temp file on the same
 // filesystem, are fsynced, then renamed into place, and the parent directory
 // is fsynced. A reader therefore sees a complete file or none.
-import { open, rename, mkdir, unlink, stat, rm, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, rename, mkdir, unlink, rm, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -14,18 +15,30 @@ export async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+// A synchronous stat of a cached dentry costs microseconds; the promise
+// version goes through the thread pool and, when the file is absent (the
+// common case before an upload), builds an exception. Copies of many small
+// files do this for every blob.
 export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
+  return existsSync(path);
 }
 
+// Unique per process without asking the CSPRNG for every file.
+const tempPrefix = randomBytes(6).toString('hex');
+let tempCounter = 0;
 export function tempName(tmpDir: string): string {
-  return join(tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}.tmp`);
+  return join(tmpDir, `${process.pid}-${tempPrefix}-${(tempCounter++).toString(36)}.tmp`);
+}
+
+/** Renames `from` to `to`, creating `to`'s directory if it is missing. */
+export async function renameInto(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(dirname(to), { recursive: true });
+    await rename(from, to);
+  }
 }
 
 /** Removes temp files left behind by a crashed process (not our own pid's). */
@@ -95,9 +108,8 @@ export async function publishFiles(
     const parents = new Set<string>();
     for (let i = 0; i < todo.length; i++) {
       const parent = dirname(todo[i].path);
-      if (!parents.has(parent)) await mkdir(parent, { recursive: true });
       parents.add(parent);
-      await rename(temps[i], todo[i].path);
+      await renameInto(temps[i], todo[i].path);
       temps[i] = '';
     }
     for (const p of parents) await fsyncDir(p);

@@ -1,10 +1,10 @@
-import { open, rename, unlink, mkdir } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import type { BlobService, BlobWriter } from '../blob-service.js';
 import { Blake3Stream, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
-import { exists, fsyncDir, tempName } from './atomic-files.js';
+import { exists, fsyncDir, renameInto, tempName } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
 
@@ -107,8 +107,7 @@ export class DiskBlobService implements BlobService {
           await h.sync();
           signal?.throwIfAborted(); // checked after the slow part: the last moment to back out
           await h.close();
-          await mkdir(dirname(target), { recursive: true });
-          await rename(tmp!, target);
+          await renameInto(tmp!, target);
           await fsyncDir(dirname(target));
         } catch (err) {
           await discard();
