@@ -5,12 +5,15 @@ import { parseAddr, diskLayout, blobServiceFromAddr, directoryServiceFromAddr } 
 import { MemoryPathInfoService } from './backends/memory-pathinfo-service.js';
 import { DiskPathInfoService } from './backends/disk-pathinfo-service.js';
 import { GrpcPathInfoService } from './backends/grpc-pathinfo-service.js';
+import { PgPathInfoService } from '../scaleout/pg-pathinfo-service.js';
 
 /** Local backends check content and compute NARs against `castore`. */
 export function pathInfoServiceFromAddr(addr: string, castore: Castore): PathInfoService {
   const a = parseAddr(addr);
   if (a.kind === 'memory') return new MemoryPathInfoService(castore);
   if (a.kind === 'file') return new DiskPathInfoService(diskLayout(a.root), castore);
+  if (a.kind === 's3') return new PgPathInfoService(a.indexUrl, castore);
+  if (a.kind === 'postgres') return new PgPathInfoService(a.url, castore);
   return new GrpcPathInfoService(a.addr);
 }
 

@@ -1,0 +1,67 @@
+// Addresses of the scale-out backends:
+//
+//   s3://BUCKET[/PREFIX]?index=postgres://…[&endpoint=URL][&region=R]
+//       blob bytes in an S3 bucket (packed; see s3-blob-service.ts), the blob
+//       index in PostgreSQL. As a whole-store address (--store), directories
+//       and PathInfos go to the same PostgreSQL database.
+//   postgres://… or postgresql://…
+//       directories or PathInfos in PostgreSQL (DIRECTORY_SERVICE_ADDR,
+//       PATH_INFO_SERVICE_ADDR).
+//
+// Credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID…,
+// AWS_PROFILE, instance roles); PostgreSQL ones from the URL or PG* env vars.
+import { invalid } from '../castore/errors.js';
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix, '' or ending in '/'. */
+  prefix: string;
+  endpoint?: string;
+  region?: string;
+  /** Path-style URLs (bucket in the path): the default with a custom endpoint. */
+  forcePathStyle: boolean;
+  indexUrl: string;
+}
+
+const S3_HELP = 's3://BUCKET/PREFIX?index=postgres://USER@HOST:PORT/DB&endpoint=http://HOST:PORT&region=REGION';
+
+export const isPostgresAddr = (addr: string): boolean => /^postgres(ql)?:\/\//.test(addr);
+export const isS3Addr = (addr: string): boolean => addr.startsWith('s3://');
+
+export function parseS3Addr(addr: string): S3Location {
+  let u: URL;
+  try {
+    u = new URL(addr);
+  } catch {
+    throw invalid(`invalid S3 address ${JSON.stringify(addr)}; expected ${S3_HELP}`);
+  }
+  const bucket = u.hostname;
+  if (!bucket) throw invalid(`${addr}: no bucket; expected ${S3_HELP}`);
+  const known = new Set(['index', 'endpoint', 'region', 'force-path-style']);
+  for (const k of u.searchParams.keys()) {
+    if (!known.has(k)) throw invalid(`${addr}: unknown parameter ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
+  }
+  const indexUrl = u.searchParams.get('index');
+  if (!indexUrl || !isPostgresAddr(indexUrl)) {
+    throw invalid(`${addr}: needs index=postgres://… (the blob index lives in PostgreSQL; percent-encode it if it has '&'); expected ${S3_HELP}`);
+  }
+  const endpoint = u.searchParams.get('endpoint') ?? undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) throw invalid(`${addr}: endpoint must be an http:// or https:// URL`);
+  let prefix = decodeURIComponent(u.pathname.replace(/^\/+/, ''));
+  if (prefix && !prefix.endsWith('/')) prefix += '/';
+  const fps = u.searchParams.get('force-path-style');
+  if (fps !== null && fps !== 'true' && fps !== 'false') throw invalid(`${addr}: force-path-style must be true or false`);
+  return {
+    bucket,
+    prefix,
+    endpoint,
+    region: u.searchParams.get('region') ?? undefined,
+    forcePathStyle: fps === null ? endpoint !== undefined : fps === 'true',
+    indexUrl,
+  };
+}
+
+/** The PostgreSQL database behind a postgres:// or s3://…?index= address. */
+export function metadataUrl(addr: string): string {
+  return isS3Addr(addr) ? parseS3Addr(addr).indexUrl : addr;
+}

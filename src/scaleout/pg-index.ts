@@ -1,0 +1,60 @@
+// One connection pool per PostgreSQL URL and process, shared by the blob
+// index, directory and PathInfo services opened on it, and released when
+// the last of them closes.
+import pg from 'pg';
+import { migrate } from './schema.js';
+import { CastoreError, storageError } from '../castore/errors.js';
+
+export interface PgIndex {
+  /** Runs a query once the schema is ready; failures become storage errors. */
+  query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  release(): Promise<void>;
+}
+
+interface Shared {
+  pool: pg.Pool;
+  ready: Promise<void>;
+  users: number;
+}
+
+const shared = new Map<string, Shared>();
+const POOL_SIZE = 16;
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+export function openPgIndex(url: string): PgIndex {
+  let s = shared.get(url);
+  if (!s) {
+    const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, connectionTimeoutMillis: 10_000 });
+    // An idle client losing its server must not crash the process.
+    pool.on('error', () => {});
+    const ready = migrate(pool).catch((err: Error) => {
+      throw new CastoreError('unavailable', `PostgreSQL at ${redact(url)}: ${err.message}`, { cause: err });
+    });
+    ready.catch(() => {});
+    s = { pool, ready, users: 0 };
+    shared.set(url, s);
+  }
+  const entry = s;
+  entry.users++;
+  let released = false;
+  return {
+    async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+      await entry.ready;
+      try {
+        return await entry.pool.query<R>(text, values);
+      } catch (err) {
+        throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+      }
+    },
+    async release() {
+      if (released) return;
+      released = true;
+      if (--entry.users > 0) return;
+      shared.delete(url);
+      await entry.pool.end();
+    },
+  };
+}

@@ -1,0 +1,149 @@
+// Blob bytes in S3, their index in PostgreSQL.
+//
+// Blobs up to SMALL_MAX are buffered and packed with others (packer.ts);
+// larger ones stream into an object of their own (multipart above
+// PART_SIZE). Objects get random names — a blob's digest is known only
+// after its last byte — and the index maps digest → (object, offset,
+// length). A blob is indexed only after its bytes are durably in S3, so a
+// crash can orphan bytes (fsck reports them) but never leave an index entry
+// pointing at nothing. Stat and read look up the index in batches.
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import type { BlobService, BlobWriter } from '../castore/blob-service.js';
+import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
+import { storageError } from '../castore/errors.js';
+import { parseS3Addr } from './addr.js';
+import { Batcher } from './batcher.js';
+import { Packer } from './packer.js';
+import { openPgIndex, type PgIndex } from './pg-index.js';
+import { S3Objects } from './s3-objects.js';
+
+export const SMALL_MAX = 1 << 20;
+
+interface Location {
+  object: string;
+  offset: number;
+  length: number;
+}
+
+export class S3BlobService implements BlobService {
+  private readonly s3: S3Objects;
+  private readonly db: PgIndex;
+  private readonly packer: Packer;
+  private readonly locations: Batcher<Location>;
+
+  constructor(addr: string) {
+    const loc = parseS3Addr(addr);
+    this.s3 = new S3Objects(loc);
+    this.db = openPgIndex(loc.indexUrl);
+    this.packer = new Packer(this.s3, this.db);
+    this.locations = new Batcher(async (keys) => {
+      const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
+        'SELECT digest, object, "offset", length FROM blobs WHERE digest = ANY($1::bytea[])',
+        [keys],
+      );
+      return new Map(r.rows.map((row) => [row.digest.toString('hex'), { object: row.object, offset: Number(row.offset), length: Number(row.length) }]));
+    });
+  }
+
+  async stat(digest: Uint8Array) {
+    checkB3(digest);
+    return (await this.locations.get(digest)) ? { chunks: [] } : undefined;
+  }
+
+  async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
+    checkB3(digest);
+    const loc = await this.locations.get(digest);
+    if (!loc) return undefined;
+    if (loc.length === 0) return (async function* () {})();
+    const body = await this.s3.range(loc.object, loc.offset, loc.length);
+    const name = b3String(digest);
+    return (async function* () {
+      let got = 0;
+      for await (const chunk of body) {
+        got += chunk.length;
+        yield chunk;
+      }
+      if (got !== loc.length) throw storageError(`blob ${name}: S3 returned ${got} of ${loc.length} bytes from ${loc.object}`);
+    })();
+  }
+
+  put(): BlobWriter {
+    const hash = new Blake3Stream();
+    let small: Buffer[] | undefined = [];
+    let smallSize = 0;
+    let total = 0;
+    let large: { object: string; body: PassThrough; up: ReturnType<S3Objects['upload']> } | undefined;
+    let finished = false;
+
+    const startLarge = () => {
+      const object = `blobs/${randomUUID()}`;
+      const body = new PassThrough({ highWaterMark: 4 << 20 });
+      large = { object, body, up: this.s3.upload(object, body) };
+      for (const part of small!) body.write(part);
+      small = undefined;
+    };
+    const discardLarge = async () => {
+      if (!large) return;
+      large.body.destroy();
+      await large.up.abort();
+      // A single-PUT upload may have completed already.
+      await this.s3.delete(large.object).catch(() => {});
+    };
+
+    return {
+      write: async (chunk) => {
+        if (finished) throw new Error('blob writer already closed');
+        if (chunk.length === 0) return;
+        const copy = Buffer.from(chunk); // callers may reuse their buffers
+        hash.update(copy);
+        total += copy.length;
+        if (small) {
+          small.push(copy);
+          smallSize += copy.length;
+          if (smallSize > SMALL_MAX) startLarge();
+          return;
+        }
+        if (!large!.body.write(copy)) await Promise.race([once(large!.body, 'drain'), large!.up.done]);
+      },
+      close: async (signal) => {
+        if (finished) throw new Error('blob writer already closed');
+        finished = true;
+        const digest = hash.digest();
+        if (small) {
+          signal?.throwIfAborted();
+          await this.packer.add(digest, Buffer.concat(small, smallSize));
+          return digest;
+        }
+        const l = large!;
+        l.body.end();
+        try {
+          await l.up.done;
+          signal?.throwIfAborted();
+        } catch (err) {
+          await discardLarge();
+          throw err;
+        }
+        const r = await this.db.query(
+          'INSERT INTO blobs (digest, object, "offset", length) VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING RETURNING digest',
+          [digest, l.object, total],
+        );
+        // Someone indexed the same bytes first: ours are nobody's.
+        if (r.rowCount === 0) await this.s3.delete(l.object).catch(() => {});
+        return digest;
+      },
+      abort: async () => {
+        finished = true;
+        small = undefined;
+        await discardLarge();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.packer.flush();
+    this.s3.close();
+    await this.db.release();
+  }
+}

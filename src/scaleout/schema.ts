@@ -1,0 +1,49 @@
+// The PostgreSQL schema, created and migrated by the tool itself. Each entry
+// of MIGRATIONS runs once, in order, in one transaction; concurrent daemons
+// starting together serialize on an advisory lock.
+import type { Pool } from 'pg';
+
+const LOCK_KEY = 0x6e6978636173; // "nixcas"
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE blobs (
+     digest   bytea  PRIMARY KEY,          -- BLAKE3, 32 bytes
+     object   text   NOT NULL,             -- S3 key below the prefix: packs/… or blobs/…
+     "offset" bigint NOT NULL,
+     length   bigint NOT NULL
+   );
+   CREATE INDEX blobs_object ON blobs (object);
+   CREATE TABLE directories (
+     digest bytea PRIMARY KEY,             -- BLAKE3 of the canonical encoding
+     data   bytea NOT NULL                 -- that encoding
+   );
+   CREATE TABLE pathinfos (
+     digest bytea PRIMARY KEY,             -- the store path's 20-byte digest
+     data   bytea NOT NULL                 -- tvix.store.v1.PathInfo
+   );`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export async function migrate(pool: Pool): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await c.query('CREATE TABLE IF NOT EXISTS nix_castore_schema (version integer NOT NULL)');
+    const r = await c.query<{ version: number }>('SELECT version FROM nix_castore_schema');
+    const current = r.rows[0]?.version ?? 0;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`the database has schema version ${current}, newer than this nix-castore knows (${MIGRATIONS.length}); upgrade nix-castore`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) await c.query(MIGRATIONS[v]);
+    if (r.rows.length === 0) await c.query('INSERT INTO nix_castore_schema VALUES ($1)', [MIGRATIONS.length]);
+    else await c.query('UPDATE nix_castore_schema SET version = $1', [MIGRATIONS.length]);
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release();
+  }
+}
