@@ -5,6 +5,7 @@ import type { EffectiveConfig } from './config.js';
 import { UsageError } from './usage.js';
 import { openStore, type Store } from '../store/from-addr.js';
 import { parseAddr } from '../castore/from-addr.js';
+import { probeScaleout } from '../scaleout/probe.js';
 import type { Closure } from '../closure/closure.js';
 import { parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { copyClosure, type CopyEvents, type CopyReport } from '../upload/copy.js';
@@ -35,6 +36,7 @@ export async function runCopy(
   closure: Closure,
   opts: { signingKey?: SecretKey; events?: CopyEvents },
 ): Promise<CopyReport> {
+  await probeScaleout([config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]);
   const formula = await sizeFormulaFor(config, store);
   return copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: opts.signingKey, events: opts.events });
 }

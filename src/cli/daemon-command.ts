@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parse, positiveIntFlag, UsageError, type Command } from './usage.js';
 import { openStore, addrsFromEnv, sameAddr, type Store } from '../store/from-addr.js';
 import { fileAddr, parseAddr } from '../castore/from-addr.js';
+import { probeScaleout, redactAddr } from '../scaleout/probe.js';
 import { startDaemon } from '../server/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '../server/listen.js';
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
@@ -30,9 +31,13 @@ Options:
                            Default $XDG_DATA_HOME/nix-castore
                            (~/.local/share/nix-castore).
       --store ADDR         serve another backend instead: memory://,
-                           file:///abs/dir (BLOB_SERVICE_ADDR,
+                           file:///abs/dir, or the scale-out store
+                           s3://BUCKET/PREFIX?index=postgres://…
+                           [&endpoint=URL][&region=R] (bytes in S3, the
+                           rest in PostgreSQL; any number of daemons can
+                           serve one). BLOB_SERVICE_ADDR,
                            DIRECTORY_SERVICE_ADDR, PATH_INFO_SERVICE_ADDR
-                           set one service each, as for tvix-store).
+                           set one service each, as for tvix-store.
       --max-message-size N largest accepted gRPC message in bytes (default 4194304).
       --drain-spool DIR    upload what 'nix-castore hook --mode queue' queued in
                            DIR into this store, now and as new builds arrive
@@ -111,12 +116,13 @@ export const daemonCommand: Command = {
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
 
+    await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
       await store.close();
       throw err;
     });
-    const backend = addrs.blob === addrs.directory && addrs.blob === addrs.pathInfo ? addrs.blob : JSON.stringify(addrs);
+    const backend = redactAddr(addrs.blob === addrs.directory && addrs.blob === addrs.pathInfo ? addrs.blob : JSON.stringify(addrs));
     const cache = daemon.httpUrl
       ? `; Nix binary cache on ${daemon.httpUrl}` +
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')

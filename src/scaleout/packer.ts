@@ -2,17 +2,17 @@
 // thousands of small files costs a few hundred PUTs, not one each.
 //
 // A blob's Put resolves only once its pack is durably in S3 *and* indexed,
-// so batching never weakens a Put's promise. Packs are sealed as soon as an
-// upload slot is free (after a short linger to gather company): under load
-// the slots are busy and the open pack fills up by itself; when idle a lone
-// blob waits only LINGER_MS.
+// so batching never weakens a Put's promise. A pack is sealed when it
+// reaches PACK_TARGET, or once it is LINGER_MS old and an upload slot is
+// free: a lone blob waits LINGER_MS; under load, every Put a client has in
+// flight joins the open pack (so a client should keep hundreds in flight).
 import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
 
 export const PACK_TARGET = 16 << 20;
 const UPLOAD_SLOTS = 2;
-const LINGER_MS = 2;
+const LINGER_MS = 50;
 
 interface Entry {
   digest: Buffer;
@@ -20,6 +20,7 @@ interface Entry {
 }
 
 interface Pack {
+  opened: number;
   entries: Entry[];
   size: number;
   settle: (err?: unknown) => void;
@@ -30,7 +31,7 @@ function newPack(): Pack {
   let settle!: (err?: unknown) => void;
   const done = new Promise<void>((res, rej) => (settle = (err) => (err ? rej(err) : res())));
   done.catch(() => {});
-  return { entries: [], size: 0, settle, done };
+  return { opened: Date.now(), entries: [], size: 0, settle, done };
 }
 
 export class Packer {
@@ -56,7 +57,7 @@ export class Packer {
     const done = pack.done.finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, done);
     if (pack.size >= PACK_TARGET) this.seal();
-    else if (this.uploading < UPLOAD_SLOTS && !this.timer) this.timer = setTimeout(() => this.seal(), LINGER_MS);
+    else if (!this.timer) this.timer = setTimeout(() => this.lingered(), LINGER_MS);
     return done;
   }
 
@@ -64,6 +65,12 @@ export class Packer {
   async flush(): Promise<void> {
     this.seal();
     await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  private lingered(): void {
+    this.timer = undefined;
+    // With every slot busy, the next upload to finish seals it.
+    if (this.uploading < UPLOAD_SLOTS) this.seal();
   }
 
   private seal(): void {
@@ -83,8 +90,7 @@ export class Packer {
         (err) => pack.settle(err),
       ).finally(() => {
         this.uploading--;
-        // What gathered while we uploaded goes next, without lingering.
-        if (!this.sealed.length && this.open) this.seal();
+        if (!this.sealed.length && this.open && !this.timer) this.seal();
         else this.pump();
       });
     }

@@ -8,6 +8,10 @@ import type { S3Location } from './addr.js';
 
 export const PART_SIZE = 8 << 20;
 
+// The SDK version is pinned (later releases need Node 22); its warning
+// about future releases is not something our users can act on.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export class S3Objects {
   readonly client: S3Client;
   constructor(readonly loc: S3Location) {

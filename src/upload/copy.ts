@@ -52,7 +52,7 @@ export interface CopyReport {
 }
 
 const LOOKUP_CONCURRENCY = 32;
-const BLOB_CONCURRENCY = 64;
+const BLOB_CONCURRENCY = 256;
 
 export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
   const t0 = Date.now();
