@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Ensure the system dependencies of the test suite are present.
-# Idempotent and fast when already satisfied. Today: Debian's Nix (nix-bin)
-# with its Recommends (nix-setup-systemd writes /etc/nix/nix.conf with
-# `sandbox = false` and creates the nixbld group/users that builds need).
+# Idempotent and fast when already satisfied (no apt at all then); otherwise
+# one `apt-get update` and installs of only what is missing:
+# * Debian's Nix (nix-bin) with its Recommends (nix-setup-systemd writes
+#   /etc/nix/nix.conf with `sandbox = false` and creates the nixbld
+#   group/users that builds need);
+# * Ceph (mon, osd, radosgw, CLI tools; no mgr, radosgw does without) and
+#   PostgreSQL for the scale-out backend's tests (scripts/scaleout/), without
+#   Recommends, which for Ceph are many and unneeded.
 set -euo pipefail
 
 have_nix() {
@@ -13,20 +18,34 @@ have_nix() {
     && getent group nixbld >/dev/null 2>&1
 }
 
-if have_nix; then
-  echo "ensure-test-deps: nix already present ($(nix --version 2>/dev/null || echo '?'))"
+have_ceph() {
+  local c
+  for c in ceph ceph-authtool monmaptool ceph-mon ceph-osd radosgw radosgw-admin; do
+    command -v "$c" >/dev/null 2>&1 || return 1
+  done
+}
+
+have_postgres() {
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+    && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null \
+    && getent passwd postgres >/dev/null 2>&1
+}
+
+missing=()
+have_nix || missing+=(nix)
+have_ceph || missing+=(ceph)
+have_postgres || missing+=(postgresql)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "ensure-test-deps: nix ($(nix --version 2>/dev/null || echo '?')), ceph and postgresql already present"
   exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "ensure-test-deps: Nix is missing or incomplete and this is not root." >&2
-  echo "  Install it with: sudo apt-get update && sudo apt-get install -y nix-bin" >&2
-  echo "  (keep the Recommends: nix-setup-systemd provides /etc/nix/nix.conf and the nixbld users)" >&2
-  exit 1
-fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-test-deps: Nix is missing and apt-get is not available; install Nix 2.8+ (Debian: nix-bin) by hand." >&2
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-test-deps: missing: ${missing[*]}, and this is not root with apt-get. On Debian:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y nix-bin" >&2
+  echo "    (keep the Recommends: nix-setup-systemd provides /etc/nix/nix.conf and the nixbld users)" >&2
+  echo "  sudo apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common postgresql" >&2
   exit 1
 fi
 
@@ -34,15 +53,28 @@ export DEBIAN_FRONTEND=noninteractive
 start=$(date +%s)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# Recommends are kept on purpose (nix-setup-systemd); stated explicitly in case
-# the machine's apt config disables them.
-if ! { apt-get update -q && apt-get install -y -q -o APT::Install-Recommends=true nix-bin; } >"$log" 2>&1; then
-  cat "$log" >&2
-  echo "ensure-test-deps: installing nix-bin failed (output above)." >&2
-  exit 1
-fi
-if ! have_nix; then
-  echo "ensure-test-deps: installed nix-bin but Nix is still incomplete (missing nix-build, /etc/nix/nix.conf or the nixbld group)." >&2
-  exit 1
-fi
-echo "ensure-test-deps: installed nix-bin ($(nix --version)) in $(( $(date +%s) - start ))s"
+run() {
+  if ! "$@" >>"$log" 2>&1; then
+    cat "$log" >&2
+    echo "ensure-test-deps: '$*' failed (output above)." >&2
+    exit 1
+  fi
+}
+
+run apt-get update -q
+for m in "${missing[@]}"; do
+  case $m in
+    # Recommends are kept on purpose (nix-setup-systemd); stated explicitly in
+    # case the machine's apt config disables them.
+    nix) run apt-get install -y -q -o APT::Install-Recommends=true nix-bin ;;
+    # Nothing starts at install (no init system here); the tests run their own
+    # throwaway clusters. ceph-mgr is not needed by radosgw.
+    ceph) run apt-get install -y -q --no-install-recommends ceph-mon ceph-osd radosgw ceph-common ;;
+    postgresql) run apt-get install -y -q --no-install-recommends postgresql ;;
+  esac
+done
+
+have_nix || { echo "ensure-test-deps: installed nix-bin but Nix is still incomplete (missing nix-build, /etc/nix/nix.conf or the nixbld group)." >&2; exit 1; }
+have_ceph || { echo "ensure-test-deps: installed Ceph but a command is still missing." >&2; exit 1; }
+have_postgres || { echo "ensure-test-deps: installed postgresql but initdb/pg_ctl or the postgres user are missing." >&2; exit 1; }
+echo "ensure-test-deps: installed ${missing[*]} in $(( $(date +%s) - start ))s"
