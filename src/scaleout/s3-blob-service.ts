@@ -18,8 +18,11 @@ import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { S3Objects } from './s3-objects.js';
+import { Limiter } from '../upload/limiter.js';
 
 export const SMALL_MAX = 1 << 20;
+/** Each large upload buffers up to 4 parts: this bounds the daemon's memory. */
+const LARGE_UPLOADS = 4;
 
 interface Location {
   object: string;
@@ -32,6 +35,7 @@ export class S3BlobService implements BlobService {
   private readonly db: PgIndex;
   private readonly packer: Packer;
   private readonly locations: Batcher<Location>;
+  private readonly largeSlots = new Limiter(LARGE_UPLOADS);
 
   constructor(addr: string) {
     const loc = parseS3Addr(addr);
@@ -76,6 +80,14 @@ export class S3BlobService implements BlobService {
     let total = 0;
     let large: { object: string; body: PassThrough; up: ReturnType<S3Objects['upload']> } | undefined;
     let finished = false;
+    let releaseSlot: (() => void) | undefined;
+    const acquireSlot = () =>
+      new Promise<void>((got) => {
+        void this.largeSlots.run(() => new Promise<void>((release) => {
+          releaseSlot = release;
+          got();
+        }));
+      });
 
     const startLarge = () => {
       const object = `blobs/${randomUUID()}`;
@@ -102,7 +114,10 @@ export class S3BlobService implements BlobService {
         if (small) {
           small.push(copy);
           smallSize += copy.length;
-          if (smallSize > SMALL_MAX) startLarge();
+          if (smallSize > SMALL_MAX) {
+            await acquireSlot();
+            startLarge();
+          }
           return;
         }
         if (!large!.body.write(copy)) await Promise.race([once(large!.body, 'drain'), large!.up.done]);
@@ -124,6 +139,8 @@ export class S3BlobService implements BlobService {
         } catch (err) {
           await discardLarge();
           throw err;
+        } finally {
+          releaseSlot?.();
         }
         const r = await this.db.query(
           'INSERT INTO blobs (digest, object, "offset", length) VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING RETURNING digest',
@@ -136,7 +153,11 @@ export class S3BlobService implements BlobService {
       abort: async () => {
         finished = true;
         small = undefined;
-        await discardLarge();
+        try {
+          await discardLarge();
+        } finally {
+          releaseSlot?.();
+        }
       },
     };
   }

@@ -25,6 +25,8 @@ export class BlobUploader {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
   private readonly seen = new Map<string, Promise<void>>();
   private readonly limiter: Limiter;
+  /** Blobs read from their files: fewer at once, each streams megabytes. */
+  private readonly fileLimiter = new Limiter(16);
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
@@ -46,7 +48,8 @@ export class BlobUploader {
     if (!p) {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
-      p = this.limiter.run(() => this.upload(digest, size, source)).finally(() => {
+      const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
+      p = limiter.run(() => this.upload(digest, size, source)).finally(() => {
         this.heldBytes -= held;
         while (this.heldBytes < this.maxHeldBytes && this.roomWaiters.length > 0) this.roomWaiters.shift()!();
       });

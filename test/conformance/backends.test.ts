@@ -1,6 +1,8 @@
 // Runs every conformance suite against every backend: memory://, the
-// on-disk file:// store, and gRPC clients talking to a real `nix-castore
-// daemon` process on a unix socket (serving an on-disk store).
+// on-disk file:// store, the scale-out store (S3 on a real Ceph RGW +
+// PostgreSQL, started by the test command), and gRPC clients talking to a
+// real `nix-castore daemon` process on a unix socket serving an on-disk or
+// a scale-out store.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { blobServiceSuite, type Backend } from './blob-service.suite.js';
 import { directoryServiceSuite } from './directory-service.suite.js';
 import { pathInfoServiceSuite } from './pathinfo-service.suite.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
+import { freshScaleoutAddr } from '../helpers/scaleout.js';
 
 type Factory = () => Promise<Backend<Store>>;
 
@@ -32,6 +35,24 @@ const backends: [string, Factory][] = [
     return { service: store, cleanup: async () => {
       await store.close();
       await daemon.stop();
+    } };
+  }],
+  ['s3:// + postgres://', async () => {
+    const s = await freshScaleoutAddr('conformance');
+    const store = openStore(sameAddr(s.addr));
+    return { service: store, cleanup: async () => {
+      await store.close();
+      await s.drop();
+    } };
+  }],
+  ['grpc+unix:// → daemon → s3:// + postgres://', async () => {
+    const s = await freshScaleoutAddr('conformance-daemon');
+    const daemon = await startDaemonProcess({ args: ['--store', s.addr] });
+    const store = openStore(sameAddr(daemon.addr));
+    return { service: store, cleanup: async () => {
+      await store.close();
+      await daemon.stop();
+      await s.drop();
     } };
   }],
 ];

@@ -9,6 +9,7 @@ import { renderNar } from '../../src/store/render-nar.js';
 import { nixPathInfo, nixStoreDump } from '../helpers/nix.js';
 
 export async function assertStoreMatchesNix(store: Store, paths: string[]): Promise<void> {
+  if (paths.length === 0) return; // `nix path-info` without paths would evaluate the flake in the cwd
   const infos = await nixPathInfo(paths);
   for (const nix of infos) {
     const sp = parseAbsolute(nix.path);
