@@ -1,0 +1,128 @@
+// The scale-out store (S3 on a real single-node Ceph RGW + PostgreSQL)
+// against the local on-disk store, side by side in one run: copy time of
+// the real-files closure, S3 requests per file, and Stat throughput.
+//
+// Ceph runs on bluestore (not memstore) and PostgreSQL with fsync on, so
+// the scale-out store writes as durably as the local one does.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { CLI, startDaemonProcess } from '../test/helpers/daemon.js';
+import { nixEnv } from '../test/helpers/nix.js';
+import { openStore, sameAddr } from '../src/store/from-addr.js';
+import { fileAddr } from '../src/castore/from-addr.js';
+import { realFilesClosure } from './copy-closure.js';
+import { table, timed, GiB, summary } from './util.js';
+
+const SCRIPTS = fileURLToPath(new URL('../../scripts/scaleout/', import.meta.url));
+const STAT_DIGESTS = 10_000;
+
+function parseEnv(text: string): Record<string, string> {
+  return Object.fromEntries(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+function copy(store: string, paths: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; report: { blobsSent: number; bytesSent: number } }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(process.execPath, [CLI, 'copy', '--json', '--store', store, ...paths], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`copy to ${store} exited ${code}: ${err}`));
+      resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, report: JSON.parse(out) });
+    });
+  });
+}
+
+/** Requests RGW has served so far, from its own perf counters. */
+async function rgwRequests(cephBase: string): Promise<number> {
+  const run = join(cephBase, 'run');
+  const sock = (await readdir(run)).find((f) => f.startsWith('ceph-client.rgw') && f.endsWith('.asok'));
+  if (!sock) throw new Error(`no radosgw admin socket in ${run}`);
+  const out = execFileSync('ceph', ['--admin-daemon', join(run, sock), 'perf', 'dump'], { encoding: 'utf8' });
+  return Number(JSON.parse(out).rgw.req);
+}
+
+export async function scaleoutBench(target = GiB): Promise<string> {
+  const base = await mkdtemp(join(tmpdir(), 'bench-so-'));
+  execFileSync('chmod', ['711', base]);
+  const cephBase = join(base, 'ceph');
+  const pgBase = join(base, 'pg');
+  try {
+    execFileSync('bash', [join(SCRIPTS, 'ceph-up.sh'), cephBase], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CEPH_OBJECTSTORE: 'bluestore' } });
+    execFileSync('bash', [join(SCRIPTS, 'postgres-up.sh'), pgBase], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, PG_FSYNC: 'on' } });
+    const cephEnv = parseEnv(await readFile(join(cephBase, 'ceph.env'), 'utf8'));
+    const pgUrl = parseEnv(await readFile(join(pgBase, 'postgres.env'), 'utf8')).NIX_CASTORE_TEST_PG_URL;
+    const endpoint = cephEnv.NIX_CASTORE_TEST_S3_ENDPOINT;
+    const env = { ...nixEnv(), AWS_ACCESS_KEY_ID: cephEnv.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: cephEnv.AWS_SECRET_ACCESS_KEY, AWS_REGION: 'us-east-1' };
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY });
+    const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+    await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
+    s3.destroy();
+    const admin = new pg.Client(pgUrl);
+    await admin.connect();
+    await admin.query('CREATE DATABASE bench');
+    await admin.end();
+    const dbUrl = pgUrl.replace(/\/[^/]*$/, '/bench');
+    const addr = `s3://bench/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(dbUrl)}`;
+
+    const { paths } = realFilesClosure(target);
+    const files = Number(execFileSync('sh', ['-c', 'find "$@" -type f | wc -l', 'sh', ...paths], { encoding: 'utf8' }).trim());
+    const local = await copy(fileAddr(join(base, 'local')), paths, env);
+    const before = await rgwRequests(cephBase);
+    const scaled = await copy(addr, paths, env);
+    const requests = (await rgwRequests(cephBase)) - before;
+    // Stat: 10,000 digests, half of them present, all asked at once.
+    const pool = new pg.Pool({ connectionString: dbUrl });
+    const digests = (await pool.query<{ digest: Buffer }>('SELECT digest FROM blobs LIMIT $1', [STAT_DIGESTS / 2])).rows.map((r) => r.digest);
+    await pool.end();
+    while (digests.length < STAT_DIGESTS) digests.push(Buffer.from(Array.from({ length: 32 }, (_, i) => (digests.length * 7 + i) & 0xff)));
+    const statAll = async (storeAddr: string) => {
+      const store = openStore(sameAddr(storeAddr));
+      try {
+        await store.blobs.stat(digests[0]); // connect first
+        return await timed(async () => (await Promise.all(digests.map((d) => store.blobs.stat(d)))).filter(Boolean).length);
+      } finally {
+        await store.close();
+      }
+    };
+    const stat = await statAll(addr);
+    const daemon = await startDaemonProcess({ args: ['--store', addr], env });
+    let again, statGrpc;
+    try {
+      again = await copy(daemon.addr, paths, env);
+      statGrpc = await statAll(daemon.addr);
+    } finally {
+      await daemon.stop();
+    }
+
+    const rows: [string, string, string][] = [
+      ['copy → local store (file://)', `${local.seconds.toFixed(2)} s`, '1.00× (reference)'],
+      ['copy → S3 + PostgreSQL (s3://…?index=postgres://…)', `${scaled.seconds.toFixed(2)} s`, `${(scaled.seconds / local.seconds).toFixed(2)}× local (target ≤ 3×)`],
+      ['S3 requests for that copy', `${requests}`, `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files (target ≥ 50×)`],
+      ['re-copy through a daemon on that store (all present)', `${again.seconds.toFixed(2)} s`, `${again.report.blobsSent} blobs sent`],
+      [`Stat of ${STAT_DIGESTS} digests (half present), in-process`, `${(stat.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / stat.seconds).toFixed(0)} Stats/s; ${stat.value} found`],
+      [`Stat of ${STAT_DIGESTS} digests through the daemon (gRPC)`, `${(statGrpc.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / statGrpc.seconds).toFixed(0)} Stats/s; ${statGrpc.value} found`],
+    ];
+    summary.rows.push(rows[1], rows[2], rows[4], rows[5]);
+    return [`Scale-out store (Ceph ${cephVersion()} RGW on bluestore + PostgreSQL, fsync on; same closure, ${files} files):`, table(rows)].join('\n');
+  } finally {
+    execFileSync('bash', [join(SCRIPTS, 'ceph-down.sh'), cephBase], { stdio: 'ignore' });
+    execFileSync('bash', [join(SCRIPTS, 'postgres-down.sh'), pgBase], { stdio: 'ignore' });
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+function cephVersion(): string {
+  try {
+    return execFileSync('ceph', ['--version'], { encoding: 'utf8' }).split(' ')[2];
+  } catch {
+    return '?';
+  }
+}
