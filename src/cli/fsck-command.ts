@@ -2,8 +2,10 @@ import { resolve } from 'node:path';
 import { parse, positiveIntFlag, UsageError, type Command } from './usage.js';
 import { parseAddr } from '../castore/from-addr.js';
 import { fsck, formatBytes, type Finding, type FsckCounts } from '../fsck/fsck.js';
+import type { ScaleoutFsckCounts } from '../fsck/scaleout-fsck.js';
 
 const HELP = `Usage: nix-castore fsck [--data DIR | --store file:///DIR] [--nar] [--json]
+       nix-castore fsck --store s3://BUCKET/PREFIX?index=postgres://… [--verify-blobs] [--nar] [--json]
 
 Checks an on-disk store (read-only; a daemon may keep serving it):
   * every blob hashes (BLAKE3) to its name;
@@ -18,32 +20,58 @@ Checks an on-disk store (read-only; a daemon may keep serving it):
 Blobs and directories nothing refers to are harmless and only counted;
 temp files left in tmp/ by dead processes are warnings.
 
+With --store s3://… it checks a scale-out store instead (read-only, in a
+read-only database session; daemons may keep writing to it), the same
+address the daemon takes:
+  * every S3 object the blob index refers to exists and is big enough for
+    every blob the index places in it (one listing of the bucket prefix);
+  * with --verify-blobs, every indexed blob's bytes are read (each object
+    once, front to back) and must hash to its digest;
+  * directories and PathInfos in PostgreSQL as above, a file's blob being
+    indexed with the stated size in a sound object;
+  * S3 objects no index entry refers to are warnings ("orphaned bytes"):
+    a daemon killed between writing an object and indexing it, or the
+    loser of a race, leaves them; they are harmless. So are unfinished
+    multipart uploads (a daemon killed while writing a large blob), also
+    warnings. Unreferenced blobs and directories are only counted.
+BLOB_SERVICE_ADDR and the like are not read: fsck checks the one address.
+
 Each problem is one line on stdout: severity, kind (blob, directory,
-pathinfo, tmp, layout), the object's file under DIR, what is wrong. A
-summary of what was checked follows.
+pathinfo, tmp, layout; object for an S3 object), the object (its file under
+DIR; for s3://, its key below the prefix, or directories/HEX, pathinfos/HEX
+for database rows), what is wrong. A summary of what was checked follows.
 
 Options:
-      --data DIR    the store directory (default $XDG_DATA_HOME/nix-castore,
-                    the daemon's default).
-      --store ADDR  the same as file:///DIR.
-      --nar         also render and check every NAR (reads every blob again).
-      --json        print one JSON object instead: {ok, store, counts,
-                    problems, warnings}.
-      --jobs N      objects checked at once (default 8).
-  -h, --help        show this help.
+      --data DIR      the store directory (default $XDG_DATA_HOME/nix-castore,
+                      the daemon's default).
+      --store ADDR    file:///DIR (the same as --data DIR) or
+                      s3://BUCKET/PREFIX?index=postgres://…&endpoint=…&region=…
+                      (S3 credentials from the AWS SDK's default chain).
+      --verify-blobs  s3:// stores: also read and hash every blob (reads every
+                      object once). On-disk stores always hash every blob.
+      --nar           also render and check every NAR (reads every blob again).
+      --json          print one JSON object instead: {ok, store, counts,
+                      problems, warnings} (for s3:// also endpoint and index,
+                      the database, its password replaced by ***).
+      --jobs N        objects checked at once (default 8; for s3://, objects
+                      read at once with --verify-blobs).
+  -h, --help          show this help.
 
 Exit status: 0 no problems (warnings allowed), 1 problems found or the store
 cannot be read, 2 bad usage.`;
 
+type Target = { kind: 'file'; root: string } | { kind: 's3'; addr: string };
+
 export const fsckCommand: Command = {
   name: 'fsck',
-  summary: 'check an on-disk store for corruption and missing objects',
+  summary: 'check a store (on-disk or scale-out) for corruption and missing objects',
   help: HELP,
   async run(argv) {
     const { values } = parse(argv, {
       data: { type: 'string' },
       store: { type: 'string' },
       nar: { type: 'boolean' },
+      'verify-blobs': { type: 'boolean' },
       json: { type: 'boolean' },
       jobs: { type: 'string' },
     });
@@ -52,31 +80,55 @@ export const fsckCommand: Command = {
       return 0;
     }
     if (values.data !== undefined && values.store !== undefined) throw new UsageError('give either --data or --store, not both');
-    const root = await storeDir(values.data, values.store);
+    const target = await storeTarget(values.data, values.store);
     const concurrency = positiveIntFlag(values.jobs, '--jobs', 8);
     const json = values.json === true;
+    const nar = values.nar === true;
     const problems: Finding[] = [];
     const warnings: Finding[] = [];
-    const counts = await fsck(root, {
-      nar: values.nar === true,
-      concurrency,
-      onFinding(f) {
-        if (json) (f.severity === 'error' ? problems : warnings).push(f);
-        else console.log(`${f.severity}: ${f.kind} ${f.object}: ${f.message}`);
-      },
-    });
+    const onFinding = (f: Finding): void => {
+      if (json) (f.severity === 'error' ? problems : warnings).push(f);
+      else console.log(`${f.severity}: ${f.kind} ${f.object}: ${f.message}`);
+    };
+    const strip = ({ kind, object, message }: Finding) => ({ kind, object, message });
+    if (target.kind === 's3') {
+      const { ScaleoutChecker } = await import('../fsck/scaleout-fsck.js');
+      const checker = new ScaleoutChecker(target.addr, { nar, verifyBlobs: values['verify-blobs'] === true, concurrency, onFinding });
+      const counts = await checker.run();
+      if (json) {
+        console.log(
+          JSON.stringify(
+            {
+              ok: counts.errors === 0,
+              store: `s3://${checker.loc.bucket}/${checker.loc.prefix}`,
+              endpoint: checker.loc.endpoint,
+              index: checker.index,
+              counts,
+              problems: problems.map(strip),
+              warnings: warnings.map(strip),
+            },
+            null,
+            2,
+          ),
+        );
+      } else {
+        console.log(scaleoutSummary(`${checker.store} (index ${checker.index})`, counts, nar, values['verify-blobs'] === true));
+      }
+      return counts.errors === 0 ? 0 : 1;
+    }
+    const root = target.root;
+    const counts = await fsck(root, { nar, concurrency, onFinding });
     if (json) {
-      const strip = ({ kind, object, message }: Finding) => ({ kind, object, message });
       console.log(JSON.stringify({ ok: counts.errors === 0, store: root, counts, problems: problems.map(strip), warnings: warnings.map(strip) }, null, 2));
     } else {
-      console.log(summary(root, counts, values.nar === true));
+      console.log(summary(root, counts, nar));
     }
     return counts.errors === 0 ? 0 : 1;
   },
 };
 
-async function storeDir(data: string | undefined, store: string | undefined): Promise<string> {
-  if (data !== undefined) return resolve(data);
+async function storeTarget(data: string | undefined, store: string | undefined): Promise<Target> {
+  if (data !== undefined) return { kind: 'file', root: resolve(data) };
   if (store !== undefined) {
     let a;
     try {
@@ -84,10 +136,13 @@ async function storeDir(data: string | undefined, store: string | undefined): Pr
     } catch (err) {
       throw new UsageError(`--store: ${(err as Error).message}`);
     }
-    if (a.kind !== 'file') throw new UsageError(`fsck checks an on-disk store: give --store file:///DIR (or --data DIR), not ${store}`);
-    return a.root;
+    if (a.kind === 'file') return { kind: 'file', root: a.root };
+    if (a.kind === 's3') return { kind: 's3', addr: a.addr };
+    throw new UsageError(
+      `fsck checks an on-disk store (--store file:///DIR or --data DIR) or a scale-out one (--store s3://BUCKET/PREFIX?index=postgres://…), not ${store}`,
+    );
   }
-  return (await import('./daemon-command.js')).defaultDataDir();
+  return { kind: 'file', root: (await import('./daemon-command.js')).defaultDataDir() };
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -101,5 +156,19 @@ function summary(root: string, c: FsckCounts, nar: boolean): string {
     `  directories  ${c.directories} checked, ${c.orphanedDirectories} unreferenced`,
     `  PathInfos    ${c.pathInfos} checked` + (nar ? `, ${plural(c.nars, 'NAR')} rendered (${formatBytes(c.narBytes)})` : ''),
     `  temp files   ${c.tempFilesInProgress} in progress, ${c.tempFilesLeftOver} left over`,
+  ].join('\n');
+}
+
+function scaleoutSummary(name: string, c: ScaleoutFsckCounts, nar: boolean, verify: boolean): string {
+  return [
+    `nix-castore fsck ${name}: ${c.errors === 0 ? 'ok' : plural(c.errors, 'problem')}, ${plural(c.warnings, 'warning')}`,
+    `  S3 objects   ${c.objects} listed (${formatBytes(c.objectBytes)}), ${c.orphanedObjects} orphaned (${formatBytes(c.orphanedObjectBytes)}), ` +
+      `${formatBytes(c.deadBytes)} unindexed inside packs, ${plural(c.unfinishedUploads, 'unfinished multipart upload')}` +
+      (c.unfinishedUploads ? ` (${formatBytes(c.unfinishedUploadBytes)})` : ''),
+    `  blobs        ${c.blobs} indexed (${formatBytes(c.blobBytes)}), ` +
+      (verify ? `${c.verifiedBlobs} hashed (${formatBytes(c.verifiedBytes)} read)` : 'not hashed (--verify-blobs)') +
+      `, ${c.orphanedBlobs} unreferenced`,
+    `  directories  ${c.directories} checked, ${c.orphanedDirectories} unreferenced`,
+    `  PathInfos    ${c.pathInfos} checked` + (nar ? `, ${plural(c.nars, 'NAR')} rendered (${formatBytes(c.narBytes)})` : ''),
   ].join('\n');
 }

@@ -32,12 +32,13 @@ import { absolute } from '../nix/store-path.js';
 import { formatNix32 } from '../nix/hash.js';
 import { DigestSpill } from './digest-spill.js';
 
-export type FindingKind = 'blob' | 'directory' | 'pathinfo' | 'tmp' | 'layout';
+/** `object`: an S3 object of a scale-out store (see scaleout-fsck.ts). */
+export type FindingKind = 'blob' | 'directory' | 'pathinfo' | 'tmp' | 'layout' | 'object';
 
 export interface Finding {
   severity: 'error' | 'warning';
   kind: FindingKind;
-  /** The object's file, relative to the store directory. */
+  /** The object's file, relative to the store directory (scale-out: its S3 key below the prefix, or table/key). */
   object: string;
   message: string;
 }
@@ -76,9 +77,9 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const HEX40 = /^[0-9a-f]{40}$/;
 const SIZE_CACHE_ENTRIES = 100_000;
 
-type Sizes = [head: number, legacy: number];
+export type Sizes = [head: number, legacy: number];
 /** What fsck knows about a directory as a child: its sizes, or why it cannot be used. */
-type ChildState = Sizes | 'missing' | 'corrupt';
+export type ChildState = Sizes | 'missing' | 'corrupt';
 
 /** A layout that never creates directories nor sweeps temp files: fsck only reads. */
 class ReadOnlyLayout extends DiskLayout {
@@ -91,12 +92,12 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException)?.code;
 }
 
-function message(err: unknown): string {
+export function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 /** Runs `fn` over `items` with at most `limit` at once. */
-async function forEachLimit<T>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimit<T>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const it = items[Symbol.asyncIterator]();
   let failed = false;
   const worker = async (): Promise<void> => {
@@ -114,7 +115,7 @@ async function forEachLimit<T>(items: AsyncIterable<T>, limit: number, fn: (item
   await Promise.all(Array.from({ length: limit }, worker));
 }
 
-class Semaphore {
+export class Semaphore {
   private waiting: (() => void)[] = [];
   constructor(private free: number) {}
   async run<T>(fn: () => Promise<T>): Promise<T> {
@@ -338,21 +339,7 @@ export class StoreChecker {
       if (errno(err) === 'ENOENT') return undefined;
       return { bytes: Buffer.alloc(0), problem: `unreadable: ${message(err)}` };
     }
-    let dir: Directory;
-    try {
-      dir = readDirectory(bytes);
-    } catch (err) {
-      return { bytes, problem: `does not decode as a Directory: ${message(err)}` };
-    }
-    const got = b3Hex(blake3(bytes));
-    if (got !== hex) return { bytes, dir, problem: `content (${bytes.length} bytes) hashes to ${got}, not to its name` };
-    try {
-      validateDirectory(dir);
-    } catch (err) {
-      return { bytes, dir, problem: `invalid Directory: ${message(err)}` };
-    }
-    if (!encodeDirectory(dir).equals(bytes)) return { bytes, dir, problem: 'not in the canonical encoding' };
-    return { bytes, dir };
+    return { bytes, ...examineDirectory(hex, bytes) };
   }
 
   private remember(hex: string, state: ChildState): ChildState {
@@ -418,24 +405,14 @@ export class StoreChecker {
       return;
     }
     this.counts.pathInfos++;
-    let info: PathInfo;
-    try {
-      info = PathInfoCodec.decode(bytes);
-    } catch (err) {
-      this.report('error', 'pathinfo', rel, `does not decode as a PathInfo: ${message(err)}`);
+    const e = examinePathInfo(bytes);
+    if ('problem' in e) {
+      this.report('error', 'pathinfo', rel, e.problem);
       return;
     }
-    let path: string;
-    try {
-      const sp = validatePathInfo(info);
-      path = absolute(sp);
-      const key = Buffer.from(sp.digest).toString('hex');
-      if (key !== hex) {
-        this.report('error', 'pathinfo', rel, `holds the PathInfo of ${path}, which belongs under ${this.rel('pathinfo', key)}`);
-        return;
-      }
-    } catch (err) {
-      this.report('error', 'pathinfo', rel, message(err));
+    const { info, path, key } = e;
+    if (key !== hex) {
+      this.report('error', 'pathinfo', rel, `holds the PathInfo of ${path}, which belongs under ${this.rel('pathinfo', key)}`);
       return;
     }
     const node = info.node!;
@@ -534,8 +511,47 @@ export class StoreChecker {
   }
 }
 
-function sizesOf(dir: Directory): Sizes {
+export function sizesOf(dir: Directory): Sizes {
   return [directorySize(dir, 'head'), directorySize(dir, 'legacy')];
+}
+
+/**
+ * A stored directory's bytes, decoded, or what is wrong with them: they must
+ * decode, hash to `hex` (the name they are stored under; `noun` says what
+ * that is), validate and be canonically encoded.
+ */
+export function examineDirectory(hex: string, bytes: Buffer, noun = 'name'): { dir?: Directory; problem?: string } {
+  let dir: Directory;
+  try {
+    dir = readDirectory(bytes);
+  } catch (err) {
+    return { problem: `does not decode as a Directory: ${message(err)}` };
+  }
+  const got = b3Hex(blake3(bytes));
+  if (got !== hex) return { dir, problem: `content (${bytes.length} bytes) hashes to ${got}, not to its ${noun}` };
+  try {
+    validateDirectory(dir);
+  } catch (err) {
+    return { dir, problem: `invalid Directory: ${message(err)}` };
+  }
+  if (!encodeDirectory(dir).equals(bytes)) return { dir, problem: 'not in the canonical encoding' };
+  return { dir };
+}
+
+/** A stored PathInfo decoded and validated, with the key (hex store path digest) it belongs under; or what is wrong. */
+export function examinePathInfo(bytes: Buffer): { info: PathInfo; path: string; key: string } | { problem: string } {
+  let info: PathInfo;
+  try {
+    info = PathInfoCodec.decode(bytes);
+  } catch (err) {
+    return { problem: `does not decode as a PathInfo: ${message(err)}` };
+  }
+  try {
+    const sp = validatePathInfo(info);
+    return { info, path: absolute(sp), key: Buffer.from(sp.digest).toString('hex') };
+  } catch (err) {
+    return { problem: message(err) };
+  }
 }
 
 /** Checks the store at `root`; see the top of this file. */
