@@ -1,6 +1,6 @@
 // Coalesces lookups made in the same turn of the event loop into one query:
-// a copy stats thousands of digests at once, and PostgreSQL answers
-// `= ANY($1)` for a thousand keys about as fast as for one.
+// a copy stats thousands of digests at once, and PostgreSQL answers a
+// thousand keys in one query about as fast as one key.
 export class Batcher<V> {
   private pending = new Map<string, { key: Buffer; waiters: ((v: V | undefined, err?: unknown) => void)[] }>();
   private scheduled = false;

@@ -98,7 +98,7 @@ export class Packer {
 
   private async upload(pack: Pack): Promise<void> {
     // Skip what another writer (or daemon) has indexed meanwhile.
-    const present = await this.db.query<{ digest: Buffer }>('SELECT digest FROM blobs WHERE digest = ANY($1::bytea[])', [
+    const present = await this.db.query<{ digest: Buffer }>('SELECT b.digest FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d', [
       pack.entries.map((e) => e.digest),
     ]);
     const skip = new Set(present.rows.map((r) => r.digest.toString('hex')));

@@ -44,7 +44,9 @@ export class S3BlobService implements BlobService {
     this.packer = new Packer(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
-        'SELECT digest, object, "offset", length FROM blobs WHERE digest = ANY($1::bytea[])',
+        // A join with unnest() keeps PostgreSQL on the primary key for
+        // large batches, where `= ANY($1)` may choose a sequential scan.
+        'SELECT b.digest, b.object, b."offset", b.length FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
         [keys],
       );
       return new Map(r.rows.map((row) => [row.digest.toString('hex'), { object: row.object, offset: Number(row.offset), length: Number(row.length) }]));
