@@ -21,6 +21,11 @@ export interface BlobService {
   read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined>;
   put(): BlobWriter;
   close(): Promise<void>;
+  /**
+   * Blobs up to this many bytes cost no more to Put again than to Stat
+   * first (one round trip either way), so uploaders may skip the Stat.
+   */
+  readonly putWithoutStatUpTo?: number;
 }
 
 export async function has(blobs: BlobService, digest: Uint8Array): Promise<boolean> {

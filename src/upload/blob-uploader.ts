@@ -1,5 +1,6 @@
 // Makes sure blobs are in the store: Stat first (a blob the store has is
-// never sent), each digest handled once per run, uploads bounded, transient
+// never sent) unless the blob is so small that the store says a Put costs
+// no more than the Stat, each digest handled once per run, uploads bounded, transient
 // failures retried. Small files come with their bytes; large ones are read
 // again from disk only when they must be sent.
 import { open } from 'node:fs/promises';
@@ -67,7 +68,8 @@ export class BlobUploader {
 
   private async upload(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     const what = `blob ${b3String(digest)}`;
-    if (await withRetry(`Stat ${what}`, () => this.blobs.stat(digest), this.retry, this.log)) {
+    const statFirst = !('bytes' in source) || size > (this.blobs.putWithoutStatUpTo ?? -1);
+    if (statFirst && (await withRetry(`Stat ${what}`, () => this.blobs.stat(digest), this.retry, this.log))) {
       this.stats.blobsSkipped++;
       return;
     }
