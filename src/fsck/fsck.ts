@@ -474,25 +474,8 @@ export class StoreChecker {
   }
 
   private async checkNar(info: PathInfo, path: string, rel: string): Promise<void> {
-    const ni = info.narinfo!;
-    let got;
-    try {
-      got = await calculateNar(info.node!, this.castore);
-    } catch (err) {
-      this.report('error', 'pathinfo', rel, `${path}: the NAR cannot be rendered: ${message(err)}`);
-      return;
-    }
-    this.counts.nars++;
-    this.counts.narBytes += got.narSize;
-    if (got.narSize !== ni.narSize || !got.narSha256.equals(Buffer.from(ni.narSha256))) {
-      this.report(
-        'error',
-        'pathinfo',
-        rel,
-        `${path}: the NAR renders to ${got.narSize} bytes, ${formatNix32(got.narSha256)}; ` +
-          `the narinfo records ${ni.narSize} bytes, ${formatNix32(ni.narSha256)}`,
-      );
-    }
+    const problem = await narMismatch(info, this.castore, path, this.counts);
+    if (problem) this.report('error', 'pathinfo', rel, problem);
   }
 
   // ---- orphans ----
@@ -509,6 +492,24 @@ export class StoreChecker {
       if (!known.has(o.name)) add(1);
     }
   }
+}
+
+/** Renders the NAR of `info` and compares it with its narinfo: what is wrong, or undefined. */
+export async function narMismatch(info: PathInfo, castore: Castore, path: string, counts: Pick<FsckCounts, 'nars' | 'narBytes'>): Promise<string | undefined> {
+  const ni = info.narinfo!;
+  let got;
+  try {
+    got = await calculateNar(info.node!, castore);
+  } catch (err) {
+    return `${path}: the NAR cannot be rendered: ${message(err)}`;
+  }
+  counts.nars++;
+  counts.narBytes += got.narSize;
+  if (got.narSize === ni.narSize && got.narSha256.equals(Buffer.from(ni.narSha256))) return undefined;
+  return (
+    `${path}: the NAR renders to ${got.narSize} bytes, ${formatNix32(got.narSha256)}; ` +
+    `the narinfo records ${ni.narSize} bytes, ${formatNix32(ni.narSha256)}`
+  );
 }
 
 export function sizesOf(dir: Directory): Sizes {

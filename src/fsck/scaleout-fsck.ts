@@ -43,15 +43,15 @@ import { walkClosure } from '../castore/traverse.js';
 import { parseS3Addr, type S3Location } from '../scaleout/addr.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
 import { SCHEMA_VERSION } from '../scaleout/schema.js';
-import { calculateNar, type Castore } from '../store/render-nar.js';
+import type { Castore } from '../store/render-nar.js';
 import type { PathInfo } from '../store/messages.js';
-import { formatNix32 } from '../nix/hash.js';
 import { DigestSpill } from './digest-spill.js';
 import {
   examineDirectory,
   examinePathInfo,
   forEachLimit,
   message,
+  narMismatch,
   Semaphore,
   sizesOf,
   type ChildState,
@@ -747,25 +747,8 @@ export class ScaleoutChecker {
   private narCastore: Castore | undefined;
 
   private async checkNar(info: PathInfo, path: string, rel: string): Promise<void> {
-    const ni = info.narinfo!;
-    let got;
-    try {
-      got = await calculateNar(info.node!, (this.narCastore ??= this.castore()));
-    } catch (err) {
-      this.report('error', 'pathinfo', rel, `${path}: the NAR cannot be rendered: ${message(err)}`);
-      return;
-    }
-    this.counts.nars++;
-    this.counts.narBytes += got.narSize;
-    if (got.narSize !== ni.narSize || !got.narSha256.equals(Buffer.from(ni.narSha256))) {
-      this.report(
-        'error',
-        'pathinfo',
-        rel,
-        `${path}: the NAR renders to ${got.narSize} bytes, ${formatNix32(got.narSha256)}; ` +
-          `the narinfo records ${ni.narSize} bytes, ${formatNix32(ni.narSha256)}`,
-      );
-    }
+    const problem = await narMismatch(info, (this.narCastore ??= this.castore()), path, this.counts);
+    if (problem) this.report('error', 'pathinfo', rel, problem);
   }
 
   // ---- orphans ----
