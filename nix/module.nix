@@ -37,7 +37,7 @@ let
 
   daemonArgs =
     builtins.concatLists (map (l: [ "--listen" l ]) cfg.listen)
-    ++ [ "--data" cfg.dataDir ]
+    ++ (if cfg.store == null then [ "--data" cfg.dataDir ] else [ "--store" cfg.store ])
     ++ (if queue then [ "--drain-spool" hook.spoolDir ] else [ ])
     ++ cfg.extraArgs;
 
@@ -88,6 +88,29 @@ in
       type = types.str;
       default = "nix-castore";
       description = "Group the daemon runs as (created when left at the default).";
+    };
+
+    store = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "s3://my-castore/prod?region=eu-west-1&index=postgres://castore@db.internal/castore";
+      description = ''
+        Serve this store address (`--store`) instead of the on-disk store in
+        `dataDir`: e.g. the scale-out store, blob bytes in S3 and the rest
+        in PostgreSQL, which any number of daemons can serve at once.
+        Credentials go in `environmentFile`.
+      '';
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/nix-castore.env";
+      description = ''
+        A systemd EnvironmentFile for the daemon, for secrets kept out of
+        the Nix store: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or
+        AWS_PROFILE), AWS_REGION, PGPASSWORD.
+      '';
     };
 
     extraArgs = mkOption {
@@ -175,7 +198,7 @@ in
           ProtectControlGroups = true;
           RestrictSUIDSGID = true;
           LockPersonality = true;
-        };
+        } // (if cfg.environmentFile == null then { } else { EnvironmentFile = cfg.environmentFile; });
       };
     })
 

@@ -313,6 +313,8 @@ describe('nix/module.nix (module-system stand-in)', () => {
         dataDir: 'str',
         user: 'str',
         group: 'str',
+        store: 'nullOr str',
+        environmentFile: 'nullOr str',
         extraArgs: 'listOf str',
         'postBuildHook.enable': 'bool',
         'postBuildHook.mode': 'enum',
@@ -375,6 +377,16 @@ describe('nix/module.nix (module-system stand-in)', () => {
       / daemon '--listen' '\[::1\]:8000' '--listen' 'unix:\/run\/nix-castore\/daemon\.sock' '--data' '\/var\/lib\/nix-castore' '--drain-spool' '\/var\/spool\/nix-castore' '--http' '127\.0\.0\.1:8080'$/,
     );
     assert.ok(config.nix.settings['post-build-hook']);
+  });
+
+  it('store + environmentFile: the daemon serves that store (e.g. S3 + PostgreSQL) with secrets from the file', async () => {
+    const addr = 's3://castore/prod?region=eu-west-1&index=postgres://castore@db/castore';
+    const { config } = await evalModule(`{ services.nix-castore = { enable = true; store = ${nixString(addr)}; environmentFile = "/run/secrets/castore.env"; }; }`);
+    const svc = config.systemd.services['nix-castore'].serviceConfig;
+    assert.match(svc.ExecStart, / daemon '--listen' '\[::1\]:8000' '--store' 's3:\/\/castore\/prod\?region=eu-west-1&index=postgres:\/\/castore@db\/castore'$/);
+    assert.equal(svc.EnvironmentFile, '/run/secrets/castore.env');
+    const plain = (await evalModule('{ services.nix-castore.enable = true; }')).config.systemd.services['nix-castore'].serviceConfig;
+    assert.equal(plain.EnvironmentFile, undefined);
   });
 
   it('queue mode without the daemon is refused by an assertion', async () => {
