@@ -12,23 +12,19 @@ import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import type { BlobService, BlobWriter } from '../castore/blob-service.js';
 import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
-import { storageError } from '../castore/errors.js';
+import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { S3Objects } from './s3-objects.js';
 import { Limiter } from '../upload/limiter.js';
+import { PackCache, type Location } from './pack-cache.js';
 
 export const SMALL_MAX = 1 << 20;
 /** Each large upload buffers up to 4 parts: this bounds the daemon's memory. */
 const LARGE_UPLOADS = 4;
 
-interface Location {
-  object: string;
-  offset: number;
-  length: number;
-}
 
 export class S3BlobService implements BlobService {
   private readonly s3: S3Objects;
@@ -36,12 +32,14 @@ export class S3BlobService implements BlobService {
   private readonly packer: Packer;
   private readonly locations: Batcher<Location>;
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
+  private readonly packCache: PackCache;
 
   constructor(addr: string) {
     const loc = parseS3Addr(addr);
     this.s3 = new S3Objects(loc);
     this.db = openPgIndex(loc.indexUrl);
     this.packer = new Packer(this.s3, this.db);
+    this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
         // A join with unnest() keeps PostgreSQL on the primary key for
@@ -53,18 +51,43 @@ export class S3BlobService implements BlobService {
     });
   }
 
+  /** HTTP requests this service has sent to S3 so far. */
+  get s3Requests(): number {
+    return this.s3.requests;
+  }
+
+  private async locate(digest: Uint8Array): Promise<Location | undefined> {
+    const id = Buffer.from(digest).toString('hex');
+    const known = this.packCache.locations.get(id);
+    if (known) return known;
+    const loc = await this.locations.get(digest);
+    if (loc && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
+    return loc;
+  }
+
   async stat(digest: Uint8Array) {
     checkB3(digest);
-    return (await this.locations.get(digest)) ? { chunks: [] } : undefined;
+    return (await this.locate(digest)) ? { chunks: [] } : undefined;
   }
 
   async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
     checkB3(digest);
-    const loc = await this.locations.get(digest);
+    const loc = await this.locate(digest);
     if (!loc) return undefined;
     if (loc.length === 0) return (async function* () {})();
-    const body = await this.s3.range(loc.object, loc.offset, loc.length);
     const name = b3String(digest);
+    if (loc.object.startsWith('packs/') && loc.length <= SMALL_MAX) {
+      let bytes: Buffer;
+      try {
+        bytes = await this.packCache.slice(loc);
+      } catch (err) {
+        throw err instanceof CastoreError ? err : storageError(`blob ${name}: ${(err as Error).message}`, err);
+      }
+      return (async function* () {
+        yield bytes;
+      })();
+    }
+    const body = await this.s3.range(loc.object, loc.offset, loc.length);
     return (async function* () {
       let got = 0;
       for await (const chunk of body) {

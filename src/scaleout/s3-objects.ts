@@ -14,6 +14,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export class S3Objects {
   readonly client: S3Client;
+  /** HTTP requests sent to S3 (each attempt), for tests and benchmarks. */
+  requests = 0;
   constructor(readonly loc: S3Location) {
     this.client = new S3Client({
       region: loc.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
@@ -24,6 +26,13 @@ export class S3Objects {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    this.client.middlewareStack.add(
+      (next) => (args) => {
+        this.requests++;
+        return next(args);
+      },
+      { step: 'deserialize', name: 'nixCastoreCountRequests' },
+    );
   }
 
   key(object: string): string {

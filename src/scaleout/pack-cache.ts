@@ -1,0 +1,104 @@
+// Reading small blobs back from packs: a NAR of a path with thousands of
+// small files reads them one after another, mostly in the order they were
+// packed. So a read fetches a window of the pack (WINDOW bytes from the
+// blob on) in one ranged GET, learns from the index which other blobs lie
+// in it, and keeps both: the next reads cost neither S3 nor PostgreSQL.
+// Blobs never move once indexed, so nothing here goes stale.
+import type { PgIndex } from './pg-index.js';
+import type { S3Objects } from './s3-objects.js';
+
+export interface Location {
+  object: string;
+  offset: number;
+  length: number;
+}
+
+const WINDOW = 4 << 20;
+const WINDOW_BUDGET = 64 << 20;
+const MAX_LOCATIONS = 200_000;
+
+interface Window {
+  object: string;
+  start: number;
+  data: Buffer;
+}
+
+export class PackCache {
+  /** Least recently used first (Map order). */
+  private readonly windows = new Map<string, Window>();
+  private windowBytes = 0;
+  private readonly fetching = new Map<string, Promise<Window>>();
+  readonly locations = new Map<string, Location>();
+
+  constructor(
+    private readonly s3: S3Objects,
+    private readonly db: PgIndex,
+  ) {}
+
+  /** The blob's bytes, from a cached window or a newly fetched one. */
+  async slice(loc: Location): Promise<Buffer> {
+    const w = this.covering(loc) ?? (await this.fetchWindow(loc));
+    const from = loc.offset - w.start;
+    if (from < 0 || from + loc.length > w.data.length) {
+      throw new Error(`${loc.object} is shorter than the index says (${w.start + w.data.length} bytes, blob at ${loc.offset}+${loc.length})`);
+    }
+    return w.data.subarray(from, from + loc.length);
+  }
+
+  private covering(loc: Location): Window | undefined {
+    for (const [key, w] of this.windows) {
+      if (w.object === loc.object && w.start <= loc.offset && loc.offset + loc.length <= w.start + w.data.length) {
+        this.windows.delete(key); // most recently used: to the end
+        this.windows.set(key, w);
+        return w;
+      }
+    }
+    return undefined;
+  }
+
+  private fetchWindow(loc: Location): Promise<Window> {
+    const key = `${loc.object}@${loc.offset}`;
+    let p = this.fetching.get(key);
+    if (!p) {
+      p = this.load(loc).finally(() => this.fetching.delete(key));
+      this.fetching.set(key, p);
+    }
+    return p;
+  }
+
+  private async load(loc: Location): Promise<Window> {
+    const end = loc.offset + Math.max(loc.length, WINDOW);
+    const [data, rows] = await Promise.all([
+      this.readRange(loc.object, loc.offset, end - loc.offset),
+      this.db.query<{ digest: Buffer; offset: string; length: string }>(
+        'SELECT digest, "offset", length FROM blobs WHERE object = $1 AND "offset" >= $2 AND "offset" + length <= $3',
+        [loc.object, loc.offset, end],
+      ),
+    ]);
+    const w: Window = { object: loc.object, start: loc.offset, data };
+    for (const r of rows.rows) {
+      const l = { object: loc.object, offset: Number(r.offset), length: Number(r.length) };
+      if (l.offset + l.length <= loc.offset + data.length) this.remember(r.digest.toString('hex'), l);
+    }
+    this.windows.set(`${w.object}@${w.start}`, w);
+    this.windowBytes += data.length;
+    for (const [k, old] of this.windows) {
+      if (this.windowBytes <= WINDOW_BUDGET) break;
+      this.windows.delete(k);
+      this.windowBytes -= old.data.length;
+    }
+    return w;
+  }
+
+  /** Bytes [offset, offset+length) or up to the object's end, whichever is first. */
+  private async readRange(object: string, offset: number, length: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of await this.s3.range(object, offset, length)) parts.push(Buffer.from(chunk));
+    return Buffer.concat(parts);
+  }
+
+  remember(id: string, loc: Location): void {
+    if (this.locations.size >= MAX_LOCATIONS) this.locations.delete(this.locations.keys().next().value!);
+    this.locations.set(id, loc);
+  }
+}
