@@ -78,6 +78,14 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const before = await rgwRequests(cephBase);
     const scaled = await copy(addr, paths, env);
     const requests = (await rgwRequests(cephBase)) - before;
+    // Reading back: every path's NAR rendered from the S3 store, against nix-store --dump.
+    const narBack = await timed(async () => {
+      for (const p of paths) execFileSync(process.execPath, [CLI, 'nar', '--store', addr, p], { stdio: ['ignore', 'ignore', 'inherit'], env });
+    });
+    const dump = await timed(async () => {
+      for (const p of paths) execFileSync('nix-store', ['--dump', p], { stdio: ['ignore', 'ignore', 'inherit'], env });
+    });
+
     // Stat: 10,000 digests, half of them present, all asked at once.
     const pool = new pg.Pool({ connectionString: dbUrl });
     const digests = (await pool.query<{ digest: Buffer }>('SELECT digest FROM blobs LIMIT $1', [STAT_DIGESTS / 2])).rows.map((r) => r.digest);
@@ -106,11 +114,12 @@ export async function scaleoutBench(target = GiB): Promise<string> {
       ['copy → local store (file://)', `${local.seconds.toFixed(2)} s`, '1.00× (reference)'],
       ['copy → S3 + PostgreSQL (s3://…?index=postgres://…)', `${scaled.seconds.toFixed(2)} s`, `${(scaled.seconds / local.seconds).toFixed(2)}× local (target ≤ 3×)`],
       ['S3 requests for that copy', `${requests}`, `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files (target ≥ 50×)`],
+      ['NARs rendered back from that store (nix-castore nar)', `${narBack.seconds.toFixed(2)} s`, `${(narBack.seconds / dump.seconds).toFixed(2)}× nix-store --dump (${dump.seconds.toFixed(2)} s)`],
       ['re-copy through a daemon on that store (all present)', `${again.seconds.toFixed(2)} s`, `${again.report.blobsSent} blobs sent`],
       [`Stat of ${STAT_DIGESTS} digests (half present), in-process`, `${(stat.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / stat.seconds).toFixed(0)} Stats/s; ${stat.value} found`],
       [`Stat of ${STAT_DIGESTS} digests through the daemon (gRPC)`, `${(statGrpc.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / statGrpc.seconds).toFixed(0)} Stats/s; ${statGrpc.value} found`],
     ];
-    summary.rows.push(rows[1], rows[2], rows[4], rows[5]);
+    summary.rows.push(rows[1], rows[2], rows[3], rows[5], rows[6]);
     return [`Scale-out store (Ceph ${cephVersion()} RGW on bluestore + PostgreSQL, fsync on; same closure, ${files} files):`, table(rows)].join('\n');
   } finally {
     execFileSync('bash', [join(SCRIPTS, 'ceph-down.sh'), cephBase], { stdio: 'ignore' });
