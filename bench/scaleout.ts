@@ -63,21 +63,37 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const env = { ...nixEnv(), AWS_ACCESS_KEY_ID: cephEnv.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: cephEnv.AWS_SECRET_ACCESS_KEY, AWS_REGION: 'us-east-1' };
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY });
     const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
-    await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
-    s3.destroy();
     const admin = new pg.Client(pgUrl);
     await admin.connect();
-    await admin.query('CREATE DATABASE bench');
-    await admin.end();
-    const dbUrl = pgUrl.replace(/\/[^/]*$/, '/bench');
-    const addr = `s3://bench/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(dbUrl)}`;
+    /** A fresh, empty scale-out store. */
+    const freshStore = async (name: string) => {
+      await s3.send(new CreateBucketCommand({ Bucket: name }));
+      await admin.query(`CREATE DATABASE ${name}`);
+      const dbUrl = pgUrl.replace(/\/[^/]*$/, `/${name}`);
+      return { dbUrl, addr: `s3://${name}/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(dbUrl)}` };
+    };
 
     const { paths } = realFilesClosure(target);
     const files = Number(execFileSync('sh', ['-c', 'find "$@" -type f | wc -l', 'sh', ...paths], { encoding: 'utf8' }).trim());
-    const local = await copy(fileAddr(join(base, 'local')), paths, env);
-    const before = await rgwRequests(cephBase);
-    const scaled = await copy(addr, paths, env);
-    const requests = (await rgwRequests(cephBase)) - before;
+    // Best of two, interleaved: this machine's disk is shared and noisy.
+    const locals: number[] = [];
+    const scaledRuns: { seconds: number; requests: number }[] = [];
+    let last = { dbUrl: '', addr: '' };
+    for (let round = 0; round < 2; round++) {
+      locals.push((await copy(fileAddr(join(base, `local${round}`)), paths, env)).seconds);
+      await rm(join(base, `local${round}`), { recursive: true, force: true });
+      last = await freshStore(`bench${round}`);
+      const before = await rgwRequests(cephBase);
+      const run = await copy(last.addr, paths, env);
+      scaledRuns.push({ seconds: run.seconds, requests: (await rgwRequests(cephBase)) - before });
+    }
+    s3.destroy();
+    await admin.end();
+    const { dbUrl, addr } = last;
+    const local = { seconds: Math.min(...locals) };
+    const best = scaledRuns.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+    const scaled = { seconds: best.seconds };
+    const requests = best.requests;
     // Reading back: every path's NAR rendered from the S3 store, against nix-store --dump.
     const narBack = await timed(async () => {
       for (const p of paths) execFileSync(process.execPath, [CLI, 'nar', '--store', addr, p], { stdio: ['ignore', 'ignore', 'inherit'], env });
@@ -111,8 +127,8 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     }
 
     const rows: [string, string, string][] = [
-      ['copy → local store (file://)', `${local.seconds.toFixed(2)} s`, '1.00× (reference)'],
-      ['copy → S3 + PostgreSQL (s3://…?index=postgres://…)', `${scaled.seconds.toFixed(2)} s`, `${(scaled.seconds / local.seconds).toFixed(2)}× local (target ≤ 3×)`],
+      ['copy → local store (file://), best of 2', `${local.seconds.toFixed(2)} s`, `1.00× (reference; runs: ${locals.map((x) => x.toFixed(1)).join(' s, ')} s)`],
+      ['copy → S3 + PostgreSQL (s3://…?index=postgres://…), best of 2', `${scaled.seconds.toFixed(2)} s`, `${(scaled.seconds / local.seconds).toFixed(2)}× local (target ≤ 3×; runs: ${scaledRuns.map((x) => x.seconds.toFixed(1)).join(' s, ')} s)`],
       ['S3 requests for that copy', `${requests}`, `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files (target ≥ 50×)`],
       ['NARs rendered back from that store (nix-castore nar)', `${narBack.seconds.toFixed(2)} s`, `${(narBack.seconds / dump.seconds).toFixed(2)}× nix-store --dump (${dump.seconds.toFixed(2)} s)`],
       ['re-copy through a daemon on that store (all present)', `${again.seconds.toFixed(2)} s`, `${again.report.blobsSent} blobs sent`],
