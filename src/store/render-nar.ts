@@ -23,7 +23,48 @@ function sortedEntries(d: Directory): Node[] {
   return all.sort((a, b) => Buffer.compare(a.name, b.name));
 }
 
-export function narNodeOf(node: Node, store: Castore): NarNode {
+// Small files of a directory are fetched a few ahead of the one being
+// written: over gRPC or from S3 every blob is a round trip, and a path of
+// thousands of small files would otherwise wait for each in turn.
+const PREFETCH_FILES = 16;
+const PREFETCH_MAX_SIZE = 64 << 10;
+
+async function readBlob(store: Castore, digest: Uint8Array): Promise<Buffer> {
+  const stream = await store.blobs.read(digest);
+  if (!stream) throw storageError(`blob ${b3String(digest)} not found`);
+  const parts: Uint8Array[] = [];
+  for await (const c of stream) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** Starts reads of the next small files as the walk reaches each one. */
+class Prefetcher {
+  private readonly started = new Map<number, Promise<Buffer>>();
+  private next = 0;
+  constructor(
+    private readonly store: Castore,
+    private readonly entries: Node[],
+  ) {}
+
+  /** The bytes of entry `i` if it is a small file (reading ahead of it), else undefined. */
+  take(i: number): Promise<Buffer> | undefined {
+    // Entries before i are written already: never start those.
+    this.next = Math.max(this.next, i);
+    const limit = Math.min(this.entries.length, i + PREFETCH_FILES);
+    for (; this.next < limit; this.next++) {
+      const e = this.entries[this.next];
+      if (e.type !== 'file' || e.size > PREFETCH_MAX_SIZE) continue;
+      const p = readBlob(this.store, e.digest);
+      p.catch(() => {}); // observed when taken
+      this.started.set(this.next, p);
+    }
+    const p = this.started.get(i);
+    this.started.delete(i);
+    return p;
+  }
+}
+
+export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise<Buffer> | undefined): NarNode {
   switch (node.type) {
     case 'symlink':
       return { type: 'symlink', target: node.target };
@@ -33,6 +74,11 @@ export function narNodeOf(node: Node, store: Castore): NarNode {
         executable: node.executable,
         size: node.size,
         contents: async function* () {
+          const early = prefetched?.();
+          if (early) {
+            yield await early;
+            return;
+          }
           const stream = await store.blobs.read(node.digest);
           if (!stream) throw storageError(`blob ${b3String(node.digest)} not found`);
           yield* stream;
@@ -44,7 +90,12 @@ export function narNodeOf(node: Node, store: Castore): NarNode {
         entries: async function* () {
           const dir = await store.directories.get(node.digest);
           if (!dir) throw storageError(`directory ${b3String(node.digest)} not found`);
-          for (const child of sortedEntries(dir)) yield { name: child.name, node: narNodeOf(child, store) };
+          const children = sortedEntries(dir);
+          const ahead = new Prefetcher(store, children);
+          for (let i = 0; i < children.length; i++) {
+            const at = i;
+            yield { name: children[i].name, node: narNodeOf(children[i], store, () => ahead.take(at)) };
+          }
         },
       };
   }
