@@ -1,0 +1,97 @@
+// gRPC length-prefixed messages inside HTTP/2 DATA: a flag byte (1 =
+// compressed), a u32 big-endian length, the payload. DATA frame boundaries
+// mean nothing: one frame may hold several messages, a message may span
+// many frames.
+import { status } from '@grpc/grpc-js';
+import { GrpcError } from './status.js';
+
+export const PREFIX_BYTES = 5;
+
+/** Prefix and payload in one buffer: a copy, but one write (and one DATA frame when small). */
+export function framed(payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(PREFIX_BYTES + payload.length);
+  out[0] = 0;
+  out.writeUInt32BE(payload.length, 1);
+  out.set(payload, PREFIX_BYTES);
+  return out;
+}
+
+/** The prefix alone, to send before a large payload without copying it. */
+export function prefixFor(length: number): Buffer {
+  const out = Buffer.allocUnsafe(PREFIX_BYTES);
+  out[0] = 0;
+  out.writeUInt32BE(length, 1);
+  return out;
+}
+
+/**
+ * Reassembles messages from DATA chunks. A complete message inside one
+ * chunk is handed on as a view of it (no copy); only a message that spans
+ * chunks is copied together.
+ */
+export abstract class MessageReader {
+  /** A prefix or payload begun in an earlier chunk. */
+  private pending: Buffer | undefined;
+  private filled = 0;
+  private pendingIsPrefix = false;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  protected abstract message(payload: Buffer): void;
+
+  /** Whether the bytes so far stop inside a message. */
+  protected get midMessage(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Feeds one DATA chunk; a malformed stream returns the error and must not be fed further. */
+  protected readData(chunk: Buffer): GrpcError | undefined {
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.pending === undefined) {
+        if (chunk.length - pos < PREFIX_BYTES) {
+          this.expect(PREFIX_BYTES, true);
+          continue;
+        }
+        const len = chunk.readUInt32BE(pos + 1);
+        const bad = this.check(chunk[pos], len);
+        if (bad) return bad;
+        pos += PREFIX_BYTES;
+        if (chunk.length - pos >= len) {
+          this.message(chunk.subarray(pos, pos + len));
+          pos += len;
+        } else this.expect(len, false);
+        continue;
+      }
+      const n = Math.min(this.pending.length - this.filled, chunk.length - pos);
+      chunk.copy(this.pending, this.filled, pos, pos + n);
+      this.filled += n;
+      pos += n;
+      if (this.filled < this.pending.length) return undefined;
+      const done = this.pending;
+      this.pending = undefined;
+      if (!this.pendingIsPrefix) {
+        this.message(done);
+        continue;
+      }
+      const len = done.readUInt32BE(1);
+      const bad = this.check(done[0], len);
+      if (bad) return bad;
+      if (len === 0) this.message(done.subarray(PREFIX_BYTES));
+      else this.expect(len, false);
+    }
+    return undefined;
+  }
+
+  private expect(bytes: number, isPrefix: boolean): void {
+    this.pending = Buffer.allocUnsafe(bytes);
+    this.filled = 0;
+    this.pendingIsPrefix = isPrefix;
+  }
+
+  private check(flag: number, len: number): GrpcError | undefined {
+    if (flag !== 0) return new GrpcError(status.INTERNAL, `received a compressed message (flag ${flag}), but no compression was negotiated`);
+    if (len > this.maxMessageBytes) return new GrpcError(status.RESOURCE_EXHAUSTED, `received a message larger than max (${len} vs. ${this.maxMessageBytes})`);
+    return undefined;
+  }
+}
