@@ -21,19 +21,68 @@ function digestProblem(d: Uint8Array | undefined): StatusObject | undefined {
   return undefined;
 }
 
-/** Reads a client stream; a cancelled call ends the loop with an error instead of hanging. */
+/**
+ * Reads a client stream; a cancelled call ends the loop with an error instead
+ * of hanging. Built on events rather than `for await` over the call: Node 20's
+ * stream iterator creates an AbortError, stack trace and all, every time it
+ * finishes, which costs more than storing a small blob.
+ */
 async function* incoming<T>(call: ServerReadableStream<T, unknown>): AsyncGenerator<T> {
-  const onCancel = () => call.destroy(new Error('call cancelled by the client'));
+  const queue: T[] = [];
+  let head = 0;
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (m: T) => {
+    queue.push(m);
+    if (queue.length - head >= MAX_QUEUED) call.pause();
+    notify();
+  };
+  const onEnd = () => {
+    ended = true;
+    notify();
+  };
+  const onError = (err: Error) => {
+    failure ??= err;
+    notify();
+  };
+  const onCancel = () => onError(new Error('call cancelled by the client'));
+  call.on('data', onData);
+  call.on('end', onEnd);
+  call.on('error', onError);
   call.on('cancelled', onCancel);
   try {
-    for await (const m of call as AsyncIterable<T>) {
-      if (m instanceof MalformedRequest) throw malformedError(m);
-      yield m;
+    for (;;) {
+      if (failure) throw failure;
+      if (head < queue.length) {
+        const m = queue[head];
+        queue[head++] = undefined as T;
+        if (head === queue.length) {
+          queue.length = head = 0;
+          if (call.isPaused()) call.resume();
+        }
+        if (m instanceof MalformedRequest) throw malformedError(m);
+        yield m;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((r) => (wake = r));
     }
   } finally {
+    call.off('data', onData);
+    call.off('end', onEnd);
+    call.off('error', onError);
     call.off('cancelled', onCancel);
   }
 }
+
+/** Messages a client stream may have received but not yet handed on, before it is paused. */
+const MAX_QUEUED = 4;
 
 async function send<T>(call: ServerWritableStream<unknown, T>, msg: T): Promise<void> {
   if (call.cancelled) throw new Error('call cancelled by the client');
