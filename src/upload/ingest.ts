@@ -3,6 +3,7 @@
 // Blobs the store lacks are uploaded (Stat first, always); the path's
 // Directory messages come out children first, ready for one Put stream.
 import { createHash } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../castore/messages.js';
@@ -74,7 +75,8 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     entries: async function* () {
       const names = (await readdir(p, { encoding: 'buffer' })).sort(Buffer.compare);
       const paths = names.map((n) => joinBytes(p, n));
-      const stats = await Promise.all(paths.map((c) => lstat(c)));
+      // lstat of a cached entry is cheaper than the thread-pool round trip of its async form.
+      const stats = paths.map((c) => lstatSync(c));
       const small = stats.map((st, i) => (st.isFile() && st.size <= opts.blobs.keepInMemoryBelow ? { path: paths[i], size: st.size } : undefined));
       const ahead = new ReadAhead(small, READ_AHEAD_BYTES);
       const children: Built[] = [];
