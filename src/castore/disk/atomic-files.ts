@@ -5,15 +5,7 @@ import { existsSync } from 'node:fs';
 import { open, rename, mkdir, unlink, rm, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-
-export async function fsyncDir(path: string): Promise<void> {
-  const h = await open(path, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
+import { syncDir } from './dir-sync.js';
 
 // A synchronous stat of a cached dentry costs microseconds; the promise
 // version goes through the thread pool and, when the file is absent (the
@@ -112,7 +104,7 @@ export async function publishFiles(
       await renameInto(temps[i], todo[i].path);
       temps[i] = '';
     }
-    for (const p of parents) await fsyncDir(p);
+    await Promise.all([...parents].map(syncDir));
   } finally {
     for (const t of temps) if (t) await unlink(t).catch(() => {});
   }

@@ -4,7 +4,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { BlobService, BlobWriter } from '../blob-service.js';
 import { Blake3Stream, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
-import { exists, fsyncDir, renameInto, tempName } from './atomic-files.js';
+import { exists, renameInto, tempName } from './atomic-files.js';
+import { syncDir } from './dir-sync.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
 
@@ -108,7 +109,7 @@ export class DiskBlobService implements BlobService {
           signal?.throwIfAborted(); // checked after the slow part: the last moment to back out
           await h.close();
           await renameInto(tmp!, target);
-          await fsyncDir(dirname(target));
+          await syncDir(dirname(target));
         } catch (err) {
           await discard();
           if (signal?.aborted || err instanceof CastoreError) throw err;
