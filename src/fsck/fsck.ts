@@ -1,6 +1,7 @@
 // Consistency check of an on-disk (`file://`) store, read-only:
 //
-//   1. blobs        every file hashes (BLAKE3, streamed) to its name
+//   1. blobs        every file hashes (BLAKE3, streamed) to its name; every
+//                   packed blob hashes to its index entry (pack-check.ts)
 //   2. directories  every file decodes, validates, is canonically encoded and
 //                   hashes to its name; its child directories exist with a
 //                   size matching either DirectoryNode.size formula, and its
@@ -31,9 +32,10 @@ import { calculateNar, type Castore } from '../store/render-nar.js';
 import { absolute } from '../nix/store-path.js';
 import { formatNix32 } from '../nix/hash.js';
 import { DigestSpill } from './digest-spill.js';
+import { checkPacks } from './pack-check.js';
 
 /** `object`: an S3 object of a scale-out store (see scaleout-fsck.ts). */
-export type FindingKind = 'blob' | 'directory' | 'pathinfo' | 'tmp' | 'layout' | 'object';
+export type FindingKind = 'blob' | 'directory' | 'pathinfo' | 'tmp' | 'layout' | 'pack' | 'object';
 
 export interface Finding {
   severity: 'error' | 'warning';
@@ -162,6 +164,9 @@ export class StoreChecker {
   private readonly narLimit: Semaphore;
   /** Blobs whose content does not hash to their name (or cannot be read). Few: one per problem. */
   private readonly corruptBlobs = new Set<string>();
+  /** Sound packed blobs and their lengths; packed blobs with no sound copy. */
+  private packBlobs = new Map<string, number>();
+  private readonly corruptPacked = new Set<string>();
   /** Directories with a problem of their own, and why; missing ones that something refers to as well. */
   private readonly badDirs = new Map<string, string>();
   /** Recently looked-up directories as children: a bounded cache (insertion order = age). */
@@ -194,12 +199,21 @@ export class StoreChecker {
     try {
       await this.checkTemps();
       await forEachLimit(this.objects('blobs', HEX64), this.concurrency, (o) => this.checkBlob(o.name, o.rel));
+      this.packBlobs = await checkPacks(join(this.root, 'packs'), {
+        error: (object, msg) => this.report('error', 'blob', object, msg),
+        warning: (object, msg) => this.report('warning', 'pack', object, msg),
+        blob: (_hex, length) => {
+          this.counts.blobs++;
+          this.counts.blobBytes += length;
+        },
+        corrupt: (hex) => this.corruptPacked.add(hex),
+      });
       await forEachLimit(this.objects('directories', HEX64), this.concurrency, (o) => this.checkDirectory(o.name, o.rel));
       await forEachLimit(this.objects('pathinfo', HEX40), this.concurrency, (o) => this.checkPathInfo(o.name, o.rel));
       await this.countOrphans('blobs', this.blobRefs, (n) => (this.counts.orphanedBlobs += n));
       await this.countOrphans('directories', this.dirRefs, (n) => (this.counts.orphanedDirectories += n));
     } finally {
-      await Promise.all([this.blobRefs.dispose(), this.dirRefs.dispose()]);
+      await Promise.all([this.blobRefs.dispose(), this.dirRefs.dispose(), this.castore.blobs.close()]);
     }
     return this.counts;
   }
@@ -321,7 +335,10 @@ export class StoreChecker {
     try {
       st = await stat(join(this.root, this.rel('blobs', hex)));
     } catch (err) {
-      return errno(err) === 'ENOENT' ? `blob ${hex} is missing` : `blob ${hex} cannot be read: ${message(err)}`;
+      if (errno(err) !== 'ENOENT') return `blob ${hex} cannot be read: ${message(err)}`;
+      const packed = this.packBlobs.get(hex);
+      if (packed === undefined) return this.corruptPacked.has(hex) ? `blob ${hex} is corrupt` : `blob ${hex} is missing`;
+      return packed === size ? undefined : `the entry says ${size} bytes but blob ${hex} has ${packed}`;
     }
     if (st.size !== size) return `the entry says ${size} bytes but blob ${hex} has ${st.size}`;
     if (this.corruptBlobs.has(hex)) return `blob ${hex} is corrupt`;
@@ -490,6 +507,18 @@ export class StoreChecker {
         known = await refs.bucket(parseInt(s, 16));
       }
       if (!known.has(o.name)) add(1);
+    }
+    if (kind !== 'blobs') return;
+    const byBucket = new Map<number, string[]>();
+    for (const hex of this.packBlobs.keys()) {
+      const b = parseInt(hex.slice(0, 2), 16);
+      let list = byBucket.get(b);
+      if (!list) byBucket.set(b, (list = []));
+      list.push(hex);
+    }
+    for (const [b, hexes] of [...byBucket].sort((x, y) => x[0] - y[0])) {
+      const known = await refs.bucket(b);
+      add(hexes.filter((h) => !known.has(h)).length);
     }
   }
 }

@@ -87,9 +87,13 @@ function spawnCli(args: string[]): { child: ChildProcess; result: Promise<CliRes
   return { child, result };
 }
 
-/** Removes every object, keeping the store's top-level directories (a daemon may be running on it, idle). */
+/**
+ * Removes every object, keeping the store's top-level directories. No
+ * process may have the store open: one that has keeps knowing the packed
+ * blobs it has seen.
+ */
 async function wipeObjects(dataDir: string): Promise<void> {
-  for (const kind of ['blobs', 'directories', 'pathinfo']) {
+  for (const kind of ['blobs', 'packs', 'directories', 'pathinfo']) {
     const base = join(dataDir, kind);
     for (const shard of await readdir(base).catch(() => [])) await rm(join(base, shard), { recursive: true, force: true });
   }
@@ -109,10 +113,10 @@ function copyArgs(fx: CopyFixture, addr: string): string[] {
 }
 
 /** How long a full copy into an empty store takes, in ms (the shorter of two runs). */
-async function measureCopy(fx: CopyFixture, addr: string, dataDir: string): Promise<number> {
+async function measureCopy(fx: CopyFixture, fresh: () => Promise<string>): Promise<number> {
   const runs: number[] = [];
   for (let i = 0; i < 2; i++) {
-    await wipeObjects(dataDir);
+    const addr = await fresh();
     const t0 = performance.now();
     const r = await runCli(copyArgs(fx, addr));
     runs.push(performance.now() - t0);
@@ -203,10 +207,17 @@ describe('crash tests', { timeout: 10 * 60 * 1000 }, () => {
     const nix = await nixFacts(fx);
     let d: DaemonProcess = await startDaemonProcess({ dataDir, args: daemonArgs });
     const store = openStore(sameAddr(fileAddr(dataDir)));
+    /** An empty store with a daemon that has not seen the old one. */
+    const fresh = async (): Promise<string> => {
+      await d.stop();
+      await wipeObjects(dataDir);
+      d = await startDaemonProcess({ dataDir, args: daemonArgs });
+      return d.addr;
+    };
     try {
-      const typical = await measureCopy(fx, d.addr, dataDir);
+      const typical = await measureCopy(fx, fresh);
       await trials(t, 'daemon killed', rngFor(0), typical, async (delay, context) => {
-        await wipeObjects(dataDir);
+        await fresh();
         const copy = spawnCli(copyArgs(fx, d.addr));
         await Promise.race([sleep(delay), copy.result]);
         await killNow(d.child);
@@ -232,12 +243,18 @@ describe('crash tests', { timeout: 10 * 60 * 1000 }, () => {
     const fx = await freshFixture('client');
     const dataDir = join(tmp, 'client-killed');
     const nix = await nixFacts(fx);
-    const d = await startDaemonProcess({ dataDir, args: ['--data', dataDir] });
+    let d = await startDaemonProcess({ dataDir, args: ['--data', dataDir] });
     const store = openStore(sameAddr(fileAddr(dataDir)));
+    const fresh = async (): Promise<string> => {
+      await d.stop();
+      await wipeObjects(dataDir);
+      d = await startDaemonProcess({ dataDir, args: ['--data', dataDir] });
+      return d.addr;
+    };
     try {
-      const typical = await measureCopy(fx, d.addr, dataDir);
+      const typical = await measureCopy(fx, fresh);
       await trials(t, 'client killed', rngFor(1), typical, async (delay, context) => {
-        await wipeObjects(dataDir);
+        await fresh();
         const copy = spawnCli(copyArgs(fx, d.addr));
         await Promise.race([sleep(delay), copy.result]);
         await killNow(copy.child);

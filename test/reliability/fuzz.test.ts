@@ -24,6 +24,7 @@ import { blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } fro
 import { checkHealth } from '../../src/grpc/health-client.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { storedBlobs } from '../helpers/stored-blobs.js';
 import { Rng, fuzzSeed } from './prng.js';
 import {
   Enc,
@@ -441,7 +442,7 @@ describe(`wire fuzzing (seed ${SEED})`, () => {
       return out;
     };
 
-    const blobs = await files('blobs');
+    const blobs = await storedBlobs(daemon.dataDir);
     assert.deepEqual([...blobs.keys()].sort(), [...expectedBlobs].sort(), 'blobs: exactly those uploaded successfully');
     for (const [name, data] of blobs) assert.equal(hex(blake3(data)), name);
 

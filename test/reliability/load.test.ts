@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { copyFixture } from '../helpers/copy-fixtures.js';
 import { fixtureClosure } from '../helpers/nix.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
+import { storedBlobs } from '../helpers/stored-blobs.js';
 import { openStore, sameAddr } from '../../src/store/from-addr.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
@@ -28,13 +29,10 @@ it('8 concurrent copies with overlapping closures', async () => {
     await assertStoreMatchesNix(store, expected);
 
     // Blobs: each stored once, under the digest of its bytes; no temp files left.
-    const blobsDir = join(d.dataDir, 'blobs');
     let count = 0;
-    for (const shard of await readdir(blobsDir)) {
-      for (const name of await readdir(join(blobsDir, shard))) {
-        assert.equal(blake3(await readFile(join(blobsDir, shard, name))).toString('hex'), name);
-        count++;
-      }
+    for (const [name, data] of await storedBlobs(d.dataDir)) {
+      assert.equal(blake3(data).toString('hex'), name);
+      count++;
     }
     assert.ok(count > 0);
     assert.deepEqual(await readdir(join(d.dataDir, 'tmp')), []);

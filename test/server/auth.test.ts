@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { storedBlobs } from '../helpers/stored-blobs.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { Writer, auth, symlinkPathInfo } from '../helpers/grpc-writes.js';
 import { cacheUrlOf } from '../http/http-helpers.js';
@@ -31,9 +32,7 @@ let cacheUrl: string;
 const dir = (label: string): Directory => ({ directories: [], files: [], symlinks: [{ name: Buffer.from(label), target: Buffer.from('t') }] });
 
 async function blobFiles(): Promise<string[]> {
-  const base = join(daemon.dataDir, 'blobs');
-  const shards = await readdir(base).catch(() => []);
-  return (await Promise.all(shards.map((s) => readdir(join(base, s))))).flat();
+  return [...(await storedBlobs(daemon.dataDir)).keys()];
 }
 
 before(async () => {

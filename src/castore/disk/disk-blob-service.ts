@@ -1,15 +1,21 @@
 import { open, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import type { BlobService, BlobWriter } from '../blob-service.js';
-import { Blake3Stream, checkB3 } from '../digest.js';
+import { Blake3Stream, b3Hex, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { exists, renameInto, tempName } from './atomic-files.js';
 import { syncDir } from './dir-sync.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
+import { PackStore } from './pack-store.js';
 
 const MAX_PENDING = 16 << 20;
+/**
+ * Blobs up to this size go into packs (pack-store.ts); larger ones get a
+ * file each, where the per-file cost is small next to the bytes.
+ */
+export const PACK_BLOB_MAX = 256 << 10;
 
 async function writeFully(h: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
   let off = 0;
@@ -17,22 +23,34 @@ async function writeFully(h: FileHandle, chunk: Uint8Array, position: number): P
 }
 
 export class DiskBlobService implements BlobService {
-  constructor(private readonly layout: DiskLayout) {}
+  readonly packs: PackStore;
+
+  constructor(private readonly layout: DiskLayout) {
+    this.packs = new PackStore(join(layout.root, 'packs'));
+  }
 
   async stat(digest: Uint8Array) {
     checkB3(digest);
     await this.layout.init();
-    return (await exists(this.layout.objectPath('blobs', digest))) ? { chunks: [] } : undefined;
+    return (await this.has(digest)) ? { chunks: [] } : undefined;
+  }
+
+  private async has(digest: Uint8Array): Promise<boolean> {
+    const hex = b3Hex(digest);
+    if (this.packs.knows(hex) || (await exists(this.layout.objectPath('blobs', digest)))) return true;
+    return (await this.packs.find(hex)) !== undefined;
   }
 
   async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
     checkB3(digest);
     await this.layout.init();
+    const hex = b3Hex(digest);
+    if (this.packs.knows(hex)) return this.readPacked(hex);
     let h: FileHandle;
     try {
       h = await open(this.layout.objectPath('blobs', digest), 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.readPacked(hex);
       throw storageError(`opening blob: ${(err as Error).message}`, err);
     }
     return (async function* () {
@@ -44,17 +62,79 @@ export class DiskBlobService implements BlobService {
     })();
   }
 
+  private async readPacked(hex: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+    let data;
+    try {
+      data = await this.packs.read(hex);
+    } catch (err) {
+      throw storageError(`reading packed blob: ${(err as Error).message}`, err);
+    }
+    if (!data) return undefined;
+    return (async function* () {
+      if (data.length > 0) yield data;
+    })();
+  }
+
   /**
-   * Hashes as bytes arrive and writes them at explicit offsets without
-   * waiting for each write, up to MAX_PENDING bytes in flight, so disk I/O
-   * overlaps with receiving the next chunk.
+   * Holds up to PACK_BLOB_MAX bytes in memory, then goes on as a file of
+   * its own (see fileWriter). A blob that stays small is packed.
    */
   put(): BlobWriter {
-    const layout = this.layout;
     const hash = new Blake3Stream();
+    let held: Uint8Array[] = [];
+    let heldBytes = 0;
+    let file: ReturnType<DiskBlobService['fileWriter']> | undefined;
+    let finished = false;
+    return {
+      write: async (chunk) => {
+        if (finished) throw new Error('blob writer already closed');
+        if (chunk.length === 0) return;
+        hash.update(chunk);
+        if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
+          held.push(chunk);
+          heldBytes += chunk.length;
+          return;
+        }
+        if (!file) {
+          file = this.fileWriter();
+          for (const c of held) await file.write(c);
+          held = [];
+        }
+        await file.write(chunk);
+      },
+      close: async (signal) => {
+        if (finished) throw new Error('blob writer already closed');
+        finished = true;
+        const digest = hash.digest();
+        if (file) return file.close(digest, signal);
+        try {
+          await this.layout.init();
+          if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('blobs', digest)))) return digest;
+          signal?.throwIfAborted(); // the last moment to back out
+          await this.packs.append(digest, held.length === 1 ? held[0] : Buffer.concat(held));
+        } catch (err) {
+          if (signal?.aborted || err instanceof CastoreError) throw err;
+          throw storageError(`storing blob: ${(err as Error).message}`, err);
+        }
+        return digest;
+      },
+      abort: async () => {
+        finished = true;
+        held = [];
+        await file?.abort();
+      },
+    };
+  }
+
+  /**
+   * A large blob's own file: bytes are written at explicit offsets without
+   * waiting for each write, up to MAX_PENDING bytes in flight, so disk I/O
+   * overlaps with receiving the next chunk; the caller hashes.
+   */
+  private fileWriter() {
+    const layout = this.layout;
     let tmp: string | undefined;
     let handle: Promise<FileHandle> | undefined;
-    let finished = false;
     let offset = 0;
     let pendingBytes = 0;
     const pending = new Set<Promise<void>>();
@@ -75,11 +155,8 @@ export class DiskBlobService implements BlobService {
       if (tmp) await unlink(tmp).catch(() => {});
     };
     return {
-      async write(chunk) {
-        if (finished) throw new Error('blob writer already closed');
+      async write(chunk: Uint8Array): Promise<void> {
         if (writeError) throw writeError;
-        if (chunk.length === 0) return;
-        hash.update(chunk);
         const h = await file();
         const at = offset;
         offset += chunk.length;
@@ -93,10 +170,7 @@ export class DiskBlobService implements BlobService {
         pending.add(p);
         while (pendingBytes > MAX_PENDING && pending.size > 0) await Promise.race(pending);
       },
-      async close(signal) {
-        if (finished) throw new Error('blob writer already closed');
-        finished = true;
-        const digest = hash.digest();
+      async close(digest: Buffer, signal?: AbortSignal): Promise<Buffer> {
         const h = await file();
         const target = layout.objectPath('blobs', digest);
         try {
@@ -117,12 +191,11 @@ export class DiskBlobService implements BlobService {
         }
         return digest;
       },
-      async abort() {
-        finished = true;
-        await discard();
-      },
+      abort: discard,
     };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.packs.close();
+  }
 }

@@ -1,6 +1,7 @@
 // On-disk store layout (the `file://` backend), one tree shared by the three
 // services:
-//   <root>/blobs/<hex[0..2]>/<hex>           raw blob bytes
+//   <root>/blobs/<hex[0..2]>/<hex>           raw bytes of a blob over 256 KiB
+//   <root>/packs/<name>.pack, .idx            smaller blobs (pack-format.ts)
 //   <root>/directories/<hex[0..2]>/<hex>     canonical Directory encoding
 //   <root>/pathinfo/<hex[0..2]>/<hex40>      PathInfo protobuf
 //   <root>/tmp/                              temp files, renamed into place
@@ -32,7 +33,7 @@ export class DiskLayout {
   /** Creates the tree and sweeps temp files of dead processes, once. */
   init(): Promise<void> {
     this.ready ??= (async () => {
-      for (const kind of ['blobs', 'directories', 'pathinfo', 'tmp']) {
+      for (const kind of ['blobs', 'packs', 'directories', 'pathinfo', 'tmp']) {
         await mkdir(join(this.root, kind), { recursive: true });
       }
       await cleanStaleTemps(this.tmp);

@@ -1,0 +1,314 @@
+// The packs of one on-disk store (see pack-format.ts): an in-memory index of
+// every pack's entries, kept current with other processes' packs on a miss,
+// and this process's own pack, written by group commit — all blobs that
+// arrive while one batch is being fsynced go out together in the next, so
+// a burst of small Puts costs a few fsyncs, not one or more per blob.
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { b3Hex } from '../digest.js';
+import { syncDir } from './dir-sync.js';
+import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
+
+/** A pack grows to about this size, then the writer starts a new one. */
+const PACK_TARGET = 1 << 30;
+/** A batch holds at most this many bytes: bounds one writev. */
+const BATCH_BYTES = 64 << 20;
+
+interface Pack {
+  name: string;
+  /** Index bytes read so far (whole, valid entries). */
+  consumed: number;
+  /** Written by a process that has exited: its index will not grow. */
+  final: boolean;
+  idx?: Promise<FileHandle>;
+  data?: Promise<FileHandle>;
+}
+
+export interface PackedBlob {
+  pack: string;
+  offset: number;
+  length: number;
+}
+
+interface Loc {
+  pack: Pack;
+  offset: number;
+  length: number;
+}
+
+interface Queued {
+  digest: Buffer;
+  data: Uint8Array;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class PackStore {
+  private readonly index = new Map<string, Loc>();
+  private readonly packs = new Map<string, Pack>();
+  private dirMtime = -1n;
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain: Promise<void> | undefined;
+  // This process's writer.
+  private own: { pack: Pack; data: FileHandle; idx: FileHandle; end: number; idxEnd: number } | undefined;
+  private readonly queue: Queued[] = [];
+  private readonly queued = new Map<string, Queued>();
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+  /** Batches written by this instance (two fsyncs each): for tests. */
+  batches = 0;
+
+  constructor(readonly dir: string) {}
+
+  /** Where blob `hex` is packed, looking at other processes' new entries on a miss. */
+  async find(hex: string): Promise<PackedBlob | undefined> {
+    let loc = this.index.get(hex);
+    if (!loc) {
+      await this.refresh();
+      loc = this.index.get(hex);
+    }
+    return loc && { pack: loc.pack.name, offset: loc.offset, length: loc.length };
+  }
+
+  /** Whether blob `hex` is packed and durable, from what this process knows already (no I/O). */
+  knows(hex: string): boolean {
+    return this.index.has(hex);
+  }
+
+  /** The bytes of a packed blob, or undefined if the record is not what the index says. */
+  async read(hex: string): Promise<Buffer | undefined> {
+    if (!this.index.has(hex)) await this.refresh();
+    const loc = this.index.get(hex);
+    if (!loc) return undefined;
+    let h;
+    try {
+      h = await (loc.pack.data ??= open(join(this.dir, `${loc.pack.name}.pack`), 'r'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Removed under us (by hand): what it held is gone; the blob may be in a newer pack.
+      this.forget(loc.pack);
+      return this.index.has(hex) ? undefined : this.read(hex);
+    }
+    const buf = Buffer.allocUnsafe(RECORD_HEADER + loc.length);
+    const { bytesRead } = await h.read(buf, 0, buf.length, loc.offset);
+    const hdr = parseRecordHeader(buf.subarray(0, bytesRead));
+    if (bytesRead < buf.length || !hdr || hdr.length !== loc.length || b3Hex(hdr.digest) !== hex) return undefined;
+    return buf.subarray(RECORD_HEADER);
+  }
+
+  /** Stores a blob whose digest the caller has computed; resolves once it is durable and indexed. */
+  append(digest: Buffer, data: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('pack store closed'));
+    const hex = b3Hex(digest);
+    if (this.index.has(hex)) return Promise.resolve();
+    const q = this.queued.get(hex);
+    if (q) return q.done;
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    const item = { digest, data, done, resolve, reject };
+    this.queue.push(item);
+    this.queued.set(hex, item);
+    this.flushing ??= this.flush();
+    return done;
+  }
+
+  /** Every indexed blob of every pack (after catching up), for fsck. */
+  async entries(): Promise<Map<string, PackedBlob>> {
+    await this.refresh();
+    const all = new Map<string, PackedBlob>();
+    for (const [hex, loc] of this.index) all.set(hex, { pack: loc.pack.name, offset: loc.offset, length: loc.length });
+    return all;
+  }
+
+  /** Names of the packs seen so far (for fsck). */
+  packNames(): string[] {
+    return [...this.packs.keys()].sort();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+    await this.closeOwn();
+    for (const p of this.packs.values()) {
+      for (const h of [p.idx, p.data]) if (h) await h.then((x) => x.close(), () => {});
+      p.idx = p.data = undefined;
+    }
+  }
+
+  // ---- reading other processes' packs ----
+
+  /** Catches up with packs and entries written since the last look; concurrent callers share one. */
+  private refresh(): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = this.catchUp().finally(() => (this.refreshing = undefined));
+      return this.refreshing;
+    }
+    // One is running and may have looked before the caller's blob arrived: run one more after it.
+    return (this.refreshAgain ??= this.refreshing.then(() => {
+      this.refreshAgain = undefined;
+      return this.refresh();
+    }));
+  }
+
+  private async catchUp(): Promise<void> {
+    let st;
+    try {
+      st = await stat(this.dir, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    // Directory mtimes are coarse (a clock tick): a recent one may hide a newer pack.
+    const recent = BigInt(Date.now()) * 1_000_000n - st.mtimeNs < 2_000_000_000n;
+    if (st.mtimeNs !== this.dirMtime || recent) {
+      this.dirMtime = st.mtimeNs;
+      for (const f of await readdir(this.dir)) {
+        if (!f.endsWith('.idx')) continue;
+        const name = f.slice(0, -4);
+        if (!this.packs.has(name)) this.packs.set(name, { name, consumed: 0, final: false });
+      }
+    }
+    for (const p of this.packs.values()) if (!p.final && p !== this.own?.pack) await this.readIndex(p);
+  }
+
+  private async readIndex(p: Pack): Promise<void> {
+    const dead = !writerAlive(p.name);
+    let h;
+    try {
+      h = await (p.idx ??= open(join(this.dir, `${p.name}.idx`), 'r'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.forget(p);
+      return;
+    }
+    const { size } = await h.stat();
+    if (size - p.consumed >= INDEX_ENTRY) {
+      const buf = Buffer.allocUnsafe(size - p.consumed);
+      const { bytesRead } = await h.read(buf, 0, buf.length, p.consumed);
+      const { entries, bytes } = decodeIndexEntries(buf.subarray(0, bytesRead));
+      this.add(p, entries);
+      p.consumed += bytes;
+    }
+    if (dead) {
+      p.final = true;
+      await h.close();
+      p.idx = undefined;
+    }
+  }
+
+  private forget(p: Pack): void {
+    this.packs.delete(p.name);
+    for (const [hex, loc] of this.index) if (loc.pack === p) this.index.delete(hex);
+    this.dirMtime = -1n;
+  }
+
+  private add(p: Pack, entries: IndexEntry[]): void {
+    for (const e of entries) {
+      const hex = b3Hex(e.digest);
+      if (!this.index.has(hex)) this.index.set(hex, { pack: p, offset: e.offset, length: e.length });
+    }
+  }
+
+  // ---- writing this process's pack ----
+
+  private async flush(): Promise<void> {
+    // Let the Puts that arrive in this turn of the event loop join the first batch.
+    await new Promise<void>((r) => setImmediate(r));
+    for (;;) {
+      if (this.queue.length === 0) {
+        // Cleared in the same synchronous step that sees the queue empty: no Put can slip between.
+        this.flushing = undefined;
+        return;
+      }
+      let bytes = 0;
+      let n = 0;
+      while (n < this.queue.length && (n === 0 || bytes + this.queue[n].data.length <= BATCH_BYTES)) bytes += this.queue[n++].data.length;
+      const batch = this.queue.splice(0, n);
+      try {
+        await this.writeBatch(batch);
+        for (const q of batch) q.resolve();
+      } catch (err) {
+        // The pack's tail is now unknown: the next batch starts a new pack.
+        await this.closeOwn().catch(() => {});
+        for (const q of batch) q.reject(err);
+      } finally {
+        for (const q of batch) this.queued.delete(b3Hex(q.digest));
+      }
+    }
+  }
+
+  private async writeBatch(batch: Queued[]): Promise<void> {
+    const w = await this.writer();
+    this.batches++;
+    const parts: Uint8Array[] = [];
+    const entries: IndexEntry[] = [];
+    let at = w.end;
+    for (const q of batch) {
+      parts.push(recordHeader(q.digest, q.data.length), q.data);
+      entries.push({ digest: q.digest, offset: at, length: q.data.length });
+      at += RECORD_HEADER + q.data.length;
+    }
+    await writeAll(w.data, parts, w.end);
+    await w.data.datasync();
+    // Only now may entries point at the records: they are durable.
+    const idx = encodeIndexEntries(entries);
+    await writeAll(w.idx, [idx], w.idxEnd);
+    await w.idx.datasync();
+    w.end = at;
+    w.idxEnd += idx.length;
+    this.add(w.pack, entries);
+    if (w.end >= PACK_TARGET) await this.closeOwn();
+  }
+
+  private async writer(): Promise<NonNullable<PackStore['own']>> {
+    if (this.own) return this.own;
+    const name = `${process.pid}-${randomBytes(6).toString('hex')}`;
+    const data = await open(join(this.dir, `${name}.pack`), 'wx', 0o644);
+    const idx = await open(join(this.dir, `${name}.idx`), 'wx', 0o644).catch(async (err) => {
+      await data.close();
+      throw err;
+    });
+    await syncDir(this.dir);
+    const pack: Pack = { name, consumed: 0, final: false };
+    this.packs.set(name, pack);
+    this.own = { pack, data, idx, end: 0, idxEnd: 0 };
+    return this.own;
+  }
+
+  private async closeOwn(): Promise<void> {
+    const w = this.own;
+    if (!w) return;
+    this.own = undefined;
+    // Readers of this process reopen it read-only; the index is complete.
+    w.pack.final = true;
+    w.pack.consumed = w.idxEnd;
+    await Promise.all([w.data.close(), w.idx.close()]);
+  }
+}
+
+async function writeAll(h: FileHandle, parts: Uint8Array[], position: number): Promise<void> {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const { bytesWritten } = await h.writev(parts, position);
+  if (bytesWritten === total) return;
+  // Short write (rare: signals, quotas): finish from one contiguous buffer.
+  const rest = Buffer.concat(parts).subarray(bytesWritten);
+  let off = 0;
+  while (off < rest.length) off += (await h.write(rest, off, rest.length - off, position + bytesWritten + off)).bytesWritten;
+}
+
+/** Whether the process named in a pack's name may still be writing to it. */
+export function writerAlive(name: string): boolean {
+  const pid = Number(name.split('-')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
