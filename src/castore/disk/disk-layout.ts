@@ -1,6 +1,6 @@
 // On-disk store layout (the `file://` backend), one tree shared by the three
 // services:
-//   <root>/blobs/<hex[0..2]>/<hex>           raw bytes of a blob over 256 KiB
+//   <root>/blobs/<hex[0..2]>/<hex>           raw bytes of a blob over 256 KiB (any size in older stores)
 //   <root>/packs/<name>.pack, .idx            smaller blobs (pack-format.ts)
 //   <root>/directories/<hex[0..2]>/<hex>     canonical Directory encoding
 //   <root>/pathinfo/<hex[0..2]>/<hex40>      PathInfo protobuf
