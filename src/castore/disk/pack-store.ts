@@ -86,6 +86,7 @@ export class PackStore {
     try {
       h = await (loc.pack.data ??= open(join(this.dir, `${loc.pack.name}.pack`), 'r'));
     } catch (err) {
+      loc.pack.data = undefined; // a failed open (say EMFILE) is tried again next time
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // Removed under us (by hand): what it held is gone; the blob may be in a newer pack.
       this.forget(loc.pack);
@@ -180,6 +181,7 @@ export class PackStore {
     try {
       h = await (p.idx ??= open(join(this.dir, `${p.name}.idx`), 'r'));
     } catch (err) {
+      p.idx = undefined;
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       this.forget(p);
       return;
