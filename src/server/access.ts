@@ -56,9 +56,13 @@ export function authorizes(header: string | undefined, token: string, allowBasic
 
 /** Why a write with this metadata is refused, if it is. */
 export function writeRefusal(policy: AccessPolicy, metadata: Metadata): StatusObject | undefined {
+  const values = metadata.get('authorization');
+  return writeRefusalFor(policy, values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined);
+}
+
+/** Why a write with this `authorization` header is refused, if it is. */
+export function writeRefusalFor(policy: AccessPolicy, header: string | undefined): StatusObject | undefined {
   if (policy.authToken !== undefined) {
-    const values = metadata.get('authorization');
-    const header = values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined;
     if (!authorizes(header, policy.authToken)) {
       return {
         code: status.UNAUTHENTICATED,

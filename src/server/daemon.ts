@@ -13,6 +13,7 @@ import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAd
 import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type RunningHttpCache } from './http-cache.js';
 import { tolerantDecoding } from './decode.js';
 import { guardWrite, WRITE_METHODS, type AccessPolicy } from './access.js';
+import { leanBlobRoute, type LeanRoute } from './lean-blob.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -44,7 +45,9 @@ export interface RunningDaemon {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function createServer(store: Store, maxMessageBytes = 4 * 1024 * 1024, access: AccessPolicy = {}): grpc.Server {
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': -1,
@@ -87,6 +90,20 @@ function widenConnectionWindow(server: grpc.Server): void {
   }
 }
 
+type StreamListener = (stream: import('node:http2').ServerHttp2Stream, headers: import('node:http2').IncomingHttpHeaders, ...rest: unknown[]) => void;
+
+/** Streams `route` takes are served by it; the rest go to grpc-js's own listeners, as before. */
+function routeLean(server: grpc.Server, route: LeanRoute): void {
+  for (const h of (server as unknown as ServerInternals).http2Servers?.keys() ?? []) {
+    const grpcListeners = h.listeners('stream') as StreamListener[];
+    h.removeAllListeners('stream');
+    h.on('stream', (stream, headers, ...rest: unknown[]) => {
+      if (route(stream, headers)) return;
+      for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
+    });
+  }
+}
+
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
   const server = createServer(store, opts.maxMessageBytes, opts.access);
   const addrs: string[] = [];
@@ -107,6 +124,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       addrs.push(clientAddr(l, port));
     }
     widenConnectionWindow(server);
+    routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}));
     if (opts.http) httpCache = await startHttpCache(store, opts.http, opts.http);
   } catch (err) {
     server.forceShutdown();

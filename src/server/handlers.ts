@@ -134,13 +134,7 @@ function isStatus(x: unknown): x is StatusObject {
 
 export function blobHandlers(store: Store): UntypedServiceImplementation {
   return {
-    Stat: unaryHandler<C.StatBlobRequest, C.StatBlobResponse | StatusObject>(async (req) => {
-      const bad = digestProblem(req.digest);
-      if (bad) return bad;
-      const st = await store.blobs.stat(req.digest);
-      if (!st) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
-      return { chunks: st.chunks, bao: new Uint8Array(0) };
-    }),
+    Stat: unaryHandler<C.StatBlobRequest, C.StatBlobResponse | StatusObject>(statBlob(store)),
     Read: streaming<C.ReadBlobRequest, C.BlobChunk>(async (req, call) => {
       const bad = digestProblem(req.digest);
       if (bad) return bad;
@@ -152,16 +146,32 @@ export function blobHandlers(store: Store): UntypedServiceImplementation {
         }
       }
     }),
-    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(async (msgs, signal) => {
-      const w = store.blobs.put();
-      try {
-        for await (const m of msgs) await w.write(m.data);
-        return { digest: await w.close(signal) };
-      } catch (err) {
-        await w.abort().catch(() => {});
-        throw err;
-      }
-    }),
+    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(putBlob(store)),
+  };
+}
+
+/** BlobService.Stat, shared by the grpc-js handler and the lean path (lean-blob.ts). */
+export function statBlob(store: Store) {
+  return async (req: C.StatBlobRequest): Promise<C.StatBlobResponse | StatusObject> => {
+    const bad = digestProblem(req.digest);
+    if (bad) return bad;
+    const st = await store.blobs.stat(req.digest);
+    if (!st) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
+    return { chunks: st.chunks, bao: new Uint8Array(0) };
+  };
+}
+
+/** BlobService.Put, shared by the grpc-js handler and the lean path (lean-blob.ts). */
+export function putBlob(store: Store) {
+  return async (msgs: AsyncIterable<C.BlobChunk>, signal: AbortSignal): Promise<C.PutBlobResponse> => {
+    const w = store.blobs.put();
+    try {
+      for await (const m of msgs) await w.write(m.data);
+      return { digest: await w.close(signal) };
+    } catch (err) {
+      await w.abort().catch(() => {});
+      throw err;
+    }
   };
 }
 
