@@ -26,6 +26,12 @@ export interface BlobService {
    * first (one round trip either way), so uploaders may skip the Stat.
    */
   readonly putWithoutStatUpTo?: number;
+  /**
+   * Set by services whose calls cost real CPU per blob (gRPC): the address
+   * another thread can open the same service at, so a copy can move its
+   * uploads off the thread that reads and hashes.
+   */
+  readonly offThreadAddr?: string;
 }
 
 export async function has(blobs: BlobService, digest: Uint8Array): Promise<boolean> {

@@ -21,26 +21,21 @@ export interface UploadStats {
   bytesSent: number;
 }
 
-export class BlobUploader {
+/**
+ * What ingesting needs from an uploader: each digest sent at most once per
+ * run, and a bound on the bytes of queued blobs held in memory.
+ */
+export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
-  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
+  readonly maxHeldBytes = 64 << 20;
+  abstract readonly stats: UploadStats;
   private readonly seen = new Map<string, Promise<void>>();
-  private readonly limiter: Limiter;
-  /** Blobs read from their files: fewer at once, each streams megabytes. */
-  private readonly fileLimiter = new Limiter(16);
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
-  readonly maxHeldBytes = 64 << 20;
 
-  constructor(
-    private readonly blobs: BlobService,
-    concurrency: number,
-    private readonly retry: RetryPolicy,
-    private readonly log: (msg: string) => void = () => {},
-  ) {
-    this.limiter = new Limiter(concurrency);
-  }
+  /** Stores one blob not asked for before (in this run). */
+  protected abstract send(digest: Buffer, size: number, source: BlobSource): Promise<void>;
 
   /** Resolves once the blob `digest` is stored; `source` is its bytes or the file holding them. */
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
@@ -49,8 +44,7 @@ export class BlobUploader {
     if (!p) {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
-      const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
-      p = limiter.run(() => this.upload(digest, size, source)).finally(() => {
+      p = this.send(digest, size, source).finally(() => {
         this.heldBytes -= held;
         while (this.heldBytes < this.maxHeldBytes && this.roomWaiters.length > 0) this.roomWaiters.shift()!();
       });
@@ -64,6 +58,32 @@ export class BlobUploader {
   /** Resolves when queued in-memory blobs are under the budget: memory stays flat however fast files are read. */
   async room(): Promise<void> {
     while (this.heldBytes >= this.maxHeldBytes) await new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  /** Releases what the uploader holds (threads, connections it opened). */
+  async close(): Promise<void> {}
+}
+
+/** Uploads on this thread, over the given service. */
+export class BlobUploader extends Uploads {
+  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
+  private readonly limiter: Limiter;
+  /** Blobs read from their files: fewer at once, each streams megabytes. */
+  private readonly fileLimiter = new Limiter(16);
+
+  constructor(
+    private readonly blobs: BlobService,
+    concurrency: number,
+    private readonly retry: RetryPolicy,
+    private readonly log: (msg: string) => void = () => {},
+  ) {
+    super();
+    this.limiter = new Limiter(concurrency);
+  }
+
+  protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+    const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
+    return limiter.run(() => this.upload(digest, size, source));
   }
 
   private async upload(digest: Buffer, size: number, source: BlobSource): Promise<void> {

@@ -13,7 +13,8 @@ import type { SecretKey } from '../nix/signature.js';
 import type { SizeFormula } from '../castore/directory.js';
 import { putClosure } from '../castore/directory-service.js';
 import { ingestPath } from './ingest.js';
-import { BlobUploader } from './blob-uploader.js';
+import { BlobUploader, type Uploads } from './blob-uploader.js';
+import { WorkerUploads } from './worker-uploads.js';
 import { Limiter } from './limiter.js';
 import { withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { pathInfoFor } from './pathinfo-for.js';
@@ -29,6 +30,8 @@ export interface CopyOptions {
   /** Where the local files live (tests may point elsewhere); default: the store path itself. */
   localPath?: (entry: ClosureEntry) => string;
   events?: CopyEvents;
+  /** Upload blobs from a thread of their own (remote stores only); default: when there is enough to copy. */
+  uploadThread?: boolean;
 }
 
 export interface CopyEvents {
@@ -52,7 +55,10 @@ export interface CopyReport {
 }
 
 const LOOKUP_CONCURRENCY = 32;
+/** Many small blobs cost a Stat and a Put round trip each: keep plenty in flight. */
 const BLOB_CONCURRENCY = 256;
+/** NAR bytes to copy from which a remote store's uploads get their own thread (starting it costs ~50 ms). */
+const UPLOAD_THREAD_FROM = 16 << 20;
 
 export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
   const t0 = Date.now();
@@ -84,69 +90,12 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
   }
 
   // 2. Ingest, verify, publish.
-  // Many small blobs cost a Stat and a Put round trip each: keep plenty in flight.
-  const uploader = new BlobUploader(store.blobs, BLOB_CONCURRENCY, retry, log);
-  const ingests = new Limiter(opts.jobs);
-  /** Resolves true once the path's PathInfo is in the store. */
-  const published = new Map<string, Promise<boolean>>();
-  for (const e of ordered) if (present.has(basename(e.path))) published.set(basename(e.path), Promise.resolve(true));
-
-  const fail = (e: ClosureEntry, reason: string): false => {
-    report.failed.push({ path: absolute(e.path), reason });
-    opts.events?.pathDone?.(absolute(e.path), 'failed', { bytesRead: 0, reason });
-    return false;
-  };
-
-  for (const e of todo) {
-    const key = basename(e.path);
-    const ingested = ingests.run(async () => {
-      const local = opts.localPath?.(e) ?? absolute(e.path);
-      const r = await ingestPath(local, Buffer.from(key), { formula: opts.formula, blobs: uploader });
-      report.bytesRead += r.bytesRead;
-      opts.events?.bytesRead?.(r.bytesRead);
-      return r;
-    });
-    ingested.catch(() => {}); // handled below
-    const done = (async (): Promise<boolean> => {
-      let r;
-      try {
-        r = await ingested;
-      } catch (err) {
-        return fail(e, `ingesting failed: ${(err as Error).message}`);
-      }
-      if (e.narHash && !Buffer.from(e.narHash).equals(r.narSha256)) {
-        return fail(e, `NAR hash mismatch: closure says ${formatNix32(e.narHash)}, the files give ${formatNix32(r.narSha256)}`);
-      }
-      if (e.narSize !== undefined && e.narSize !== r.narSize) {
-        return fail(e, `NAR size mismatch: closure says ${e.narSize}, the files give ${r.narSize}`);
-      }
-      try {
-        if (r.directories.length > 0) {
-          await withRetry(`Directory Put ${absolute(e.path)}`, () => putClosure(store.directories, r.directories), retry, log);
-        }
-      } catch (err) {
-        return fail(e, `uploading directories failed: ${(err as Error).message}`);
-      }
-      // Publish only after every reference is published.
-      for (const ref of e.references) {
-        const refKey = basename(ref);
-        if (refKey === key) continue;
-        const ok = await published.get(refKey);
-        if (!ok) return fail(e, `not published because its reference ${absolute(ref)} failed`);
-      }
-      try {
-        const info = pathInfoFor(e, r.root, r.narSha256, r.narSize, opts.signingKey);
-        await withRetry(`PathInfo Put ${absolute(e.path)}`, () => store.pathInfos.put(info), retry, log);
-      } catch (err) {
-        return fail(e, `publishing the PathInfo failed: ${(err as Error).message}`);
-      }
-      report.uploaded.push(absolute(e.path));
-      opts.events?.pathDone?.(absolute(e.path), 'uploaded', { bytesRead: r.bytesRead });
-      return true;
-    })();
-    published.set(key, done);
+  const uploader = makeUploads(opts, todo, retry, log);
+  try {
+    await ingestAll();
+  } finally {
+    await uploader.close();
   }
-  await Promise.all(published.values());
 
   Object.assign(report, {
     bytesSent: uploader.stats.bytesSent,
@@ -156,4 +105,76 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   });
   return report;
+
+  async function ingestAll(): Promise<void> {
+    const ingests = new Limiter(opts.jobs);
+    /** Resolves true once the path's PathInfo is in the store. */
+    const published = new Map<string, Promise<boolean>>();
+    for (const e of ordered) if (present.has(basename(e.path))) published.set(basename(e.path), Promise.resolve(true));
+
+    const fail = (e: ClosureEntry, reason: string): false => {
+      report.failed.push({ path: absolute(e.path), reason });
+      opts.events?.pathDone?.(absolute(e.path), 'failed', { bytesRead: 0, reason });
+      return false;
+    };
+
+    for (const e of todo) {
+      const key = basename(e.path);
+      const ingested = ingests.run(async () => {
+        const local = opts.localPath?.(e) ?? absolute(e.path);
+        const r = await ingestPath(local, Buffer.from(key), { formula: opts.formula, blobs: uploader });
+        report.bytesRead += r.bytesRead;
+        opts.events?.bytesRead?.(r.bytesRead);
+        return r;
+      });
+      ingested.catch(() => {}); // handled below
+      const done = (async (): Promise<boolean> => {
+        let r;
+        try {
+          r = await ingested;
+        } catch (err) {
+          return fail(e, `ingesting failed: ${(err as Error).message}`);
+        }
+        if (e.narHash && !Buffer.from(e.narHash).equals(r.narSha256)) {
+          return fail(e, `NAR hash mismatch: closure says ${formatNix32(e.narHash)}, the files give ${formatNix32(r.narSha256)}`);
+        }
+        if (e.narSize !== undefined && e.narSize !== r.narSize) {
+          return fail(e, `NAR size mismatch: closure says ${e.narSize}, the files give ${r.narSize}`);
+        }
+        try {
+          if (r.directories.length > 0) {
+            await withRetry(`Directory Put ${absolute(e.path)}`, () => putClosure(store.directories, r.directories), retry, log);
+          }
+        } catch (err) {
+          return fail(e, `uploading directories failed: ${(err as Error).message}`);
+        }
+        // Publish only after every reference is published.
+        for (const ref of e.references) {
+          const refKey = basename(ref);
+          if (refKey === key) continue;
+          const ok = await published.get(refKey);
+          if (!ok) return fail(e, `not published because its reference ${absolute(ref)} failed`);
+        }
+        try {
+          const info = pathInfoFor(e, r.root, r.narSha256, r.narSize, opts.signingKey);
+          await withRetry(`PathInfo Put ${absolute(e.path)}`, () => store.pathInfos.put(info), retry, log);
+        } catch (err) {
+          return fail(e, `publishing the PathInfo failed: ${(err as Error).message}`);
+        }
+        report.uploaded.push(absolute(e.path));
+        opts.events?.pathDone?.(absolute(e.path), 'uploaded', { bytesRead: r.bytesRead });
+        return true;
+      })();
+      published.set(key, done);
+    }
+    await Promise.all(published.values());
+  }
+}
+
+function makeUploads(opts: CopyOptions, todo: ClosureEntry[], retry: RetryPolicy, log: (msg: string) => void): Uploads {
+  const addr = opts.store.blobs.offThreadAddr;
+  // Unknown sizes (legacy closure files) count as large.
+  const big = todo.some((e) => e.narSize === undefined) || todo.reduce((s, e) => s + (e.narSize ?? 0), 0) >= UPLOAD_THREAD_FROM;
+  if (addr !== undefined && (opts.uploadThread ?? big)) return new WorkerUploads({ addr, concurrency: BLOB_CONCURRENCY, retry }, log);
+  return new BlobUploader(opts.store.blobs, BLOB_CONCURRENCY, retry, log);
 }

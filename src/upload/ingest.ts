@@ -10,7 +10,7 @@ import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../c
 import { Blake3Stream } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
 import { writeNar, type NarNode } from '../nix/nar.js';
-import type { BlobUploader } from './blob-uploader.js';
+import type { Uploads } from './blob-uploader.js';
 import { readChunks, ReadAhead } from './file-reader.js';
 
 /** Small files fetched ahead of the NAR walk, per directory. */
@@ -31,7 +31,7 @@ export interface IngestResult {
 
 export interface IngestOptions {
   formula: SizeFormula;
-  blobs: BlobUploader;
+  blobs: Uploads;
 }
 
 type Built = { kind: 'dir'; node: DirectoryNode } | { kind: 'file'; node: FileNode } | { kind: 'symlink'; node: SymlinkNode };

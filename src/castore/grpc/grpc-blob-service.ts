@@ -24,8 +24,8 @@ export class GrpcBlobService implements BlobService {
   // for small blobs, skipping the Stat halves the calls of a fresh copy.
   readonly putWithoutStatUpTo = 16 << 10;
 
-  constructor(addr: string) {
-    this.shared = acquireH2Connection(addr);
+  constructor(readonly offThreadAddr: string) {
+    this.shared = acquireH2Connection(offThreadAddr);
     this.methods = blobMethods(this.shared.conn);
   }
 

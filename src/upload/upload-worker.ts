@@ -1,0 +1,37 @@
+// The upload thread (worker-uploads.ts): a BlobUploader over its own gRPC
+// connection, fed batches of blobs, answering in batches.
+import { parentPort, workerData } from 'node:worker_threads';
+import { GrpcBlobService } from '../castore/grpc/grpc-blob-service.js';
+import { CastoreError } from '../castore/errors.js';
+import { BlobUploader } from './blob-uploader.js';
+import type { UploadReply, UploadRequest, UploadWorkerData } from './worker-uploads.js';
+
+const port = parentPort!;
+const data = workerData as UploadWorkerData;
+const uploader = new BlobUploader(new GrpcBlobService(data.addr), data.concurrency, data.retry, (msg) => port.postMessage({ type: 'log', msg } satisfies UploadReply));
+
+let results: Extract<UploadReply, { type: 'done' }>['results'] = [];
+
+function answer(id: number, err?: unknown): void {
+  if (err === undefined) results.push({ id });
+  else results.push({ id, error: { message: err instanceof Error ? err.message : String(err), kind: err instanceof CastoreError ? err.kind : undefined } });
+  if (results.length === 1) setImmediate(flushAnswers);
+}
+
+function flushAnswers(): void {
+  const batch = results;
+  results = [];
+  port.postMessage({ type: 'done', results: batch, stats: uploader.stats } satisfies UploadReply);
+}
+
+port.on('message', (batch: UploadRequest[]) => {
+  for (const r of batch) {
+    // Structured cloning gives plain Uint8Arrays; the uploader works on Buffers.
+    const digest = Buffer.from(r.digest.buffer, r.digest.byteOffset, r.digest.byteLength);
+    const source = r.bytes ? { bytes: r.bytes } : { file: typeof r.file === 'string' ? r.file : Buffer.from(r.file!) };
+    uploader.ensure(digest, r.size, source).then(
+      () => answer(r.id),
+      (err) => answer(r.id, err),
+    );
+  }
+});

@@ -1,0 +1,113 @@
+// Uploads from a thread of their own (worker-uploads.ts), against a real
+// daemon: the same blobs and stats as on the main thread, errors that keep
+// their kind across the thread, and no process kept alive by the thread.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { WorkerUploads } from '../../src/upload/worker-uploads.js';
+import { blake3 } from '../../src/castore/digest.js';
+import { CastoreError } from '../../src/castore/errors.js';
+import { GrpcBlobService } from '../../src/castore/grpc/grpc-blob-service.js';
+import { startDaemonProcess } from '../helpers/daemon.js';
+
+const FAST_RETRY = { attempts: 2, baseMs: 1, maxMs: 2 };
+
+async function readAll(blobs: GrpcBlobService, digest: Buffer): Promise<Buffer | undefined> {
+  const stream = await blobs.read(digest);
+  if (!stream) return undefined;
+  const parts: Uint8Array[] = [];
+  for await (const c of stream) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+it('stores bytes and files from the upload thread, each digest once, with the stats of the run', async () => {
+  const d = await startDaemonProcess();
+  const tmp = await mkdtemp(join(tmpdir(), 'worker-uploads-'));
+  const reader = new GrpcBlobService(d.addr);
+  const up = new WorkerUploads({ addr: d.addr, concurrency: 8, retry: FAST_RETRY });
+  try {
+    const small = Array.from({ length: 300 }, (_, i) => Buffer.from(`small blob ${i}\n`.repeat(i + 1)));
+    const large = Buffer.alloc(3 << 20, 7);
+    large.write('a file read by the upload thread itself');
+    const file = join(tmp, 'large');
+    await writeFile(file, large);
+    const empty = Buffer.alloc(0);
+
+    await Promise.all([
+      ...small.map((b) => up.ensure(blake3(b), b.length, { bytes: b })),
+      up.ensure(blake3(small[5]), small[5].length, { bytes: small[5] }), // again: not sent twice
+      up.ensure(blake3(large), large.length, { file: Buffer.from(file) }),
+      up.ensure(blake3(empty), 0, { bytes: empty }),
+    ]);
+    assert.equal(up.stats.blobsSent, 302);
+    assert.equal(up.stats.bytesSent, small.reduce((s, b) => s + b.length, 0) + large.length);
+    for (const b of [...small, large, empty]) assert.deepEqual(await readAll(reader, blake3(b)), b);
+
+    // A blob the store has (over the Stat-first size) is skipped by a new run.
+    const again = new WorkerUploads({ addr: d.addr, concurrency: 8, retry: FAST_RETRY });
+    await again.ensure(blake3(large), large.length, { file: Buffer.from(file) });
+    assert.deepEqual(again.stats, { blobsSent: 0, blobsSkipped: 1, bytesSent: 0 });
+    await again.close();
+  } finally {
+    await up.close();
+    await reader.close();
+    await rm(tmp, { recursive: true, force: true });
+    await d.stop();
+  }
+});
+
+it('errors cross the thread with their kind; after close() uploads fail at once', async () => {
+  const ro = await startDaemonProcess({ args: ['--store', 'memory://', '--read-only'] });
+  const up = new WorkerUploads({ addr: ro.addr, concurrency: 4, retry: FAST_RETRY });
+  try {
+    const b = Buffer.from('refused');
+    await assert.rejects(up.ensure(blake3(b), b.length, { bytes: b }), (err: unknown) => {
+      assert.ok(err instanceof CastoreError);
+      assert.equal(err.kind, 'read-only');
+      return true;
+    });
+    const missing = '/nonexistent/worker-uploads-test-file';
+    await assert.rejects(up.ensure(Buffer.alloc(32, 1), 5 << 20, { file: missing }), new RegExp(missing));
+    await up.close();
+    await assert.rejects(up.ensure(blake3(b), b.length, { bytes: b }), /closed/);
+  } finally {
+    await up.close();
+    await ro.stop();
+  }
+});
+
+it('a daemon that is gone fails the uploads (after retries) instead of hanging', async () => {
+  const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
+  const addr = d.addr;
+  await d.stop();
+  const up = new WorkerUploads({ addr, concurrency: 4, retry: FAST_RETRY });
+  try {
+    const b = Buffer.from('nobody listens');
+    await assert.rejects(up.ensure(blake3(b), b.length, { bytes: b }), (err: unknown) => err instanceof CastoreError && err.kind === 'unavailable');
+  } finally {
+    await up.close();
+  }
+});
+
+it('an upload thread whose owner never closes it does not keep the process alive', async () => {
+  const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
+  try {
+    const mod = new URL('../../src/upload/worker-uploads.js', import.meta.url).href;
+    const digest = new URL('../../src/castore/digest.js', import.meta.url).href;
+    const script = `
+      const { WorkerUploads } = await import(${JSON.stringify(mod)});
+      const { blake3 } = await import(${JSON.stringify(digest)});
+      const up = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+      const b = Buffer.from('left open');
+      await up.ensure(blake3(b), b.length, { bytes: b });
+      console.log('stored');`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+    assert.equal(stdout.trim(), 'stored');
+  } finally {
+    await d.stop();
+  }
+});
