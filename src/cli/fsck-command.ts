@@ -8,7 +8,8 @@ const HELP = `Usage: nix-castore fsck [--data DIR | --store file:///DIR] [--nar]
        nix-castore fsck --store s3://BUCKET/PREFIX?index=postgres://… [--verify-blobs] [--nar] [--json]
 
 Checks an on-disk store (read-only; a daemon may keep serving it):
-  * every blob hashes (BLAKE3) to its name;
+  * every blob hashes (BLAKE3) to its name; every packed blob or directory
+    is the record its pack index names and hashes to it;
   * every directory decodes, is valid, canonically encoded and hashes to its
     name; its child directories exist with a size matching either
     DirectoryNode.size formula, its files' blobs exist with the stated size;
@@ -37,8 +38,8 @@ address the daemon takes:
 BLOB_SERVICE_ADDR and the like are not read: fsck checks the one address.
 
 Each problem is one line on stdout: severity, kind (blob, directory,
-pathinfo, tmp, layout; object for an S3 object), the object (its file under
-DIR; for s3://, its key below the prefix, or directories/HEX, pathinfos/HEX
+pathinfo, pack, tmp, layout; object for an S3 object), the object (its file
+under DIR, or PACK@OFFSET for a packed record; for s3://, its key below the prefix, or directories/HEX, pathinfos/HEX
 for database rows), what is wrong. A summary of what was checked follows.
 
 Options:

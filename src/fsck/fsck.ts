@@ -2,8 +2,8 @@
 //
 //   1. blobs        every file hashes (BLAKE3, streamed) to its name; every
 //                   packed blob hashes to its index entry (pack-check.ts)
-//   2. directories  every file decodes, validates, is canonically encoded and
-//                   hashes to its name; its child directories exist with a
+//   2. directories  every file and packed record decodes, validates, is
+//                   canonically encoded and hashes to its name; its child directories exist with a
 //                   size matching either DirectoryNode.size formula, and its
 //                   files' blobs exist, are sound and have the stated size
 //   3. PathInfos    every file decodes, validates and is stored under its
@@ -25,6 +25,7 @@ import { directorySize, encodeDirectory, showName, validateDirectory } from '../
 import { DiskLayout, type ObjectKind } from '../castore/disk/disk-layout.js';
 import { DiskBlobService } from '../castore/disk/disk-blob-service.js';
 import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
+import { PackStore } from '../castore/disk/pack-store.js';
 import { readAhead } from '../castore/disk/read-ahead.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import { validatePathInfo } from '../store/validate-pathinfo.js';
@@ -166,6 +167,10 @@ export class StoreChecker {
   private readonly corruptBlobs = new Set<string>();
   /** Sound packed blobs and their lengths; packed blobs with no sound copy. */
   private packBlobs = new Map<string, number>();
+  /** Sound packed directories: where each was found. */
+  private readonly packDirs = new Map<string, string>();
+  private readonly corruptPackedDirs = new Set<string>();
+  private readonly dirPacks: PackStore;
   private readonly corruptPacked = new Set<string>();
   /** Directories with a problem of their own, and why; missing ones that something refers to as well. */
   private readonly badDirs = new Map<string, string>();
@@ -180,6 +185,7 @@ export class StoreChecker {
   ) {
     this.layout = new ReadOnlyLayout(root);
     this.castore = { blobs: new DiskBlobService(this.layout), directories: new DiskDirectoryService(this.layout) };
+    this.dirPacks = new PackStore(join(this.root, 'directory-packs'));
     this.concurrency = Math.max(1, opts.concurrency ?? 8);
     this.narLimit = new Semaphore(Math.max(1, opts.narConcurrency ?? 2));
     this.blobRefs = new DigestSpill('blobs', opts.spillLimitBytes, opts.scratchDir);
@@ -199,21 +205,33 @@ export class StoreChecker {
     try {
       await this.checkTemps();
       await forEachLimit(this.objects('blobs', HEX64), this.concurrency, (o) => this.checkBlob(o.name, o.rel));
-      this.packBlobs = await checkPacks(join(this.root, 'packs'), {
+      this.packBlobs = await checkPacks(this.root, { folder: 'packs', noun: 'blob' }, {
         error: (object, msg) => this.report('error', 'blob', object, msg),
         warning: (object, msg) => this.report('warning', 'pack', object, msg),
-        blob: (_hex, length) => {
+        found: (_hex, length) => {
           this.counts.blobs++;
           this.counts.blobBytes += length;
         },
         corrupt: (hex) => this.corruptPacked.add(hex),
       });
+      // Packed directories' records first, so that a parent's check knows a corrupt child.
+      await checkPacks(this.root, { folder: 'directory-packs', noun: 'directory' }, {
+        error: (object, msg) => this.report('error', 'directory', object, msg),
+        warning: (object, msg) => this.report('warning', 'pack', object, msg),
+        found: (hex, _length, where) => void this.packDirs.set(hex, where),
+        corrupt: (hex) => {
+          this.counts.directories++;
+          this.badDirs.set(hex, 'corrupt');
+          this.corruptPackedDirs.add(hex);
+        },
+      });
       await forEachLimit(this.objects('directories', HEX64), this.concurrency, (o) => this.checkDirectory(o.name, o.rel));
+      await forEachLimit(iterate(this.packDirs), this.concurrency, ([hex, where]) => this.checkDirectory(hex, where));
       await forEachLimit(this.objects('pathinfo', HEX40), this.concurrency, (o) => this.checkPathInfo(o.name, o.rel));
       await this.countOrphans('blobs', this.blobRefs, (n) => (this.counts.orphanedBlobs += n));
       await this.countOrphans('directories', this.dirRefs, (n) => (this.counts.orphanedDirectories += n));
     } finally {
-      await Promise.all([this.blobRefs.dispose(), this.dirRefs.dispose(), this.castore.blobs.close()]);
+      await Promise.all([this.blobRefs.dispose(), this.dirRefs.dispose(), this.castore.blobs.close(), this.castore.directories.close(), this.dirPacks.close()]);
     }
     return this.counts;
   }
@@ -349,12 +367,20 @@ export class StoreChecker {
 
   /** Reads a directory file: bytes, decoded form, or what is wrong with it. */
   private async loadDirectory(hex: string): Promise<{ bytes: Buffer; dir?: Directory; problem?: string } | undefined> {
-    let bytes: Buffer;
+    let bytes: Buffer | undefined;
     try {
       bytes = await readFile(join(this.root, this.rel('directories', hex)));
     } catch (err) {
-      if (errno(err) === 'ENOENT') return undefined;
-      return { bytes: Buffer.alloc(0), problem: `unreadable: ${message(err)}` };
+      if (errno(err) !== 'ENOENT') return { bytes: Buffer.alloc(0), problem: `unreadable: ${message(err)}` };
+    }
+    if (!bytes) {
+      if (this.corruptPackedDirs.has(hex)) return { bytes: Buffer.alloc(0), problem: 'its packed record is corrupt' };
+      try {
+        bytes = await this.dirPacks.read(hex);
+      } catch (err) {
+        return { bytes: Buffer.alloc(0), problem: `unreadable: ${message(err)}` };
+      }
+      if (!bytes) return undefined;
     }
     return { bytes, ...examineDirectory(hex, bytes) };
   }
@@ -508,9 +534,8 @@ export class StoreChecker {
       }
       if (!known.has(o.name)) add(1);
     }
-    if (kind !== 'blobs') return;
     const byBucket = new Map<number, string[]>();
-    for (const hex of this.packBlobs.keys()) {
+    for (const hex of kind === 'blobs' ? this.packBlobs.keys() : this.packDirs.keys()) {
       const b = parseInt(hex.slice(0, 2), 16);
       let list = byBucket.get(b);
       if (!list) byBucket.set(b, (list = []));
@@ -599,4 +624,8 @@ export function formatBytes(n: number): string {
     i++;
   }
   return i === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+async function* iterate<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
 }

@@ -35,6 +35,7 @@ export class WorkerUploads extends Uploads {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private outbox: UploadRequest[] = [];
+  private transfers: ArrayBuffer[] = [];
   private nextId = 1;
   /** Set once the worker is gone: later uploads fail at once with it. */
   private gone: Error | undefined;
@@ -49,9 +50,15 @@ export class WorkerUploads extends Uploads {
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
-    const req: UploadRequest = { id, digest, size };
-    if ('bytes' in source) req.bytes = source.bytes;
-    else req.file = source.file;
+    // Cloning a view clones its whole ArrayBuffer: a small Buffer is a view
+    // of an 8 KiB pool. Own copies are sent instead, the bytes by transfer.
+    const req: UploadRequest = { id, digest: new Uint8Array(digest), size };
+    if ('bytes' in source) {
+      const own = new Uint8Array(new ArrayBuffer(source.bytes.length));
+      own.set(source.bytes);
+      req.bytes = own;
+      this.transfers.push(own.buffer);
+    } else req.file = typeof source.file === 'string' ? source.file : new Uint8Array(source.file);
     const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     if (this.outbox.push(req) === 1) setImmediate(() => this.flush());
     else if (this.outbox.length >= BATCH_ITEMS) this.flush();
@@ -68,11 +75,13 @@ export class WorkerUploads extends Uploads {
   private flush(): void {
     if (this.outbox.length === 0) return;
     const batch = this.outbox;
+    const transfers = this.transfers;
     this.outbox = [];
+    this.transfers = [];
     try {
       const w = this.started();
       w.ref(); // unref'd again once nothing is pending: a forgotten close() must not keep the process alive
-      w.postMessage(batch);
+      w.postMessage(batch, transfers);
     } catch (err) {
       this.failAll(err as Error);
     }

@@ -93,7 +93,7 @@ function spawnCli(args: string[]): { child: ChildProcess; result: Promise<CliRes
  * blobs it has seen.
  */
 async function wipeObjects(dataDir: string): Promise<void> {
-  for (const kind of ['blobs', 'packs', 'directories', 'pathinfo']) {
+  for (const kind of ['blobs', 'packs', 'directory-packs', 'directories', 'pathinfo']) {
     const base = join(dataDir, kind);
     for (const shard of await readdir(base).catch(() => [])) await rm(join(base, shard), { recursive: true, force: true });
   }

@@ -14,7 +14,7 @@ import { PathInfoCodec, type PathInfo } from '../../src/store/messages.js';
 import { readDirectory, type Directory } from '../../src/castore/messages.js';
 import { blake3, b3Hex } from '../../src/castore/digest.js';
 import { StoreChecker, type Finding } from '../../src/fsck/fsck.js';
-import { decodeIndexEntries, encodeIndexEntries } from '../../src/castore/disk/pack-format.js';
+import { decodeIndexEntries, encodeIndexEntries, RECORD_HEADER } from '../../src/castore/disk/pack-format.js';
 
 let fx: CopyFixture;
 let tmp: string;
@@ -37,9 +37,9 @@ before(async () => {
 });
 after(() => rm(tmp, { recursive: true, force: true }));
 
-/** Drops a small blob from its pack's index: the store no longer has it. */
-async function removePacked(store: string, blobHex: string): Promise<void> {
-  const dir = join(store, 'packs');
+/** Drops a small blob (or, from `directory-packs`, a directory) from its pack's index: the store no longer has it. */
+async function removePacked(store: string, blobHex: string, folder = 'packs'): Promise<void> {
+  const dir = join(store, folder);
   for (const name of (await readdir(dir)).filter((n) => n.endsWith('.idx'))) {
     const { entries } = decodeIndexEntries(await readFile(join(dir, name)));
     const kept = entries.filter((e) => hex(e.digest) !== blobHex);
@@ -59,8 +59,21 @@ async function pathInfoOf(store: string, path: string): Promise<{ file: string; 
   return { file, info: PathInfoCodec.decode(await readFile(file)) };
 }
 
+/** Where a packed directory's record is: its pack file, the record's offset, and fsck's name for it. */
+async function packedDirectory(store: string, digestHex: string): Promise<{ pack: string; offset: number; length: number; object: string }> {
+  const dir = join(store, 'directory-packs');
+  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.idx'))) {
+    const e = decodeIndexEntries(await readFile(join(dir, name))).entries.find((x) => hex(x.digest) === digestHex);
+    const base = name.slice(0, -4);
+    if (e) return { pack: join(dir, `${base}.pack`), offset: e.offset, length: e.length, object: `directory-packs/${base}.pack@${e.offset}` };
+  }
+  assert.fail(`directory ${digestHex} is in no pack`);
+}
+
 async function directory(store: string, digest: Uint8Array): Promise<Directory> {
-  return readDirectory(await readFile(join(store, rel('directories', hex(digest)))));
+  const p = await packedDirectory(store, hex(digest));
+  const h = await readFile(p.pack);
+  return readDirectory(h.subarray(p.offset + RECORD_HEADER, p.offset + RECORD_HEADER + p.length));
 }
 
 /** The root Directory of a directory store path. */
@@ -148,14 +161,27 @@ describe('nix-castore fsck', () => {
     const blob = rel('blobs', hex(entry(dir.files, 'big.bin').digest));
     await truncate(join(store, blob), 12345);
     const errors = await assertReported(store, 'blob', blob, /content \(12345 bytes\) hashes to/);
-    const dirLine = `error: directory ${rel('directories', hex(digest))}: file 'big.bin': the entry says 104857600 bytes but blob ${blob.slice(-64)} has 12345`;
+    const dirLine = `error: directory ${(await packedDirectory(store, hex(digest))).object}: file 'big.bin': the entry says 104857600 bytes but blob ${blob.slice(-64)} has 12345`;
     assert.ok(errors.includes(dirLine), `${dirLine}\nin:\n${errors.join('\n')}`);
   });
 
-  it('a directory file full of garbage', async () => {
+  it('a packed directory with a flipped byte', async () => {
+    const store = await copyOfStore('flipped-dir');
+    const { digest } = await rootDir(store, fx.paths.tree);
+    const p = await packedDirectory(store, hex(digest));
+    const data = await readFile(p.pack);
+    data[p.offset + RECORD_HEADER + (p.length >> 1)] ^= 0x40;
+    await writeFile(p.pack, data);
+    const errors = await assertReported(store, 'directory', p.object, new RegExp(`directory ${hex(digest)}: content \\(${p.length} bytes\\) hashes to`));
+    assert.ok(errors.some((l) => l.includes(`${fx.paths.tree}: root directory ${hex(digest)} is corrupt`)), errors.join('\n'));
+  });
+
+  it('a directory file full of garbage (stores from before directory packs)', async () => {
     const store = await copyOfStore('garbage');
     const { digest } = await rootDir(store, fx.paths.tree);
+    await removePacked(store, hex(digest), 'directory-packs');
     const file = rel('directories', hex(digest));
+    await mkdir(join(store, file, '..'), { recursive: true });
     await writeFile(join(store, file), Buffer.from('\x0a\x05hello, this is not a Directory at all\xff\xff', 'latin1'));
     const errors = await assertReported(store, 'directory', file, /does not decode|hashes to/);
     assert.ok(errors.some((l) => l.includes(`${fx.paths.tree}: root directory ${hex(digest)} is corrupt`)), errors.join('\n'));
@@ -165,8 +191,9 @@ describe('nix-castore fsck', () => {
     const store = await copyOfStore('missing-child');
     const { digest, dir } = await rootDir(store, fx.paths.tree);
     const child = hex(entry(dir.directories, 'a').digest);
-    await unlink(join(store, rel('directories', child)));
-    const errors = await assertReported(store, 'directory', rel('directories', hex(digest)), new RegExp(`directory 'a' refers to ${child}, which is missing`));
+    await removePacked(store, child, 'directory-packs');
+    const parent = (await packedDirectory(store, hex(digest))).object;
+    const errors = await assertReported(store, 'directory', parent, new RegExp(`directory 'a' refers to ${child}, which is missing`));
     assert.ok(errors.some((l) => l.includes(`${fx.paths.tree}: directory closure incomplete`)), errors.join('\n'));
   });
 

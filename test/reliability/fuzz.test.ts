@@ -24,7 +24,7 @@ import { blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } fro
 import { checkHealth } from '../../src/grpc/health-client.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
-import { storedBlobs } from '../helpers/stored-blobs.js';
+import { storedBlobs, storedDirectories } from '../helpers/stored-blobs.js';
 import { Rng, fuzzSeed } from './prng.js';
 import {
   Enc,
@@ -446,7 +446,7 @@ describe(`wire fuzzing (seed ${SEED})`, () => {
     assert.deepEqual([...blobs.keys()].sort(), [...expectedBlobs].sort(), 'blobs: exactly those uploaded successfully');
     for (const [name, data] of blobs) assert.equal(hex(blake3(data)), name);
 
-    const dirs = await files('directories');
+    const dirs = await storedDirectories(daemon.dataDir);
     assert.deepEqual([...dirs.keys()].sort(), [...expectedDirs.keys()].sort(), 'directories: exactly those of accepted streams');
     for (const [name, data] of dirs) {
       assert.equal(hex(blake3(data)), name, 'named by the digest of its content');

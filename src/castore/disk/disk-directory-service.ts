@@ -1,37 +1,67 @@
+// Directories of the on-disk store. New ones go into packs of their own
+// (`directory-packs/`, pack-store.ts): one Put stream carries every
+// directory of a store path, thousands for a large one, and a file, an
+// fsync and a rename each made that the slowest step of a copy. Stores
+// written before directory packs keep their files, which are still read.
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readDirectory, type Directory } from '../messages.js';
 import { encodeDirectory } from '../directory.js';
+import { b3Hex } from '../digest.js';
 import { storageError } from '../errors.js';
 import { LocalDirectoryService } from '../local-directory-service.js';
-import { publishFiles } from './atomic-files.js';
+import { exists } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
+import { PackStore } from './pack-store.js';
 
 export class DiskDirectoryService extends LocalDirectoryService {
+  readonly packs: PackStore;
+
   constructor(private readonly layout: DiskLayout) {
     super();
+    this.packs = new PackStore(join(layout.root, 'directory-packs'));
   }
 
   protected async load(digest: Uint8Array): Promise<Directory | undefined> {
     await this.layout.init();
-    let data: Buffer;
+    const hex = b3Hex(digest);
+    let data: Buffer | undefined;
     try {
-      data = await readFile(this.layout.objectPath('directories', digest));
+      if (this.packs.knows(hex)) data = await this.packs.read(hex);
+      else data = (await this.readFile(digest)) ?? (await this.packs.read(hex));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw storageError(`reading directory: ${(err as Error).message}`, err);
+      throw storageError(`reading directory ${hex}: ${(err as Error).message}`, err);
     }
-    return readDirectory(data);
+    return data && readDirectory(data);
   }
 
-  // Children come before parents, so publishing in this order never exposes
-  // a directory whose children are missing.
+  private async readFile(digest: Uint8Array): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.layout.objectPath('directories', digest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  // Children come before parents, and a batch's index entries are written
+  // in order after its records are durable, so no reader ever sees a
+  // directory whose children are missing.
   protected async save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void> {
     await this.layout.init();
-    const files = ordered.map(({ digest, dir }) => ({ path: this.layout.objectPath('directories', digest), data: encodeDirectory(dir) }));
+    const writes: Promise<void>[] = [];
+    for (const { digest, dir } of ordered) {
+      if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('directories', digest)))) continue;
+      writes.push(this.packs.append(digest, encodeDirectory(dir)));
+    }
     try {
-      await publishFiles(this.layout.tmp, files);
+      await Promise.all(writes);
     } catch (err) {
       throw storageError(`storing directories: ${(err as Error).message}`, err);
     }
+  }
+
+  override async close(): Promise<void> {
+    await this.packs.close();
   }
 }

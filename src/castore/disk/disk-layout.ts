@@ -2,7 +2,8 @@
 // services:
 //   <root>/blobs/<hex[0..2]>/<hex>           raw bytes of a blob over 256 KiB (any size in older stores)
 //   <root>/packs/<name>.pack, .idx            smaller blobs (pack-format.ts)
-//   <root>/directories/<hex[0..2]>/<hex>     canonical Directory encoding
+//   <root>/directory-packs/<name>.pack, .idx  canonical Directory encodings (same format)
+//   <root>/directories/<hex[0..2]>/<hex>     a Directory each, in stores written before directory packs
 //   <root>/pathinfo/<hex[0..2]>/<hex40>      PathInfo protobuf
 //   <root>/tmp/                              temp files, renamed into place
 // Sharding by the first byte keeps directories small; every lookup is one
@@ -33,7 +34,7 @@ export class DiskLayout {
   /** Creates the tree and sweeps temp files of dead processes, once. */
   init(): Promise<void> {
     this.ready ??= (async () => {
-      for (const kind of ['blobs', 'packs', 'directories', 'pathinfo', 'tmp']) {
+      for (const kind of ['blobs', 'packs', 'directory-packs', 'directories', 'pathinfo', 'tmp']) {
         await mkdir(join(this.root, kind), { recursive: true });
       }
       await cleanStaleTemps(this.tmp);
