@@ -37,7 +37,11 @@ export abstract class Uploads {
   /** Stores one blob not asked for before (in this run). */
   protected abstract send(digest: Buffer, size: number, source: BlobSource): Promise<void>;
 
-  /** Resolves once the blob `digest` is stored; `source` is its bytes or the file holding them. */
+  /**
+   * Resolves once the blob `digest` is stored; `source` is its bytes or the
+   * file holding them. The bytes are handed over: the caller must not use
+   * them afterwards (an uploader on another thread may take their memory).
+   */
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     const key = b3Hex(digest);
     let p = this.seen.get(key);

@@ -51,13 +51,15 @@ export class WorkerUploads extends Uploads {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
     // Cloning a view clones its whole ArrayBuffer: a small Buffer is a view
-    // of an 8 KiB pool. Own copies are sent instead, the bytes by transfer.
+    // of an 8 KiB pool. Bytes that own their memory are handed over (moved,
+    // not copied: ensure() takes them); others, and digests, are copied.
     const req: UploadRequest = { id, digest: new Uint8Array(digest), size };
     if ('bytes' in source) {
-      const own = new Uint8Array(new ArrayBuffer(source.bytes.length));
-      own.set(source.bytes);
-      req.bytes = own;
-      this.transfers.push(own.buffer);
+      const b = source.bytes;
+      const owned = b.byteOffset === 0 && b.buffer instanceof ArrayBuffer && b.byteLength === b.buffer.byteLength;
+      const moved = owned ? b : copyOf(b);
+      req.bytes = moved;
+      this.transfers.push(moved.buffer as ArrayBuffer);
     } else req.file = typeof source.file === 'string' ? source.file : new Uint8Array(source.file);
     const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     if (this.outbox.push(req) === 1) setImmediate(() => this.flush());
@@ -120,4 +122,11 @@ export class WorkerUploads extends Uploads {
     for (const p of this.pending.values()) p.reject(this.gone);
     this.pending.clear();
   }
+}
+
+/** A copy in memory of its own (not a view of Node's shared pool). */
+function copyOf(b: Uint8Array): Uint8Array {
+  const c = Buffer.allocUnsafeSlow(b.length);
+  c.set(b);
+  return c;
 }

@@ -37,11 +37,12 @@ it('stores bytes and files from the upload thread, each digest once, with the st
     await writeFile(file, large);
     const empty = Buffer.alloc(0);
 
+    // ensure() takes the bytes (they may move to the upload thread): it gets copies.
     await Promise.all([
-      ...small.map((b) => up.ensure(blake3(b), b.length, { bytes: b })),
-      up.ensure(blake3(small[5]), small[5].length, { bytes: small[5] }), // again: not sent twice
+      ...small.map((b) => up.ensure(blake3(b), b.length, { bytes: Buffer.from(b) })),
+      up.ensure(blake3(small[5]), small[5].length, { bytes: Buffer.from(small[5]) }), // again: not sent twice
       up.ensure(blake3(large), large.length, { file: Buffer.from(file) }),
-      up.ensure(blake3(empty), 0, { bytes: empty }),
+      up.ensure(blake3(empty), 0, { bytes: Buffer.alloc(0) }),
     ]);
     assert.equal(up.stats.blobsSent, 302);
     assert.equal(up.stats.bytesSent, small.reduce((s, b) => s + b.length, 0) + large.length);
