@@ -5,6 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fsp, { type FileHandle } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +41,28 @@ function child(code: string, onLine: (line: string) => void = () => {}) {
   return { p, exited };
 }
 const distUrl = (rel: string): string => new URL(`../../src/${rel}`, import.meta.url).href;
+
+/**
+ * Records every FileHandle opened under `dir` (through fs/promises' `open`,
+ * the store's own import included) until stop(): held here, so none is
+ * closed by garbage collection and hidden.
+ */
+function trackOpens(dir: string) {
+  const real = fsp.open;
+  const handles: { path: string; handle: FileHandle }[] = [];
+  fsp.open = async (...args: Parameters<typeof fsp.open>) => {
+    const handle = await real(...args);
+    if (String(args[0]).startsWith(dir + '/')) handles.push({ path: String(args[0]), handle });
+    return handle;
+  };
+  syncBuiltinESMExports();
+  return Object.assign(handles, {
+    stop() {
+      fsp.open = real;
+      syncBuiltinESMExports();
+    },
+  });
+}
 
 async function fsck(root: string): Promise<{ findings: Finding[]; blobs: number }> {
   const findings: Finding[] = [];
@@ -75,6 +99,28 @@ describe('pack store', () => {
     await Promise.all(more.map((m) => a.append(blake3(m), m)));
     for (const m of more) assert.ok(await b.find(b3Hex(blake3(m))));
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('lookups racing the start of a new pack leave no file open after close', async () => {
+    // A catch-up that listed the directory while this instance created its
+    // pack once adopted it as a foreign pack and opened (and leaked) its index.
+    const dir = join(await freshDir(), 'packs');
+    const handles = trackOpens(dir);
+    try {
+      for (let round = 0; round < 30; round++) {
+        const s = new PackStore(dir);
+        const b = randomBytes(100);
+        const lookups = (async () => {
+          for (let i = 0; i < 200; i++) await s.find(b3Hex(blake3(Buffer.from(`absent ${i}`))));
+        })();
+        await Promise.all([s.append(blake3(b), b), lookups]);
+        await s.close();
+        const open = handles.filter((h) => h.handle.fd !== -1).map((h) => h.path);
+        assert.deepEqual(open, [], `round ${round}: still open after close()`);
+      }
+    } finally {
+      handles.stop();
+    }
   });
 
   it('a blob another process stored is visible the moment its Put returned, and after it exits', async () => {

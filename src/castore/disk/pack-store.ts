@@ -21,6 +21,8 @@ interface Pack {
   consumed: number;
   /** Written by a process that has exited: its index will not grow. */
   final: boolean;
+  /** Written by this instance: its entries are indexed as they are written, never read back. */
+  mine?: boolean;
   idx?: Promise<FileHandle>;
   data?: Promise<FileHandle>;
 }
@@ -172,7 +174,7 @@ export class PackStore {
         if (!this.packs.has(name)) this.packs.set(name, { name, consumed: 0, final: false });
       }
     }
-    for (const p of this.packs.values()) if (!p.final && p !== this.own?.pack) await this.readIndex(p);
+    for (const p of this.packs.values()) if (!p.final && !p.mine) await this.readIndex(p);
   }
 
   private async readIndex(p: Pack): Promise<void> {
@@ -268,15 +270,22 @@ export class PackStore {
   private async writer(): Promise<NonNullable<PackStore['own']>> {
     if (this.own) return this.own;
     const name = `${process.pid}-${randomBytes(6).toString('hex')}`;
-    const data = await open(join(this.dir, `${name}.pack`), 'wx', 0o644);
-    const idx = await open(join(this.dir, `${name}.idx`), 'wx', 0o644).catch(async (err) => {
-      await data.close();
-      throw err;
-    });
-    await syncDir(this.dir);
-    const pack: Pack = { name, consumed: 0, final: false };
+    // Known as ours before its files exist: a catch-up running while they
+    // are created must not adopt it as another writer's pack (and leak the
+    // handle it would open on its index).
+    const pack: Pack = { name, consumed: 0, final: false, mine: true };
     this.packs.set(name, pack);
-    this.own = { pack, data, idx, end: 0, idxEnd: 0 };
+    let data: FileHandle | undefined;
+    try {
+      data = await open(join(this.dir, `${name}.pack`), 'wx', 0o644);
+      const idx = await open(join(this.dir, `${name}.idx`), 'wx', 0o644);
+      this.own = { pack, data, idx, end: 0, idxEnd: 0 };
+    } catch (err) {
+      await data?.close();
+      this.packs.delete(name);
+      throw err;
+    }
+    await syncDir(this.dir);
     return this.own;
   }
 
