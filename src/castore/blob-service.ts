@@ -1,5 +1,8 @@
 // The BlobService interface: content-addressed byte streams keyed by BLAKE3.
 import type { ChunkMeta } from './messages.js';
+import type { BatchBlob } from './batch-messages.js';
+import { blake3, b3String, checkB3, sameBytes } from './digest.js';
+import { invalid } from './errors.js';
 
 export interface BlobWriter {
   /** Resolves once the chunk is accepted (backpressure). */
@@ -32,6 +35,59 @@ export interface BlobService {
    * uploads off the thread that reads and hashes.
    */
   readonly offThreadAddr?: string;
+  /**
+   * Many blobs per call, when this store has that (a gRPC store asks its
+   * server once); `undefined` (or no method): one blob per call.
+   */
+  batches?(): Promise<BlobBatches | undefined>;
+}
+
+/** Many blobs at once (protos/nixcastore/v1/blob_batch.proto). */
+export interface BlobBatches {
+  /** Most bytes one put() should carry: the blobs' data plus BATCH_OVERHEAD each. */
+  readonly maxPutBytes: number;
+  /** Which of these blobs the store has, in order. */
+  has(digests: Uint8Array[]): Promise<boolean[]>;
+  /**
+   * Stores whole blobs. Each is checked against its digest first: if one
+   * differs, it fails ('invalid', naming it) and stores none. Resolves once
+   * all are durable.
+   */
+  put(blobs: BatchBlob[]): Promise<void>;
+}
+
+/** What one blob adds to a batch beyond its data (digest and framing), at most. */
+export const BATCH_OVERHEAD = 48;
+
+/** Throws 'invalid' for the first blob whose digest is malformed or is not its bytes' BLAKE3. */
+export function checkBatch(blobs: BatchBlob[]): void {
+  blobs.forEach((b, i) => {
+    try {
+      checkB3(b.digest);
+    } catch (err) {
+      throw invalid(`blob ${i}: ${(err as Error).message}`);
+    }
+    const actual = blake3(b.data);
+    if (!sameBytes(actual, b.digest)) {
+      throw invalid(`blob ${i}: its ${b.data.length} bytes hash to ${b3String(actual)}, not ${b3String(b.digest)}`);
+    }
+  });
+}
+
+/** Batches over any store: its own, or one Stat / Put per blob. */
+export async function batchesOf(blobs: BlobService): Promise<BlobBatches> {
+  return (await blobs.batches?.()) ?? oneByOne(blobs);
+}
+
+function oneByOne(blobs: BlobService): BlobBatches {
+  return {
+    maxPutBytes: 4 << 20,
+    has: (digests) => Promise.all(digests.map((d) => has(blobs, d))),
+    async put(batch) {
+      checkBatch(batch);
+      await Promise.all(batch.map((b) => putBytes(blobs, b.data)));
+    },
+  };
 }
 
 export async function has(blobs: BlobService, digest: Uint8Array): Promise<boolean> {

@@ -5,6 +5,7 @@
 import type { ServiceDefinition, MethodDefinition } from '@grpc/grpc-js';
 import * as C from '../castore/messages.js';
 import * as S from '../store/messages.js';
+import * as B from '../castore/batch-messages.js';
 
 export type ProtoPackage = 'tvix' | 'snix';
 export const PACKAGES: readonly ProtoPackage[] = ['tvix', 'snix'];
@@ -51,5 +52,14 @@ export function pathInfoServiceDef(pkg: ProtoPackage = 'tvix') {
     Put: method(p + 'Put', S.PathInfoCodec, S.PathInfoCodec, false, false),
     CalculateNAR: method(p + 'CalculateNAR', C.NodeMessageCodec, S.CalculateNarResponseCodec, false, false),
     List: method(p + 'List', S.ListPathInfoRequestCodec, S.PathInfoCodec, false, true),
+  } satisfies ServiceDefinition;
+}
+
+/** nix-castore's own extension (protos/nixcastore/v1/blob_batch.proto): many blobs per call. */
+export function blobBatchServiceDef() {
+  const p = '/nixcastore.v1.BlobBatchService/';
+  return {
+    Has: method(p + 'Has', B.HasBlobsRequestCodec, B.HasBlobsResponseCodec, false, false),
+    Put: method(p + 'Put', B.PutBlobsRequestCodec, B.PutBlobsResponseCodec, false, false),
   } satisfies ServiceDefinition;
 }

@@ -5,8 +5,9 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/from-addr.js';
-import { blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { blobBatchServiceDef, blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
+import { blobBatchHandlers } from './batch-handlers.js';
 import { addReflectionServices } from './reflection.js';
 import { addHealthService } from './health.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
@@ -22,7 +23,7 @@ export const PROTO_FILES = PACKAGES.flatMap((p) => [
   `${p}/castore/protos/rpc_directory.proto`,
   `${p}/store/protos/pathinfo.proto`,
   `${p}/store/protos/rpc_pathinfo.proto`,
-]);
+]).concat('nixcastore/v1/blob_batch.proto');
 
 export interface DaemonOptions {
   listen: ListenAddr[];
@@ -59,6 +60,7 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
     server.addService(tolerantDecoding(directoryServiceDef(pkg)), guardWrite(directoryHandlers(store), WRITE_METHODS.directory, access));
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
+  server.addService(tolerantDecoding(blobBatchServiceDef()), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
   widenStreamWindow(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);

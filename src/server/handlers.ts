@@ -101,7 +101,7 @@ function streaming<Req, Res>(body: (req: Req, call: ServerWritableStream<Req, Re
   };
 }
 
-function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>) {
+export function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>) {
   return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
     const malformed = malformedStatus(call.request);
     if (malformed) return cb(malformed);

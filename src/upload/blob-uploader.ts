@@ -2,7 +2,9 @@
 // never sent) unless the blob is so small that the store says a Put costs
 // no more than the Stat, each digest handled once per run, uploads bounded, transient
 // failures retried. Small files come with their bytes; large ones are read
-// again from disk only when they must be sent.
+// again from disk only when they must be sent. Stores that take batches
+// (batch-queue.ts) get small blobs hundreds per call, each still asked
+// about before it is sent.
 import { open } from 'node:fs/promises';
 import { readAhead } from '../castore/disk/read-ahead.js';
 import type { BlobService } from '../castore/blob-service.js';
@@ -10,6 +12,7 @@ import { b3Hex, b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
 import { Limiter } from './limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
+import { BatchQueue } from './batch-queue.js';
 
 
 /** A blob's bytes, or the file to read them from. */
@@ -85,9 +88,29 @@ export class BlobUploader extends Uploads {
     this.limiter = new Limiter(concurrency);
   }
 
+  /** Set once the store said whether it takes batches. */
+  private batching: Promise<BatchQueue | undefined> | undefined;
+
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+    if ('bytes' in source && this.blobs.batches) return this.sendBatched(digest, size, source.bytes);
     const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
     return limiter.run(() => this.upload(digest, size, source));
+  }
+
+  private async sendBatched(digest: Buffer, size: number, bytes: Uint8Array): Promise<void> {
+    const queue = await (this.batching ??= this.startBatching());
+    if (queue?.fits(size)) return queue.add(digest, bytes);
+    return this.limiter.run(() => this.upload(digest, size, { bytes }));
+  }
+
+  private async startBatching(): Promise<BatchQueue | undefined> {
+    try {
+      const batches = await withRetry('BlobBatchService probe', () => this.blobs.batches!(), this.retry, this.log);
+      return batches && new BatchQueue(batches, this.stats, this.retry, this.log);
+    } catch (err) {
+      this.batching = undefined; // asked again for the next blob
+      throw err;
+    }
   }
 
   private async upload(digest: Buffer, size: number, source: BlobSource): Promise<void> {

@@ -2,7 +2,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BlobService } from '../../src/castore/blob-service.js';
-import { putBytes, readAll } from '../../src/castore/blob-service.js';
+import { batchesOf, putBytes, readAll } from '../../src/castore/blob-service.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { isKind } from '../../src/castore/errors.js';
 import { b, hex, blobB } from '../helpers/castore-fixtures.js';
@@ -80,6 +80,43 @@ export function blobServiceSuite(name: string, make: () => Promise<Backend<BlobS
       await w.write(data);
       await w.abort();
       assert.equal(await blobs.stat(blake3(data)), undefined);
+    });
+
+    // Batches: the store's own (protos/nixcastore/v1/blob_batch.proto) or one call per blob; same answers either way.
+    it('batches: Has answers in order, Put stores every blob (empty and repeated ones too)', async () => {
+      const datas = [b(`batch ${name} one`), Buffer.alloc(0), b(`batch ${name} two`.repeat(500)), b(`batch ${name} one`)];
+      const stored = b(`batch ${name} stored before`);
+      await putBytes(blobs, stored);
+      const batches = await batchesOf(blobs);
+      assert.ok(batches.maxPutBytes >= 64 << 10, `maxPutBytes ${batches.maxPutBytes}`);
+      const fresh = [b(`batch ${name} never stored`), b(`batch ${name} two`.repeat(500))];
+      assert.deepEqual(await batches.has([blake3(stored), ...fresh.map(blake3)]), [true, false, false]);
+      assert.deepEqual(await batches.has([]), []);
+      await batches.put(datas.map((data) => ({ digest: blake3(data), data })));
+      assert.deepEqual(await batches.has(datas.map(blake3)), [true, true, true, true]);
+      for (const data of datas) assert.deepEqual(await readAll(blobs, blake3(data)), data);
+      await batches.put([{ digest: blake3(stored), data: stored }]); // already there: fine
+    });
+
+    it('batches: a blob that is not its digest fails the Put, and none of that batch is stored', async () => {
+      const good = b(`batch ${name} good neighbour`);
+      const bad = b(`batch ${name} bytes`);
+      const batches = await batchesOf(blobs);
+      await assert.rejects(
+        () => batches.put([{ digest: blake3(good), data: good }, { digest: blake3(b('something else')), data: bad }]),
+        (e) => isKind(e, 'invalid') && /blob 1: its \d+ bytes hash to b3:/.test((e as Error).message),
+      );
+      assert.deepEqual(await batches.has([blake3(good), blake3(bad)]), [false, false]);
+      assert.equal(await blobs.stat(blake3(good)), undefined);
+    });
+
+    it('batches: digests of the wrong length are invalid', async () => {
+      const batches = await batchesOf(blobs);
+      for (const len of [0, 31, 33]) {
+        const d = new Uint8Array(len);
+        await assert.rejects(() => batches.has([blake3(b('x')), d]), (e) => isKind(e, 'invalid'), `has ${len}`);
+        await assert.rejects(() => batches.put([{ digest: d, data: b('x') }]), (e) => isKind(e, 'invalid'), `put ${len}`);
+      }
     });
 
     it('streams a large blob back in pieces', async () => {

@@ -15,6 +15,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import descriptorTypes from 'protobufjs/ext/descriptor/index.js';
 import { addReflectionServices } from '../../src/server/reflection.js';
 import { addHealthService } from '../../src/server/health.js';
+import { PROTO_FILES } from '../../src/server/daemon.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const protosDir = path.join(repoRoot, 'protos');
@@ -59,13 +60,13 @@ interface Running {
 
 async function startServer(address: string): Promise<Running> {
   const server = new grpc.Server();
-  const allFiles = PREFIXES.flatMap(protoFiles);
+  // The daemon's own list of files: what it describes is what is tested.
+  const allFiles = PROTO_FILES;
+  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto']);
   const def = protoLoader.loadSync(allFiles, { includeDirs: [protosDir], keepCase: true });
-  for (const p of PREFIXES) {
-    for (const name of services(p)) {
-      // No implementation: grpc-js answers every method with UNIMPLEMENTED.
-      server.addService(def[name] as grpc.ServiceDefinition, {});
-    }
+  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService']) {
+    // No implementation: grpc-js answers every method with UNIMPLEMENTED.
+    server.addService(def[name] as grpc.ServiceDefinition, {});
   }
   addReflectionServices(server, { includeDir: protosDir, files: allFiles });
   addHealthService(server);
@@ -247,11 +248,12 @@ describe('reflection over TCP', () => {
   after(() => stopServer(running));
 
   for (const reflectProtocol of ['grpc-v1', 'grpc-v1alpha']) {
-    test(`buf curl --list-methods (${reflectProtocol}) lists every tvix and snix method`, async () => {
+    test(`buf curl --list-methods (${reflectProtocol}) lists every tvix, snix and nixcastore method`, async () => {
       const r = await buf([...BUF_GRPC, '--reflect-protocol', reflectProtocol, '--list-methods', `http://${target}`]);
       assert.equal(r.code, 0, r.stderr);
       const listed = new Set(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-      for (const p of PREFIXES) for (const m of methods(p)) assert.ok(listed.has(m), `${m} missing from:\n${r.stdout}`);
+      const all = [...PREFIXES.flatMap(methods), 'nixcastore.v1.BlobBatchService/Has', 'nixcastore.v1.BlobBatchService/Put'];
+      for (const m of all) assert.ok(listed.has(m), `${m} missing from:\n${r.stdout}`);
     });
   }
 
@@ -276,7 +278,7 @@ describe('reflection over TCP', () => {
       descriptorTypes.FileDescriptorSet.decode(fs.readFileSync(image)),
       { arrays: true },
     ) as { file: FileDesc[] };
-    assert.equal(set.file.length, 10);
+    assert.equal(set.file.length, 11);
     const responses = await reflect(target, 'v1', set.file.map((f) => ({ file_by_filename: f.name })));
     responses.forEach((res, i) => assert.deepEqual(decodeFiles(res)[0], set.file[i], set.file[i].name));
   });

@@ -1,4 +1,4 @@
-// Small blobs go straight to Put when the store says a Put costs no more
+// Stores without batches: small blobs go straight to Put when the store says a Put costs no more
 // than a Stat (a daemon over gRPC); everything else is Stat-ed first.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,24 +2,36 @@
 // one-chunk Put, per small file), so they go over the lean node:http2
 // client in ../../grpc/h2 rather than grpc-js, which costs 2–3× the CPU
 // per call.
-import type { BlobService, BlobWriter } from '../blob-service.js';
+import { status } from '@grpc/grpc-js';
+import { type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
 import type { BlobChunk, PutBlobResponse } from '../messages.js';
-import { blobServiceDef } from '../../grpc/definitions.js';
+import { blobBatchServiceDef, blobServiceDef } from '../../grpc/definitions.js';
 import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../../grpc/h2/connection.js';
-import { unaryOptional, serverStream, clientStream, type ClientStream } from '../../grpc/h2/calls.js';
+import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../../grpc/h2/calls.js';
 import { b3String } from '../digest.js';
+import { CastoreError } from '../errors.js';
 
 /** Largest BlobChunk we send; well under the 4 MiB message limit. */
 const SEND_CHUNK = 1 << 20;
+/** Largest batch Put we send (less if the server says so): a few ms of work for either side. */
+const SEND_BATCH = 3 << 20;
 
 function blobMethods(conn: H2Connection) {
   const def = blobServiceDef();
-  return { Stat: conn.method(def.Stat), Read: conn.method(def.Read), Put: conn.method(def.Put) };
+  const batch = blobBatchServiceDef();
+  return {
+    Stat: conn.method(def.Stat),
+    Read: conn.method(def.Read),
+    Put: conn.method(def.Put),
+    Has: conn.method(batch.Has),
+    PutMany: conn.method(batch.Put),
+  };
 }
 
 export class GrpcBlobService implements BlobService {
   private readonly shared: SharedH2Connection;
   private readonly methods: ReturnType<typeof blobMethods>;
+  private batchProbe: Promise<BlobBatches | undefined> | undefined;
   // Over the network a Stat is a call of its own, and so is a 16 KiB Put:
   // for small blobs, skipping the Stat halves the calls of a fresh copy.
   readonly putWithoutStatUpTo = 16 << 10;
@@ -51,6 +63,45 @@ export class GrpcBlobService implements BlobService {
 
   put(): BlobWriter {
     return new GrpcBlobWriter(clientStream(this.shared.conn, this.methods.Put, 'blob Put'));
+  }
+
+  /**
+   * nix-castore's batch service, if the server has it: asked once with an
+   * empty Has; UNIMPLEMENTED (any other tvix-store) means no. A failed
+   * probe is not remembered.
+   */
+  batches(): Promise<BlobBatches | undefined> {
+    this.batchProbe ??= this.probeBatches().catch((err) => {
+      this.batchProbe = undefined;
+      throw err;
+    });
+    return this.batchProbe;
+  }
+
+  private async probeBatches(): Promise<BlobBatches | undefined> {
+    await this.shared.ready;
+    const { conn } = this.shared;
+    const { Has, PutMany } = this.methods;
+    let max: number;
+    try {
+      max = (await unary(conn, Has, { digests: [] }, 'BlobBatchService.Has')).maxPutBytes;
+    } catch (err) {
+      if ((err as Error).cause instanceof Error && ((err as Error).cause as { code?: number }).code === status.UNIMPLEMENTED) return undefined;
+      throw err;
+    }
+    return {
+      maxPutBytes: Math.min(SEND_BATCH, max > 0 ? max - 1024 : SEND_BATCH),
+      has: async (digests) => {
+        const res = await unary(conn, Has, { digests }, `BlobBatchService.Has (${digests.length} blobs)`);
+        if (res.present.length !== digests.length) {
+          throw new CastoreError('internal', `BlobBatchService.Has: asked about ${digests.length} blobs, the server answered for ${res.present.length}`);
+        }
+        return res.present;
+      },
+      put: async (blobs) => {
+        await unary(conn, PutMany, { blobs }, `BlobBatchService.Put (${blobs.length} blobs)`);
+      },
+    };
   }
 
   async close(): Promise<void> {

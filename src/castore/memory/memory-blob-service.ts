@@ -1,4 +1,4 @@
-import type { BlobService, BlobWriter } from '../blob-service.js';
+import { checkBatch, type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
 import { Blake3Stream, b3Hex, checkB3 } from '../digest.js';
 
 const READ_CHUNK = 1 << 20;
@@ -42,6 +42,17 @@ export class MemoryBlobService implements BlobService {
       abort: async () => {
         done = true;
         parts.length = 0;
+      },
+    };
+  }
+
+  async batches(): Promise<BlobBatches> {
+    return {
+      maxPutBytes: 4 << 20,
+      has: async (digests) => digests.map((d) => (checkB3(d), this.blobs.has(b3Hex(d)))),
+      put: async (batch) => {
+        checkBatch(batch);
+        for (const b of batch) if (!this.blobs.has(b3Hex(b.digest))) this.blobs.set(b3Hex(b.digest), Buffer.from(b.data));
       },
     };
   }

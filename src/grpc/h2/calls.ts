@@ -72,6 +72,11 @@ export function unaryOptional<Req, Res>(conn: H2Connection, m: H2Method<Req, Res
   return new UnaryCall(conn, m, what, true).run(req);
 }
 
+/** Unary call: every failure, NOT_FOUND too, becomes a CastoreError. */
+export async function unary<Req, Res>(conn: H2Connection, m: H2Method<Req, Res>, req: Req, what: string): Promise<Res> {
+  return (await new UnaryCall(conn, m, what, false).run(req)) as Res;
+}
+
 export interface ClientStream<Req, Res> {
   /** Resolves once the message is handed to the stream (after `drain` under backpressure). */
   write(msg: Req): Promise<void>;
