@@ -11,10 +11,7 @@ import { Blake3Stream } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
 import { writeNar, type NarNode } from '../nix/nar.js';
 import type { Uploads } from './blob-uploader.js';
-import { readChunks, ReadAhead } from './file-reader.js';
-
-/** Small files fetched ahead of the NAR walk, per directory. */
-const READ_AHEAD_BYTES = 8 << 20;
+import { readChunks, readWholeSync } from './file-reader.js';
 
 export class IngestError extends Error {
   override name = 'IngestError';
@@ -42,15 +39,15 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   let bytesRead = 0;
 
   /** Hashes a file's bytes as the NAR writer pulls them, then queues its blob. */
-  const fileNode = (p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void, whole?: () => Promise<Buffer>): NarNode => ({
+  const fileNode = (p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void, inMemory: boolean): NarNode => ({
     type: 'regular',
     executable: (st.mode & 0o100) !== 0,
     size: st.size,
     contents: async function* () {
       const hash = new Blake3Stream();
       let data: Buffer | undefined;
-      if (whole) {
-        data = await whole();
+      if (inMemory) {
+        data = readWholeSync(p, st.size);
         hash.update(data);
         bytesRead += data.length;
         if (data.length > 0) yield data;
@@ -77,11 +74,9 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
       const paths = names.map((n) => joinBytes(p, n));
       // lstat of a cached entry is cheaper than the thread-pool round trip of its async form.
       const stats = paths.map((c) => lstatSync(c));
-      const small = stats.map((st, i) => (st.isFile() && st.size <= opts.blobs.keepInMemoryBelow ? { path: paths[i], size: st.size } : undefined));
-      const ahead = new ReadAhead(small, READ_AHEAD_BYTES);
       const children: Built[] = [];
       for (let i = 0; i < names.length; i++) {
-        const node = await narNodeFor(paths[i], stats[i], names[i], (b) => children.push(b), small[i] && (() => ahead.take(i)));
+        const node = await narNodeFor(paths[i], stats[i], names[i], (b) => children.push(b));
         yield { name: names[i], node };
       }
       const dir: Directory = { directories: [], files: [], symlinks: [] };
@@ -96,13 +91,13 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   });
 
   // Paths stay raw bytes: store paths may hold names that are not UTF-8.
-  async function narNodeFor(p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void, whole?: () => Promise<Buffer>): Promise<NarNode> {
+  async function narNodeFor(p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void): Promise<NarNode> {
     if (st.isSymbolicLink()) {
       const target = await readlink(p, { encoding: 'buffer' });
       done({ kind: 'symlink', node: { name, target } });
       return { type: 'symlink', target };
     }
-    if (st.isFile()) return fileNode(p, st, name, done, whole);
+    if (st.isFile()) return fileNode(p, st, name, done, st.size <= opts.blobs.keepInMemoryBelow);
     if (st.isDirectory()) return dirNode(p, name, done);
     throw new IngestError(`${p.toString()}: unsupported file type (${kindOf(st)}); only regular files, directories and symlinks can be stored`);
   }
