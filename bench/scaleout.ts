@@ -15,6 +15,7 @@ import { CLI, startDaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { openStore, sameAddr } from '../src/store/from-addr.js';
 import { fileAddr } from '../src/castore/from-addr.js';
+import { batchesOf } from '../src/castore/blob-service.js';
 import { realFilesClosure } from './copy-closure.js';
 import { table, timed, GiB, summary } from './util.js';
 
@@ -116,12 +117,27 @@ export async function scaleoutBench(target = GiB): Promise<string> {
         await store.close();
       }
     };
+    // The same through nix-castore's batch service: 1,000 digests per Has call, all calls at once.
+    const hasAll = async (storeAddr: string) => {
+      const store = openStore(sameAddr(storeAddr));
+      try {
+        const batches = await batchesOf(store.blobs); // connects
+        return await timed(async () => {
+          const calls = [];
+          for (let i = 0; i < digests.length; i += 1000) calls.push(batches.has(digests.slice(i, i + 1000)));
+          return (await Promise.all(calls)).flat().filter(Boolean).length;
+        });
+      } finally {
+        await store.close();
+      }
+    };
     const stat = await statAll(addr);
     const daemon = await startDaemonProcess({ args: ['--store', addr], env });
-    let again, statGrpc;
+    let again, statGrpc, hasGrpc;
     try {
       again = await copy(daemon.addr, paths, env);
       statGrpc = await statAll(daemon.addr);
+      hasGrpc = await hasAll(daemon.addr);
     } finally {
       await daemon.stop();
     }
@@ -134,8 +150,9 @@ export async function scaleoutBench(target = GiB): Promise<string> {
       ['re-copy through a daemon on that store (all present)', `${again.seconds.toFixed(2)} s`, `${again.report.blobsSent} blobs sent`],
       [`Stat of ${STAT_DIGESTS} digests (half present), in-process`, `${(stat.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / stat.seconds).toFixed(0)} Stats/s; ${stat.value} found`],
       [`Stat of ${STAT_DIGESTS} digests through the daemon (gRPC)`, `${(statGrpc.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / statGrpc.seconds).toFixed(0)} Stats/s; ${statGrpc.value} found`],
+      [`the same in batches of 1000 (nixcastore.v1.BlobBatchService Has)`, `${(hasGrpc.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / hasGrpc.seconds).toFixed(0)} digests/s; ${hasGrpc.value} found`],
     ];
-    summary.rows.push(rows[1], rows[2], rows[3], rows[5], rows[6]);
+    summary.rows.push(rows[1], rows[2], rows[3], rows[5], rows[6], rows[7]);
     return [`Scale-out store (Ceph ${cephVersion()} RGW on bluestore + PostgreSQL, fsync on; same closure, ${files} files):`, table(rows)].join('\n');
   } finally {
     execFileSync('bash', [join(SCRIPTS, 'ceph-down.sh'), cephBase], { stdio: 'ignore' });
