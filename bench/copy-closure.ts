@@ -1,7 +1,8 @@
 // Copying a closure of real files (trees from /usr added to the Nix store)
 // against the floor — BLAKE3 of every file plus SHA-256 of the NAR
 // (`nix-store --dump | sha256sum`), the two hashes copy must compute — and
-// against `nix copy` to a file:// binary cache, all in one run.
+// against `nix copy` to a file:// binary cache, all in one run: every
+// contender twice, interleaved, each into an empty store; best round shown.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm, readdir, lstat, appendFile } from 'node:fs/promises';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
@@ -119,54 +120,81 @@ async function changedCopy(src: string, tmp: string): Promise<{ path: string; ch
   return { path, changed };
 }
 
+/** Rounds of every contender, interleaved; each figure is its best round (the machine is shared and noisy). */
+const ROUNDS = 2;
+
+type CopyRun = Awaited<ReturnType<typeof runCopy>>;
+
 export async function copyClosureBench(target = GiB): Promise<string> {
   const { paths } = realFilesClosure(target);
   // Warm the page cache so every contender reads from memory.
   for (const p of paths) await blake3Tree(p);
-  const b3 = await timed(async () => {
-    let n = 0;
-    for (const p of paths) n += await blake3Tree(p);
-    return n;
-  });
-  const sha = await timed(async () => {
-    for (const p of paths) execFileSync('sh', ['-c', `nix-store --dump "$1" | sha256sum > /dev/null`, 'sh', p], { env: nixEnv() });
-  });
-  const floor = b3.seconds + sha.seconds;
-  const bytes = b3.value;
-  summary.floorBytesPerSecond = bytes / floor;
-
-  const daemon = await startDaemonProcess();
   const tmp = await mkdtemp(join(tmpdir(), 'bench-copy-'));
+  const floors: { b3: number; sha: number; bytes: number }[] = [];
+  const locals: CopyRun[] = [];
+  const copies: { run: CopyRun; cpu: { user: number; system: number }; rss: number }[] = [];
+  const nixCopies: number[] = [];
+  let daemon: Awaited<ReturnType<typeof startDaemonProcess>> | undefined;
   try {
-    const local = await runCopy(['--store', fileAddr(join(tmp, 'local-store')), ...paths]);
-    const cpu0 = processCpu(daemon.child.pid!);
-    const copy = await runCopy(['--store', daemon.addr, ...paths]);
-    const cpu1 = processCpu(daemon.child.pid!);
-    const again = await runCopy(['--store', daemon.addr, ...paths]);
+    for (let round = 0; round < ROUNDS; round++) {
+      const b3 = await timed(async () => {
+        let n = 0;
+        for (const p of paths) n += await blake3Tree(p);
+        return n;
+      });
+      const sha = await timed(async () => {
+        for (const p of paths) execFileSync('sh', ['-c', `nix-store --dump "$1" | sha256sum > /dev/null`, 'sh', p], { env: nixEnv() });
+      });
+      floors.push({ b3: b3.seconds, sha: sha.seconds, bytes: b3.value });
+      // Each copy into an empty store of its own.
+      locals.push(await runCopy(['--store', fileAddr(join(tmp, `local-store-${round}`)), ...paths]));
+      await daemon?.stop();
+      daemon = await startDaemonProcess();
+      const cpu0 = processCpu(daemon.child.pid!);
+      const run = await runCopy(['--store', daemon.addr, ...paths]);
+      const cpu1 = processCpu(daemon.child.pid!);
+      copies.push({ run, cpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system }, rss: peakRssMiB(daemon.child.pid!) });
+      const nixCopy = await timed(async () => {
+        execFileSync('nix', ['copy', '--to', `file://${join(tmp, `nix-cache-${round}`)}?compression=none`, ...paths], { env: nixEnv(), stdio: 'ignore' });
+      });
+      nixCopies.push(nixCopy.seconds);
+    }
+    // Into the last round's daemon, which holds the whole closure.
+    const again = await runCopy(['--store', daemon!.addr, ...paths]);
     const changed = await changedCopy(paths[0], tmp);
-    const incr = await runCopy(['--store', daemon.addr, changed.path]);
-    const daemonRss = peakRssMiB(daemon.child.pid!);
-    const nixCopy = await timed(async () => {
-      execFileSync('nix', ['copy', '--to', `file://${join(tmp, 'nix-cache')}?compression=none`, ...paths], { env: nixEnv(), stdio: 'ignore' });
-    });
+    const incr = await runCopy(['--store', daemon!.addr, changed.path]);
     execFileSync('nix-store', ['--delete', changed.path], { env: nixEnv(), stdio: 'ignore' });
+
+    const floorOf = (f: (typeof floors)[number]) => f.b3 + f.sha;
+    const bestFloor = floors.reduce((a, b) => (floorOf(b) < floorOf(a) ? b : a));
+    const floor = floorOf(bestFloor);
+    const bytes = bestFloor.bytes;
+    summary.floorBytesPerSecond = bytes / floor;
+    const local = locals.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+    const best = copies.reduce((a, b) => (b.run.seconds < a.run.seconds ? b : a));
+    const copy = best.run;
+    const nixBest = Math.min(...nixCopies);
     const r = (s: number) => `${(s / floor).toFixed(2)}×`;
+    const runs = (xs: number[]) => `runs ${xs.map((x) => x.toFixed(1)).join(' s, ')} s`;
     const sent = (c: { report: { bytesSent: number; bytesRead: number; blobsSent: number } }) =>
       `${(c.report.bytesSent / MiB).toFixed(0)} MiB sent of ${(c.report.bytesRead / MiB).toFixed(0)} MiB read, ${c.report.blobsSent} blobs`;
     const rows: [string, string, string][] = [
-      ['floor: BLAKE3 + nix-store --dump | sha256sum', `${floor.toFixed(2)} s`, `1.00× (BLAKE3 ${b3.seconds.toFixed(2)} s + NAR SHA-256 ${sha.seconds.toFixed(2)} s)`],
-      ['nix-castore copy → local store (file://)', `${local.seconds.toFixed(2)} s`, `${r(local.seconds)}; ${sent(local)}`],
-      ['nix-castore copy → daemon (grpc+unix)', `${copy.seconds.toFixed(2)} s`, `${r(copy.seconds)} (target ≤ 1.50×); ${sent(copy)}`],
-      ['nix copy --to file://…?compression=none', `${nixCopy.seconds.toFixed(2)} s`, r(nixCopy.seconds)],
+      ['floor: BLAKE3 + nix-store --dump | sha256sum', `${floor.toFixed(2)} s`, `1.00× (BLAKE3 ${bestFloor.b3.toFixed(2)} s + NAR SHA-256 ${bestFloor.sha.toFixed(2)} s; ${runs(floors.map(floorOf))})`],
+      ['nix-castore copy → local store (file://)', `${local.seconds.toFixed(2)} s`, `${r(local.seconds)}; ${sent(local)}; ${runs(locals.map((c) => c.seconds))}`],
+      ['nix-castore copy → daemon (grpc+unix)', `${copy.seconds.toFixed(2)} s`, `${r(copy.seconds)} (target ≤ 1.50×); ${sent(copy)}; ${runs(copies.map((c) => c.run.seconds))}`],
+      ['nix copy --to file://…?compression=none', `${nixBest.toFixed(2)} s`, `${r(nixBest)}; ${runs(nixCopies)}`],
       ['re-copy (everything present)', `${again.seconds.toFixed(2)} s`, `${r(again.seconds)}; ${again.report.bytesSent} bytes sent`],
       [`incremental: ${changed.changed} files (5%) of ${paths[0].slice(44)} changed`, `${incr.seconds.toFixed(2)} s`, `${r(incr.seconds)}; ${sent(incr)}`],
-      ['daemon CPU during the copy: user / system', `${(cpu1.user - cpu0.user).toFixed(1)} s`, `${(cpu1.system - cpu0.system).toFixed(1)} s (system time is mostly file creation and fsync)`],
-      ['peak RSS: copy / daemon', `${copy.report.peakRssMiB} MiB`, `${daemonRss.toFixed(0)} MiB`],
+      ['daemon CPU during the copy: user / system', `${best.cpu.user.toFixed(1)} s`, `${best.cpu.system.toFixed(1)} s (system time is mostly file creation and fsync)`],
+      ['peak RSS: copy / daemon', `${copy.report.peakRssMiB} MiB`, `${best.rss.toFixed(0)} MiB`],
     ];
     summary.rows.push(...rows);
-    return [`Copy of a real-files closure: ${paths.length} paths, ${(bytes / GiB).toFixed(2)} GiB of files (${paths.join(' ')}):`, table(rows)].join('\n');
+    return [
+      `Copy of a real-files closure: ${paths.length} paths, ${(bytes / GiB).toFixed(2)} GiB of files (${paths.join(' ')}); each figure the best of ${ROUNDS} interleaved rounds:`,
+      table(rows),
+    ].join('\n');
   } finally {
-    await daemon.stop();
+    await daemon?.stop();
     await rm(tmp, { recursive: true, force: true });
   }
 }

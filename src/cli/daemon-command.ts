@@ -20,8 +20,9 @@ const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store
                           [--read-only] [--auth-token-file FILE]
 
 Serves a store over gRPC: tvix.castore.v1 BlobService and DirectoryService,
-tvix.store.v1 PathInfoService (also as snix.*), gRPC server reflection (v1 and
-v1alpha) and grpc.health.v1.Health.
+tvix.store.v1 PathInfoService (also as snix.*), nixcastore.v1.BlobBatchService
+(many small blobs per call, used by 'nix-castore copy'), gRPC server reflection
+(v1 and v1alpha) and grpc.health.v1.Health.
 
 Options:
   -l, --listen ADDR        host:port, [v6]:port or unix:/abs/path; repeatable.
@@ -47,7 +48,8 @@ Options:
 
 Access (reads are always open over gRPC):
       --read-only          refuse every write (BlobService/Put,
-                           DirectoryService/Put, PathInfoService/Put) with
+                           BlobBatchService/Put, DirectoryService/Put,
+                           PathInfoService/Put) with
                            PERMISSION_DENIED; reads work as usual.
       --auth-token-file FILE
                            writes must carry the metadata

@@ -5,6 +5,9 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { blake3 } from '../../src/castore/digest.js';
@@ -14,6 +17,7 @@ import { CastoreError } from '../../src/castore/errors.js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { blobHandlers } from '../../src/server/handlers.js';
 import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { AUTH_TOKEN_FILE_ENV } from '../../src/grpc/channel.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 
 const FAST_RETRY = { attempts: 2, baseMs: 1, maxMs: 5 };
@@ -122,5 +126,31 @@ it('a read-only daemon answers Has and refuses a batch Put', async () => {
   } finally {
     await grpcBlobs.close();
     await ro.stop();
+  }
+});
+
+it('a daemon with --auth-token-file takes batch Puts only with the token', async () => {
+  const tokenFile = join(await mkdtemp(join(tmpdir(), 'batch-token-')), 'token');
+  await writeFile(tokenFile, 'batch-secret\n');
+  const d = await startDaemonProcess({ args: ['--store', 'memory://', '--auth-token-file', tokenFile] });
+  const b = Buffer.from('needs the token');
+  const saved = process.env[AUTH_TOKEN_FILE_ENV];
+  try {
+    delete process.env[AUTH_TOKEN_FILE_ENV];
+    const anonymous = blobServiceFromAddr(d.addr);
+    const open = (await anonymous.batches!())!;
+    await assert.rejects(open.put([{ digest: blake3(b), data: b }]), (err) => err instanceof CastoreError && err.kind === 'unauthenticated');
+    await anonymous.close();
+
+    process.env[AUTH_TOKEN_FILE_ENV] = tokenFile;
+    const withToken = blobServiceFromAddr(d.addr);
+    await (await withToken.batches!())!.put([{ digest: blake3(b), data: b }]);
+    assert.deepEqual(await readAll(withToken, blake3(b)), b);
+    await withToken.close();
+  } finally {
+    if (saved === undefined) delete process.env[AUTH_TOKEN_FILE_ENV];
+    else process.env[AUTH_TOKEN_FILE_ENV] = saved;
+    await d.stop();
+    await rm(dirname(tokenFile), { recursive: true, force: true });
   }
 });
