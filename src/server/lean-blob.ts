@@ -20,8 +20,9 @@ import { writeRefusalFor, type AccessPolicy } from './access.js';
 /** Handles one stream; false leaves it to grpc-js. */
 export type LeanRoute = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
-/** Messages read ahead of a Put's writer before the stream is paused. */
-const MAX_QUEUED = 4;
+/** Bytes, and messages, read ahead of a Put's writer before the stream is paused. */
+const MAX_QUEUED_BYTES = 4 << 20;
+const MAX_QUEUED_ITEMS = 1024;
 
 export function leanBlobRoute(store: Store, maxMessageBytes: number, access: AccessPolicy): LeanRoute {
   const def = tolerantDecoding(blobServiceDef());
@@ -43,7 +44,11 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
       const refusal = writeRefusalFor(access, call.header('authorization'));
       if (refusal) return call.finish(refusal);
       const chunks = async function* (): AsyncGenerator<C.BlobChunk> {
-        for (let m = await call.next(); m !== undefined; m = await call.next()) {
+        for (let m = await call.take(); m !== undefined; m = await call.take()) {
+          if (m instanceof DataPiece) {
+            yield m;
+            continue;
+          }
           const chunk = def.Put.requestDeserialize(m);
           if (chunk instanceof MalformedRequest) throw malformedError(chunk);
           yield chunk;
@@ -58,9 +63,13 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
   return (stream, headers) => {
     const route = routes.get(headers[':path'] as string);
     if (!route || !speaksLean(headers)) return false;
-    route(new LeanCall(stream, headers, maxMessageBytes));
+    route(new LeanCall(stream, headers, maxMessageBytes, isPut(headers)));
     return true;
   };
+}
+
+function isPut(h: IncomingHttpHeaders): boolean {
+  return (h[':path'] as string).endsWith('/Put');
 }
 
 /** What this path handles: plain gRPC without compression or a deadline. */
@@ -82,10 +91,34 @@ async function unary(call: LeanCall, body: (req: Buffer) => Promise<Buffer | Sta
   }
 }
 
+/** Part of a BlobChunk's data, taken from the DATA chunks it arrived in. */
+class DataPiece implements C.BlobChunk {
+  constructor(readonly data: Buffer) {}
+}
+
+/**
+ * Where the data starts in a BlobChunk of `length` bytes whose first bytes
+ * are `head`, if it is one `data` field and nothing else (what clients
+ * send); undefined for any other shape, which is then decoded whole.
+ */
+export function blobChunkDataStart(length: number, head: Buffer): number | undefined {
+  if (head.length < 2 || head[0] !== 0x0a) return undefined;
+  let value = 0;
+  let scale = 1;
+  // Messages are below 4 GiB: the length varint has at most 5 bytes.
+  for (let i = 1; i < head.length && i <= 5; i++) {
+    value += (head[i] & 0x7f) * scale;
+    if (head[i] < 0x80) return value === length - (i + 1) ? i + 1 : undefined;
+    scale *= 128;
+  }
+  return undefined;
+}
+
 /** One call on one stream: its request messages in order, then one answer. */
 class LeanCall extends MessageReader {
   readonly path: string;
-  private readonly queue: Buffer[] = [];
+  private readonly queue: (Buffer | DataPiece)[] = [];
+  private queuedBytes = 0;
   private head = 0;
   private ended = false;
   private failure: Error | undefined;
@@ -97,6 +130,7 @@ class LeanCall extends MessageReader {
     private readonly stream: ServerHttp2Stream,
     private readonly headers: IncomingHttpHeaders,
     maxMessageBytes: number,
+    private readonly blobChunks: boolean,
   ) {
     super(maxMessageBytes);
     this.path = headers[':path'] as string;
@@ -106,7 +140,7 @@ class LeanCall extends MessageReader {
       if (this.failure) return;
       const bad = this.readData(chunk);
       if (bad) this.fail(bad);
-      else if (this.queue.length - this.head >= MAX_QUEUED) stream.pause();
+      else if (this.queuedBytes >= MAX_QUEUED_BYTES || this.queue.length - this.head >= MAX_QUEUED_ITEMS) stream.pause();
       this.notify();
     });
     stream.on('end', () => {
@@ -137,15 +171,33 @@ class LeanCall extends MessageReader {
 
   protected message(payload: Buffer): void {
     this.queue.push(payload);
+    this.queuedBytes += payload.length;
+  }
+
+  protected override streamFrom(length: number, head: Buffer): number | undefined {
+    return this.blobChunks ? blobChunkDataStart(length, head) : undefined;
+  }
+
+  protected override piece(bytes: Buffer): void {
+    this.queue.push(new DataPiece(bytes));
+    this.queuedBytes += bytes.length;
   }
 
   /** The next request message, undefined after the last; throws if the stream failed. */
   async next(): Promise<Buffer | undefined> {
+    const m = await this.take();
+    if (m instanceof DataPiece) throw new Error('internal error: a streamed message on a unary call');
+    return m;
+  }
+
+  /** The next request message or piece of one, undefined after the last. */
+  async take(): Promise<Buffer | DataPiece | undefined> {
     for (;;) {
       if (this.failure) throw this.failure;
       if (this.head < this.queue.length) {
         const m = this.queue[this.head];
         this.queue[this.head++] = undefined as never;
+        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m.length;
         if (this.head === this.queue.length) {
           this.queue.length = this.head = 0;
           if (this.stream.isPaused()) this.stream.resume();

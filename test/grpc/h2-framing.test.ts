@@ -22,6 +22,25 @@ class Collect extends MessageReader {
   }
 }
 
+/** Takes messages of at least `streamAt` bytes as pieces after their first `skip` bytes. */
+class Pieces extends Collect {
+  readonly pieces: Buffer[] = [];
+  constructor(
+    private readonly streamAt: number,
+    private readonly skip: number,
+  ) {
+    super();
+  }
+  protected override streamFrom(length: number, head: Buffer): number | undefined {
+    if (length < this.streamAt || head.length < this.skip) return undefined;
+    this.messages.push(`streamed ${length} from ${head.subarray(0, this.skip).toString()}`);
+    return this.skip;
+  }
+  protected override piece(bytes: Buffer): void {
+    this.pieces.push(bytes);
+  }
+}
+
 const MESSAGES = ['first', '', 'x'.repeat(300), 'last'];
 const STREAM = Buffer.concat(MESSAGES.map((m) => framed(Buffer.from(m))));
 
@@ -71,6 +90,48 @@ describe('MessageReader', () => {
       assert.match(err!.details, /101 vs\. 100/);
       assert.deepEqual(r.messages, []);
     }
+  });
+});
+
+describe('MessageReader taking messages as pieces', () => {
+  const big = 'HEAD' + 'y'.repeat(5000);
+  const stream = Buffer.concat(['a', big, 'b'].map((m) => framed(Buffer.from(m))));
+
+  it('passes a message that spans chunks on as views of the chunks, after the bytes it skips', () => {
+    const chunks: Buffer[] = [];
+    for (let off = 0; off < stream.length; off += 1000) chunks.push(stream.subarray(off, off + 1000));
+    const r = new Pieces(100, 4);
+    for (const c of chunks) assert.equal(r.feed(c), undefined);
+    assert.deepEqual(r.messages, ['a', `streamed ${big.length} from HEAD`, 'b']);
+    assert.equal(Buffer.concat(r.pieces).toString(), big.slice(4));
+    // No copies: every piece shares memory with the chunk it arrived in.
+    for (const p of r.pieces) assert.ok(chunks.some((c) => c.buffer === p.buffer), 'a piece was copied');
+    assert.equal(r.partial, false);
+  });
+
+  it('knows it stopped inside a streamed message, wherever the chunks are cut', () => {
+    for (let cut = 0; cut <= stream.length; cut += 97) {
+      const r = new Pieces(100, 4);
+      r.feed(stream.subarray(0, cut));
+      const inside = r.messages.some((m) => m.startsWith('streamed')) && Buffer.concat(r.pieces).length < big.length - 4;
+      if (inside) assert.equal(r.partial, true, `cut at ${cut}`);
+      r.feed(stream.subarray(cut));
+      assert.equal(r.partial, false);
+      const streamed = r.messages.some((m) => m.startsWith('streamed'));
+      // Streaming needs the prefix and the skipped bytes in one chunk; otherwise the message comes whole.
+      if (streamed) assert.equal(Buffer.concat(r.pieces).toString(), big.slice(4), `cut at ${cut}`);
+      else assert.deepEqual(r.messages, ['a', big, 'b'], `cut at ${cut}`);
+    }
+  });
+
+  it('still hands on whole a message that fits in its chunk, or that the subclass declines', () => {
+    const whole = new Pieces(100, 4);
+    whole.feed(stream);
+    assert.deepEqual(whole.messages, ['a', big, 'b']);
+    const declined = new Pieces(1 << 20, 4);
+    for (let off = 0; off < stream.length; off += 1000) declined.feed(stream.subarray(off, off + 1000));
+    assert.deepEqual(declined.messages, ['a', big, 'b']);
+    assert.deepEqual(declined.pieces, []);
   });
 });
 

@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { blobChunkDataStart } from '../../src/server/lean-blob.js';
 
 const def = blobServiceDef();
 const raw = { path: def.Stat.path, requestSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
@@ -50,6 +51,27 @@ function stream(kind: Kind, path: string, msgs: Buffer[]): Promise<Outcome> {
 
 const statReq = (digest: Uint8Array) => def.Stat.requestSerialize({ digest, sendChunks: false, sendBao: false });
 const chunk = (data: Uint8Array) => def.Put.requestSerialize({ data });
+
+describe('blobChunkDataStart', () => {
+  it('finds the data of a chunk that is one data field, and nothing else', () => {
+    for (const n of [0, 1, 127, 128, 16_383, 16_384, 1 << 20, (1 << 28) + 5]) {
+      const len = Buffer.from([0x0a, ...varint(n)]);
+      assert.equal(blobChunkDataStart(len.length + n, Buffer.concat([len, Buffer.alloc(3)])), len.length, `length ${n}`);
+      // More bytes than the field: another field follows.
+      assert.equal(blobChunkDataStart(len.length + n + 2, len), undefined, `length ${n} + a field`);
+    }
+    assert.equal(blobChunkDataStart(10, Buffer.from([0x12, 0x08])), undefined, 'another field first');
+    assert.equal(blobChunkDataStart(200, Buffer.from([0x0a, 0xc5])), undefined, 'length varint cut off');
+    assert.equal(blobChunkDataStart(200, Buffer.from([0x0a])), undefined, 'no length at all');
+  });
+});
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n % 128) | 0x80);
+  out.push(n);
+  return out;
+}
 
 describe('BlobService on the lean path and on grpc-js', () => {
   before(async () => {
@@ -100,6 +122,26 @@ describe('BlobService on the lean path and on grpc-js', () => {
     assert.equal((badChunk as { code: number }).code, status.INVALID_ARGUMENT);
     const twice = await same('two Stat requests', (k) => stream(k, def.Stat.path, [statReq(Buffer.alloc(32)), statReq(Buffer.alloc(32))]), true);
     assert.equal((twice as { code: number }).code, status.UNIMPLEMENTED);
+  });
+
+  it('large chunks of any shape: the lean path streams plain ones and decodes the rest whole', async () => {
+    const data = Buffer.alloc(3 << 20);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+    const a = data.subarray(0, 1 << 20);
+    const b = data.subarray(1 << 20);
+    // Plain single-field chunks (taken as pieces); one with an unknown field after
+    // the data; one that holds the data field twice (the last one counts).
+    const unknownField = Buffer.concat([chunk(b), Buffer.from([0x78, 0x01])]);
+    const twice = Buffer.concat([chunk(Buffer.alloc(70_000, 1)), chunk(b)]);
+    for (const [what, msgs] of [
+      ['plain', [chunk(a), chunk(b)]],
+      ['unknown field', [chunk(a), unknownField]],
+      ['data twice', [chunk(a), twice]],
+    ] as const) {
+      const put = await same(what, (k) => stream(k, def.Put.path, [...msgs]));
+      assert.ok('ok' in put, what);
+      assert.deepEqual(def.Put.responseDeserialize(put.ok).digest, blake3(data), what);
+    }
   });
 
   it('the snix.* paths are served the same way', async () => {

@@ -26,28 +26,51 @@ export function prefixFor(length: number): Buffer {
 
 /**
  * Reassembles messages from DATA chunks. A complete message inside one
- * chunk is handed on as a view of it (no copy); only a message that spans
- * chunks is copied together.
+ * chunk is handed on as a view of it (no copy); a message that spans
+ * chunks is copied together, unless the subclass takes it as pieces
+ * (see streamFrom).
  */
 export abstract class MessageReader {
   /** A prefix or payload begun in an earlier chunk. */
   private pending: Buffer | undefined;
   private filled = 0;
   private pendingIsPrefix = false;
+  /** Bytes still to come of a message taken as pieces. */
+  private streamLeft = 0;
 
   constructor(private readonly maxMessageBytes: number) {}
 
   protected abstract message(payload: Buffer): void;
 
+  /**
+   * Offered a message of `length` bytes that spans DATA chunks, with its
+   * first bytes (`head`, possibly fewer than `length`): returning n takes
+   * the message as views of the chunks it arrives in, passed to piece()
+   * after its first n bytes, instead of copying it into a buffer of its
+   * own. A large blob's chunks are then never copied or allocated.
+   */
+  protected streamFrom(_length: number, _head: Buffer): number | undefined {
+    return undefined;
+  }
+
+  protected piece(_bytes: Buffer): void {}
+
   /** Whether the bytes so far stop inside a message. */
   protected get midMessage(): boolean {
-    return this.pending !== undefined;
+    return this.pending !== undefined || this.streamLeft > 0;
   }
 
   /** Feeds one DATA chunk; a malformed stream returns the error and must not be fed further. */
   protected readData(chunk: Buffer): GrpcError | undefined {
     let pos = 0;
     while (pos < chunk.length) {
+      if (this.streamLeft > 0) {
+        const n = Math.min(this.streamLeft, chunk.length - pos);
+        this.piece(chunk.subarray(pos, pos + n));
+        this.streamLeft -= n;
+        pos += n;
+        continue;
+      }
       if (this.pending === undefined) {
         if (chunk.length - pos < PREFIX_BYTES) {
           this.expect(PREFIX_BYTES, true);
@@ -60,7 +83,14 @@ export abstract class MessageReader {
         if (chunk.length - pos >= len) {
           this.message(chunk.subarray(pos, pos + len));
           pos += len;
-        } else this.expect(len, false);
+          continue;
+        }
+        const skip = this.streamFrom(len, chunk.subarray(pos));
+        if (skip === undefined) this.expect(len, false);
+        else {
+          pos += skip;
+          this.streamLeft = len - skip;
+        }
         continue;
       }
       const n = Math.min(this.pending.length - this.filled, chunk.length - pos);
