@@ -5,8 +5,12 @@ import { blake3, b3String, checkB3, sameBytes } from './digest.js';
 import { invalid } from './errors.js';
 
 export interface BlobWriter {
-  /** Resolves once the chunk is accepted (backpressure). */
-  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Resolves once the chunk is accepted (backpressure). The caller must not
+   * change the chunk afterwards, unless `released` is called: a writer that
+   * supports it calls it once it holds the chunk's memory no more.
+   */
+  write(chunk: Uint8Array, released?: () => void): Promise<void>;
   /**
    * Finishes the blob; resolves to its BLAKE3 digest once it is durably
    * stored. If `signal` is aborted before the blob is published (the client

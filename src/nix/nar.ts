@@ -111,11 +111,17 @@ export function validateSymlinkTarget(target: Uint8Array): void {
   if (target.includes(0)) throw new NarError(`invalid symlink target ${show(target)}: contains NUL`);
 }
 
-/** Collects small writes into OUTPUT_CHUNK-sized arrays; finished ones wait in `ready`. */
+/**
+ * Collects small writes into OUTPUT_CHUNK-sized arrays; finished ones wait
+ * in `ready`, or go to `sink` at once, which must be done with them when
+ * it returns: the one buffer is then reused, and nothing is allocated.
+ */
 class Output {
   private buf = new Uint8Array(OUTPUT_CHUNK);
   private pos = 0;
   private ready: Uint8Array[] = [];
+
+  constructor(private readonly sink?: (bytes: Uint8Array) => void) {}
 
   write(bytes: Uint8Array): void {
     let off = 0;
@@ -141,10 +147,17 @@ class Output {
     this.write(b);
   }
 
+  /** Everything written so far, then `bytes` as they are (not copied). */
+  pass(bytes: Uint8Array): void {
+    this.flush();
+    if (this.sink) this.sink(bytes);
+    else this.ready.push(bytes);
+  }
+
   /** Makes everything written so far available from `take()`. */
   flush(): void {
     if (this.pos === 0) return;
-    if (this.pos >= this.buf.length / 2) {
+    if (this.sink || this.pos >= this.buf.length / 2) {
       this.handOver();
     } else {
       this.ready.push(this.buf.slice(0, this.pos)); // small: copy and keep reusing the buffer
@@ -153,9 +166,11 @@ class Output {
   }
 
   private handOver(): void {
-    this.ready.push(this.pos === this.buf.length ? this.buf : this.buf.subarray(0, this.pos));
-    this.buf = new Uint8Array(OUTPUT_CHUNK);
+    const done = this.pos === this.buf.length ? this.buf : this.buf.subarray(0, this.pos);
     this.pos = 0;
+    if (this.sink) return this.sink(done);
+    this.ready.push(done);
+    this.buf = new Uint8Array(OUTPUT_CHUNK);
   }
 
   take(): readonly Uint8Array[] {
@@ -179,8 +194,22 @@ type DirFrame = {
  * contents do not match its size, unsorted/duplicate/invalid entry names and
  * invalid symlink targets. Yielded arrays must not be modified by the caller.
  */
-export async function* writeNar(root: NarNode): AsyncGenerator<Uint8Array> {
-  const out = new Output();
+export function writeNar(root: NarNode): AsyncGenerator<Uint8Array> {
+  return narChunks(root, new Output());
+}
+
+/**
+ * Feeds the NAR bytes of `root` to `sink` in order, as writeNar yields
+ * them, but each array only for the duration of the call (buffers are
+ * reused): for hashing, which keeps nothing.
+ */
+export async function narInto(root: NarNode, sink: (bytes: Uint8Array) => void): Promise<void> {
+  for await (const _ of narChunks(root, new Output(sink))) {
+    // everything went to the sink
+  }
+}
+
+async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array> {
   const stack: DirFrame[] = [];
   try {
     out.write(NarTokens.NAR_START);
@@ -265,14 +294,9 @@ async function* writeRegular(
       throw new NarError(`file contents too long: expected ${size} bytes, got ${got + chunk.length} (or more)`);
     }
     got += chunk.length;
-    if (chunk.length >= PASS_THROUGH) {
-      out.flush();
-      for (const c of out.take()) yield c;
-      yield chunk;
-    } else {
-      out.write(chunk);
-      for (const c of out.take()) yield c;
-    }
+    if (chunk.length >= PASS_THROUGH) out.pass(chunk);
+    else out.write(chunk);
+    for (const c of out.take()) yield c;
   }
   if (got !== size) throw new NarError(`file contents too short: expected ${size} bytes, got ${got}`);
   out.writeZeros(padded(size) - size);
@@ -282,10 +306,10 @@ async function* writeRegular(
 export async function narHashAndSize(root: NarNode): Promise<{ sha256: Uint8Array; size: number }> {
   const h = createHash('sha256');
   let size = 0;
-  for await (const chunk of writeNar(root)) {
+  await narInto(root, (chunk) => {
     h.update(chunk);
     size += chunk.length;
-  }
+  });
   return { sha256: new Uint8Array(h.digest()), size };
 }
 

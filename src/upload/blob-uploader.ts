@@ -6,7 +6,7 @@
 // (batch-queue.ts) get small blobs hundreds per call, each still asked
 // about before it is sent.
 import { open } from 'node:fs/promises';
-import { readAhead } from '../castore/disk/read-ahead.js';
+import { ReadBuffers, readAhead } from '../castore/disk/read-ahead.js';
 import type { BlobService } from '../castore/blob-service.js';
 import { b3Hex, b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
@@ -14,6 +14,9 @@ import { Limiter } from './limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { BatchQueue } from './batch-queue.js';
 
+
+/** Buffers for files read again to be sent, reused as writers release them. */
+const sendReads = new ReadBuffers(32);
 
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
@@ -136,7 +139,8 @@ export class BlobUploader extends Uploads {
       } else {
         const h = await open(source.file, 'r');
         try {
-          for await (const chunk of readAhead(h)) await w.write(chunk);
+          // A writer that says when it is done with a chunk gets it read into again.
+          for await (const chunk of readAhead(h, undefined, sendReads, true)) await w.write(chunk, () => sendReads.give(chunk));
         } finally {
           await h.close();
         }

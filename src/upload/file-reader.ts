@@ -2,10 +2,14 @@
 // are read synchronously: the open, read and close would each cost a
 // thread-pool round trip otherwise, several times what reading them from
 // the page cache costs, and the thread reading is the one that hashes
-// them next anyway. Larger files stream in chunks, one read always ahead.
+// them next anyway. Larger files stream in chunks, one read always ahead,
+// through a few reused buffers.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { readAhead } from '../castore/disk/read-ahead.js';
+import { ReadBuffers, readAhead } from '../castore/disk/read-ahead.js';
+
+/** Ingesting hashes each chunk and keeps none (ingest.ts), so its reads reuse memory. */
+const ingestReads = new ReadBuffers();
 
 /** All `size` bytes of a small file in one buffer (fewer if it shrank meanwhile). */
 export function readWholeSync(path: Buffer, size: number): Buffer {
@@ -25,11 +29,14 @@ export function readWholeSync(path: Buffer, size: number): Buffer {
   }
 }
 
-/** Streams `size` bytes of a file in chunks, one read always in flight ahead. */
+/**
+ * Streams `size` bytes of a file in chunks, one read always in flight
+ * ahead. A chunk's memory is read into again once the next is asked for.
+ */
 export async function* readChunks(path: Buffer, size: number): AsyncGenerator<Buffer> {
   const h = await open(path, 'r');
   try {
-    yield* readAhead(h, size);
+    yield* readAhead(h, size, ingestReads);
   } finally {
     await h.close();
   }

@@ -9,7 +9,7 @@ import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../castore/messages.js';
 import { Blake3Stream } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
-import { writeNar, type NarNode } from '../nix/nar.js';
+import { narInto, type NarNode } from '../nix/nar.js';
 import type { Uploads } from './blob-uploader.js';
 import { readChunks, readWholeSync } from './file-reader.js';
 
@@ -107,10 +107,10 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   let narSize = 0;
   const rootPath = Buffer.from(path);
   const rootNar = await narNodeFor(rootPath, await lstat(rootPath), name, (b) => (root = b));
-  for await (const chunk of writeNar(rootNar)) {
+  await narInto(rootNar, (chunk) => {
     hash.update(chunk);
     narSize += chunk.length;
-  }
+  });
   await Promise.all(uploads);
   if (!root) throw new IngestError(`${path}: nothing was ingested`);
   const r = root as Built;

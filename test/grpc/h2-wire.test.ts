@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GrpcBlobService } from '../../src/castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService, splitChunk } from '../../src/castore/grpc/grpc-blob-service.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { BlobChunkCodec, PutBlobResponseCodec, StatBlobResponseCodec } from '../../src/castore/messages.js';
 import { blake3 } from '../../src/castore/digest.js';
@@ -271,6 +271,41 @@ describe('lean gRPC client on the wire', () => {
       });
     };
     assert.deepEqual(await putBytes(blobs, data), blake3(data));
+  });
+
+  it('a Put releases every chunk it was given, large (sent as is) and small (copied)', async () => {
+    const sizes = [3 << 20, 100, 0, 1 << 20, 70_000];
+    const data = sizes.map((n, i) => Buffer.alloc(n, i + 1));
+    handler = (stream) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (d: Buffer) => parts.push(d));
+      stream.on('end', () => {
+        const all = Buffer.concat(parts);
+        const got: Buffer[] = [];
+        for (let pos = 0; pos < all.length; pos += 5 + all.readUInt32BE(pos + 1)) {
+          got.push(Buffer.from(BlobChunkCodec.decode(all.subarray(pos + 5, pos + 5 + all.readUInt32BE(pos + 1))).data));
+        }
+        void reply(stream, [framed(PutBlobResponseCodec.encode({ digest: blake3(Buffer.concat(got)) }))]);
+      });
+    };
+    const w = blobs.put();
+    const released: number[] = [];
+    for (let i = 0; i < data.length; i++) await w.write(data[i], () => released.push(i));
+    assert.deepEqual(await w.close(), blake3(Buffer.concat(data)));
+    assert.deepEqual([...released].sort(), [0, 1, 2, 3, 4]);
+  });
+
+  it('a large chunk goes out as field header and data: the same bytes as the whole message', () => {
+    for (const n of [0, 100, (64 << 10) - 1, 64 << 10, (1 << 21) - 1, 1 << 21, (3 << 20) + 5]) {
+      const chunk = { data: Buffer.alloc(n, n & 0xff) };
+      const parts = splitChunk(chunk);
+      if (n < 64 << 10) {
+        assert.equal(parts, undefined, `${n} bytes are serialized whole`);
+        continue;
+      }
+      assert.ok(parts && parts.tail === chunk.data, `${n} bytes: the data itself is sent`);
+      assert.ok(Buffer.concat([parts.head, parts.tail]).equals(BlobChunkCodec.encode(chunk)), `${n} bytes`);
+    }
   });
 
   it('breaking out of a Read cancels it', async () => {

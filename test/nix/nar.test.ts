@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { NarError, NarTokens, narBytes, narHashAndSize, narString, writeNar } from '../../src/nix/nar.js';
+import { NarError, NarTokens, narBytes, narHashAndSize, narInto, narString, writeNar } from '../../src/nix/nar.js';
 import type { NarNode } from '../../src/nix/nar.js';
 import * as nixbase32 from '../../src/nix/nixbase32.js';
 
@@ -119,6 +119,25 @@ test('large file chunks are passed through without copying', async () => {
   }
   assert.equal(out.filter((c) => c === big).length, 3);
   assert.equal(out.reduce((s, c) => s + c.length, 0), 56 + 32 + 8 + 3 * big.length + 16);
+});
+
+test('narInto: the same bytes as writeNar, through one reused buffer and the large chunks themselves', async () => {
+  const big = new Uint8Array(1 << 20).fill(9);
+  const entries: [string, NarNode][] = [];
+  for (let i = 0; i < 3000; i++) entries.push([`f${String(i).padStart(5, '0')}`, file(`contents ${i}`, i % 3 === 0)]);
+  entries.push(['large', { type: 'regular', executable: false, size: 2 * big.length, contents: () => chunks(big, big) }]);
+  entries.push(['link', symlink('large')]);
+  const tree = dir(entries);
+  const got: Buffer[] = [];
+  const arrays = new Set<ArrayBufferLike>();
+  await narInto(tree, (bytes) => {
+    arrays.add(bytes.buffer);
+    got.push(Buffer.from(bytes)); // a copy: the sink may keep nothing
+  });
+  assert.deepEqual(Buffer.concat(got), Buffer.from(await narBytes(tree)));
+  // The coalescing buffer (reused for ~200 KiB of tokens) and the large file's own array.
+  assert.equal(arrays.size, 2);
+  assert.ok(arrays.has(big.buffer));
 });
 
 test('small tokens are coalesced into few output chunks', async () => {

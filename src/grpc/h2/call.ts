@@ -7,7 +7,7 @@ import { Writable, addAbortSignal } from 'node:stream';
 import { status } from '@grpc/grpc-js';
 import { MAX_MESSAGE_BYTES } from '../channel.js';
 import type { H2Connection, H2Method } from './connection.js';
-import { framed, prefixFor, MessageReader } from './framing.js';
+import { framed, prefixFor, MessageReader, PREFIX_BYTES } from './framing.js';
 import { GrpcError, codeForHttpStatus, failureStatus, grpcMessageIn, grpcStatusIn, isGrpcContentType } from './status.js';
 
 const CALL = Symbol('gRPC call');
@@ -83,10 +83,16 @@ export abstract class Call<Req, Res> extends MessageReader {
     else this.send(req, true);
   }
 
-  /** Writes one request message; false means wait for `drain`. `end` half-closes after it. */
-  protected send(msg: Req, end: boolean): boolean {
+  /**
+   * Writes one request message; false means wait for `drain`. `end`
+   * half-closes after it. `released`: see ClientStream.write.
+   */
+  protected send(msg: Req, end: boolean, released?: () => void): boolean {
     const s = this.stream!;
+    const parts = this.method.split?.(msg);
+    if (parts) return this.sendParts(parts.head, parts.tail, end, released);
     const payload = this.method.serialize(msg);
+    released?.(); // serializing copied the message
     if (payload.length > MAX_MESSAGE_BYTES) {
       this.fail(status.RESOURCE_EXHAUSTED, `sent message larger than max (${payload.length} vs. ${MAX_MESSAGE_BYTES})`);
       return true;
@@ -100,6 +106,26 @@ export abstract class Call<Req, Res> extends MessageReader {
     s.cork();
     s.write(prefixFor(payload.length));
     const ok = s.write(payload);
+    if (end) s.end();
+    else s.uncork();
+    return ok;
+  }
+
+  /** One message as its prefix and head in one write, then its tail as it is. */
+  private sendParts(head: Buffer, tail: Uint8Array, end: boolean, released?: () => void): boolean {
+    const s = this.stream!;
+    const length = head.length + tail.length;
+    if (length > MAX_MESSAGE_BYTES) {
+      released?.();
+      this.fail(status.RESOURCE_EXHAUSTED, `sent message larger than max (${length} vs. ${MAX_MESSAGE_BYTES})`);
+      return true;
+    }
+    const start = prefixFor(length, head.length);
+    head.copy(start, PREFIX_BYTES);
+    s.cork();
+    s.write(start);
+    // The callback comes once the write is done or failed (also on a destroyed stream).
+    const ok = released ? s.write(tail, () => released()) : s.write(tail);
     if (end) s.end();
     else s.uncork();
     return ok;

@@ -78,8 +78,12 @@ export async function unary<Req, Res>(conn: H2Connection, m: H2Method<Req, Res>,
 }
 
 export interface ClientStream<Req, Res> {
-  /** Resolves once the message is handed to the stream (after `drain` under backpressure). */
-  write(msg: Req): Promise<void>;
+  /**
+   * Resolves once the message is handed to the stream (after `drain` under
+   * backpressure). `released` is called once the stream holds none of the
+   * message's memory any more (bytes sent as they are, see H2Method.split).
+   */
+  write(msg: Req, released?: () => void): Promise<void>;
   /** Half-closes and resolves to the response. */
   finish(): Promise<Res>;
   /** Resets the stream (RST_STREAM CANCEL): the server sees the call cancelled, not completed. */
@@ -95,9 +99,12 @@ class ClientStreamCall<Req, Res> extends SingleResponseCall<Req, Res> implements
     return this;
   }
 
-  write(msg: Req): Promise<void> {
-    if (this.code < 0 && this.send(msg, false)) return RESOLVED;
-    if (this.code >= 0) return this.code === status.OK ? RESOLVED : Promise.reject(this.failure());
+  write(msg: Req, released?: () => void): Promise<void> {
+    if (this.code < 0 && this.send(msg, false, released)) return RESOLVED;
+    if (this.code >= 0) {
+      released?.(); // never sent
+      return this.code === status.OK ? RESOLVED : Promise.reject(this.failure());
+    }
     return new Promise((resolve, reject) => {
       this.drained = resolve;
       this.drainFailed = reject;

@@ -16,9 +16,9 @@ export function framed(payload: Uint8Array): Buffer {
   return out;
 }
 
-/** The prefix alone, to send before a large payload without copying it. */
-export function prefixFor(length: number): Buffer {
-  const out = Buffer.allocUnsafe(PREFIX_BYTES);
+/** The prefix (and room for `extra` bytes after it), to send before a large payload without copying it. */
+export function prefixFor(length: number, extra = 0): Buffer {
+  const out = Buffer.allocUnsafe(PREFIX_BYTES + extra);
   out[0] = 0;
   out.writeUInt32BE(length, 1);
   return out;
