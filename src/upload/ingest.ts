@@ -7,7 +7,7 @@ import { lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../castore/messages.js';
-import { Blake3Stream } from '../castore/digest.js';
+import { Blake3Stream, blake3 } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
 import { narInto, type NarNode } from '../nix/nar.js';
 import type { Uploads } from './blob-uploader.js';
@@ -44,21 +44,22 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     executable: (st.mode & 0o100) !== 0,
     size: st.size,
     contents: async function* () {
-      const hash = new Blake3Stream();
       let data: Buffer | undefined;
+      let digest: Buffer;
       if (inMemory) {
         data = readWholeSync(p, st.size);
-        hash.update(data);
+        digest = blake3(data);
         bytesRead += data.length;
         if (data.length > 0) yield data;
       } else {
+        const hash = new Blake3Stream();
         for await (const chunk of readChunks(p, st.size)) {
           hash.update(chunk);
           bytesRead += chunk.length;
           yield chunk;
         }
+        digest = hash.digest();
       }
-      const digest = hash.digest();
       await opts.blobs.room();
       const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
       upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
