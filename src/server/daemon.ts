@@ -61,13 +61,13 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
   server.addService(tolerantDecoding(blobBatchServiceDef()), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
-  widenStreamWindow(server);
+  widenStreamSettings(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);
   return server;
 }
 
-// HTTP/2 flow control: Node's default 64 KiB windows make a blob upload
+// HTTP/2 settings. Flow control: Node's default 64 KiB windows make a blob upload
 // wait for a WINDOW_UPDATE every 64 KiB, which caps it at ~0.3 GB/s over a
 // unix socket; 4 MiB per stream and 32 MiB per connection let it run at
 // transport speed while bounding what one client can make us buffer.
@@ -75,15 +75,19 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
 // internals; if they change, we only lose speed.
 const STREAM_WINDOW = 4 * 1024 * 1024;
 const CONNECTION_WINDOW = 32 * 1024 * 1024;
+// Clients may send DATA frames of up to 1 MiB instead of 16 KiB: a blob's
+// bytes then arrive in a fraction of the reads and 'data' events (about
+// 3% off a copy into the daemon in interleaved runs).
+export const MAX_FRAME_BYTES = 1024 * 1024;
 
 type ServerInternals = {
   commonServerOptions?: { settings?: Record<string, unknown> };
   http2Servers?: Map<import('node:http2').Http2Server, unknown>;
 };
 
-function widenStreamWindow(server: grpc.Server): void {
+function widenStreamSettings(server: grpc.Server): void {
   const common = (server as unknown as ServerInternals).commonServerOptions;
-  if (common) common.settings = { ...common.settings, initialWindowSize: STREAM_WINDOW };
+  if (common) common.settings = { ...common.settings, initialWindowSize: STREAM_WINDOW, maxFrameSize: MAX_FRAME_BYTES };
 }
 
 function widenConnectionWindow(server: grpc.Server): void {

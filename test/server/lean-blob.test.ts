@@ -5,6 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { blake3 } from '../../src/castore/digest.js';
@@ -141,6 +143,20 @@ describe('BlobService on the lean path and on grpc-js', () => {
       const put = await same(what, (k) => stream(k, def.Put.path, [...msgs]));
       assert.ok('ok' in put, what);
       assert.deepEqual(def.Put.responseDeserialize(put.ok).digest, blake3(data), what);
+    }
+  });
+
+  it('advertises 4 MiB stream windows and DATA frames of up to 1 MiB', async () => {
+    const session = http2.connect('http://localhost', { createConnection: () => net.connect(daemon.socket) });
+    try {
+      const settings = await new Promise<http2.Settings>((resolve, reject) => {
+        session.once('remoteSettings', resolve);
+        session.once('error', reject);
+      });
+      assert.equal(settings.maxFrameSize, 1 << 20);
+      assert.equal(settings.initialWindowSize, 4 << 20);
+    } finally {
+      session.close();
     }
   });
 
