@@ -101,6 +101,42 @@ export const HasBlobsResponseCodec: Codec<HasBlobsResponse> = {
   },
 };
 
+/** Blob data from this size on is a part of its own in putBlobsParts; smaller data is copied. */
+const OWN_PART_FROM = 4096;
+
+/**
+ * A PutBlobsRequest as parts to write one after the other: field headers
+ * and small blobs copied together, larger blobs' data as it is. The same
+ * bytes as PutBlobsRequestCodec.encode, without copying megabytes.
+ */
+export function putBlobsParts(m: PutBlobsRequest): Uint8Array[] {
+  let copied = 0;
+  for (const b of m.blobs) {
+    const len = blobLength(b);
+    copied += 1 + varintLength(len) + len - (b.data.length >= OWN_PART_FROM ? b.data.length : 0);
+  }
+  const out = Buffer.allocUnsafe(copied);
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  let pos = 0;
+  for (const b of m.blobs) {
+    out[pos++] = TAG_1_LEN;
+    pos = writeVarint(out, pos, blobLength(b));
+    pos = writeLenField(out, pos, TAG_1_LEN, b.digest);
+    if (b.data.length === 0) continue;
+    if (b.data.length < OWN_PART_FROM) {
+      pos = writeLenField(out, pos, TAG_2_LEN, b.data);
+      continue;
+    }
+    out[pos++] = TAG_2_LEN;
+    pos = writeVarint(out, pos, b.data.length);
+    parts.push(out.subarray(from, pos), b.data);
+    from = pos;
+  }
+  if (pos > from || parts.length === 0) parts.push(out.subarray(from, pos));
+  return parts;
+}
+
 /** Re-reads packed varints as field-1 varints, so readFields' checks apply to them. */
 function packedAsVarints(packed: Buffer): Buffer {
   const out = Buffer.allocUnsafe(packed.length * 2);

@@ -26,6 +26,17 @@ describe('BlobBatchService messages', () => {
     assert.deepEqual(B.HasBlobsRequestCodec.encode({ digests: [] }), Buffer.alloc(0));
   });
 
+  it('putBlobsParts: the bytes of PutBlobsRequestCodec, large blobs as themselves and not copied', () => {
+    const sizes = [[], [0], [5], [4095, 4096], [300_000, 0, 17, 5000, 1, 70_000], [8192, 8192]];
+    for (const set of sizes) {
+      const m = { blobs: set.map((n, i) => Buffer.alloc(n, i + 1)).map((data) => ({ digest: blake3(data), data })) };
+      const parts = B.putBlobsParts(m);
+      assert.deepEqual(Buffer.concat(parts), B.PutBlobsRequestCodec.encode(m), `sizes ${set}`);
+      for (const b of m.blobs) assert.equal(parts.includes(b.data), b.data.length >= 4096, `sizes ${set}: a blob of ${b.data.length} bytes`);
+      assert.ok(parts.every((p) => p.length > 0) || (parts.length === 1 && set.length === 0), `sizes ${set}: no empty writes`);
+    }
+  });
+
   it('HasBlobsResponse: packed bools and the size limit, as protobufjs writes them', () => {
     const m = { present: [true, false, false, true], maxPutBytes: 4 << 20 };
     const ours = B.HasBlobsResponseCodec.encode(m);

@@ -6,6 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
 import type { BlobChunk, PutBlobResponse } from '../messages.js';
 import { blobBatchServiceDef, blobServiceDef } from '../../grpc/definitions.js';
+import { putBlobsParts } from '../batch-messages.js';
 import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../../grpc/h2/connection.js';
 import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../../grpc/h2/calls.js';
 import { b3String } from '../digest.js';
@@ -26,7 +27,7 @@ function blobMethods(conn: H2Connection) {
     Read: conn.method(def.Read),
     Put: { ...conn.method(def.Put), split: splitChunk },
     Has: conn.method(batch.Has),
-    PutMany: conn.method(batch.Put),
+    PutMany: { ...conn.method(batch.Put), split: putBlobsParts },
   };
 }
 
@@ -35,13 +36,13 @@ function blobMethods(conn: H2Connection) {
  * out without a copy, and without an allocation of as many bytes (which
  * V8 answers with garbage collections).
  */
-export function splitChunk(chunk: BlobChunk): { head: Buffer; tail: Uint8Array } | undefined {
+export function splitChunk(chunk: BlobChunk): Uint8Array[] | undefined {
   let n = chunk.data.length;
   if (n < SPLIT_FROM) return undefined;
   const head = [0x0a]; // field 1, length-delimited
   for (; n >= 0x80; n = Math.floor(n / 128)) head.push((n % 128) | 0x80);
   head.push(n);
-  return { head: Buffer.from(head), tail: chunk.data };
+  return [Buffer.from(head), chunk.data];
 }
 
 export class GrpcBlobService implements BlobService {

@@ -90,7 +90,7 @@ export abstract class Call<Req, Res> extends MessageReader {
   protected send(msg: Req, end: boolean, released?: () => void): boolean {
     const s = this.stream!;
     const parts = this.method.split?.(msg);
-    if (parts) return this.sendParts(parts.head, parts.tail, end, released);
+    if (parts) return this.sendParts(parts, end, released);
     const payload = this.method.serialize(msg);
     released?.(); // serializing copied the message
     if (payload.length > MAX_MESSAGE_BYTES) {
@@ -111,21 +111,27 @@ export abstract class Call<Req, Res> extends MessageReader {
     return ok;
   }
 
-  /** One message as its prefix and head in one write, then its tail as it is. */
-  private sendParts(head: Buffer, tail: Uint8Array, end: boolean, released?: () => void): boolean {
+  /** One message as its prefix and first part in one write, then its other parts as they are. */
+  private sendParts(parts: Uint8Array[], end: boolean, released?: () => void): boolean {
     const s = this.stream!;
-    const length = head.length + tail.length;
+    let length = 0;
+    for (const p of parts) length += p.length;
     if (length > MAX_MESSAGE_BYTES) {
       released?.();
       this.fail(status.RESOURCE_EXHAUSTED, `sent message larger than max (${length} vs. ${MAX_MESSAGE_BYTES})`);
       return true;
     }
-    const start = prefixFor(length, head.length);
-    head.copy(start, PREFIX_BYTES);
+    // A small first part (a field header) goes with the prefix, copied.
+    const merged = parts.length > 0 && parts[0].length < COPY_BELOW ? 1 : 0;
+    const start = prefixFor(length, merged ? parts[0].length : 0);
+    if (merged) start.set(parts[0], PREFIX_BYTES);
     s.cork();
-    s.write(start);
-    // The callback comes once the write is done or failed (also on a destroyed stream).
-    const ok = released ? s.write(tail, () => released()) : s.write(tail);
+    let ok = s.write(start);
+    for (let i = merged; i < parts.length; i++) {
+      // Callbacks come in order, once a write is done or failed (also on a destroyed stream).
+      ok = released && i === parts.length - 1 ? s.write(parts[i], () => released()) : s.write(parts[i]);
+    }
+    if (parts.length === merged) released?.(); // nothing was written as it is
     if (end) s.end();
     else s.uncork();
     return ok;

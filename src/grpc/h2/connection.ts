@@ -22,11 +22,11 @@ export interface H2Method<Req, Res> {
   readonly serialize: (req: Req) => Buffer;
   readonly deserialize: (bytes: Buffer) => Res;
   /**
-   * A request that is mostly one bytes field, serialized as a short head
-   * and that field's bytes, sent as they are rather than copied into a
-   * message buffer; undefined serializes it whole.
+   * A request serialized as parts, written as they are: a request that is
+   * mostly bytes fields goes out without copying them into a message
+   * buffer. Undefined serializes it whole.
    */
-  readonly split?: (req: Req) => { head: Buffer; tail: Uint8Array } | undefined;
+  readonly split?: (req: Req) => Uint8Array[] | undefined;
 }
 
 /** Errors of `session.request()` that only mean "this session is done": dial again. */
