@@ -165,18 +165,20 @@ export const PutBlobsRequestCodec: Codec<PutBlobsRequest> = {
   },
   decode: (buf) => {
     const blobs: BatchBlob[] = [];
-    for (const f of readFields(buf)) {
-      if (f.field !== 1) continue;
-      const b: BatchBlob = { digest: EMPTY, data: EMPTY };
-      for (const g of readFields(expectLen(f))) {
-        if (g.field === 1) b.digest = expectLen(g);
-        else if (g.field === 2) b.data = expectLen(g);
-      }
-      blobs.push(b);
-    }
+    for (const f of readFields(buf)) if (f.field === 1) blobs.push(decodeBatchBlob(expectLen(f)));
     return { blobs };
   },
 };
+
+/** One Blob of a PutBlobsRequest: views of `buf`, no copies. */
+export function decodeBatchBlob(buf: Buffer): BatchBlob {
+  const b: BatchBlob = { digest: EMPTY, data: EMPTY };
+  for (const g of readFields(buf)) {
+    if (g.field === 1) b.digest = expectLen(g);
+    else if (g.field === 2) b.data = expectLen(g);
+  }
+  return b;
+}
 
 export const PutBlobsResponseCodec: Codec<PutBlobsResponse> = {
   encode: () => Buffer.alloc(0),

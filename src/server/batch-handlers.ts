@@ -10,15 +10,25 @@ import { unaryHandler } from './handlers.js';
 
 export function blobBatchHandlers(store: Store, maxMessageBytes: number): UntypedServiceImplementation {
   return {
-    Has: unaryHandler<HasBlobsRequest, HasBlobsResponse | StatusObject>(async (req) => {
-      const bad = req.digests.findIndex((d) => d.length !== B3_LEN);
-      if (bad >= 0) return { code: status.INVALID_ARGUMENT, details: `digest ${bad}: invalid digest length` };
-      const present = await (await batchesOf(store.blobs)).has(req.digests);
-      return { present, maxPutBytes: maxMessageBytes };
-    }),
-    Put: unaryHandler<PutBlobsRequest, PutBlobsResponse>(async (req) => {
-      await (await batchesOf(store.blobs)).put(req.blobs);
-      return {};
-    }),
+    Has: unaryHandler<HasBlobsRequest, HasBlobsResponse | StatusObject>(hasBlobs(store, maxMessageBytes)),
+    Put: unaryHandler<PutBlobsRequest, PutBlobsResponse>(putBlobs(store)),
+  };
+}
+
+/** BlobBatchService.Has, shared by the grpc-js handler and the lean path (lean-blob.ts). */
+export function hasBlobs(store: Store, maxMessageBytes: number) {
+  return async (req: HasBlobsRequest): Promise<HasBlobsResponse | StatusObject> => {
+    const bad = req.digests.findIndex((d) => d.length !== B3_LEN);
+    if (bad >= 0) return { code: status.INVALID_ARGUMENT, details: `digest ${bad}: invalid digest length` };
+    const present = await (await batchesOf(store.blobs)).has(req.digests);
+    return { present, maxPutBytes: maxMessageBytes };
+  };
+}
+
+/** BlobBatchService.Put, shared by the grpc-js handler and the lean path (lean-blob.ts). */
+export function putBlobs(store: Store) {
+  return async (req: PutBlobsRequest): Promise<PutBlobsResponse> => {
+    await (await batchesOf(store.blobs)).put(req.blobs);
+    return {};
   };
 }

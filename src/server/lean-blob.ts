@@ -1,15 +1,22 @@
-// BlobService Stat and Put served straight on node:http2 streams. A copy
-// makes one Put (and often one Stat) per file, tens of thousands of calls
-// for a few hundred MB; grpc-js's per-call machinery (interceptors, metadata
-// objects, event plumbing) was most of the daemon's CPU for them. The
-// handlers' bodies are the grpc-js ones (handlers.ts): only the transport
+// BlobService Stat and Put, and BlobBatchService Has and Put, served
+// straight on node:http2 streams. A copy makes one Put (and often one
+// Stat) per file, tens of thousands of calls for a few hundred MB; grpc-js's
+// per-call machinery (interceptors, metadata objects, event plumbing) was
+// most of the daemon's CPU for them. Here a large blob's chunks, and the
+// blobs of a batch, are taken from the network reads they arrive in,
+// without copying them into message buffers. The handlers' bodies are the
+// grpc-js ones (handlers.ts, batch-handlers.ts): only the transport
 // differs. Calls this path does not speak — compression, deadlines — and
 // every other method stay with grpc-js.
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import type { Store } from '../store/from-addr.js';
 import type * as C from '../castore/messages.js';
-import { blobServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { blobBatchServiceDef, blobServiceDef, PACKAGES } from '../grpc/definitions.js';
+import type { BatchBlob } from '../castore/batch-messages.js';
+import { PutBlobsParser } from '../castore/batch-stream.js';
+import { invalid } from '../castore/errors.js';
+import { hasBlobs, putBlobs } from './batch-handlers.js';
 import { framed, MessageReader } from '../grpc/h2/framing.js';
 import { GrpcError, isGrpcContentType } from '../grpc/h2/status.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
@@ -33,7 +40,7 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
     const p = `/${pkg}.castore.v1.BlobService/`;
     routes.set(p + 'Stat', (call) =>
       void unary(call, async (bytes) => {
-        const req = def.Stat.requestDeserialize(bytes);
+        const req = def.Stat.requestDeserialize(bytes as Buffer); // only batch Puts are parsed
         const bad = malformedStatus(req);
         if (bad) return bad;
         const res = await stat(req);
@@ -49,7 +56,7 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
             yield m;
             continue;
           }
-          const chunk = def.Put.requestDeserialize(m);
+          const chunk = def.Put.requestDeserialize(m as Buffer); // only batch Puts are parsed
           if (chunk instanceof MalformedRequest) throw malformedError(chunk);
           yield chunk;
         }
@@ -60,17 +67,48 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
       );
     });
   }
+  const batch = tolerantDecoding(blobBatchServiceDef());
+  const has = hasBlobs(store, maxMessageBytes);
+  const putMany = putBlobs(store);
+  routes.set(batch.Has.path, (call) =>
+    void unary(call, async (bytes) => {
+      const req = batch.Has.requestDeserialize(bytes as Buffer); // only batch Puts are parsed
+      const bad = malformedStatus(req);
+      if (bad) return bad;
+      const res = await has(req);
+      return 'code' in res ? res : batch.Has.responseSerialize(res);
+    }),
+  );
+  routes.set(batch.Put.path, (call) => {
+    const refusal = writeRefusalFor(access, call.header('authorization'));
+    if (refusal) return call.finish(refusal);
+    void unary(call, async (m) => {
+      let blobs: BatchBlob[];
+      if (m instanceof ParsedBatch) blobs = m.blobs;
+      else {
+        const req = batch.Put.requestDeserialize(m);
+        const bad = malformedStatus(req);
+        if (bad) return bad;
+        blobs = req.blobs;
+      }
+      return batch.Put.responseSerialize(await putMany({ blobs }));
+    });
+  });
+  const modes = new Map<string, Mode>([...routes.keys()].map((path) => [path, path === batch.Put.path ? 'batch' : path.endsWith('/Put') ? 'chunks' : 'whole']));
   return (stream, headers) => {
-    const route = routes.get(headers[':path'] as string);
+    const path = headers[':path'] as string;
+    const route = routes.get(path);
     if (!route || !speaksLean(headers)) return false;
-    route(new LeanCall(stream, headers, maxMessageBytes, isPut(headers)));
+    route(new LeanCall(stream, headers, maxMessageBytes, modes.get(path)!));
     return true;
   };
 }
 
-function isPut(h: IncomingHttpHeaders): boolean {
-  return (h[':path'] as string).endsWith('/Put');
-}
+/**
+ * How a call's messages that span DATA chunks are taken: whole (copied
+ * together), as BlobChunk data pieces, or parsed as a PutBlobsRequest.
+ */
+type Mode = 'whole' | 'chunks' | 'batch';
 
 /** What this path handles: plain gRPC without compression or a deadline. */
 function speaksLean(h: IncomingHttpHeaders): boolean {
@@ -78,7 +116,8 @@ function speaksLean(h: IncomingHttpHeaders): boolean {
   return h[':method'] === 'POST' && isGrpcContentType(h['content-type']) && (enc === undefined || enc === 'identity') && h['grpc-timeout'] === undefined;
 }
 
-async function unary(call: LeanCall, body: (req: Buffer) => Promise<Buffer | StatusObject>): Promise<void> {
+/** A unary call's one request: its message, or (batch Put) the blobs parsed from it. */
+async function unary(call: LeanCall, body: (req: Buffer | ParsedBatch) => Promise<Buffer | StatusObject>): Promise<void> {
   try {
     const req = await call.next();
     if (req === undefined) return call.finish({ code: status.UNIMPLEMENTED, details: `Received no request message for ${call.path}` });
@@ -94,6 +133,11 @@ async function unary(call: LeanCall, body: (req: Buffer) => Promise<Buffer | Sta
 /** Part of a BlobChunk's data, taken from the DATA chunks it arrived in. */
 class DataPiece implements C.BlobChunk {
   constructor(readonly data: Buffer) {}
+}
+
+/** A PutBlobsRequest parsed from the DATA chunks it arrived in. */
+class ParsedBatch {
+  constructor(readonly blobs: BatchBlob[]) {}
 }
 
 /**
@@ -117,7 +161,8 @@ export function blobChunkDataStart(length: number, head: Buffer): number | undef
 /** One call on one stream: its request messages in order, then one answer. */
 class LeanCall extends MessageReader {
   readonly path: string;
-  private readonly queue: (Buffer | DataPiece)[] = [];
+  private readonly queue: (Buffer | DataPiece | ParsedBatch)[] = [];
+  private parser: PutBlobsParser | undefined;
   private queuedBytes = 0;
   private head = 0;
   private ended = false;
@@ -130,7 +175,7 @@ class LeanCall extends MessageReader {
     private readonly stream: ServerHttp2Stream,
     private readonly headers: IncomingHttpHeaders,
     maxMessageBytes: number,
-    private readonly blobChunks: boolean,
+    private readonly mode: Mode,
   ) {
     super(maxMessageBytes);
     this.path = headers[':path'] as string;
@@ -175,29 +220,46 @@ class LeanCall extends MessageReader {
   }
 
   protected override streamFrom(length: number, head: Buffer): number | undefined {
-    return this.blobChunks ? blobChunkDataStart(length, head) : undefined;
+    if (this.mode === 'chunks') return blobChunkDataStart(length, head);
+    if (this.mode !== 'batch') return undefined;
+    this.parser = new PutBlobsParser(length);
+    return 0;
   }
 
   protected override piece(bytes: Buffer): void {
-    this.queue.push(new DataPiece(bytes));
-    this.queuedBytes += bytes.length;
+    if (this.mode === 'chunks') {
+      this.queue.push(new DataPiece(bytes));
+      this.queuedBytes += bytes.length;
+      return;
+    }
+    const p = this.parser;
+    if (!p) return; // the batch was malformed: the call has failed
+    try {
+      p.feed(bytes);
+    } catch (err) {
+      this.parser = undefined;
+      return this.fail(invalid(`malformed request: ${(err as Error).message}`));
+    }
+    if (!p.complete) return;
+    this.parser = undefined;
+    this.queue.push(new ParsedBatch(p.blobs));
   }
 
-  /** The next request message, undefined after the last; throws if the stream failed. */
-  async next(): Promise<Buffer | undefined> {
+  /** The next request message (a batch Put's parsed, if it spanned DATA chunks); undefined after the last; throws if the stream failed. */
+  async next(): Promise<Buffer | ParsedBatch | undefined> {
     const m = await this.take();
-    if (m instanceof DataPiece) throw new Error('internal error: a streamed message on a unary call');
+    if (m instanceof DataPiece) throw new Error('internal error: BlobChunk pieces on a unary call');
     return m;
   }
 
   /** The next request message or piece of one, undefined after the last. */
-  async take(): Promise<Buffer | DataPiece | undefined> {
+  async take(): Promise<Buffer | DataPiece | ParsedBatch | undefined> {
     for (;;) {
       if (this.failure) throw this.failure;
       if (this.head < this.queue.length) {
         const m = this.queue[this.head];
         this.queue[this.head++] = undefined as never;
-        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m.length;
+        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? 0 : m.length;
         if (this.head === this.queue.length) {
           this.queue.length = this.head = 0;
           if (this.stream.isPaused()) this.stream.resume();

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { status } from '@grpc/grpc-js';
-import { blobServiceDef } from '../../src/grpc/definitions.js';
+import { blobBatchServiceDef, blobServiceDef } from '../../src/grpc/definitions.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { blobChunkDataStart } from '../../src/server/lean-blob.js';
@@ -39,6 +39,13 @@ function settle(resolve: (o: Outcome) => void) {
 function stat(kind: Kind, body: Buffer): Promise<Outcome> {
   return new Promise((resolve) =>
     clients.get(kind)!.makeUnaryRequest(raw.path, raw.requestSerialize, raw.responseDeserialize, body, new grpc.Metadata(), callOptions(kind), settle(resolve)),
+  );
+}
+
+/** A unary call with these raw request bytes to `path`. */
+function unaryRaw(kind: Kind, path: string, body: Buffer): Promise<Outcome> {
+  return new Promise((resolve) =>
+    clients.get(kind)!.makeUnaryRequest(path, raw.requestSerialize, raw.responseDeserialize, body, new grpc.Metadata(), callOptions(kind), settle(resolve)),
   );
 }
 
@@ -144,6 +151,27 @@ describe('BlobService on the lean path and on grpc-js', () => {
       assert.ok('ok' in put, what);
       assert.deepEqual(def.Put.responseDeserialize(put.ok).digest, blake3(data), what);
     }
+  });
+
+  it('BlobBatchService: a batch spanning DATA frames is stored and found; a malformed one is refused', async () => {
+    const batch = blobBatchServiceDef();
+    const blobs = Array.from({ length: 400 }, (_, i) => Buffer.alloc(i * 37 + (i % 50 === 0 ? 100_000 : 0), `batch ${i}`)).map((data) => ({ digest: blake3(data), data }));
+    const req = batch.Put.requestSerialize({ blobs });
+    assert.ok(req.length > 2 << 20, 'spans many DATA frames');
+    const put = await same('batch Put', (k) => unaryRaw(k, batch.Put.path, req));
+    assert.ok('ok' in put, JSON.stringify(put));
+    const has = await same('batch Has', (k) => unaryRaw(k, batch.Has.path, batch.Has.requestSerialize({ digests: [...blobs.map((b) => b.digest), Buffer.alloc(32, 1)] })));
+    assert.ok('ok' in has);
+    const present = batch.Has.responseDeserialize(has.ok).present;
+    assert.deepEqual(present, [...blobs.map(() => true), false]);
+    // A wrong digest stores nothing, also from the parsed path.
+    const wrong = blobs.slice(0, 3).map((b, i) => ({ digest: i === 2 ? Buffer.alloc(32, 7) : blake3(Buffer.concat([b.data, Buffer.from('x')])), data: Buffer.concat([b.data, Buffer.from('x'), Buffer.alloc(1 << 20)]) }));
+    const refused = await same('wrong digest', (k) => unaryRaw(k, batch.Put.path, batch.Put.requestSerialize({ blobs: wrong })));
+    assert.equal((refused as { code: number }).code, status.INVALID_ARGUMENT);
+    // Truncated: the last blob's length runs past the end of the message.
+    const cut = Buffer.concat([req.subarray(0, req.length - 1)]);
+    const malformed = await same('malformed batch', (k) => unaryRaw(k, batch.Put.path, cut), true);
+    assert.equal((malformed as { code: number }).code, status.INVALID_ARGUMENT);
   });
 
   it('advertises 4 MiB stream windows and DATA frames of up to 1 MiB', async () => {
