@@ -3,8 +3,8 @@
 // Blobs the store lacks are uploaded (Stat first, always); the path's
 // Directory messages come out children first, ready for one Put stream.
 import { createHash } from 'node:crypto';
-import { lstatSync } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node, SymlinkNode } from '../castore/messages.js';
 import { Blake3Stream, blake3 } from '../castore/digest.js';
@@ -71,9 +71,14 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   const dirNode = (p: Buffer, name: Uint8Array, done: (b: Built) => void): NarNode => ({
     type: 'directory',
     entries: async function* () {
-      const names = (await readdir(p, { encoding: 'buffer' })).sort(Buffer.compare);
+      // Synchronous: listing, lstat and readlink of cached entries cost less
+      // than the thread-pool round trips of their async forms. Names come as
+      // latin1, one char per byte (lossless, and sorted bytewise as strings):
+      // as Buffers Node would give each its own backing store.
+      const names = readdirSync(p, { encoding: 'latin1' })
+        .sort()
+        .map((n) => Buffer.from(n, 'latin1'));
       const paths = names.map((n) => joinBytes(p, n));
-      // lstat of a cached entry is cheaper than the thread-pool round trip of its async form.
       const stats = paths.map((c) => lstatSync(c));
       const children: Built[] = [];
       for (let i = 0; i < names.length; i++) {
@@ -94,7 +99,7 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
   // Paths stay raw bytes: store paths may hold names that are not UTF-8.
   async function narNodeFor(p: Buffer, st: Stats, name: Uint8Array, done: (b: Built) => void): Promise<NarNode> {
     if (st.isSymbolicLink()) {
-      const target = await readlink(p, { encoding: 'buffer' });
+      const target = Buffer.from(readlinkSync(p, { encoding: 'latin1' }), 'latin1');
       done({ kind: 'symlink', node: { name, target } });
       return { type: 'symlink', target };
     }

@@ -5,6 +5,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -50,6 +51,31 @@ describe('ingestPath on real store paths', () => {
       });
     }
   }
+
+  it('names and symlink targets that are not UTF-8: the bytes as they are, in byte order (= nix-store --dump)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ingest-bytes-'));
+    const root = Buffer.from(join(dir, 'tree'));
+    const at = (...names: (string | Buffer)[]) => Buffer.concat([root, ...names.flatMap((n) => [Buffer.from('/'), Buffer.from(n)])]);
+    try {
+      mkdirSync(root);
+      // Latin-1 é, a lone continuation byte, a byte that sorts after every ASCII name, and UTF-8 é.
+      const odd = [Buffer.from([0x63, 0xe9]), Buffer.from([0x80, 0x41]), Buffer.from([0xff]), Buffer.from('c\u00e9')];
+      for (const n of odd) writeFileSync(at(n), n);
+      mkdirSync(at('sub'));
+      writeFileSync(at('sub', Buffer.from([0xfe, 0x20])), 'x');
+      symlinkSync(Buffer.from([0x2e, 0x2f, 0xe9, 0xff]), at('link'));
+      const store = openStore(sameAddr('memory://'));
+      const r = await ingestPath(root.toString(), Buffer.from('tree'), { formula: 'head', blobs: new BlobUploader(store.blobs, 2, DEFAULT_RETRY) });
+      await putClosure(store.directories, r.directories);
+      const nar = Buffer.concat(await fromAsync(renderNar(r.root, store)));
+      const dump = await nixStoreDump(root.toString());
+      assert.ok(nar.equals(dump), 'castore NAR equals nix-store --dump');
+      assert.equal(r.narSize, dump.length);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('refuses a fifo, naming it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ingest-fifo-'));
