@@ -142,9 +142,21 @@ class Output {
   }
 
   writeU64(n: number): void {
-    const b = new Uint8Array(8);
-    writeU64(b, 0, n);
-    this.write(b);
+    if (this.buf.length - this.pos < 8) {
+      const b = new Uint8Array(8);
+      writeU64(b, 0, n);
+      return this.write(b);
+    }
+    writeU64(this.buf, this.pos, n);
+    this.pos += 8;
+    if (this.pos === this.buf.length) this.handOver();
+  }
+
+  /** narString(bytes), written in place. */
+  writeString(bytes: Uint8Array): void {
+    this.writeU64(bytes.length);
+    this.write(bytes);
+    this.writeZeros(padded(bytes.length) - bytes.length);
   }
 
   /** Everything written so far, then `bytes` as they are (not copied). */
@@ -225,7 +237,7 @@ async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array
           } else if (node.type === 'symlink') {
             validateSymlinkTarget(node.target);
             out.write(NarTokens.SYMLINK);
-            out.write(narString(node.target));
+            out.writeString(node.target);
           } else {
             throw new NarError(`unknown NAR node type ${JSON.stringify((node as { type: unknown }).type)}`);
           }
@@ -258,7 +270,7 @@ async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array
       }
       top.prev = name.slice(); // the producer may reuse its buffer
       out.write(NarTokens.ENTRY_START);
-      out.write(narString(name));
+      out.writeString(name);
       out.write(NarTokens.NODE_START);
       node = r.value.node;
     }
