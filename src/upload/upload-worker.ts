@@ -4,7 +4,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { GrpcBlobService } from '../castore/grpc/grpc-blob-service.js';
 import { CastoreError } from '../castore/errors.js';
 import { BlobUploader } from './blob-uploader.js';
-import type { UploadReply, UploadRequest, UploadWorkerData } from './worker-uploads.js';
+import type { UploadBatch, UploadReply, UploadWorkerData } from './worker-uploads.js';
+import { B3_LEN } from '../castore/digest.js';
 
 const port = parentPort!;
 const data = workerData as UploadWorkerData;
@@ -24,11 +25,17 @@ function flushAnswers(): void {
   port.postMessage({ type: 'done', results: batch, stats: uploader.stats } satisfies UploadReply);
 }
 
-port.on('message', (batch: UploadRequest[]) => {
-  for (const r of batch) {
+port.on('message', ({ requests, digests, small }: UploadBatch) => {
+  for (let i = 0; i < requests.length; i++) {
+    const r = requests[i];
     // Structured cloning gives plain Uint8Arrays; the uploader works on Buffers.
-    const digest = Buffer.from(r.digest.buffer, r.digest.byteOffset, r.digest.byteLength);
-    const source = r.bytes ? { bytes: r.bytes } : { file: typeof r.file === 'string' ? r.file : Buffer.from(r.file!) };
+    const digest = Buffer.from(digests.buffer, digests.byteOffset + i * B3_LEN, B3_LEN);
+    const source =
+      r.bytes !== undefined
+        ? { bytes: r.bytes }
+        : r.smallAt !== undefined
+          ? { bytes: Buffer.from(small.buffer, small.byteOffset + r.smallAt, r.smallLength) }
+          : { file: typeof r.file === 'string' ? r.file : Buffer.from(r.file!) };
     uploader.ensure(digest, r.size, source).then(
       () => answer(r.id),
       (err) => answer(r.id, err),

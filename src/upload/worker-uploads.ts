@@ -5,6 +5,7 @@
 // and memory bound (Uploads) and hands blobs over in batches.
 import { Worker } from 'node:worker_threads';
 import { CastoreError, type ErrorKind } from '../castore/errors.js';
+import { B3_LEN } from '../castore/digest.js';
 import { Uploads, type BlobSource, type UploadStats } from './blob-uploader.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -14,13 +15,28 @@ export interface UploadWorkerData {
   retry: RetryPolicy;
 }
 
-/** A blob to store: its bytes, or the file to read them from. */
+/**
+ * A blob to store: its bytes, or the file to read them from. Digests, and
+ * bytes that are views of Node's shared pool, travel in one array per
+ * batch (UploadBatch): an ArrayBuffer each, on both threads, cost more
+ * than the copy.
+ */
 export interface UploadRequest {
   id: number;
-  digest: Uint8Array;
   size: number;
+  /** Bytes that own their memory, moved to the worker. */
   bytes?: Uint8Array;
+  /** Where the bytes are in the batch's `small` array, and how many. */
+  smallAt?: number;
+  smallLength?: number;
   file?: string | Uint8Array;
+}
+
+/** What one message to the upload thread holds: request i's digest is digests[32i, 32i+32). */
+export interface UploadBatch {
+  requests: UploadRequest[];
+  digests: Uint8Array;
+  small: Uint8Array;
 }
 
 export type UploadReply =
@@ -35,6 +51,9 @@ export class WorkerUploads extends Uploads {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private outbox: UploadRequest[] = [];
+  private outboxDigests: Buffer[] = [];
+  private outboxSmall: Uint8Array[] = [];
+  private smallBytes = 0;
   private transfers: ArrayBuffer[] = [];
   private nextId = 1;
   /** Set once the worker is gone: later uploads fail at once with it. */
@@ -50,17 +69,24 @@ export class WorkerUploads extends Uploads {
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
-    // Cloning a view clones its whole ArrayBuffer: a small Buffer is a view
-    // of an 8 KiB pool. Bytes that own their memory are handed over (moved,
-    // not copied: ensure() takes them); others, and digests, are copied.
-    const req: UploadRequest = { id, digest: new Uint8Array(digest), size };
+    const req: UploadRequest = { id, size };
     if ('bytes' in source) {
       const b = source.bytes;
+      // Cloning a view clones its whole ArrayBuffer (a small Buffer is a
+      // view of an 8 KiB pool): bytes that own their memory are moved (not
+      // copied: ensure() takes them), the others go in the batch's array.
       const owned = b.byteOffset === 0 && b.buffer instanceof ArrayBuffer && b.byteLength === b.buffer.byteLength;
-      const moved = owned ? b : copyOf(b);
-      req.bytes = moved;
-      this.transfers.push(moved.buffer as ArrayBuffer);
+      if (owned) {
+        req.bytes = b;
+        this.transfers.push(b.buffer as ArrayBuffer);
+      } else {
+        req.smallAt = this.smallBytes;
+        req.smallLength = b.length;
+        this.outboxSmall.push(b);
+        this.smallBytes += b.length;
+      }
     } else req.file = typeof source.file === 'string' ? source.file : new Uint8Array(source.file);
+    this.outboxDigests.push(digest);
     const done = new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     if (this.outbox.push(req) === 1) setImmediate(() => this.flush());
     else if (this.outbox.length >= BATCH_ITEMS) this.flush();
@@ -76,9 +102,20 @@ export class WorkerUploads extends Uploads {
 
   private flush(): void {
     if (this.outbox.length === 0) return;
-    const batch = this.outbox;
-    const transfers = this.transfers;
+    const digests = new Uint8Array(this.outboxDigests.length * B3_LEN);
+    this.outboxDigests.forEach((d, i) => digests.set(d, i * B3_LEN));
+    const small = new Uint8Array(this.smallBytes);
+    let at = 0;
+    for (const b of this.outboxSmall) {
+      small.set(b, at);
+      at += b.length;
+    }
+    const batch: UploadBatch = { requests: this.outbox, digests, small };
+    const transfers = [...this.transfers, digests.buffer, small.buffer];
     this.outbox = [];
+    this.outboxDigests = [];
+    this.outboxSmall = [];
+    this.smallBytes = 0;
     this.transfers = [];
     try {
       const w = this.started();
@@ -124,9 +161,3 @@ export class WorkerUploads extends Uploads {
   }
 }
 
-/** A copy in memory of its own (not a view of Node's shared pool). */
-function copyOf(b: Uint8Array): Uint8Array {
-  const c = Buffer.allocUnsafeSlow(b.length);
-  c.set(b);
-  return c;
-}
