@@ -1,15 +1,16 @@
 // A large blob's own file is written with few system calls whatever the
 // chunk sizes it arrives in (a daemon passes on network reads of 16 KiB),
-// and completely even when the kernel takes a write only in part.
+// and completely even when the kernel takes a write only in part; batch
+// Has answers for such files from one listing.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DiskBlobService } from '../../src/castore/disk/disk-blob-service.js';
+import { DiskBlobService, PACK_BLOB_MAX } from '../../src/castore/disk/disk-blob-service.js';
 import { DiskLayout } from '../../src/castore/disk/disk-layout.js';
-import { blake3 } from '../../src/castore/digest.js';
-import { readAll } from '../../src/castore/blob-service.js';
+import { b3Hex, blake3 } from '../../src/castore/digest.js';
+import { putBytes, readAll } from '../../src/castore/blob-service.js';
 
 function patterned(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -51,6 +52,33 @@ describe('disk blob writes', () => {
     }
     assert.ok(calls <= 8, `${calls} writes for 5 MiB in 16 kB chunks`);
     assert.ok((await readAll(s, blake3(data)))!.equals(data));
+    await s.close();
+  });
+
+  it('batch Has lists loose blob files once: later writes of its own count, "present" is checked on disk', async () => {
+    const dir = join(root, 'c');
+    const blob = (i: number) => patterned(PACK_BLOB_MAX + 1000 + i, 10 + i); // large enough for a file of its own
+    const before = new DiskBlobService(new DiskLayout(dir));
+    await putBytes(before, blob(0));
+    await before.close();
+
+    const s = new DiskBlobService(new DiskLayout(dir));
+    const has = async (...bs: Buffer[]) => (await s.batches()).has(bs.map((b) => blake3(b)));
+    assert.deepEqual(await has(blob(0), blob(1)), [true, false]); // lists the files now
+    await putBytes(s, blob(1));
+    assert.deepEqual(await has(blob(0), blob(1)), [true, true], 'its own write counts');
+
+    // Another process adds a file: a batch Has may miss it (the blob would be
+    // sent again, harmlessly); Stat looks at the disk.
+    const other = new DiskBlobService(new DiskLayout(dir));
+    await putBytes(other, blob(2));
+    await other.close();
+    assert.deepEqual(await has(blob(2)), [false]);
+    assert.ok(await s.stat(blake3(blob(2))));
+
+    // A listed file removed by hand is not reported present.
+    await rm(join(dir, 'blobs', b3Hex(blake3(blob(0))).slice(0, 2), b3Hex(blake3(blob(0)))));
+    assert.deepEqual(await has(blob(0)), [false]);
     await s.close();
   });
 

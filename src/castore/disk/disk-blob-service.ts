@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
@@ -36,8 +37,22 @@ async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number)
   }
 }
 
+/** Loose blob files listed at most; a store with more asks the disk about each. */
+const LOOSE_LISTING_MAX = 1_000_000;
+
 export class DiskBlobService implements BlobService {
   readonly packs: PackStore;
+  /**
+   * Names of the loose blob files (large blobs, and small ones of stores
+   * from before packs): listed once, then kept up to date with this
+   * instance's own writes. A batch Has asks about thousands of digests a
+   * store usually lacks, and a stat of each cost a daemon more than the
+   * rest of the call. Only "absent" is taken from it, and only for
+   * batches: a file another process adds later is missed, and the blob is
+   * sent again (harmless); "present" is checked on disk. Null: too many
+   * files to list.
+   */
+  private looseListing: Set<string> | null | undefined;
 
   constructor(private readonly layout: DiskLayout) {
     this.packs = new PackStore(join(layout.root, 'packs'));
@@ -150,6 +165,7 @@ export class DiskBlobService implements BlobService {
    */
   private fileWriter() {
     const layout = this.layout;
+    const written = (digest: Buffer) => this.looseListing?.add(b3Hex(digest));
     let tmp: string | undefined;
     let handle: Promise<FileHandle> | undefined;
     let offset = 0;
@@ -208,12 +224,14 @@ export class DiskBlobService implements BlobService {
           await flush();
           if (await exists(target)) {
             await discard();
+            written(digest);
             return digest;
           }
           await h.sync();
           signal?.throwIfAborted(); // checked after the slow part: the last moment to back out
           await h.close();
           await renameInto(tmp!, target);
+          written(digest);
           await syncDir(dirname(target));
         } catch (err) {
           await discard();
@@ -226,13 +244,36 @@ export class DiskBlobService implements BlobService {
     };
   }
 
+  private looseNames(): Set<string> | null {
+    if (this.looseListing !== undefined) return this.looseListing;
+    const names = new Set<string>();
+    const root = this.layout.kindDir('blobs');
+    for (const shard of readdirSync(root, { withFileTypes: true })) {
+      if (!shard.isDirectory()) continue;
+      for (const name of readdirSync(join(root, shard.name))) {
+        names.add(name);
+        if (names.size > LOOSE_LISTING_MAX) return (this.looseListing = null);
+      }
+    }
+    return (this.looseListing = names);
+  }
+
+  /** has() for batches: the listing answers "absent" without a stat. */
+  private async hasForBatch(digest: Uint8Array, loose: Set<string> | null): Promise<boolean> {
+    const hex = b3Hex(digest);
+    if (this.packs.knows(hex)) return true;
+    if ((loose === null || loose.has(hex)) && existsSync(this.layout.objectPath('blobs', digest))) return true;
+    return (await this.packs.find(hex)) !== undefined;
+  }
+
   async batches(): Promise<BlobBatches> {
     return {
       maxPutBytes: 16 << 20,
       has: async (digests) => {
         digests.forEach(checkB3);
         await this.layout.init();
-        return Promise.all(digests.map((d) => this.has(d)));
+        const loose = this.looseNames();
+        return Promise.all(digests.map((d) => this.hasForBatch(d, loose)));
       },
       put: async (batch, opts) => {
         if (!opts?.verified) checkBatch(batch);
