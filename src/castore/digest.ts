@@ -15,13 +15,37 @@ export function blake3(data: Uint8Array): Buffer {
   return blake3OneShot(data);
 }
 
+/** Updates are gathered to this size: BLAKE3 runs half as fast on 13 KiB pieces (network reads) as on 64 KiB. */
+const STAGE = 64 * 1024;
+
 export class Blake3Stream {
   private readonly h = new Blake3Hasher();
+  private stage: Buffer | undefined;
+  private staged = 0;
+
   update(chunk: Uint8Array): this {
-    this.h.update(chunk);
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.staged === 0 && chunk.length - off >= STAGE) {
+        this.h.update(off === 0 ? chunk : chunk.subarray(off));
+        return this;
+      }
+      this.stage ??= Buffer.allocUnsafe(STAGE);
+      const n = Math.min(chunk.length - off, STAGE - this.staged);
+      this.stage.set(chunk.subarray(off, off + n), this.staged);
+      this.staged += n;
+      off += n;
+      if (this.staged === STAGE) {
+        this.h.update(this.stage);
+        this.staged = 0;
+      }
+    }
     return this;
   }
+
   digest(): Buffer {
+    if (this.staged > 0) this.h.update(this.stage!.subarray(0, this.staged));
+    this.staged = 0;
     return this.h.digestBuffer();
   }
 }
