@@ -14,22 +14,16 @@ import type { Store } from '../store/from-addr.js';
 import type * as C from '../castore/messages.js';
 import { blobBatchServiceDef, blobServiceDef, PACKAGES } from '../grpc/definitions.js';
 import type { BatchBlob } from '../castore/batch-messages.js';
-import { PutBlobsParser } from '../castore/batch-stream.js';
-import { invalid } from '../castore/errors.js';
 import { hasBlobs, putBlobs } from './batch-handlers.js';
-import { framed, MessageReader } from '../grpc/h2/framing.js';
-import { GrpcError, isGrpcContentType } from '../grpc/h2/status.js';
-import { toStatus, type StatusObject } from '../grpc/status.js';
+import { isGrpcContentType } from '../grpc/h2/status.js';
+import type { StatusObject } from '../grpc/status.js';
+import { DataPiece, LeanCall, ParsedBatch, statusOf, type Mode } from './lean-call.js';
 import { MalformedRequest, malformedError, malformedStatus, tolerantDecoding } from './decode.js';
 import { putBlob, statBlob } from './handlers.js';
 import { writeRefusalFor, type AccessPolicy } from './access.js';
 
 /** Handles one stream; false leaves it to grpc-js. */
 export type LeanRoute = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
-
-/** Bytes, and messages, read ahead of a Put's writer before the stream is paused. */
-const MAX_QUEUED_BYTES = 4 << 20;
-const MAX_QUEUED_ITEMS = 1024;
 
 export function leanBlobRoute(store: Store, maxMessageBytes: number, access: AccessPolicy): LeanRoute {
   const def = tolerantDecoding(blobServiceDef());
@@ -104,12 +98,6 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
   };
 }
 
-/**
- * How a call's messages that span DATA chunks are taken: whole (copied
- * together), as BlobChunk data pieces, or parsed as a PutBlobsRequest.
- */
-type Mode = 'whole' | 'chunks' | 'batch';
-
 /** What this path handles: plain gRPC without compression or a deadline. */
 function speaksLean(h: IncomingHttpHeaders): boolean {
   const enc = h['grpc-encoding'];
@@ -127,196 +115,5 @@ async function unary(call: LeanCall, body: (req: Buffer | ParsedBatch) => Promis
     else call.finish(res);
   } catch (err) {
     call.finish(statusOf(err));
-  }
-}
-
-/** Part of a BlobChunk's data, taken from the DATA chunks it arrived in. */
-class DataPiece implements C.BlobChunk {
-  constructor(readonly data: Buffer) {}
-}
-
-/** A PutBlobsRequest parsed from the DATA chunks it arrived in. */
-class ParsedBatch {
-  constructor(readonly blobs: BatchBlob[]) {}
-}
-
-/**
- * Where the data starts in a BlobChunk of `length` bytes whose first bytes
- * are `head`, if it is one `data` field and nothing else (what clients
- * send); undefined for any other shape, which is then decoded whole.
- */
-export function blobChunkDataStart(length: number, head: Buffer): number | undefined {
-  if (head.length < 2 || head[0] !== 0x0a) return undefined;
-  let value = 0;
-  let scale = 1;
-  // Messages are below 4 GiB: the length varint has at most 5 bytes.
-  for (let i = 1; i < head.length && i <= 5; i++) {
-    value += (head[i] & 0x7f) * scale;
-    if (head[i] < 0x80) return value === length - (i + 1) ? i + 1 : undefined;
-    scale *= 128;
-  }
-  return undefined;
-}
-
-/** One call on one stream: its request messages in order, then one answer. */
-class LeanCall extends MessageReader {
-  readonly path: string;
-  private readonly queue: (Buffer | DataPiece | ParsedBatch)[] = [];
-  private parser: PutBlobsParser | undefined;
-  private queuedBytes = 0;
-  private head = 0;
-  private ended = false;
-  private failure: Error | undefined;
-  private wake: (() => void) | undefined;
-  private answered = false;
-  private aborter: AbortController | undefined;
-
-  constructor(
-    private readonly stream: ServerHttp2Stream,
-    private readonly headers: IncomingHttpHeaders,
-    maxMessageBytes: number,
-    private readonly mode: Mode,
-  ) {
-    super(maxMessageBytes);
-    this.path = headers[':path'] as string;
-    // Errors come with a 'close' too; without a listener they would be thrown.
-    stream.on('error', () => {});
-    stream.on('data', (chunk: Buffer) => {
-      if (this.failure) return;
-      const bad = this.readData(chunk);
-      if (bad) this.fail(bad);
-      else if (this.queuedBytes >= MAX_QUEUED_BYTES || this.queue.length - this.head >= MAX_QUEUED_ITEMS) stream.pause();
-      this.notify();
-    });
-    stream.on('end', () => {
-      if (this.midMessage) this.fail(new Error('the request ended inside a message'));
-      this.ended = true;
-      this.notify();
-    });
-    stream.on('close', () => {
-      if (this.answered) return;
-      const err = new Error('call cancelled by the client');
-      this.fail(err);
-      this.aborter?.abort(err);
-      this.notify();
-    });
-  }
-
-  header(name: string): string | undefined {
-    const v = this.headers[name];
-    return typeof v === 'string' ? v : undefined;
-  }
-
-  /** Aborts when the client goes away before the answer (see clientStreamHandler). */
-  get signal(): AbortSignal {
-    this.aborter ??= new AbortController();
-    if (this.stream.closed && !this.answered) this.aborter.abort(new Error('call cancelled by the client'));
-    return this.aborter.signal;
-  }
-
-  protected message(payload: Buffer): void {
-    this.queue.push(payload);
-    this.queuedBytes += payload.length;
-  }
-
-  protected override streamFrom(length: number, head: Buffer): number | undefined {
-    if (this.mode === 'chunks') return blobChunkDataStart(length, head);
-    if (this.mode !== 'batch') return undefined;
-    this.parser = new PutBlobsParser(length);
-    return 0;
-  }
-
-  protected override piece(bytes: Buffer): void {
-    if (this.mode === 'chunks') {
-      this.queue.push(new DataPiece(bytes));
-      this.queuedBytes += bytes.length;
-      return;
-    }
-    const p = this.parser;
-    if (!p) return; // the batch was malformed: the call has failed
-    try {
-      p.feed(bytes);
-    } catch (err) {
-      this.parser = undefined;
-      return this.fail(invalid(`malformed request: ${(err as Error).message}`));
-    }
-    if (!p.complete) return;
-    this.parser = undefined;
-    this.queue.push(new ParsedBatch(p.blobs));
-  }
-
-  /** The next request message (a batch Put's parsed, if it spanned DATA chunks); undefined after the last; throws if the stream failed. */
-  async next(): Promise<Buffer | ParsedBatch | undefined> {
-    const m = await this.take();
-    if (m instanceof DataPiece) throw new Error('internal error: BlobChunk pieces on a unary call');
-    return m;
-  }
-
-  /** The next request message or piece of one, undefined after the last. */
-  async take(): Promise<Buffer | DataPiece | ParsedBatch | undefined> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      if (this.head < this.queue.length) {
-        const m = this.queue[this.head];
-        this.queue[this.head++] = undefined as never;
-        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? 0 : m.length;
-        if (this.head === this.queue.length) {
-          this.queue.length = this.head = 0;
-          if (this.stream.isPaused()) this.stream.resume();
-        }
-        return m;
-      }
-      if (this.ended) return undefined;
-      await new Promise<void>((r) => (this.wake = r));
-    }
-  }
-
-  reply(payload: Buffer): void {
-    if (!this.answer()) return;
-    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers({ 'grpc-status': '0' }));
-    this.stream.end(framed(payload));
-  }
-
-  /** Ends the call with a status and no message (a trailers-only response). */
-  finish(st: StatusObject): void {
-    if (!this.answer()) return;
-    this.stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code), 'grpc-message': encodeDetails(st.details) },
-      { endStream: true },
-    );
-    // Whatever the client still sends is read and dropped, so it sees the status rather than a stall.
-    this.fail(new Error('the call has been answered'));
-    this.stream.resume();
-  }
-
-  private answer(): boolean {
-    if (this.answered) return false;
-    this.answered = true;
-    return !this.stream.destroyed && !this.stream.closed;
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-}
-
-/** Transport failures (GrpcError: an oversized or compressed message) keep their code. */
-function statusOf(err: unknown): StatusObject {
-  return err instanceof GrpcError ? { code: err.code, details: err.details } : toStatus(err);
-}
-
-/** grpc-message is percent-encoded (as grpc-js does it). */
-function encodeDetails(details: string): string {
-  try {
-    return encodeURI(details);
-  } catch {
-    return encodeURI(details.replace(/[\ud800-\udfff]/g, '\ufffd'));
   }
 }
