@@ -1,16 +1,20 @@
 // A large blob's own file is written with few system calls whatever the
 // chunk sizes it arrives in (a daemon passes on network reads of 16 KiB),
-// and completely even when the kernel takes a write only in part; batch
-// Has answers for such files from one listing.
+// and completely even when the kernel takes a write only in part: with
+// O_DIRECT from aligned slabs where the filesystem allows, through the page
+// cache otherwise or when slabs run out. Batch Has answers for such files
+// from one listing.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskBlobService, PACK_BLOB_MAX } from '../../src/castore/disk/disk-blob-service.js';
 import { DiskLayout } from '../../src/castore/disk/disk-layout.js';
 import { b3Hex, blake3 } from '../../src/castore/digest.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
+import { AlignedSlabs, SLAB_BYTES } from '../../src/castore/disk/aligned-slabs.js';
+import { directWriteCount, directWritesWork } from '../../src/castore/disk/blob-file-writer.js';
 
 function patterned(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -30,9 +34,50 @@ describe('disk blob writes', () => {
   });
   after(() => rm(root, { recursive: true, force: true }));
 
+  const blobFile = (dir: string, data: Buffer) => join(dir, 'blobs', b3Hex(blake3(data)).slice(0, 2), b3Hex(blake3(data)));
+  const putInChunks = async (s: DiskBlobService, data: Buffer, size: number) => {
+    const w = s.put();
+    for (let off = 0; off < data.length; off += size) await w.write(data.subarray(off, off + size));
+    return w.close();
+  };
+
+  it('writes large blobs with O_DIRECT from aligned slabs, exactly as long as the blob', async (t) => {
+    const dir = join(root, 'direct');
+    const slabs = new AlignedSlabs(16);
+    await new DiskLayout(dir).init();
+    if (!(await directWritesWork(join(dir, 'tmp'), slabs))) return t.skip(`${dir}'s filesystem takes no O_DIRECT writes`);
+    const s = new DiskBlobService(new DiskLayout(dir), slabs);
+    for (const [i, n] of [PACK_BLOB_MAX + 1, SLAB_BYTES - 1, SLAB_BYTES, SLAB_BYTES + 1, 3 * SLAB_BYTES + 4096, 5 * SLAB_BYTES + 123].entries()) {
+      const data = patterned(n, 100 + i);
+      const before = directWriteCount();
+      assert.deepEqual(await putInChunks(s, data, 16_000), blake3(data));
+      assert.equal(directWriteCount() - before, Math.ceil(n / SLAB_BYTES), `slab writes for ${n} bytes`);
+      assert.equal((await stat(blobFile(dir, data))).size, n, 'the last slab\'s padding is cut off');
+      assert.ok((await readAll(s, blake3(data)))!.equals(data), `${n} bytes read back`);
+    }
+    assert.ok(slabs.size <= 5, `${slabs.size} slabs for one blob at a time`);
+    await s.close();
+  });
+
+  it('goes on through the page cache when the slabs run out', async () => {
+    const dir = join(root, 'few-slabs');
+    const slabs = new AlignedSlabs(3);
+    const s = new DiskBlobService(new DiskLayout(dir), slabs);
+    const blobs = [0, 1, 2].map((i) => patterned(4 * SLAB_BYTES + 777 * i, 200 + i));
+    // Three blobs at once take the slabs from each other.
+    const digests = await Promise.all(blobs.map((b, i) => putInChunks(s, b, 10_000 + 3_000 * i)));
+    assert.deepEqual(digests, blobs.map((b) => blake3(b)));
+    assert.equal(slabs.size, 3);
+    for (const b of blobs) {
+      assert.equal((await stat(blobFile(dir, b))).size, b.length);
+      assert.ok((await readAll(s, blake3(b)))!.equals(b));
+    }
+    await s.close();
+  });
+
   it('gathers small chunks into writes of about 1 MiB', async () => {
     const data = patterned(5 << 20, 1);
-    const s = new DiskBlobService(new DiskLayout(join(root, 'a')));
+    const s = new DiskBlobService(new DiskLayout(join(root, 'a')), null);
     const orig = { write: proto.write, writev: proto.writev };
     let calls = 0;
     proto.write = function (...a) {
@@ -84,7 +129,7 @@ describe('disk blob writes', () => {
 
   it('finishes a write the kernel took only in part', async () => {
     const data = patterned(3 << 20, 2);
-    const s = new DiskBlobService(new DiskLayout(join(root, 'b')));
+    const s = new DiskBlobService(new DiskLayout(join(root, 'b')), null);
     const orig = proto.writev;
     let shortened = 0;
     // Each writev takes only part of its second buffer (a full disk or a signal can do this).

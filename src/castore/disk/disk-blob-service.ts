@@ -1,41 +1,22 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
 import { Blake3Stream, b3Hex, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
-import { exists, renameInto, tempName } from './atomic-files.js';
-import { syncDir } from './dir-sync.js';
+import { exists } from './atomic-files.js';
+import { blobSlabs, type AlignedSlabs } from './aligned-slabs.js';
+import { blobFileWriter, directWritesWork, type BlobFileWriter } from './blob-file-writer.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
 import { PackStore } from './pack-store.js';
 
-const MAX_PENDING = 16 << 20;
 /**
  * Blobs up to this size go into packs (pack-store.ts); larger ones get a
  * file each, where the per-file cost is small next to the bytes.
  */
 export const PACK_BLOB_MAX = 256 << 10;
-
-/** Chunks are gathered into one writev of this many bytes, or chunks (well under IOV_MAX). */
-const WRITE_MIN = 1 << 20;
-const WRITE_MAX_CHUNKS = 256;
-
-async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number): Promise<void> {
-  let { bytesWritten } = await h.writev(chunks, position);
-  // A short writev (rare: a full disk, a signal) finishes one chunk at a time.
-  for (const c of chunks) {
-    if (bytesWritten >= c.length) {
-      bytesWritten -= c.length;
-      position += c.length;
-      continue;
-    }
-    for (let off = bytesWritten; off < c.length; ) off += (await h.write(c, off, c.length - off, position + off)).bytesWritten;
-    position += c.length;
-    bytesWritten = 0;
-  }
-}
 
 /** Loose blob files listed at most; a store with more asks the disk about each. */
 const LOOSE_LISTING_MAX = 1_000_000;
@@ -54,7 +35,14 @@ export class DiskBlobService implements BlobService {
    */
   private looseListing: Set<string> | null | undefined;
 
-  constructor(private readonly layout: DiskLayout) {
+  /** Whether this store's large blob files are written with O_DIRECT, once probed. */
+  private direct: Promise<boolean> | undefined;
+
+  /** `slabs` null: large blob files go through the page cache. */
+  constructor(
+    private readonly layout: DiskLayout,
+    private readonly slabs: AlignedSlabs | null = blobSlabs,
+  ) {
     this.packs = new PackStore(join(layout.root, 'packs'));
   }
 
@@ -155,92 +143,17 @@ export class DiskBlobService implements BlobService {
     };
   }
 
-  /**
-   * A large blob's own file: bytes are written at explicit offsets without
-   * waiting for each write, up to MAX_PENDING bytes in flight, so disk I/O
-   * overlaps with receiving the next chunk; the caller hashes. Small
-   * chunks (a daemon passes on network reads of 16 KiB) are gathered into
-   * one writev: a thread-pool round trip each would cost more than the
-   * bytes.
-   */
-  private fileWriter() {
-    const layout = this.layout;
-    const written = (digest: Buffer) => this.looseListing?.add(b3Hex(digest));
-    let tmp: string | undefined;
-    let handle: Promise<FileHandle> | undefined;
-    let offset = 0;
-    let gathered: Uint8Array[] = [];
-    let gatheredBytes = 0;
-    let pendingBytes = 0;
-    const pending = new Set<Promise<void>>();
-    let writeError: unknown;
-    const file = (): Promise<FileHandle> =>
-      (handle ??= layout.init().then(() => {
-        tmp = tempName(layout.tmp);
-        return open(tmp, 'wx', 0o644);
-      }));
-    const writeGathered = async (): Promise<void> => {
-      if (gatheredBytes === 0) return;
-      const chunks = gathered;
-      const bytes = gatheredBytes;
-      gathered = [];
-      gatheredBytes = 0;
-      const h = await file();
-      const at = offset;
-      offset += bytes;
-      pendingBytes += bytes;
-      const p: Promise<void> = writeFully(h, chunks, at)
-        .catch((err) => void (writeError ??= storageError(`writing blob: ${(err as Error).message}`, err)))
-        .finally(() => {
-          pending.delete(p);
-          pendingBytes -= bytes;
-        });
-      pending.add(p);
-      while (pendingBytes > MAX_PENDING && pending.size > 0) await Promise.race(pending);
-    };
-    const flush = async (): Promise<void> => {
-      await writeGathered();
-      await Promise.all(pending);
-      if (writeError) throw writeError;
-    };
-    const discard = async (): Promise<void> => {
-      gathered = [];
-      if (!handle) return;
-      await Promise.allSettled(pending);
-      await (await handle).close().catch(() => {});
-      if (tmp) await unlink(tmp).catch(() => {});
-    };
+  private fileWriter(): BlobFileWriter {
+    const stored = (digest: Buffer) => this.looseListing?.add(b3Hex(digest));
+    const slabs = this.slabs;
+    this.direct ??= slabs ? this.layout.init().then(() => directWritesWork(this.layout.tmp, slabs)) : Promise.resolve(false);
+    const direct = this.direct;
+    let writer: Promise<BlobFileWriter> | undefined;
+    const get = () => (writer ??= direct.then((yes) => blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored)));
     return {
-      async write(chunk: Uint8Array): Promise<void> {
-        if (writeError) throw writeError;
-        gathered.push(chunk);
-        gatheredBytes += chunk.length;
-        if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
-      },
-      async close(digest: Buffer, signal?: AbortSignal): Promise<Buffer> {
-        const h = await file();
-        const target = layout.objectPath('blobs', digest);
-        try {
-          await flush();
-          if (await exists(target)) {
-            await discard();
-            written(digest);
-            return digest;
-          }
-          await h.sync();
-          signal?.throwIfAborted(); // checked after the slow part: the last moment to back out
-          await h.close();
-          await renameInto(tmp!, target);
-          written(digest);
-          await syncDir(dirname(target));
-        } catch (err) {
-          await discard();
-          if (signal?.aborted || err instanceof CastoreError) throw err;
-          throw storageError(`storing blob: ${(err as Error).message}`, err);
-        }
-        return digest;
-      },
-      abort: discard,
+      write: async (chunk) => (await get()).write(chunk),
+      close: async (digest, signal) => (await get()).close(digest, signal),
+      abort: async () => (writer ? (await writer).abort() : undefined),
     };
   }
 
