@@ -324,7 +324,7 @@ export class ScaleoutChecker {
     if (known !== undefined) return known;
     if (this.missingObjects.has(object)) return undefined;
     try {
-      const r = await this.s3.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.s3.key(object) }));
+      const r = await (await this.s3.client()).send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.s3.key(object) }));
       const size = r.ContentLength ?? 0;
       this.objects.set(object, size, true);
       this.counts.objects++;
@@ -811,7 +811,7 @@ export class ScaleoutChecker {
     for (;;) {
       let page;
       try {
-        page = await this.s3.client.send(
+        page = await (await this.s3.client()).send(
           new ListMultipartUploadsCommand({ Bucket: this.loc.bucket, Prefix: this.loc.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
         );
       } catch (err) {
@@ -847,7 +847,7 @@ export class ScaleoutChecker {
     do {
       let r;
       try {
-        r = await this.s3.client.send(new ListPartsCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+        r = await (await this.s3.client()).send(new ListPartsCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
       } catch (err) {
         if (err instanceof S3ServiceException && (err.name === 'NoSuchUpload' || err.$metadata?.httpStatusCode === 404)) return undefined;
         throw storageError(`listing the parts of upload ${uploadId} of ${key}: ${message(err)}`, err);

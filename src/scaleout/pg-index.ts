@@ -1,7 +1,7 @@
 // One connection pool per PostgreSQL URL and process, shared by the blob
 // index, directory and PathInfo services opened on it, and released when
-// the last of them closes.
-import pg from 'pg';
+// the last of them closes. The driver is loaded on first use (see s3-objects.ts).
+import type pg from 'pg';
 import { migrate } from './schema.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 
@@ -12,7 +12,7 @@ export interface PgIndex {
 }
 
 interface Shared {
-  pool: pg.Pool;
+  pool: Promise<pg.Pool>;
   ready: Promise<void>;
   users: number;
 }
@@ -27,10 +27,13 @@ function redact(url: string): string {
 export function openPgIndex(url: string): PgIndex {
   let s = shared.get(url);
   if (!s) {
-    const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, connectionTimeoutMillis: 10_000 });
-    // An idle client losing its server must not crash the process.
-    pool.on('error', () => {});
-    const ready = migrate(pool).catch((err: Error) => {
+    const pool = import('pg').then(({ default: driver }) => {
+      const p = new driver.Pool({ connectionString: url, max: POOL_SIZE, connectionTimeoutMillis: 10_000 });
+      // An idle client losing its server must not crash the process.
+      p.on('error', () => {});
+      return p;
+    });
+    const ready = pool.then(migrate).catch((err: Error) => {
       throw new CastoreError('unavailable', `PostgreSQL at ${redact(url)}: ${err.message}`, { cause: err });
     });
     ready.catch(() => {});
@@ -44,7 +47,7 @@ export function openPgIndex(url: string): PgIndex {
     async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
       await entry.ready;
       try {
-        return await entry.pool.query<R>(text, values);
+        return await (await entry.pool).query<R>(text, values);
       } catch (err) {
         throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
       }
@@ -54,7 +57,7 @@ export function openPgIndex(url: string): PgIndex {
       released = true;
       if (--entry.users > 0) return;
       shared.delete(url);
-      await entry.pool.end();
+      await (await entry.pool).end();
     },
   };
 }

@@ -1,6 +1,5 @@
 // Fail fast with a clear message when a scale-out store is unreachable,
 // instead of on the first request a client makes.
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { isPostgresAddr, isS3Addr, metadataUrl, parseS3Addr } from './addr.js';
 import { openPgIndex } from './pg-index.js';
 import { S3Objects } from './s3-objects.js';
@@ -19,7 +18,7 @@ export async function probeScaleout(addrs: string[]): Promise<void> {
   for (const addr of new Set(addrs.filter(isS3Addr))) {
     const s3 = new S3Objects(parseS3Addr(addr));
     try {
-      await s3.client.send(new HeadBucketCommand({ Bucket: s3.loc.bucket }));
+      await s3.headBucket();
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       const why =

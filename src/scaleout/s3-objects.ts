@@ -1,7 +1,8 @@
 // The few S3 operations the blob store needs, over @aws-sdk/client-s3, with
 // failures turned into our error kinds and messages that say what to fix.
-import { S3Client, PutObjectCommand, GetObjectCommand, DeleteObjectCommand, ListObjectsV2Command, S3ServiceException } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+// The SDK is loaded on first use: it takes about 150 ms, which every copy
+// and daemon start would pay even when no address names S3.
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { CastoreError, storageError } from '../castore/errors.js';
 import type { S3Location } from './addr.js';
@@ -12,27 +13,37 @@ export const PART_SIZE = 8 << 20;
 // about future releases is not something our users can act on.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+const sdk = () => import('@aws-sdk/client-s3');
+
 export class S3Objects {
-  readonly client: S3Client;
+  private made: Promise<S3Client> | undefined;
   /** HTTP requests sent to S3 (each attempt), for tests and benchmarks. */
   requests = 0;
-  constructor(readonly loc: S3Location) {
-    this.client = new S3Client({
-      region: loc.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      endpoint: loc.endpoint,
-      forcePathStyle: loc.forcePathStyle,
+  constructor(readonly loc: S3Location) {}
+
+  /** The SDK client, made on first use. */
+  client(): Promise<S3Client> {
+    return (this.made ??= sdk().then(({ S3Client }) => this.makeClient(S3Client)));
+  }
+
+  private makeClient(S3Client: typeof import('@aws-sdk/client-s3').S3Client): S3Client {
+    const client = new S3Client({
+      region: this.loc.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      endpoint: this.loc.endpoint,
+      forcePathStyle: this.loc.forcePathStyle,
       // Streamed bodies would otherwise go aws-chunked with trailing
       // checksums, which Ceph RGW 16 and other S3 servers refuse.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    this.client.middlewareStack.add(
+    client.middlewareStack.add(
       (next) => (args) => {
         this.requests++;
         return next(args);
       },
       { step: 'deserialize', name: 'nixCastoreCountRequests' },
     );
+    return client;
   }
 
   key(object: string): string {
@@ -41,7 +52,7 @@ export class S3Objects {
 
   private fail(what: string, err: unknown): CastoreError {
     const where = `s3://${this.loc.bucket}/${this.loc.prefix}${this.loc.endpoint ? ` at ${this.loc.endpoint}` : ''}`;
-    if (err instanceof S3ServiceException) {
+    if (isServiceError(err)) {
       if (err.name === 'NoSuchBucket') return storageError(`${what}: bucket ${this.loc.bucket} does not exist (${where}); create it first`, err);
       if (err.$metadata?.httpStatusCode === 403) return new CastoreError('storage', `storage error: ${what}: access denied by ${where}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (${err.name})`, { cause: err });
       return storageError(`${what} (${where}): ${err.name}: ${err.message}`, err);
@@ -55,7 +66,8 @@ export class S3Objects {
 
   async put(object: string, body: Buffer): Promise<void> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(object), Body: body, ContentLength: body.length }));
+      const { PutObjectCommand } = await sdk();
+      await (await this.client()).send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(object), Body: body, ContentLength: body.length }));
     } catch (err) {
       throw this.fail(`writing ${object}`, err);
     }
@@ -63,27 +75,31 @@ export class S3Objects {
 
   /** A streamed upload: one PUT when small, multipart above PART_SIZE. */
   upload(object: string, body: Readable): { done: Promise<void>; abort(): Promise<void> } {
-    const up = new Upload({
-      client: this.client,
-      params: { Bucket: this.loc.bucket, Key: this.key(object), Body: body },
-      partSize: PART_SIZE,
-      queueSize: 4,
-      leavePartsOnError: false,
-    });
-    const done = up.done().then(
+    const up = Promise.all([import('@aws-sdk/lib-storage'), this.client()]).then(
+      ([{ Upload }, client]) =>
+        new Upload({
+          client,
+          params: { Bucket: this.loc.bucket, Key: this.key(object), Body: body },
+          partSize: PART_SIZE,
+          queueSize: 4,
+          leavePartsOnError: false,
+        }),
+    );
+    const done = up.then((u) => u.done()).then(
       () => {},
       (err) => {
         throw this.fail(`writing ${object}`, err);
       },
     );
     done.catch(() => {});
-    return { done, abort: () => up.abort().catch(() => {}) };
+    return { done, abort: () => up.then((u) => u.abort()).catch(() => {}) };
   }
 
   /** Bytes [offset, offset+length) of an object, streamed. */
   async range(object: string, offset: number, length: number): Promise<AsyncIterable<Uint8Array>> {
     try {
-      const r = await this.client.send(
+      const { GetObjectCommand } = await sdk();
+      const r = await (await this.client()).send(
         new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(object), Range: `bytes=${offset}-${offset + length - 1}` }),
       );
       return r.Body as Readable;
@@ -94,7 +110,8 @@ export class S3Objects {
 
   async delete(object: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.key(object) }));
+      const { DeleteObjectCommand } = await sdk();
+      await (await this.client()).send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.key(object) }));
     } catch (err) {
       throw this.fail(`deleting ${object}`, err);
     }
@@ -106,7 +123,8 @@ export class S3Objects {
     do {
       let r;
       try {
-        r = await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.loc.prefix, ContinuationToken: token }));
+        const { ListObjectsV2Command } = await sdk();
+        r = await (await this.client()).send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.loc.prefix, ContinuationToken: token }));
       } catch (err) {
         throw this.fail('listing objects', err);
       }
@@ -115,7 +133,18 @@ export class S3Objects {
     } while (token);
   }
 
-  close(): void {
-    this.client.destroy();
+  /** Fails unless the bucket exists and answers (a HEAD request). */
+  async headBucket(): Promise<void> {
+    const { HeadBucketCommand } = await sdk();
+    await (await this.client()).send(new HeadBucketCommand({ Bucket: this.loc.bucket }));
   }
+
+  close(): void {
+    void this.made?.then((c) => c.destroy());
+  }
+}
+
+/** An error the S3 service sent (the SDK's S3ServiceException), told apart without loading the SDK. */
+function isServiceError(err: unknown): err is Error & { $metadata?: { httpStatusCode?: number } } {
+  return err instanceof Error && typeof (err as { $fault?: unknown }).$fault === 'string' && '$metadata' in err;
 }

@@ -1,6 +1,6 @@
 // Asking the local Nix about store paths. Child nix processes get
-// `post-build-hook =` so a hook that queries Nix can never recurse.
-import { execa } from 'execa';
+// `post-build-hook =` so a hook that queries Nix can never recurse. execa
+// is loaded when first needed: a copy of a closure file never runs Nix.
 import { UsageError } from '../cli/usage.js';
 
 function nixEnv(): NodeJS.ProcessEnv {
@@ -8,6 +8,7 @@ function nixEnv(): NodeJS.ProcessEnv {
 }
 
 async function runNix(cmd: string, args: string[]): Promise<string> {
+  const { execa } = await import('execa');
   try {
     return (await execa(cmd, args, { env: nixEnv(), extendEnv: false })).stdout;
   } catch (err) {
