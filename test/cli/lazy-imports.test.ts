@@ -1,0 +1,42 @@
+// The S3 SDK and the PostgreSQL driver are loaded only when an address
+// names them: they took about 200 ms of every copy's and daemon's start
+// (and of each post-build hook that pushes).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const dist = fileURLToPath(new URL('../../src/', import.meta.url));
+
+/** Modules under node_modules that importing `modules` (relative to dist/src) loads through CommonJS. */
+function loadedPackages(modules: string[]): string[] {
+  const script = `
+    for (const m of ${JSON.stringify(modules)}) await import(${JSON.stringify(dist)} + m);
+    const { createRequire } = await import('node:module');
+    const cache = createRequire(import.meta.url).cache;
+    const names = new Set(Object.keys(cache).map((k) => k.match(/node_modules\\/((?:@[^/]+\\/)?[^/]+)/)?.[1]).filter(Boolean));
+    console.log(JSON.stringify([...names].sort()));`;
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
+}
+
+describe('lazy imports', () => {
+  it('copy, daemon and nar commands load neither the S3 SDK nor pg until an address needs them', () => {
+    const pkgs = loadedPackages(['cli/copy-command.js', 'cli/daemon-command.js', 'cli/nar-command.js', 'cli/drain-command.js']);
+    assert.ok(pkgs.includes('@grpc/grpc-js'), `the probe sees CommonJS packages: ${pkgs.join(' ')}`);
+    assert.deepEqual(pkgs.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/') || p === 'pg'), []);
+  });
+
+  it('an S3 store loads the SDK when first used', () => {
+    const script = `
+      const { S3Objects } = await import(${JSON.stringify(dist)} + 'scaleout/s3-objects.js');
+      const { createRequire } = await import('node:module');
+      const cache = createRequire(import.meta.url).cache;
+      const sdk = () => Object.keys(cache).some((k) => k.includes('@aws-sdk/client-s3'));
+      const s3 = new S3Objects({ bucket: 'b', prefix: '', endpoint: 'http://127.0.0.1:9', forcePathStyle: true });
+      const before = sdk();
+      await s3.client();
+      console.log(JSON.stringify([before, sdk()]));
+      s3.close();`;
+    assert.deepEqual(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })), [false, true]);
+  });
+});
