@@ -1,7 +1,7 @@
 // A large blob's own file: written to a temp file, fsynced, renamed into
-// place. Bytes are written at explicit offsets without waiting for each
-// write, so disk I/O overlaps with receiving the next chunk; the caller
-// hashes.
+// place under its digest, which the writer computes. Bytes are written at
+// explicit offsets without waiting for each write, so disk I/O overlaps
+// with receiving the next chunk.
 //
 // Where the filesystem allows, the file is written with O_DIRECT from
 // aligned slabs. The blob is fsynced before its Put returns anyway, so going
@@ -14,6 +14,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Blake3Stream } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
 import { exists, renameInto, tempName } from './atomic-files.js';
@@ -85,8 +86,8 @@ async function writeSlab(h: FileHandle, slab: Uint8Array, length: number, positi
 
 export interface BlobFileWriter {
   write(chunk: Uint8Array): Promise<void>;
-  /** Makes the file durable under `digest`'s name; a file already there is kept. */
-  close(digest: Buffer, signal?: AbortSignal): Promise<Buffer>;
+  /** Makes the file durable under its digest's name (a file already there is kept); returns the digest. */
+  close(signal?: AbortSignal): Promise<Buffer>;
   abort(): Promise<void>;
 }
 
@@ -106,6 +107,7 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   let pendingBytes = 0;
   const pending = new Set<Promise<void>>();
   let writeError: unknown;
+  const hash = new Blake3Stream();
 
   const file = (): Promise<FileHandle> =>
     (handle ??= layout.init().then(() => {
@@ -125,13 +127,16 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
     pending.add(p);
   };
 
-  // The last slab is written padded to the alignment; close() truncates the padding.
+  // Slabs are hashed whole (1 MiB at a time hashes faster than network
+  // pieces, and needs no staging copy). The last one is written padded to
+  // the alignment; close() truncates the padding.
   const submitSlab = async (): Promise<void> => {
     if (!slab || slabUsed === 0) return;
     const s = slab;
     const used = slabUsed;
     slab = undefined;
     slabUsed = 0;
+    hash.update(used === SLAB_BYTES ? s : s.subarray(0, used));
     const h = await file();
     const at = offset;
     offset += used;
@@ -200,15 +205,17 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
       }
       if (off === chunk.length) return;
       const rest = off === 0 ? chunk : chunk.subarray(off);
+      hash.update(rest);
       gathered.push(rest);
       gatheredBytes += rest.length;
       if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
     },
 
-    async close(digest, signal) {
-      const target = layout.objectPath('blobs', digest);
+    async close(signal) {
       try {
         await flush();
+        const digest = hash.digest();
+        const target = layout.objectPath('blobs', digest);
         if (await exists(target)) {
           await discard();
           stored(digest);
@@ -221,12 +228,12 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
         await renameInto(tmp!, target);
         stored(digest);
         await syncDir(dirname(target));
+        return digest;
       } catch (err) {
         await discard();
         if (signal?.aborted || err instanceof CastoreError) throw err;
         throw storageError(`storing blob: ${(err as Error).message}`, err);
       }
-      return digest;
     },
 
     abort: discard,

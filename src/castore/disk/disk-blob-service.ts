@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
-import { Blake3Stream, b3Hex, checkB3 } from '../digest.js';
+import { b3Hex, blake3, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { exists } from './atomic-files.js';
 import { blobSlabs, type AlignedSlabs } from './aligned-slabs.js';
@@ -97,16 +97,14 @@ export class DiskBlobService implements BlobService {
    * its own (see fileWriter). A blob that stays small is packed.
    */
   put(): BlobWriter {
-    const hash = new Blake3Stream();
     let held: Uint8Array[] = [];
     let heldBytes = 0;
-    let file: ReturnType<DiskBlobService['fileWriter']> | undefined;
+    let file: BlobFileWriter | undefined;
     let finished = false;
     return {
       write: async (chunk) => {
         if (finished) throw new Error('blob writer already closed');
         if (chunk.length === 0) return;
-        hash.update(chunk);
         if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
           held.push(chunk);
           heldBytes += chunk.length;
@@ -122,13 +120,15 @@ export class DiskBlobService implements BlobService {
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
         finished = true;
-        const digest = hash.digest();
-        if (file) return file.close(digest, signal);
+        if (file) return file.close(signal);
+        // A small blob is hashed in one call, the bytes it is packed with.
+        const data = held.length === 1 ? held[0] : Buffer.concat(held);
+        const digest = blake3(data);
         try {
           await this.layout.init();
           if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('blobs', digest)))) return digest;
           signal?.throwIfAborted(); // the last moment to back out
-          await this.packs.append(digest, held.length === 1 ? held[0] : Buffer.concat(held));
+          await this.packs.append(digest, data);
         } catch (err) {
           if (signal?.aborted || err instanceof CastoreError) throw err;
           throw storageError(`storing blob: ${(err as Error).message}`, err);
@@ -152,7 +152,7 @@ export class DiskBlobService implements BlobService {
     const get = () => (writer ??= direct.then((yes) => blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored)));
     return {
       write: async (chunk) => (await get()).write(chunk),
-      close: async (digest, signal) => (await get()).close(digest, signal),
+      close: async (signal) => (await get()).close(signal),
       abort: async () => (writer ? (await writer).abort() : undefined),
     };
   }
