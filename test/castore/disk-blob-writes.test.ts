@@ -6,7 +6,7 @@
 // from one listing.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskBlobService, PACK_BLOB_MAX } from '../../src/castore/disk/disk-blob-service.js';
@@ -15,6 +15,8 @@ import { b3Hex, blake3 } from '../../src/castore/digest.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { AlignedSlabs, SLAB_BYTES } from '../../src/castore/disk/aligned-slabs.js';
 import { directWriteCount, directWritesWork } from '../../src/castore/disk/blob-file-writer.js';
+
+const readdirNames = (dir: string) => readdir(dir).catch(() => [] as string[]);
 
 function patterned(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -72,6 +74,27 @@ describe('disk blob writes', () => {
       assert.equal((await stat(blobFile(dir, b))).size, b.length);
       assert.ok((await readAll(s, blake3(b)))!.equals(b));
     }
+    await s.close();
+  });
+
+  it('an aborted blob gives its slabs back, also from writes still running', async () => {
+    const dir = join(root, 'aborts');
+    const slabs = new AlignedSlabs(6);
+    const s = new DiskBlobService(new DiskLayout(dir), slabs);
+    const data = patterned(6 * SLAB_BYTES - 1000, 300); // the running write ends mid-slab
+    for (const at of [SLAB_BYTES / 2, 3 * SLAB_BYTES + 5, 5 * SLAB_BYTES]) {
+      const w = s.put();
+      await w.write(data.subarray(0, PACK_BLOB_MAX + 1)); // a file of its own from here
+      await w.write(data.subarray(PACK_BLOB_MAX + 1, at));
+      const running = w.write(data.subarray(at)).catch((err: Error) => err);
+      await w.abort();
+      await running;
+      assert.equal(slabs.idle, slabs.size, `all slabs back after an abort at ${at}`);
+    }
+    const before = directWriteCount();
+    assert.deepEqual(await putInChunks(s, data, 100_000), blake3(data));
+    assert.ok(directWriteCount() - before >= 6, 'the next blob still writes with O_DIRECT');
+    assert.deepEqual(await readdirNames(join(dir, 'tmp')), [], 'no temp files left');
     await s.close();
   });
 

@@ -38,6 +38,11 @@ export class AlignedSlabs {
   get size(): number {
     return this.made;
   }
+
+  /** Slabs made and not taken (for tests). */
+  get idle(): number {
+    return this.free.length;
+  }
 }
 
 /**

@@ -107,6 +107,8 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   let pendingBytes = 0;
   const pending = new Set<Promise<void>>();
   let writeError: unknown;
+  /** Set by abort: a write still running stops, and takes no more slabs. */
+  let discarded = false;
   const hash = new Blake3Stream();
 
   const file = (): Promise<FileHandle> =>
@@ -178,6 +180,7 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   };
 
   const discard = async (): Promise<void> => {
+    discarded = true;
     gathered = [];
     if (slab) slabs!.give(slab);
     slab = undefined;
@@ -189,9 +192,10 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
 
   return {
     async write(chunk) {
-      if (writeError) throw writeError;
       let off = 0;
       while (direct && off < chunk.length) {
+        if (writeError) throw writeError;
+        if (discarded) throw new Error('blob writer aborted');
         slab ??= slabs!.take();
         if (!slab) {
           await leaveDirect();
@@ -204,6 +208,8 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
         if (slabUsed === SLAB_BYTES) await submitSlab();
       }
       if (off === chunk.length) return;
+      if (writeError) throw writeError;
+      if (discarded) throw new Error('blob writer aborted');
       const rest = off === 0 ? chunk : chunk.subarray(off);
       hash.update(rest);
       gathered.push(rest);
