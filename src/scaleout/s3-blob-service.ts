@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import type { BlobService, BlobWriter } from '../castore/blob-service.js';
-import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
+import { Blake3Stream, b3String, blake3, checkB3 } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
@@ -99,8 +99,10 @@ export class S3BlobService implements BlobService {
   }
 
   put(): BlobWriter {
-    const hash = new Blake3Stream();
-    let small: Buffer[] | undefined = [];
+    // Small blobs are hashed in one call at close: a Blake3Hasher costs
+    // 10-20 µs to create, more than hashing a small file.
+    let hash: Blake3Stream | undefined;
+    let small: Uint8Array[] | undefined = [];
     let smallSize = 0;
     let total = 0;
     let large: { object: string; body: PassThrough; up: ReturnType<S3Objects['upload']> } | undefined;
@@ -118,7 +120,11 @@ export class S3BlobService implements BlobService {
       const object = `blobs/${randomUUID()}`;
       const body = new PassThrough({ highWaterMark: 4 << 20 });
       large = { object, body, up: this.s3.upload(object, body) };
-      for (const part of small!) body.write(part);
+      hash = new Blake3Stream();
+      for (const part of small!) {
+        hash.update(part);
+        body.write(part);
+      }
       small = undefined;
     };
     const discardLarge = async () => {
@@ -133,29 +139,33 @@ export class S3BlobService implements BlobService {
       write: async (chunk) => {
         if (finished) throw new Error('blob writer already closed');
         if (chunk.length === 0) return;
-        const copy = Buffer.from(chunk); // callers may reuse their buffers
-        hash.update(copy);
-        total += copy.length;
+        // Kept, not copied: a caller does not change a chunk it has written (BlobWriter).
+        total += chunk.length;
         if (small) {
-          small.push(copy);
-          smallSize += copy.length;
+          small.push(chunk);
+          smallSize += chunk.length;
           if (smallSize > SMALL_MAX) {
             await acquireSlot();
             startLarge();
           }
           return;
         }
-        if (!large!.body.write(copy)) await Promise.race([once(large!.body, 'drain'), large!.up.done]);
+        hash!.update(chunk);
+        if (!large!.body.write(chunk)) await Promise.race([once(large!.body, 'drain'), large!.up.done]);
       },
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
         finished = true;
-        const digest = hash.digest();
         if (small) {
+          // One copy: the packer keeps it until the pack is uploaded, and a
+          // view could pin a much larger buffer (a daemon's network read).
+          const data = Buffer.concat(small, smallSize);
+          const digest = blake3(data);
           signal?.throwIfAborted();
-          await this.packer.add(digest, Buffer.concat(small, smallSize));
+          await this.packer.add(digest, data);
           return digest;
         }
+        const digest = hash!.digest();
         const l = large!;
         l.body.end();
         try {
