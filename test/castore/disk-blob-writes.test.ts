@@ -14,7 +14,7 @@ import { DiskLayout } from '../../src/castore/disk/disk-layout.js';
 import { b3Hex, blake3 } from '../../src/castore/digest.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { AlignedSlabs, SLAB_BYTES } from '../../src/castore/disk/aligned-slabs.js';
-import { directWriteCount, directWritesWork } from '../../src/castore/disk/blob-file-writer.js';
+import { directWriteCount, directWritesWork } from '../../src/castore/disk/direct-io.js';
 
 const readdirNames = (dir: string) => readdir(dir).catch(() => [] as string[]);
 

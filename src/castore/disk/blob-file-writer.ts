@@ -4,13 +4,10 @@
 // with receiving the next chunk.
 //
 // Where the filesystem allows, the file is written with O_DIRECT from
-// aligned slabs. The blob is fsynced before its Put returns anyway, so going
-// through the page cache only adds work: a copy into fresh cache pages
-// (about 1 s of system time per GB on a VM whose free memory the host took
-// back) and their writeback later. Otherwise, or when no slab is free, small
-// chunks (a daemon passes on network reads of 16 KiB) are gathered into one
-// writev: a thread-pool round trip each would cost more than the bytes.
-import { constants as fsConstants } from 'node:fs';
+// aligned slabs (direct-io.ts): the blob is fsynced before its Put returns
+// anyway. Otherwise, or when no slab is free, small chunks (a daemon passes
+// on network reads of 16 KiB) are gathered into one writev: a thread-pool
+// round trip each would cost more than the bytes.
 import { open, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -18,6 +15,7 @@ import { Blake3Stream } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
 import { exists, renameInto, tempName } from './atomic-files.js';
+import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, writeSlab } from './direct-io.js';
 import { syncDir } from './dir-sync.js';
 import type { DiskLayout } from './disk-layout.js';
 
@@ -28,37 +26,6 @@ const MAX_PENDING_SLABS = 4;
 /** Chunks are gathered into one writev of this many bytes, or chunks (well under IOV_MAX). */
 const WRITE_MIN = 1 << 20;
 const WRITE_MAX_CHUNKS = 256;
-/** O_DIRECT offsets and lengths are multiples of this (any logical block size up to a page). */
-const DIRECT_ALIGN = 4096;
-
-const O_DIRECT: number | undefined = fsConstants.O_DIRECT;
-const DIRECT_FLAGS = O_DIRECT === undefined ? 0 : fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_DIRECT;
-
-const counts = { directWrites: 0 };
-/** How many O_DIRECT writes were issued (for tests). */
-export function directWriteCount(): number {
-  return counts.directWrites;
-}
-
-/** Whether files in `dir` take aligned O_DIRECT writes (tmpfs before Linux 6.6 and some FUSE filesystems do not). */
-export async function directWritesWork(dir: string, slabs: AlignedSlabs): Promise<boolean> {
-  if (O_DIRECT === undefined) return false;
-  const slab = slabs.take();
-  if (!slab) return false;
-  const path = tempName(dir);
-  let h: FileHandle | undefined;
-  try {
-    h = await open(path, DIRECT_FLAGS, 0o644);
-    await h.write(slab, 0, DIRECT_ALIGN, 0);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    slabs.give(slab);
-    await h?.close().catch(() => {});
-    if (h) await unlink(path).catch(() => {});
-  }
-}
 
 async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number): Promise<void> {
   let { bytesWritten } = await h.writev(chunks, position);
@@ -72,15 +39,6 @@ async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number)
     for (let off = bytesWritten; off < c.length; ) off += (await h.write(c, off, c.length - off, position + off)).bytesWritten;
     position += c.length;
     bytesWritten = 0;
-  }
-}
-
-async function writeSlab(h: FileHandle, slab: Uint8Array, length: number, position: number): Promise<void> {
-  counts.directWrites++;
-  for (let done = 0; done < length; ) {
-    const { bytesWritten } = await h.write(slab, done, length - done, position + done);
-    if (bytesWritten <= 0) throw new Error('the disk took no bytes');
-    done += bytesWritten;
   }
 }
 
@@ -142,7 +100,7 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
     const h = await file();
     const at = offset;
     offset += used;
-    track(writeSlab(h, s, Math.ceil(used / DIRECT_ALIGN) * DIRECT_ALIGN, at), used, () => slabs!.give(s));
+    track(writeSlab(h, s, alignUp(used), at), used, () => slabs!.give(s));
     while (pending.size >= MAX_PENDING_SLABS) await Promise.race(pending);
   };
 
