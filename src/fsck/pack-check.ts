@@ -92,7 +92,7 @@ async function checkPack(dir: string, name: string, kind: PackKind, report: Pack
     }
     const { size } = await pack.stat();
     if (!alive && size > end) {
-      report.warning(`${kind.folder}/${name}.pack`, `${size - end} bytes after the last indexed record (a write interrupted before it was acknowledged); the store ignores them`);
+      report.warning(`${kind.folder}/${name}.pack`, `${size - end} bytes after the last indexed record (a write interrupted before it was acknowledged, or the padding of the last O_DIRECT write of a writer that did not close the pack); the store ignores them`);
     }
   } finally {
     await pack.close();

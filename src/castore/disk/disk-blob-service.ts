@@ -39,12 +39,12 @@ export class DiskBlobService implements BlobService {
   /** Whether this store's large blob files are written with O_DIRECT, once probed. */
   private direct: Promise<boolean> | undefined;
 
-  /** `slabs` null: large blob files go through the page cache. */
+  /** `slabs` null: large blob files and packs go through the page cache. */
   constructor(
     private readonly layout: DiskLayout,
     private readonly slabs: AlignedSlabs | null = blobSlabs,
   ) {
-    this.packs = new PackStore(join(layout.root, 'packs'));
+    this.packs = new PackStore(join(layout.root, 'packs'), slabs ?? undefined);
   }
 
   async stat(digest: Uint8Array) {

@@ -3,11 +3,18 @@
 // and this process's own pack, written by group commit — all blobs that
 // arrive while one batch is being fsynced go out together in the next, so
 // a burst of small Puts costs a few fsyncs, not one or more per blob.
+//
+// With slabs (blob packs), records are written with O_DIRECT where the
+// filesystem allows (direct-io.ts): each batch rewrites the pack's last
+// partial block, kept in memory, and ends padded to a block; the padding is
+// overwritten by the next batch and cut off when the pack is closed.
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3Hex } from '../digest.js';
 import { syncDir } from './dir-sync.js';
+import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
+import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, directWritesWork, writeSlab } from './direct-io.js';
 import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
 
 /** A pack grows to about this size, then the writer starts a new one. */
@@ -53,8 +60,11 @@ export class PackStore {
   private dirMtime = -1n;
   private refreshing: Promise<void> | undefined;
   private refreshAgain: Promise<void> | undefined;
-  // This process's writer.
-  private own: { pack: Pack; data: FileHandle; idx: FileHandle; end: number; idxEnd: number } | undefined;
+  // This process's writer. With `direct`, `data` is an O_DIRECT handle,
+  // `tail` the bytes of the last partial block, and `plain` a handle for
+  // writes that find no slab.
+  private own: { pack: Pack; data: FileHandle; idx: FileHandle; end: number; idxEnd: number; direct: boolean; tail: Buffer; plain?: Promise<FileHandle> } | undefined;
+  private directOk: Promise<boolean> | undefined;
   private readonly queue: Queued[] = [];
   private readonly queued = new Map<string, Queued>();
   private flushing: Promise<void> | undefined;
@@ -62,7 +72,11 @@ export class PackStore {
   /** Batches written by this instance (two fsyncs each): for tests. */
   batches = 0;
 
-  constructor(readonly dir: string) {}
+  /** `slabs`: write records with O_DIRECT where the filesystem allows. */
+  constructor(
+    readonly dir: string,
+    private readonly slabs?: AlignedSlabs,
+  ) {}
 
   /** Where blob `hex` is packed, looking at other processes' new entries on a miss. */
   async find(hex: string): Promise<PackedBlob | undefined> {
@@ -255,7 +269,11 @@ export class PackStore {
       entries.push({ digest: q.digest, offset: at, length: q.data.length });
       at += RECORD_HEADER + q.data.length;
     }
-    await writeAll(w.data, parts, w.end);
+    if (!(w.direct && (await this.writeDirect(w, parts)))) {
+      const h = w.direct ? await (w.plain ??= open(join(this.dir, `${w.pack.name}.pack`), 'r+')) : w.data;
+      await writeAll(h, parts, w.end);
+      if (w.direct) w.tail = lastBytes([w.tail, ...parts], at % DIRECT_ALIGN);
+    }
     await w.data.datasync();
     // Only now may entries point at the records: they are durable.
     const idx = encodeIndexEntries(entries);
@@ -267,8 +285,58 @@ export class PackStore {
     if (w.end >= PACK_TARGET) await this.closeOwn();
   }
 
+  /**
+   * Writes the batch's records after the pack's last partial block, from
+   * slabs; false, having written nothing, when no slab is free.
+   */
+  private async writeDirect(w: NonNullable<PackStore['own']>, parts: Uint8Array[]): Promise<boolean> {
+    const slabs = this.slabs!;
+    const first = slabs.take();
+    if (!first) return false;
+    const free = [first];
+    const second = slabs.take();
+    if (second) free.push(second);
+    const inFlight: { slab: Uint8Array; done: Promise<void> }[] = [];
+    let pos = w.end - w.tail.length;
+    let slab = free.pop()!;
+    let used = 0;
+    const submit = async (): Promise<void> => {
+      inFlight.push({ slab, done: writeSlab(w.data, slab, alignUp(used), pos) });
+      pos += used;
+      used = 0;
+      if (free.length === 0) {
+        await inFlight[0].done;
+        free.push(inFlight.shift()!.slab);
+      }
+      slab = free.pop()!;
+    };
+    try {
+      for (const p of [w.tail, ...parts]) {
+        for (let off = 0; off < p.length; ) {
+          const n = Math.min(SLAB_BYTES - used, p.length - off);
+          slab.set(n === p.length ? p : p.subarray(off, off + n), used);
+          used += n;
+          off += n;
+          if (used === SLAB_BYTES) await submit();
+        }
+      }
+      const tailLength = used % DIRECT_ALIGN;
+      const tail = Buffer.from(slab.subarray(used - tailLength, used));
+      slab.fill(0, used, alignUp(used)); // the padding
+      if (used > 0) await writeSlab(w.data, slab, alignUp(used), pos);
+      for (const f of inFlight) await f.done;
+      w.tail = tail;
+      return true;
+    } finally {
+      await Promise.allSettled(inFlight.map((f) => f.done));
+      for (const s of [slab, ...free, ...inFlight.map((f) => f.slab)]) slabs.give(s);
+    }
+  }
+
   private async writer(): Promise<NonNullable<PackStore['own']>> {
     if (this.own) return this.own;
+    this.directOk ??= this.slabs ? directWritesWork(this.dir, this.slabs) : Promise.resolve(false);
+    const direct = await this.directOk;
     const name = `${process.pid}-${randomBytes(6).toString('hex')}`;
     // Known as ours before its files exist: a catch-up running while they
     // are created must not adopt it as another writer's pack (and leak the
@@ -277,9 +345,9 @@ export class PackStore {
     this.packs.set(name, pack);
     let data: FileHandle | undefined;
     try {
-      data = await open(join(this.dir, `${name}.pack`), 'wx', 0o644);
+      data = await open(join(this.dir, `${name}.pack`), direct ? DIRECT_FLAGS : 'wx', 0o644);
       const idx = await open(join(this.dir, `${name}.idx`), 'wx', 0o644);
-      this.own = { pack, data, idx, end: 0, idxEnd: 0 };
+      this.own = { pack, data, idx, end: 0, idxEnd: 0, direct, tail: Buffer.alloc(0) };
     } catch (err) {
       await data?.close();
       this.packs.delete(name);
@@ -296,7 +364,9 @@ export class PackStore {
     // Readers of this process reopen it read-only; the index is complete.
     w.pack.final = true;
     w.pack.consumed = w.idxEnd;
-    await Promise.all([w.data.close(), w.idx.close()]);
+    // Cut off the padding of the last O_DIRECT write (harmless if this fails: readers go by the index).
+    if (w.direct && w.end % DIRECT_ALIGN !== 0) await w.data.truncate(w.end).catch(() => {});
+    await Promise.all([w.data.close(), w.idx.close(), w.plain?.then((h) => h.close())]);
   }
 }
 
@@ -309,6 +379,19 @@ async function writeAll(h: FileHandle, parts: Uint8Array[], position: number): P
   const rest = Buffer.concat(parts).subarray(bytesWritten);
   let off = 0;
   while (off < rest.length) off += (await h.write(rest, off, rest.length - off, position + bytesWritten + off)).bytesWritten;
+}
+
+/** The last `n` bytes of `chunks` taken as one stream. */
+function lastBytes(chunks: Uint8Array[], n: number): Buffer {
+  const out = Buffer.alloc(n);
+  let end = n;
+  for (let i = chunks.length - 1; i >= 0 && end > 0; i--) {
+    const c = chunks[i];
+    const take = Math.min(end, c.length);
+    out.set(c.subarray(c.length - take), end - take);
+    end -= take;
+  }
+  return out;
 }
 
 /** Whether the process named in a pack's name may still be writing to it. */
