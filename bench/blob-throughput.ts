@@ -1,7 +1,7 @@
 // Blob Put/Read of one large blob through a real daemon on a unix socket,
 // as ratios to in-process BLAKE3 of the same bytes (measured in this run).
 import { Blake3Stream } from '../src/castore/digest.js';
-import { GrpcBlobService } from '../src/castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService } from '../src/grpc/backends/grpc-blob-service.js';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -12,7 +12,7 @@ import { Blake3Stream } from '../src/castore/digest.js';
 import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { timed, table, GiB, MiB, peakRssMiB, summary } from './util.js';
-import { fileAddr } from '../src/castore/from-addr.js';
+import { fileAddr } from '../src/addr/parse.js';
 
 const CANDIDATES = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/share', '/usr/lib/jvm', '/usr/lib/llvm-14', '/usr/lib/gcc', '/usr/lib/python3', '/usr/lib/python3.11', '/usr/libexec', '/usr/include', '/usr/bin', '/usr/local'];
 

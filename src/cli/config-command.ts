@@ -1,4 +1,4 @@
-import { parse, type Command } from './usage.js';
+import { parse, type Command } from '../util/usage.js';
 import { effectiveConfig } from './config.js';
 
 const HELP = `Usage: nix-castore config [--store ADDR]

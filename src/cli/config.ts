@@ -4,7 +4,7 @@
 // checked with zod, so a typo is an error that names the file and the key.
 import { cosmiconfig } from 'cosmiconfig';
 import { z } from 'zod';
-import { UsageError } from './usage.js';
+import { UsageError } from '../util/usage.js';
 
 export const DEFAULT_ADDR = 'grpc+http://[::1]:8000';
 

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { nixPathInfoJson } from '../upload/nix-cli.js';
-import { parse, UsageError, type Command } from './usage.js';
+import { parse, UsageError, type Command } from '../util/usage.js';
 import { effectiveConfig } from './config.js';
-import { positiveIntFlag } from './usage.js';
+import { positiveIntFlag } from '../util/usage.js';
 import { progressReporter } from './progress.js';
-import { parseAddr } from '../castore/from-addr.js';
+import { parseAddr } from '../addr/parse.js';
 import { ClosureError, type Closure } from '../closure/closure.js';
 import { parseAttrsJson, findAttrsJson } from '../closure/structured-attrs.js';
 import { parseLegacyClosure } from '../closure/legacy.js';

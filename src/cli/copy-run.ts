@@ -2,9 +2,9 @@
 // configured store, pick the size formula, copy, close.
 import { readFile } from 'node:fs/promises';
 import type { EffectiveConfig } from './config.js';
-import { UsageError } from './usage.js';
-import { openStore, type Store } from '../store/from-addr.js';
-import { parseAddr } from '../castore/from-addr.js';
+import { UsageError } from '../util/usage.js';
+import { openStore, type Store } from '../addr/open.js';
+import { parseAddr } from '../addr/parse.js';
 import { probeScaleout } from '../scaleout/probe.js';
 import type { Closure } from '../closure/closure.js';
 import { parseSecretKey, type SecretKey } from '../nix/signature.js';

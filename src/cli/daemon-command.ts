@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parse, positiveIntFlag, UsageError, type Command } from './usage.js';
-import { openStore, addrsFromEnv, sameAddr, type Store } from '../store/from-addr.js';
-import { fileAddr, parseAddr } from '../castore/from-addr.js';
+import { parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
+import { openStore, addrsFromEnv, sameAddr, type Store } from '../addr/open.js';
+import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
 import { startDaemon } from '../server/daemon.js';
 import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '../server/listen.js';

@@ -1,4 +1,4 @@
-import { parse, type Command } from './usage.js';
+import { parse, type Command } from '../util/usage.js';
 import { effectiveConfig } from './config.js';
 import { openConfiguredStore, readSigningKey, sizeFormulaFor } from './copy-run.js';
 import { defaultSpoolDir } from '../upload/spool.js';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { parse, positiveIntFlag, UsageError, type Command } from './usage.js';
-import { parseAddr } from '../castore/from-addr.js';
+import { parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
+import { parseAddr } from '../addr/parse.js';
 import { fsck, formatBytes, type Finding, type FsckCounts } from '../fsck/fsck.js';
 import type { ScaleoutFsckCounts } from '../fsck/scaleout-fsck.js';
 

@@ -1,4 +1,4 @@
-import { parse, UsageError, type Command } from './usage.js';
+import { parse, UsageError, type Command } from '../util/usage.js';
 import { parseGrpcAddr } from '../grpc/address.js';
 import { checkHealth } from '../grpc/health-client.js';
 

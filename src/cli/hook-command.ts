@@ -2,7 +2,7 @@
 // writes a spool entry (fast: nothing heavy is loaded); direct mode pushes
 // the new outputs at once. Either way a store outage never fails a build
 // unless --strict: the reason goes to stderr, which Nix shows.
-import { parse, UsageError, type Command } from './usage.js';
+import { parse, UsageError, type Command } from '../util/usage.js';
 import { defaultSpoolDir, enqueue } from '../upload/spool.js';
 
 const HELP = `Usage: nix-castore hook [--mode direct|queue] [--store ADDR] [--spool DIR] [--strict] [--timeout SECONDS]

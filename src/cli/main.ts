@@ -2,7 +2,7 @@
 // nix-castore: get Nix store paths into a tvix-compatible castore and back.
 // Commands are loaded on demand: the queued post-build hook must start fast,
 // without loading gRPC, zod or cosmiconfig.
-import { UsageError, type Command } from './usage.js';
+import { UsageError, type Command } from '../util/usage.js';
 import { CastoreError } from '../castore/errors.js';
 
 interface Entry {

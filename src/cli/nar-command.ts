@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parse, UsageError, type Command } from './usage.js';
+import { parse, UsageError, type Command } from '../util/usage.js';
 import { openConfiguredStore, parseStorePathArg } from './path-info-command.js';
 import { renderNar } from '../store/render-nar.js';
 import { lookupStorePath } from '../store/nix-view.js';

@@ -1,9 +1,9 @@
 import { readlinkSync, lstatSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
-import { parse, UsageError, type Command } from './usage.js';
+import { parse, UsageError, type Command } from '../util/usage.js';
 import { effectiveConfig } from './config.js';
-import { openStore, type Store } from '../store/from-addr.js';
-import { parseAddr } from '../castore/from-addr.js';
+import { openStore, type Store } from '../addr/open.js';
+import { parseAddr } from '../addr/parse.js';
 import { b3String } from '../castore/digest.js';
 import type { Node } from '../castore/messages.js';
 import type { PathInfo } from '../store/messages.js';

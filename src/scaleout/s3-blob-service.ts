@@ -18,7 +18,7 @@ import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { S3Objects } from './s3-objects.js';
-import { Limiter } from '../upload/limiter.js';
+import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 
 export const SMALL_MAX = 1 << 20;

@@ -1,7 +1,7 @@
 // nixcastore.v1.BlobBatchService (protos/nixcastore/v1/blob_batch.proto):
 // many blobs per call, over the store's own batches or one blob at a time.
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import type { HasBlobsRequest, HasBlobsResponse, PutBlobsRequest, PutBlobsResponse } from '../castore/batch-messages.js';
 import { batchesOf } from '../castore/blob-service.js';
 import { B3_LEN } from '../castore/digest.js';

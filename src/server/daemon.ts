@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import { blobBatchServiceDef, blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
 import { blobBatchHandlers } from './batch-handlers.js';

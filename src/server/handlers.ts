@@ -2,7 +2,7 @@
 // semantics and status codes of wire.md §5–6.
 import { once } from 'node:events';
 import { status, type UntypedServiceImplementation, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import type * as C from '../castore/messages.js';
 import type * as S from '../store/messages.js';
 import { B3_LEN, b3String } from '../castore/digest.js';

@@ -11,7 +11,7 @@
 // NarSize. narinfos are signed on the fly when a key is given.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import { renderNar } from '../store/render-nar.js';
 import { MissingNarInfoError, narInfoOf, nixPathInfo, type NixPathInfo } from '../store/nix-view.js';
 import { CastoreError } from '../castore/errors.js';

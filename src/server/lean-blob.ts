@@ -10,7 +10,7 @@
 // every other method stay with grpc-js.
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { status } from '@grpc/grpc-js';
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import type * as C from '../castore/messages.js';
 import { blobBatchServiceDef, blobServiceDef, PACKAGES } from '../grpc/definitions.js';
 import type { BatchBlob } from '../castore/batch-messages.js';

@@ -4,7 +4,6 @@
 // Batches fill while the calls in flight run: the busier the store, the
 // larger each batch.
 import { BATCH_OVERHEAD, type BlobBatches } from '../castore/blob-service.js';
-import type { UploadStats } from './blob-uploader.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 
 /** Batches in flight at once: enough to keep both ends busy. */
@@ -17,6 +16,13 @@ interface Item {
   data: Uint8Array;
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+/** What a copy's blob uploads did, counted where the calls are made. */
+export interface UploadStats {
+  blobsSent: number;
+  blobsSkipped: number;
+  bytesSent: number;
 }
 
 export class BatchQueue {

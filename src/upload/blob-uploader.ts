@@ -10,9 +10,9 @@ import { ReadBuffers, readAhead } from '../castore/disk/read-ahead.js';
 import type { BlobService } from '../castore/blob-service.js';
 import { b3Hex, b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
-import { Limiter } from './limiter.js';
+import { Limiter } from '../util/limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
-import { BatchQueue } from './batch-queue.js';
+import { BatchQueue, type UploadStats } from './batch-queue.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
@@ -21,11 +21,7 @@ const sendReads = new ReadBuffers(32);
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
 
-export interface UploadStats {
-  blobsSent: number;
-  blobsSkipped: number;
-  bytesSent: number;
-}
+export type { UploadStats } from './batch-queue.js';
 
 /**
  * What ingesting needs from an uploader: each digest sent at most once per

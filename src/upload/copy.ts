@@ -4,7 +4,7 @@
 // the closure's NAR hash and size, and each PathInfo is published only once
 // the PathInfos of all its references exist. A path that fails takes every
 // path referring to it (directly or not) down with it; the others go on.
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import type { Closure, ClosureEntry } from '../closure/closure.js';
 import { topoOrder } from '../closure/closure.js';
 import { absolute, basename } from '../nix/store-path.js';
@@ -15,7 +15,7 @@ import { putClosure } from '../castore/directory-service.js';
 import { ingestPath } from './ingest.js';
 import { BlobUploader, type Uploads } from './blob-uploader.js';
 import { WorkerUploads } from './worker-uploads.js';
-import { Limiter } from './limiter.js';
+import { Limiter } from '../util/limiter.js';
 import { withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { pathInfoFor } from './pathinfo-for.js';
 

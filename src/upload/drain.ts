@@ -1,7 +1,7 @@
 // Draining the hook's spool into a store: each due entry's outputs (and
 // their closures) are copied; entries that fail are rescheduled with
 // backoff and retried later, never dropped, never holding up the rest.
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import type { SizeFormula } from '../castore/directory.js';
 import type { SecretKey } from '../nix/signature.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';

@@ -2,7 +2,7 @@
 // size, references and castore root — written next to an on-disk store by
 // the Nix helper so users (and tests) can see what `result` holds.
 import { writeFile, rename } from 'node:fs/promises';
-import type { Store } from '../store/from-addr.js';
+import type { Store } from '../store/store.js';
 import type { Closure } from '../closure/closure.js';
 import { absolute } from '../nix/store-path.js';
 import { formatNix32 } from '../nix/hash.js';

@@ -1,7 +1,7 @@
 // Asking the local Nix about store paths. Child nix processes get
 // `post-build-hook =` so a hook that queries Nix can never recurse. execa
 // is loaded when first needed: a copy of a closure file never runs Nix.
-import { UsageError } from '../cli/usage.js';
+import { UsageError } from '../util/usage.js';
 
 function nixEnv(): NodeJS.ProcessEnv {
   return { ...process.env, NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\npost-build-hook =` };

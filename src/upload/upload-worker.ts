@@ -1,7 +1,7 @@
 // The upload thread (worker-uploads.ts): a BlobUploader over its own gRPC
 // connection, fed batches of blobs, answering in batches.
 import { parentPort, workerData } from 'node:worker_threads';
-import { GrpcBlobService } from '../castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService } from '../grpc/backends/grpc-blob-service.js';
 import { CastoreError } from '../castore/errors.js';
 import { BlobUploader } from './blob-uploader.js';
 import type { UploadBatch, UploadReply, UploadWorkerData } from './worker-uploads.js';

@@ -3,7 +3,7 @@
 // read that fails still fails the render, naming the blob.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import { putClosure } from '../../src/castore/directory-service.js';
 import { directoryDigest } from '../../src/castore/directory.js';

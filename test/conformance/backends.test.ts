@@ -6,8 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore, sameAddr, type Store } from '../../src/store/from-addr.js';
-import { fileAddr } from '../../src/castore/from-addr.js';
+import { openStore, sameAddr, type Store } from '../../src/addr/open.js';
+import { fileAddr } from '../../src/addr/parse.js';
 import { blobServiceSuite, type Backend } from './blob-service.suite.js';
 import { directoryServiceSuite } from './directory-service.suite.js';
 import { pathInfoServiceSuite } from './pathinfo-service.suite.js';

@@ -2,7 +2,7 @@
 // castore behind the service, to upload content first.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Store } from '../../src/store/from-addr.js';
+import type { Store } from '../../src/addr/open.js';
 import { PathInfoCodec, type PathInfo } from '../../src/store/messages.js';
 import type { Node } from '../../src/castore/messages.js';
 import { putBytes } from '../../src/castore/blob-service.js';

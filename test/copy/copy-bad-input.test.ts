@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileAddr } from '../../src/castore/from-addr.js';
+import { fileAddr } from '../../src/addr/parse.js';
 import { runCli } from './run-cli.js';
 
 const P1 = '/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-one';

@@ -4,7 +4,7 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFixture } from '../helpers/copy-fixtures.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { assertStoreMatchesNix, publishedPaths } from './verify-store.js';
 import { runCli } from './run-cli.js';
 

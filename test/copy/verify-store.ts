@@ -2,7 +2,7 @@
 // hash and size equal `nix path-info`'s, CalculateNAR agrees, and the NAR
 // rendered back from the castore equals `nix-store --dump` byte for byte.
 import assert from 'node:assert/strict';
-import type { Store } from '../../src/store/from-addr.js';
+import type { Store } from '../../src/addr/open.js';
 import { parseAbsolute, basename } from '../../src/nix/store-path.js';
 import { parseNarHash } from '../../src/nix/hash.js';
 import { renderNar } from '../../src/store/render-nar.js';

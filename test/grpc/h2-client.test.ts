@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, startDaemonProcess, waitForSocket, type DaemonProcess } from '../helpers/daemon.js';
-import { GrpcBlobService } from '../../src/castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService } from '../../src/grpc/backends/grpc-blob-service.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { isKind, type ErrorKind } from '../../src/castore/errors.js';

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { GrpcBlobService } from '../../src/castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService } from '../../src/grpc/backends/grpc-blob-service.js';
 import { isKind } from '../../src/castore/errors.js';
 import { EMPTY_DIGEST } from '../helpers/castore-fixtures.js';
 
-const SERVICE = fileURLToPath(new URL('../../src/castore/grpc/grpc-blob-service.js', import.meta.url));
+const SERVICE = fileURLToPath(new URL('../../src/grpc/backends/grpc-blob-service.js', import.meta.url));
 
 let openssl = true;
 try {

@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GrpcBlobService, splitChunk } from '../../src/castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService, splitChunk } from '../../src/grpc/backends/grpc-blob-service.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { BlobChunkCodec, PutBlobResponseCodec, StatBlobResponseCodec } from '../../src/castore/messages.js';
 import { blake3 } from '../../src/castore/digest.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI, startDaemonProcess } from '../helpers/daemon.js';
 import { nixEnv, runNix } from '../helpers/nix.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
 import { runCli } from '../copy/run-cli.js';
 

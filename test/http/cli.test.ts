@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtureClosure, nixEnv, nixPathInfo, nixStoreDump, runNix, type FixtureClosure } from '../helpers/nix.js';
 import { CLI } from '../helpers/daemon.js';
-import { fileAddr } from '../../src/castore/from-addr.js';
+import { fileAddr } from '../../src/addr/parse.js';
 import { runCli } from '../copy/run-cli.js';
 
 let fx: FixtureClosure;

@@ -3,7 +3,7 @@
 // headers, HEAD, and every way a request can be refused.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openStore, sameAddr, type Store } from '../../src/store/from-addr.js';
+import { openStore, sameAddr, type Store } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import { blake3 } from '../../src/castore/digest.js';
 import type { PathInfo } from '../../src/store/messages.js';

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fixtureClosureNixFile, nixBuild, nixEnv, requireNix, runNix } from '../helpers/nix.js';
 import { CLI, startDaemonProcess } from '../helpers/daemon.js';
 import { checkHealth } from '../../src/grpc/health-client.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { parseAbsolute } from '../../src/nix/store-path.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
 

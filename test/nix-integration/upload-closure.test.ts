@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fixtureClosureNixFile, nixBuild, nixEnv, requireNix, runNix } from '../helpers/nix.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { parseAbsolute, parseBasename } from '../../src/nix/store-path.js';
 import { fingerprint, parsePublicKey, verify } from '../../src/nix/signature.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';

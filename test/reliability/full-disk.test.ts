@@ -8,7 +8,7 @@ import { mkdtemp, mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
-import { openStore, sameAddr, type Store } from '../../src/store/from-addr.js';
+import { openStore, sameAddr, type Store } from '../../src/addr/open.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { putClosure } from '../../src/castore/directory-service.js';
 import { blake3 } from '../../src/castore/digest.js';

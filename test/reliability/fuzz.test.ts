@@ -25,7 +25,7 @@ import { checkHealth } from '../../src/grpc/health-client.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { storedBlobs, storedDirectories } from '../helpers/stored-blobs.js';
-import { Rng, fuzzSeed } from './prng.js';
+import { Rng, fuzzSeed } from '../helpers/seeded-random.js';
 import {
   Enc,
   Malformed,

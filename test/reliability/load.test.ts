@@ -9,7 +9,7 @@ import { copyFixture } from '../helpers/copy-fixtures.js';
 import { fixtureClosure } from '../helpers/nix.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { storedBlobs } from '../helpers/stored-blobs.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
 import { runCli } from '../copy/run-cli.js';

@@ -6,7 +6,7 @@
 // the byte level (bit flips, truncation, insertions, unknown fields,
 // non-minimal varints). Whether a case should be accepted is for the
 // oracle to say, not for the generator.
-import type { Rng } from './prng.js';
+import type { Rng } from '../helpers/seeded-random.js';
 import {
   directoryDigest,
   encodeDirectory,

@@ -13,7 +13,7 @@ import { GetObjectCommand, PutObjectCommand, DeleteObjectCommand, CreateMultipar
 import pg from 'pg';
 import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client } from '../helpers/scaleout.js';
 import { runCli } from '../copy/run-cli.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import { putClosure } from '../../src/castore/directory-service.js';
 import { directorySize } from '../../src/castore/directory.js';

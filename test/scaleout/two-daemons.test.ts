@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFixture, type CopyFixture } from '../helpers/copy-fixtures.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { freshScaleoutAddr } from '../helpers/scaleout.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
 import { runCli } from '../copy/run-cli.js';
 

@@ -17,7 +17,7 @@ import { nixEnv, runNix } from '../helpers/nix.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { directoryDigest } from '../../src/castore/directory.js';
 import type { Directory } from '../../src/castore/messages.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { parseAbsolute } from '../../src/nix/store-path.js';
 import { sameToken, authorizes } from '../../src/server/access.js';
 

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess } from '../helpers/daemon.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -10,11 +10,11 @@ import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { Writer, auth, symlinkPathInfo } from '../helpers/grpc-writes.js';
 import { runCli } from '../copy/run-cli.js';
 import { fixtures, HELLO, HELLO_DIGEST } from '../helpers/castore-fixtures.js';
-import { fileAddr } from '../../src/castore/from-addr.js';
+import { fileAddr } from '../../src/addr/parse.js';
 import { directoryDigest } from '../../src/castore/directory.js';
 import { putClosure } from '../../src/castore/directory-service.js';
 import { blake3 } from '../../src/castore/digest.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import type { Directory } from '../../src/castore/messages.js';
 
 let tmp: string;

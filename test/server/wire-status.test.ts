@@ -15,7 +15,7 @@ import { fixtures, b, HELLO, HELLO_DIGEST, EMPTY_DIGEST, emptyDir, dirNode } fro
 import type { Directory, Node } from '../../src/castore/messages.js';
 import { directoryDigest } from '../../src/castore/directory.js';
 import { blake3 } from '../../src/castore/digest.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 
 const ABANDON = fileURLToPath(new URL('../helpers/abandoned-upload.js', import.meta.url));
 

@@ -11,12 +11,11 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { blake3 } from '../../src/castore/digest.js';
-import { blobServiceFromAddr } from '../../src/castore/from-addr.js';
 import { readAll, type BlobBatches, type BlobService } from '../../src/castore/blob-service.js';
 import { CastoreError } from '../../src/castore/errors.js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { blobHandlers } from '../../src/server/handlers.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { blobServiceFromAddr, openStore, sameAddr } from '../../src/addr/open.js';
 import { AUTH_TOKEN_FILE_ENV } from '../../src/grpc/channel.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fixtureClosure, nixPathInfo, nixStoreDump, FIXTURE_PATHS, type FixtureClosure } from '../helpers/nix.js';
-import { openStore, sameAddr } from '../../src/store/from-addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putClosure } from '../../src/castore/directory-service.js';
 import { ingestPath, IngestError } from '../../src/upload/ingest.js';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';

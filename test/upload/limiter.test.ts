@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Limiter } from '../../src/upload/limiter.js';
+import { Limiter } from '../../src/util/limiter.js';
 
 test('Limiter: never more than max at once, waiters run in arrival order, failures free their slot', async () => {
   const lim = new Limiter(3);

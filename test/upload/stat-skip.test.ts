@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { DEFAULT_RETRY } from '../../src/upload/retry.js';
 import { blake3 } from '../../src/castore/digest.js';
-import { blobServiceFromAddr } from '../../src/castore/from-addr.js';
+import { blobServiceFromAddr } from '../../src/addr/open.js';
 import type { BlobService } from '../../src/castore/blob-service.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { WorkerUploads } from '../../src/upload/worker-uploads.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { CastoreError } from '../../src/castore/errors.js';
-import { GrpcBlobService } from '../../src/castore/grpc/grpc-blob-service.js';
+import { GrpcBlobService } from '../../src/grpc/backends/grpc-blob-service.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 
 const FAST_RETRY = { attempts: 2, baseMs: 1, maxMs: 2 };

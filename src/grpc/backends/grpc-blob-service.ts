@@ -3,14 +3,14 @@
 // client in ../../grpc/h2 rather than grpc-js, which costs 2–3× the CPU
 // per call.
 import { status } from '@grpc/grpc-js';
-import { type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
-import type { BlobChunk, PutBlobResponse } from '../messages.js';
-import { blobBatchServiceDef, blobServiceDef } from '../../grpc/definitions.js';
-import { putBlobsParts } from '../batch-messages.js';
-import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../../grpc/h2/connection.js';
-import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../../grpc/h2/calls.js';
-import { b3String } from '../digest.js';
-import { CastoreError } from '../errors.js';
+import { type BlobBatches, type BlobService, type BlobWriter } from '../../castore/blob-service.js';
+import type { BlobChunk, PutBlobResponse } from '../../castore/messages.js';
+import { blobBatchServiceDef, blobServiceDef } from '../definitions.js';
+import { putBlobsParts } from '../../castore/batch-messages.js';
+import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../h2/connection.js';
+import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../h2/calls.js';
+import { b3String } from '../../castore/digest.js';
+import { CastoreError } from '../../castore/errors.js';
 
 /** Largest BlobChunk we send; well under the 4 MiB message limit. */
 const SEND_CHUNK = 1 << 20;

@@ -1,12 +1,12 @@
-import type { PathInfoService } from '../pathinfo-service.js';
-import type { PathInfo, CalculateNarResponse } from '../messages.js';
+import type { PathInfoService } from '../../store/pathinfo-service.js';
+import type { PathInfo, CalculateNarResponse } from '../../store/messages.js';
 import type { Node } from '../../castore/messages.js';
-import { pathInfoServiceDef } from '../../grpc/definitions.js';
-import { acquireClient, type SharedClient } from '../../grpc/channel.js';
-import { unary, unaryOptional, serverStream } from '../../grpc/calls.js';
-import { fromServiceError } from '../../grpc/status.js';
+import { pathInfoServiceDef } from '../definitions.js';
+import { acquireClient, type SharedClient } from '../channel.js';
+import { unary, unaryOptional, serverStream } from '../calls.js';
+import { fromServiceError } from '../status.js';
 import { isKind } from '../../castore/errors.js';
-import { validatePathInfo } from '../validate-pathinfo.js';
+import { validatePathInfo } from '../../store/validate-pathinfo.js';
 import { encode as nix32 } from '../../nix/nixbase32.js';
 
 export class GrpcPathInfoService implements PathInfoService {

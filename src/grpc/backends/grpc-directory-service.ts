@@ -1,11 +1,11 @@
-import type { DirectoryService, DirectoryPutter } from '../directory-service.js';
-import type { Directory } from '../messages.js';
-import { directoryServiceDef } from '../../grpc/definitions.js';
-import { acquireClient, type SharedClient } from '../../grpc/channel.js';
-import { serverStream, clientStream } from '../../grpc/calls.js';
-import { b3Hex, b3String } from '../digest.js';
-import { directoryDigest, validateDirectory } from '../directory.js';
-import { CastoreError } from '../errors.js';
+import type { DirectoryService, DirectoryPutter } from '../../castore/directory-service.js';
+import type { Directory } from '../../castore/messages.js';
+import { directoryServiceDef } from '../definitions.js';
+import { acquireClient, type SharedClient } from '../channel.js';
+import { serverStream, clientStream } from '../calls.js';
+import { b3Hex, b3String } from '../../castore/digest.js';
+import { directoryDigest, validateDirectory } from '../../castore/directory.js';
+import { CastoreError } from '../../castore/errors.js';
 
 export class GrpcDirectoryService implements DirectoryService {
   private readonly shared: SharedClient;
