@@ -45,19 +45,10 @@ import { S3Objects } from '../scaleout/s3-objects.js';
 import { SCHEMA_VERSION } from '../scaleout/schema.js';
 import type { Castore } from '../store/render-nar.js';
 import type { PathInfo } from '../store/messages.js';
-import { DigestSpill } from './digest-spill.js';
-import {
-  examineDirectory,
-  examinePathInfo,
-  forEachLimit,
-  message,
-  narMismatch,
-  Semaphore,
-  sizesOf,
-  type ChildState,
-  type Finding,
-  type FindingKind,
-} from './fsck.js';
+import { DigestSpill } from '../util/digest-spill.js';
+import { examineDirectory, examinePathInfo, narMismatch, sizesOf, type ChildState } from './examine.js';
+import { forEachLimit, Semaphore } from '../util/for-each-limit.js';
+import { message, type Finding, type FindingKind } from './report.js';
 
 export interface ScaleoutFsckCounts {
   /** S3 objects under the prefix, and their bytes. */
