@@ -1,0 +1,160 @@
+// PathInfos of a scale-out store: each row sound, under its store path's
+// digest, its closure complete and (with `nar`) its NAR as recorded.
+import { b3Hex } from '../castore/digest.js';
+import { readDirectory, type Directory } from '../castore/messages.js';
+import { storageError, CastoreError } from '../castore/errors.js';
+import type { BlobService } from '../castore/blob-service.js';
+import type { DirectoryService } from '../castore/directory-service.js';
+import { walkClosure } from '../castore/traverse.js';
+import type { Castore } from '../store/render-nar.js';
+import type { PathInfo } from '../store/messages.js';
+import { examineDirectory, examinePathInfo, narMismatch, type ChildState } from './examine.js';
+import { ScaleoutCheckState, chunks } from './scaleout-check-state.js';
+import type { ScaleoutDirectoryChecks } from './scaleout-directory-checks.js';
+import type { ObjectChecks } from './scaleout-object-checks.js';
+
+export class ScaleoutPathInfoChecks {
+  constructor(
+    private readonly s: ScaleoutCheckState,
+    private readonly dirs: ScaleoutDirectoryChecks,
+    private readonly objs: ObjectChecks,
+  ) {}
+
+  async checkPathInfos(): Promise<void> {
+    for await (const page of this.dirs.rowPages('pathinfos')) await this.checkPathInfoPage(page);
+  }
+
+  async checkPathInfoPage(page: { digest: Buffer; data: Buffer }[]): Promise<void> {
+    const sound: { rel: string; info: PathInfo; path: string }[] = [];
+    for (const row of page) {
+      const hex = row.digest.toString('hex');
+      const rel = `pathinfos/${hex}`;
+      this.s.counts.pathInfos++;
+      const e = examinePathInfo(row.data);
+      if ('problem' in e) {
+        this.s.report('error', 'pathinfo', rel, e.problem);
+        continue;
+      }
+      if (e.key !== hex) {
+        this.s.report('error', 'pathinfo', rel, `holds the PathInfo of ${e.path}, which belongs under pathinfos/${e.key}`);
+        continue;
+      }
+      const node = e.info.node!;
+      if (node.type === 'file') await this.s.blobRefs.add(node.digest);
+      else if (node.type === 'directory') await this.s.dirRefs.add(node.digest);
+      sound.push({ rel, info: e.info, path: e.path });
+    }
+    const roots = sound.map((s) => s.info.node!);
+    const [blobs, states] = await Promise.all([
+      this.objs.blobRows(roots.flatMap((n) => (n.type === 'file' ? [n.digest] : []))),
+      this.dirs.childStates(roots.flatMap((n) => (n.type === 'directory' ? [b3Hex(n.digest)] : []))),
+    ]);
+    const narChecks: Promise<void>[] = [];
+    for (const { rel, info, path } of sound) {
+      const node = info.node!;
+      let problem: string | undefined;
+      if (node.type === 'file') {
+        const p = await this.objs.blobProblem(node.digest, node.size, blobs);
+        if (p) problem = `root file: ${p}`;
+      } else if (node.type === 'directory') {
+        problem = await this.closureProblem(node.digest, node.size, states.get(b3Hex(node.digest))!);
+      }
+      if (problem) {
+        this.s.report('error', 'pathinfo', rel, `${path}: ${problem}`);
+        continue;
+      }
+      if (this.s.opts.nar) narChecks.push(this.s.narLimit.run(() => this.checkNar(info, path, rel)));
+    }
+    await Promise.all(narChecks);
+  }
+
+  /** Why the directory closure under a root is not complete and sound, if it is not. */
+  async closureProblem(digest: Uint8Array, size: number, state: ChildState): Promise<string | undefined> {
+    const rootHex = b3Hex(digest);
+    if (state === 'missing') return `root directory ${rootHex} is missing`;
+    if (state === 'corrupt') return `root directory ${rootHex} is corrupt`;
+    if (!state.includes(size)) return `root node says size ${size}, but ${rootHex} has size ${state[0]} (or ${state[1]} by the older formula)`;
+    // Every directory row was checked with its children and blobs, so a
+    // closure can only be broken where a bad directory lies; walk it (a
+    // level per query) only when there are any.
+    if (this.s.badDirs.size === 0) return undefined;
+    const seen = new Set<string>([rootHex]);
+    let level: { hex: string; at: string }[] = [{ hex: rootHex, at: '' }];
+    let first: string | undefined;
+    let bad = 0;
+    while (level.length > 0) {
+      const rows = await this.dirs.directoryRows(level.filter((x) => !this.s.badDirs.has(x.hex)).map((x) => x.hex));
+      const next: typeof level = [];
+      for (const { hex, at } of level) {
+        const why = this.s.badDirs.get(hex);
+        const where = at ? `at ${JSON.stringify(at)}` : 'at the root';
+        if (why) {
+          bad++;
+          first ??= `directory ${hex} ${where}: ${why}`;
+          continue;
+        }
+        const data = rows.get(hex);
+        const d = data ? examineDirectory(hex, data, 'key') : undefined;
+        if (!d || d.problem || !d.dir) {
+          bad++;
+          first ??= `directory ${hex} ${where}: ${d ? d.problem : 'missing'}`;
+          continue;
+        }
+        for (const c of d.dir.directories) {
+          const h = b3Hex(c.digest);
+          if (seen.has(h)) continue;
+          seen.add(h);
+          const name = Buffer.from(c.name).toString('latin1');
+          next.push({ hex: h, at: at ? `${at}/${name}` : name });
+        }
+      }
+      level = next;
+    }
+    if (!first) return undefined;
+    return `directory closure incomplete: ${first}${bad > 1 ? ` (and ${bad - 1} more bad directories)` : ''}`;
+  }
+
+  /** Read-only services over the same S3 client and database, for rendering NARs. */
+  castore(): Castore {
+    const loadDir = async (digest: Uint8Array): Promise<Directory | undefined> => {
+      const rows = await this.s.q<{ data: Buffer }>('SELECT data FROM directories WHERE digest = $1', [Buffer.from(digest)]);
+      return rows.length ? readDirectory(rows[0].data) : undefined;
+    };
+    const readOnly = (): never => {
+      throw new CastoreError('read-only', 'fsck only reads');
+    };
+    const blobs: BlobService = {
+      stat: async (digest) => ((await this.objs.blobRows([digest])).size ? { chunks: [] } : undefined),
+      read: async (digest) => {
+        const row = (await this.objs.blobRows([digest])).get(b3Hex(digest));
+        if (!row) return undefined;
+        if (row.length === 0) return (async function* () {})();
+        const body = await this.s.s3.range(row.object, row.offset, row.length);
+        return (async function* () {
+          let got = 0;
+          for await (const chunk of body) {
+            got += chunk.length;
+            yield chunk;
+          }
+          if (got !== row.length) throw storageError(`blob ${b3Hex(digest)}: S3 returned ${got} of ${row.length} bytes from ${row.object}`);
+        })();
+      },
+      put: readOnly,
+      close: async () => {},
+    };
+    const directories: DirectoryService = {
+      get: loadDir,
+      getRecursive: (root) => walkClosure(root, loadDir),
+      putter: readOnly,
+      close: async () => {},
+    };
+    return { blobs, directories };
+  }
+
+  narCastore: Castore | undefined;
+
+  async checkNar(info: PathInfo, path: string, rel: string): Promise<void> {
+    const problem = await narMismatch(info, (this.narCastore ??= this.castore()), path, this.s.counts);
+    if (problem) this.s.report('error', 'pathinfo', rel, problem);
+  }
+}
