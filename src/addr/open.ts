@@ -16,6 +16,7 @@ import type { PathInfoService } from '../store/pathinfo-service.js';
 import type { Castore } from '../store/render-nar.js';
 import type { Store, StoreAddrs } from '../store/store.js';
 import { parseAddr } from './parse.js';
+import { SERVICE_ADDR_ENV } from './config.js';
 import { MemoryPathInfoService } from '../store/backends/memory-pathinfo-service.js';
 import { DiskPathInfoService } from '../store/backends/disk-pathinfo-service.js';
 import { GrpcPathInfoService } from '../grpc/backends/grpc-pathinfo-service.js';
@@ -80,8 +81,8 @@ export const sameAddr = (addr: string): StoreAddrs => ({ blob: addr, directory: 
 /** `BLOB_SERVICE_ADDR` etc. over `fallback`, as tvix-store reads them. */
 export function addrsFromEnv(fallback: StoreAddrs, env: NodeJS.ProcessEnv = process.env): StoreAddrs {
   return {
-    blob: env.BLOB_SERVICE_ADDR || fallback.blob,
-    directory: env.DIRECTORY_SERVICE_ADDR || fallback.directory,
-    pathInfo: env.PATH_INFO_SERVICE_ADDR || fallback.pathInfo,
+    blob: env[SERVICE_ADDR_ENV.blob] || fallback.blob,
+    directory: env[SERVICE_ADDR_ENV.directory] || fallback.directory,
+    pathInfo: env[SERVICE_ADDR_ENV.pathInfo] || fallback.pathInfo,
   };
 }

@@ -1,5 +1,5 @@
 import { parse, type Command } from '../util/usage.js';
-import { effectiveConfig } from './config.js';
+import { effectiveConfig } from '../addr/config.js';
 
 const HELP = `Usage: nix-castore config [--store ADDR]
 

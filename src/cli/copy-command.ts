@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { nixPathInfoJson } from '../upload/nix-cli.js';
 import { parse, UsageError, type Command } from '../util/usage.js';
-import { effectiveConfig } from './config.js';
+import { effectiveConfig } from '../addr/config.js';
 import { positiveIntFlag } from '../util/usage.js';
 import { progressReporter } from './progress.js';
 import { parseAddr } from '../addr/parse.js';

@@ -1,7 +1,7 @@
 // Running a copy for the commands that upload (copy, hook, drain): open the
 // configured store, pick the size formula, copy, close.
 import { readFile } from 'node:fs/promises';
-import type { EffectiveConfig } from './config.js';
+import type { EffectiveConfig } from '../addr/config.js';
 import { UsageError } from '../util/usage.js';
 import { openStore, type Store } from '../addr/open.js';
 import { parseAddr } from '../addr/parse.js';

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
+import { defaultDataDir } from '../addr/config.js';
 import { openStore, addrsFromEnv, sameAddr, type Store } from '../addr/open.js';
 import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
@@ -11,9 +10,7 @@ import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
 
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
-}
+export { defaultDataDir } from '../addr/config.js';
 
 const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store ADDR]
                           [--http ADDR [--sign-key-file FILE] [--priority N]]

@@ -1,7 +1,6 @@
 import { parse, type Command } from '../util/usage.js';
-import { effectiveConfig } from './config.js';
+import { effectiveConfig, hookStore, spoolDir } from '../addr/config.js';
 import { openConfiguredStore, readSigningKey, sizeFormulaFor } from './copy-run.js';
-import { defaultSpoolDir } from '../upload/spool.js';
 import { drainOnce, watchSpool } from '../upload/drain.js';
 
 const HELP = `Usage: nix-castore drain [--spool DIR] [--store ADDR] [--watch]
@@ -32,8 +31,8 @@ export const drainCommand: Command = {
       console.log(HELP);
       return 0;
     }
-    const dir = values.spool ?? process.env.NIX_CASTORE_SPOOL ?? defaultSpoolDir();
-    const config = await effectiveConfig({ store: values.store ?? process.env.NIX_CASTORE_STORE });
+    const dir = values.spool ?? spoolDir();
+    const config = await effectiveConfig({ store: values.store ?? hookStore() });
     const signingKey = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
     const store = openConfiguredStore(config);
     const opts = { store, formula: await sizeFormulaFor(config, store), jobs: config.jobs, signingKey, log: (m: string) => console.error(`nix-castore drain: ${m}`) };

@@ -3,7 +3,8 @@
 // the new outputs at once. Either way a store outage never fails a build
 // unless --strict: the reason goes to stderr, which Nix shows.
 import { parse, UsageError, type Command } from '../util/usage.js';
-import { defaultSpoolDir, enqueue } from '../upload/spool.js';
+import { enqueue } from '../upload/spool.js';
+import { hookStore, spoolDir } from '../addr/config.js';
 
 const HELP = `Usage: nix-castore hook [--mode direct|queue] [--store ADDR] [--spool DIR] [--strict] [--timeout SECONDS]
 
@@ -54,11 +55,11 @@ export const hookCommand: Command = {
     // From here on every failure is a failed push, not a usage error.
     try {
       if (mode === 'queue') {
-        await enqueue(values.spool ?? process.env.NIX_CASTORE_SPOOL ?? defaultSpoolDir(), { drvPath, outPaths });
+        await enqueue(values.spool ?? spoolDir(), { drvPath, outPaths });
         return 0;
       }
       const { pushNow } = await import('./hook-direct.js');
-      await pushNow({ drvPath, outPaths, store: values.store ?? process.env.NIX_CASTORE_STORE, timeoutMs: seconds * 1000 });
+      await pushNow({ drvPath, outPaths, store: values.store ?? hookStore(), timeoutMs: seconds * 1000 });
       return 0;
     } catch (err) {
       const what = mode === 'queue' ? 'not queued' : 'not pushed';

@@ -1,5 +1,5 @@
 // Direct mode of the hook: copy the new outputs' closures now, bounded in time.
-import { effectiveConfig } from './config.js';
+import { effectiveConfig } from '../addr/config.js';
 import { openConfiguredStore, readSigningKey, runCopy } from './copy-run.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';
 import { derivationOutputs, nixPathInfoJson } from '../upload/nix-cli.js';

@@ -1,7 +1,7 @@
 import { readlinkSync, lstatSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { parse, UsageError, type Command } from '../util/usage.js';
-import { effectiveConfig } from './config.js';
+import { effectiveConfig } from '../addr/config.js';
 import { openStore, type Store } from '../addr/open.js';
 import { parseAddr } from '../addr/parse.js';
 import { b3String } from '../castore/digest.js';

@@ -6,7 +6,6 @@
 // one is rescheduled with backoff and never blocks the others.
 // Only node: imports here — the hook's queue mode must start fast.
 import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -20,10 +19,6 @@ export interface SpoolEntry {
   attempts: number;
   nextAttemptAt?: string;
   lastError?: string;
-}
-
-export function defaultSpoolDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'nix-castore', 'spool');
 }
 
 async function syncDir(dir: string): Promise<void> {

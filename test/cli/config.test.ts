@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { effectiveConfig, DEFAULT_ADDR } from '../../src/cli/config.js';
+import { effectiveConfig, DEFAULT_ADDR } from '../../src/addr/config.js';
 import { CLI } from '../helpers/daemon.js';
 
 let dir: string;

@@ -2,11 +2,39 @@
 // found by cosmiconfig (a "nix-castore" key in package.json, .nix-castorerc,
 // .nix-castorerc.json/.yaml/.js, nix-castore.config.js/.mjs/.cjs) and
 // checked with zod, so a typo is an error that names the file and the key.
+//
+// Every environment variable and default location that chooses a store is
+// read here (the gRPC clients read NIX_CASTORE_AUTH_TOKEN_FILE themselves,
+// see grpc/channel.ts): tvix-store's BLOB_SERVICE_ADDR,
+// DIRECTORY_SERVICE_ADDR and PATH_INFO_SERVICE_ADDR, the hook's
+// NIX_CASTORE_STORE and NIX_CASTORE_SPOOL, and the XDG base directories.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
 import { z } from 'zod';
 import { UsageError } from '../util/usage.js';
 
 export const DEFAULT_ADDR = 'grpc+http://[::1]:8000';
+
+/** The variables tvix-store reads, one per service. */
+export const SERVICE_ADDR_ENV = {
+  blob: 'BLOB_SERVICE_ADDR',
+  directory: 'DIRECTORY_SERVICE_ADDR',
+  pathInfo: 'PATH_INFO_SERVICE_ADDR',
+} as const;
+
+/** The hook's and the drainer's store (over the usual configuration). */
+export const hookStore = (env: NodeJS.ProcessEnv = process.env): string | undefined => env.NIX_CASTORE_STORE || undefined;
+
+/** The hook's queue: $NIX_CASTORE_SPOOL, else $XDG_STATE_HOME/nix-castore/spool. */
+export function spoolDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.NIX_CASTORE_SPOOL || join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'nix-castore', 'spool');
+}
+
+/** The daemon's default on-disk store: $XDG_DATA_HOME/nix-castore. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
+}
 
 export const ConfigFileSchema = z
   .object({
@@ -79,9 +107,9 @@ export async function effectiveConfig(flags: Flags, env: NodeJS.ProcessEnv = pro
       [DEFAULT_ADDR, 'default'],
     )!;
   return {
-    blobServiceAddr: addr('blobServiceAddr', 'BLOB_SERVICE_ADDR', 'blobServiceAddr'),
-    directoryServiceAddr: addr('directoryServiceAddr', 'DIRECTORY_SERVICE_ADDR', 'directoryServiceAddr'),
-    pathInfoServiceAddr: addr('pathInfoServiceAddr', 'PATH_INFO_SERVICE_ADDR', 'pathInfoServiceAddr'),
+    blobServiceAddr: addr('blobServiceAddr', SERVICE_ADDR_ENV.blob, 'blobServiceAddr'),
+    directoryServiceAddr: addr('directoryServiceAddr', SERVICE_ADDR_ENV.directory, 'directoryServiceAddr'),
+    pathInfoServiceAddr: addr('pathInfoServiceAddr', SERVICE_ADDR_ENV.pathInfo, 'pathInfoServiceAddr'),
     jobs: pick('jobs', [flags.jobs, '--jobs'], [file.jobs, fileSrc], [4, 'default'])!,
     sizeFormula: pick('sizeFormula', [flags.sizeFormula, '--size-formula'], [file.sizeFormula, fileSrc], ['auto' as const, 'default'])!,
     signKeyFile: pick('signKeyFile', [flags.signKeyFile, '--sign-key-file'], [file.signKeyFile, fileSrc]),
