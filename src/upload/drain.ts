@@ -7,7 +7,8 @@ import type { SecretKey } from '../nix/signature.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';
 import { copyClosure } from './copy.js';
 import { derivationOutputs, nixPathInfoJson } from './nix-cli.js';
-import { complete, isDue, listEntries, reschedule, withDrainLock, type SpoolEntry } from './spool.js';
+import { complete, isDue, listEntries, queueSnapshot, reschedule, withDrainLock, type SpoolEntry } from './spool.js';
+import { hookDrained, setHookQueue } from '../metrics/metrics.js';
 
 export interface DrainOptions {
   store: Store;
@@ -52,15 +53,20 @@ export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainR
         result.pending++;
         continue;
       }
-      if (await drainEntry(dir, e, opts)) result.uploaded++;
-      else {
+      if (await drainEntry(dir, e, opts)) {
+        result.uploaded++;
+        hookDrained.inc({ result: 'uploaded' });
+      } else {
         result.failed++;
         result.pending++;
+        hookDrained.inc({ result: 'failed' });
       }
     }
     return true;
   });
   if (!ran) result.busy = true;
+  const q = await queueSnapshot(dir);
+  setHookQueue(q.entries, q.oldestMs);
   return result;
 }
 
