@@ -77,7 +77,7 @@ export const storeNarBytes = new Gauge({
 });
 export const storeStatsRefreshed = new Gauge({
   name: `${P}store_stats_last_refresh_timestamp_seconds`,
-  help: 'When the store_* gauges were last computed (Unix time); 0 before the first refresh.',
+  help: 'When the count behind the store_* gauges started (Unix time): they include everything stored before it; 0 before the first.',
   registers: [registry],
 });
 export const storeStatsFailures = new Counter({
@@ -141,6 +141,9 @@ export function enableProcessMetrics(): void {
   if (defaults) return;
   defaults = true;
   collectDefaultMetrics({ register: registry, prefix: P });
+  // Gauges named like counters (promtool objects); the same figures by type
+  // remain in nodejs_active_{handles,requests,resources}.
+  for (const kind of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`${P}nodejs_active_${kind}_total`);
 }
 
 /** The text exposition and its Content-Type. */

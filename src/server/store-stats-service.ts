@@ -28,14 +28,15 @@ export function storeStatsHandlers(store: Store): UntypedServiceImplementation {
   };
 }
 
-export function setStoreGauges(s: StoreStats): void {
+/** `countedFrom`: when the count started (ms); it saw everything stored before then. */
+export function setStoreGauges(s: StoreStats, countedFrom: number): void {
   storeObjects.set({ kind: 'pathinfo' }, s.pathInfos);
   storeObjects.set({ kind: 'directory' }, s.directories);
   storeObjects.set({ kind: 'blob' }, s.blobs);
   storeStoredBytes.set({ kind: 'blob' }, s.blobBytes);
   storeStoredBytes.set({ kind: 'directory' }, s.directoryBytes);
   storeNarBytes.set(s.narBytes);
-  storeStatsRefreshed.set(Date.now() / 1000);
+  storeStatsRefreshed.set(countedFrom / 1000);
 }
 
 /**
@@ -53,10 +54,11 @@ export function refreshStoreGauges(store: Store, intervalMs: number, log: (m: st
   let failing = false;
   let current: Promise<void> = Promise.resolve();
   const run = () => {
+    const from = Date.now();
     current = countsOf(store)()
       .then(
         (s) => {
-          setStoreGauges(s);
+          setStoreGauges(s, from);
           failing = false;
         },
         (err: Error) => {
