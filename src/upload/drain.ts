@@ -45,6 +45,11 @@ async function drainEntry(dir: string, e: SpoolEntry, opts: DrainOptions): Promi
   }
 }
 
+async function observeQueue(dir: string): Promise<void> {
+  const q = await queueSnapshot(dir).catch(() => undefined);
+  if (q) setHookQueue(q.entries, q.oldestMs);
+}
+
 export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainResult> {
   const result: DrainResult = { uploaded: 0, failed: 0, pending: 0, busy: false };
   const ran = await withDrainLock(dir, async () => {
@@ -53,7 +58,11 @@ export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainR
         result.pending++;
         continue;
       }
-      if (await drainEntry(dir, e, opts)) {
+      const ok = await drainEntry(dir, e, opts);
+      // The queue as it is after this entry, before the result is counted:
+      // whoever sees the count sees the queue that followed it.
+      await observeQueue(dir);
+      if (ok) {
         result.uploaded++;
         hookDrained.inc({ result: 'uploaded' });
       } else {
@@ -65,8 +74,7 @@ export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainR
     return true;
   });
   if (!ran) result.busy = true;
-  const q = await queueSnapshot(dir);
-  setHookQueue(q.entries, q.oldestMs);
+  await observeQueue(dir);
   return result;
 }
 
