@@ -25,7 +25,7 @@ export const PROTO_FILES = PACKAGES.flatMap((p) => [
   `${p}/castore/protos/rpc_directory.proto`,
   `${p}/store/protos/pathinfo.proto`,
   `${p}/store/protos/rpc_pathinfo.proto`,
-]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto');
+]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'grpc/health/v1/health.proto');
 
 export interface DaemonOptions {
   listen: ListenAddr[];
