@@ -115,6 +115,9 @@ describe('Prometheus scraping the daemon', () => {
     assert.ok((await value('nix_castore_store_objects{kind="blob"}')) > 0);
     assert.ok((await value('nix_castore_store_stored_bytes{kind="blob"}')) >= 100 * 1024 * 1024);
     assert.equal(await value('nix_castore_store_stats_refresh_failures_total'), 0);
+    // The README's deduplication expression.
+    const stored = (await value('nix_castore_store_stored_bytes{kind="blob"}')) + (await value('nix_castore_store_stored_bytes{kind="directory"}'));
+    assert.equal(await value('nix_castore_store_nar_bytes / sum without(kind) (nix_castore_store_stored_bytes)'), narBytes / stored);
   });
 
   it('promtool check metrics finds no problem in the exposition', async () => {
