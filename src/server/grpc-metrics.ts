@@ -15,10 +15,16 @@ type ServerInternals = {
 
 const CODE_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
 
+/** One method's metric children, looked up once (labels are hashed on every plain inc/observe). */
 interface PathLabels {
   service: string;
   method: string;
   duration: { observe(v: number): void };
+  handled: Map<string, { inc(): void }>;
+}
+
+function pathLabels(service: string, method: string): PathLabels {
+  return { service, method, duration: grpcDuration.labels(service, method), handled: new Map() };
 }
 
 /** Observes every call of `server` (call after it is bound). */
@@ -26,13 +32,13 @@ export function observeGrpc(server: grpc.Server): void {
   const internals = server as unknown as ServerInternals;
   // Labels only for methods the server has: a client cannot grow the label set.
   const known = new Map<string, PathLabels>();
-  const other: PathLabels = { service: 'unknown', method: 'unknown', duration: grpcDuration.labels('unknown', 'unknown') };
+  const other = pathLabels('unknown', 'unknown');
   const labelsOf = (path: string): PathLabels => {
     let l = known.get(path);
     if (l) return l;
     const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
     if (!m || !internals.handlers?.has(path)) return other;
-    known.set(path, (l = { service: m[1], method: m[2], duration: grpcDuration.labels(m[1], m[2]) }));
+    known.set(path, (l = pathLabels(m[1], m[2])));
     return l;
   };
   for (const h of internals.http2Servers?.keys() ?? []) {
@@ -42,7 +48,10 @@ export function observeGrpc(server: grpc.Server): void {
       const labels = labelsOf(String(headers[':path']));
       stream.once('close', () => {
         labels.duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
-        grpcHandled.inc({ service: labels.service, method: labels.method, code: codeOf(stream) });
+        const code = codeOf(stream);
+        let counter = labels.handled.get(code);
+        if (!counter) labels.handled.set(code, (counter = grpcHandled.labels(labels.service, labels.method, code)));
+        counter.inc();
       });
     });
   }
