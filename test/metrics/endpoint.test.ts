@@ -12,6 +12,8 @@ import { nixEnv, runNix } from '../helpers/nix.js';
 import { runCli } from '../copy/run-cli.js';
 import { cacheUrlOf, request } from '../http/http-helpers.js';
 import { enqueue } from '../../src/upload/spool.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
+import { acquireClient } from '../../src/grpc/channel.js';
 import { waitFor } from './prometheus-helpers.js';
 
 let tmp: string;
@@ -96,6 +98,33 @@ describe('the metrics endpoint', () => {
     const r3 = await runCli(['drain', '--spool', tmp, '--store', 'memory://', '--metrics', '0']);
     assert.equal(r3.code, 2);
     assert.match(r3.stderr, /--metrics goes with --watch/);
+  });
+});
+
+describe('gRPC status labels', () => {
+  it('a blob Put the client resets is CANCELLED; a method the daemon lacks is unknown/unknown', async () => {
+    const d = await startDaemonProcess({ args: ['--store', 'memory://', '--metrics', '127.0.0.1:0'] });
+    const store = openStore(sameAddr(d.addr));
+    const client = acquireClient(d.addr);
+    try {
+      const url = await metricsUrlOf(d.stderr);
+      const w = store.blobs.put();
+      await w.write(Buffer.alloc(64 << 10, 1));
+      await w.abort();
+      await new Promise<void>((resolve) =>
+        client.client.makeUnaryRequest('/no.such.Service/Method', (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), () => resolve()),
+      );
+      const text = await waitFor('the cancelled Put counted', async () => {
+        const t = await (await get(url, '/metrics')).text();
+        return sample(t, 'nix_castore_grpc_server_handled_total{service="tvix.castore.v1.BlobService",method="Put",code="CANCELLED"}') === 1 ? t : undefined;
+      }, d.stderr);
+      assert.equal(sample(text, 'nix_castore_grpc_server_handled_total{service="unknown",method="unknown",code="UNIMPLEMENTED"}'), 1);
+      assert.ok(!text.includes('no.such.Service'), 'a client cannot add label values');
+    } finally {
+      client.release();
+      await store.close();
+      await d.stop();
+    }
   });
 });
 
