@@ -160,7 +160,8 @@ export const daemonCommand: Command = {
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
       : '';
     const access = (readOnly ? '; read-only' : '') + (authToken !== undefined ? '; writes need the bearer token' : '');
-    const metricsAt = ops.url ? `; metrics on ${ops.url}/metrics` : '';
+    const metricsUrl = ops.url ?? daemon.httpUrl;
+    const metricsAt = metricsUrl ? `; metrics on ${metricsUrl}/metrics` : '';
     console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}${access}${metricsAt}`);
     const drainer = values['drain-spool'] ? await startDrainer(values['drain-spool'], store) : undefined;
 
