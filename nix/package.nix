@@ -85,10 +85,11 @@ buildNpmPackage {
     runHook postBuild
   '';
 
-  # npmInstallHook has installed package.json's "files" (dist/src, protos),
-  # the production node_modules — the platform's prebuilt addon packages are
-  # optional *production* dependencies, so pruning keeps them — and
-  # bin/nix-castore.
+  # npmInstallHook has installed package.json's "files" (bin, dist/src,
+  # protos), the production node_modules — the platform's prebuilt addon
+  # packages are optional *production* dependencies, so pruning keeps them —
+  # and a node wrapper for each "bin" entry. The hook is a shell script:
+  # its wrapper (which would run it with node) is replaced by the script.
   postInstall = ''
     install -Dm755 bin/nix-castore-hook "$out/bin/nix-castore-hook"
   '' + (if extraAddon == null then "" else ''

@@ -5,6 +5,8 @@
 # * Debian's Nix (nix-bin) with its Recommends (nix-setup-systemd writes
 #   /etc/nix/nix.conf with `sandbox = false` and creates the nixbld
 #   group/users that builds need);
+# * Prometheus (prometheus, promtool) for the metrics tests, without
+#   Recommends;
 # * Ceph (mon, osd, radosgw, CLI tools; no mgr, radosgw does without) and
 #   PostgreSQL for the scale-out backend's tests (scripts/scaleout/), without
 #   Recommends, which for Ceph are many and unneeded.
@@ -31,13 +33,18 @@ have_postgres() {
     && getent passwd postgres >/dev/null 2>&1
 }
 
+have_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1
+}
+
 missing=()
 have_nix || missing+=(nix)
 have_ceph || missing+=(ceph)
 have_postgres || missing+=(postgresql)
+have_prometheus || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "ensure-test-deps: nix ($(nix --version 2>/dev/null || echo '?')), ceph and postgresql already present"
+  echo "ensure-test-deps: nix ($(nix --version 2>/dev/null || echo '?')), ceph, postgresql and prometheus already present"
   exit 0
 fi
 
@@ -45,7 +52,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ensure-test-deps: missing: ${missing[*]}, and this is not root with apt-get. On Debian:" >&2
   echo "  sudo apt-get update && sudo apt-get install -y nix-bin" >&2
   echo "    (keep the Recommends: nix-setup-systemd provides /etc/nix/nix.conf and the nixbld users)" >&2
-  echo "  sudo apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common postgresql" >&2
+  echo "  sudo apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common postgresql prometheus" >&2
   exit 1
 fi
 
@@ -71,10 +78,14 @@ for m in "${missing[@]}"; do
     # throwaway clusters. ceph-mgr is not needed by radosgw.
     ceph) run apt-get install -y -q --no-install-recommends ceph-mon ceph-osd radosgw ceph-common ;;
     postgresql) run apt-get install -y -q --no-install-recommends postgresql ;;
+    # The package's service is not started (no init system here); the tests
+    # run their own prometheus on a free port.
+    prometheus) run apt-get install -y -q --no-install-recommends prometheus ;;
   esac
 done
 
 have_nix || { echo "ensure-test-deps: installed nix-bin but Nix is still incomplete (missing nix-build, /etc/nix/nix.conf or the nixbld group)." >&2; exit 1; }
 have_ceph || { echo "ensure-test-deps: installed Ceph but a command is still missing." >&2; exit 1; }
 have_postgres || { echo "ensure-test-deps: installed postgresql but initdb/pg_ctl or the postgres user are missing." >&2; exit 1; }
+have_prometheus || { echo "ensure-test-deps: installed prometheus but prometheus or promtool is missing." >&2; exit 1; }
 echo "ensure-test-deps: installed ${missing[*]} in $(( $(date +%s) - start ))s"

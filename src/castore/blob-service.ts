@@ -3,6 +3,7 @@ import type { ChunkMeta } from './messages.js';
 import type { BatchBlob } from './batch-messages.js';
 import { blake3, b3String, checkB3, sameBytes } from './digest.js';
 import { invalid } from './errors.js';
+import type { ObjectStats } from './object-stats.js';
 
 export interface BlobWriter {
   /**
@@ -44,6 +45,8 @@ export interface BlobService {
    * server once); `undefined` (or no method): one blob per call.
    */
   batches?(): Promise<BlobBatches | undefined>;
+  /** How many distinct blobs it holds and their bytes (a full count: call it seldom). */
+  stats?(): Promise<ObjectStats>;
 }
 
 /** Many blobs at once (protos/nixcastore/v1/blob_batch.proto). */

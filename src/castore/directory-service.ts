@@ -1,6 +1,7 @@
 // The DirectoryService interface: Directory messages keyed by the BLAKE3 of
 // their canonical encoding, uploaded as closures (leaves first).
 import type { Directory } from './messages.js';
+import type { ObjectStats } from './object-stats.js';
 
 export interface DirectoryPutter {
   /** Queues one directory of the closure; children must come before parents. */
@@ -17,6 +18,8 @@ export interface DirectoryService {
   getRecursive(root: Uint8Array): AsyncIterable<Directory>;
   putter(): DirectoryPutter;
   close(): Promise<void>;
+  /** How many directories it holds and the bytes of their encodings (a full count: call it seldom). */
+  stats?(): Promise<ObjectStats>;
 }
 
 /** Uploads a whole closure (children before parents) in one stream. */

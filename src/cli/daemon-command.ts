@@ -9,12 +9,14 @@ import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '..
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
+import { DEFAULT_STATS_INTERVAL_S, metricsAddr, prepareDataDirs, startDaemonMetrics, statsIntervalMs } from './daemon-ops.js';
 
 export { defaultDataDir } from '../addr/config.js';
 
 const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store ADDR]
                           [--http ADDR [--sign-key-file FILE] [--priority N]]
                           [--read-only] [--auth-token-file FILE]
+                          [--metrics ADDR] [--metrics-need-token] [--stats-interval S]
 
 Serves a store over gRPC: tvix.castore.v1 BlobService and DirectoryService,
 tvix.store.v1 PathInfoService (also as snix.*), nixcastore.v1.BlobBatchService
@@ -74,6 +76,15 @@ Nix binary cache (off unless --http is given):
       --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
                            Nix prefers lower numbers).
 
+Metrics (Prometheus text format, GET /metrics):
+      --metrics ADDR       serve /metrics on a listener of its own (host:port,
+                           [v6]:port, or a bare port meaning 127.0.0.1:port).
+                           With --http, /metrics is also served there.
+      --metrics-need-token /metrics needs the --auth-token-file token too
+                           (by default it is readable without).
+      --stats-interval S   recount the store for the store_* metrics every S
+                           seconds in the background (default ${DEFAULT_STATS_INTERVAL_S}; 0: never).
+
 Use it from Nix with e.g.
   nix-store -r PATH --option substituters http://127.0.0.1:8080 \\
     --option trusted-public-keys 'NAME:PUBLICKEY'`;
@@ -95,6 +106,9 @@ export const daemonCommand: Command = {
       'drain-spool': { type: 'string' },
       'read-only': { type: 'boolean' },
       'auth-token-file': { type: 'string' },
+      metrics: { type: 'string' },
+      'metrics-need-token': { type: 'boolean' },
+      'stats-interval': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -110,14 +124,30 @@ export const daemonCommand: Command = {
     }
     const maxMessageBytes = positiveIntFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
-    const readOnly = values['read-only'] === true;
+    let readOnly = values['read-only'] === true;
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
+    const metrics = metricsAddr(values.metrics);
+    const needToken = values['metrics-need-token'] === true;
+    if (needToken && authToken === undefined) throw new UsageError('--metrics-need-token needs --auth-token-file');
+    const statsInterval = statsIntervalMs(values['stats-interval']);
+    const unwritable = await prepareDataDirs(addrs);
+    if (unwritable.length && !readOnly) {
+      if (values['drain-spool']) throw new UsageError(`${unwritable.join(', ')} is not writable, and --drain-spool writes into the store`);
+      console.error(`nix-castore daemon: ${unwritable.join(', ')} is not writable: serving it read-only`);
+      readOnly = true;
+    }
 
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken } }).catch(async (err) => {
+      await store.close();
+      throw err;
+    });
+    const log = (m: string) => console.error(`nix-castore daemon: ${m}`);
+    const ops = await startDaemonMetrics(store, { addr: metrics, served: !!(metrics || http), authToken, tokenRequired: needToken, statsIntervalMs: statsInterval, log }).catch(async (err) => {
+      await daemon.stop();
       await store.close();
       throw err;
     });
@@ -127,7 +157,9 @@ export const daemonCommand: Command = {
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
       : '';
     const access = (readOnly ? '; read-only' : '') + (authToken !== undefined ? '; writes need the bearer token' : '');
-    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}${access}`);
+    const metricsUrl = ops.url ?? daemon.httpUrl;
+    const metricsAt = metricsUrl ? `; metrics on ${metricsUrl}/metrics` : '';
+    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}${access}${metricsAt}`);
     const drainer = values['drain-spool'] ? await startDrainer(values['drain-spool'], store) : undefined;
 
     await new Promise<void>((resolve) => {
@@ -139,6 +171,7 @@ export const daemonCommand: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
     await drainer?.stop();
+    await ops.stop();
     await daemon.stop();
     await store.close();
     return 0;

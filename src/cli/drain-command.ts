@@ -1,9 +1,10 @@
-import { parse, type Command } from '../util/usage.js';
+import { parse, UsageError, type Command } from '../util/usage.js';
+import { metricsAddr } from './daemon-ops.js';
 import { effectiveConfig, hookStore, spoolDir } from '../addr/config.js';
 import { openConfiguredStore, readSigningKey, sizeFormulaFor } from './copy-run.js';
 import { drainOnce, watchSpool } from '../upload/drain.js';
 
-const HELP = `Usage: nix-castore drain [--spool DIR] [--store ADDR] [--watch]
+const HELP = `Usage: nix-castore drain [--spool DIR] [--store ADDR] [--watch [--metrics ADDR]]
 
 Uploads what 'nix-castore hook --mode queue' queued: each entry's output
 paths and their closures. An entry is removed once stored; one that fails is
@@ -16,6 +17,9 @@ Options:
       --store ADDR  where to upload (else $NIX_CASTORE_STORE, the usual
                     BLOB_SERVICE_ADDR… / config file / grpc+http://[::1]:8000)
       --watch       keep running and upload new entries as they arrive
+      --metrics ADDR with --watch: serve the queue's metrics (Prometheus,
+                    GET /metrics) on host:port, [v6]:port or a bare port
+                    (127.0.0.1:port)
   -h, --help        show this help
 
 Exit status: 0 when the queue is empty, 1 when entries remain (failed or
@@ -26,11 +30,13 @@ export const drainCommand: Command = {
   summary: 'upload what the post-build hook queued',
   help: HELP,
   async run(argv) {
-    const { values } = parse(argv, { spool: { type: 'string' }, store: { type: 'string' }, watch: { type: 'boolean' } });
+    const { values } = parse(argv, { spool: { type: 'string' }, store: { type: 'string' }, watch: { type: 'boolean' }, metrics: { type: 'string' } });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
+    if (values.metrics !== undefined && !values.watch) throw new UsageError('--metrics goes with --watch (a single drain ends before anyone could scrape it)');
+    const metricsAt = metricsAddr(values.metrics);
     const dir = values.spool ?? spoolDir();
     const config = await effectiveConfig({ store: values.store ?? hookStore() });
     const signingKey = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
@@ -38,12 +44,15 @@ export const drainCommand: Command = {
     const opts = { store, formula: await sizeFormulaFor(config, store), jobs: config.jobs, signingKey, log: (m: string) => console.error(`nix-castore drain: ${m}`) };
     try {
       if (values.watch) {
+        const metrics = metricsAt && (await (await import('../server/metrics-endpoint.js')).startMetricsServer(metricsAt));
+        if (metrics) console.error(`nix-castore drain: metrics on ${metrics.url}/metrics`);
         const w = watchSpool(dir, opts);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', () => resolve());
           process.once('SIGTERM', () => resolve());
         });
         await w.stop();
+        await metrics?.close();
         return 0;
       }
       const r = await drainOnce(dir, opts);

@@ -19,6 +19,7 @@ const COMMANDS: Entry[] = [
   { name: 'hook', summary: 'post-build-hook: push new build outputs, or queue them', load: async () => (await import('./hook-command.js')).hookCommand },
   { name: 'drain', summary: 'upload what the post-build hook queued', load: async () => (await import('./drain-command.js')).drainCommand },
   { name: 'health', summary: "check (or wait for) a daemon's health", load: async () => (await import('./health-command.js')).healthCommand },
+  { name: 'stats', summary: 'count what a store holds and how much deduplication saves', load: async () => (await import('./stats-command.js')).statsCommand },
   { name: 'fsck', summary: 'check an on-disk or S3 + PostgreSQL store for corruption and missing objects', load: async () => (await import('./fsck-command.js')).fsckCommand },
   { name: 'config', summary: 'print the effective configuration and where each value comes from', load: async () => (await import('./config-command.js')).configCommand },
 ];

@@ -67,13 +67,14 @@ function tryParse(s: string): StorePath | undefined {
 }
 
 /** Opens the store chosen by --store / env / config file, as copy does. */
-export async function openConfiguredStore(store: string | undefined): Promise<{ store: Store; where: string }> {
+export async function openConfiguredStore(store: string | undefined): Promise<{ store: Store; where: string; addrs: string[] }> {
   const config = await effectiveConfig({ store });
   const addrs = [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr];
   for (const a of addrs) parseAddr(a);
   return {
     store: openStore({ blob: addrs[0], directory: addrs[1], pathInfo: addrs[2] }),
     where: config.pathInfoServiceAddr,
+    addrs,
   };
 }
 

@@ -6,6 +6,7 @@ import type { ServiceDefinition, MethodDefinition } from '@grpc/grpc-js';
 import * as C from '../castore/messages.js';
 import * as S from '../store/messages.js';
 import * as B from '../castore/batch-messages.js';
+import { GetStoreStatsRequestCodec, StoreStatsCodec } from '../store/store-stats.js';
 
 export type ProtoPackage = 'tvix' | 'snix';
 export const PACKAGES: readonly ProtoPackage[] = ['tvix', 'snix'];
@@ -61,5 +62,12 @@ export function blobBatchServiceDef() {
   return {
     Has: method(p + 'Has', B.HasBlobsRequestCodec, B.HasBlobsResponseCodec, false, false),
     Put: method(p + 'Put', B.PutBlobsRequestCodec, B.PutBlobsResponseCodec, false, false),
+  } satisfies ServiceDefinition;
+}
+
+/** nix-castore's own read-only addition (protos/nixcastore/v1/stats.proto): what the store holds. */
+export function storeStatsServiceDef() {
+  return {
+    Get: method('/nixcastore.v1.StoreStats/Get', GetStoreStatsRequestCodec, StoreStatsCodec, false, false),
   } satisfies ServiceDefinition;
 }

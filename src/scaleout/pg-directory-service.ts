@@ -24,6 +24,11 @@ export class PgDirectoryService extends LocalDirectoryService {
     );
   }
 
+  async stats() {
+    const r = await this.db.query<{ n: string; b: string }>('SELECT count(*) AS n, coalesce(sum(octet_length(data)), 0) AS b FROM directories');
+    return { count: Number(r.rows[0].n), bytes: Number(r.rows[0].b) };
+  }
+
   override async close(): Promise<void> {
     await this.db.release();
   }

@@ -6,6 +6,7 @@ import type { Castore } from '../store/render-nar.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 
 const PAGE = 500;
+const STATS_PAGE = 5000;
 
 export class PgPathInfoService extends LocalPathInfoService {
   private readonly db: PgIndex;
@@ -24,6 +25,33 @@ export class PgPathInfoService extends LocalPathInfoService {
       'INSERT INTO pathinfos (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET data = EXCLUDED.data',
       [Buffer.from(storeDigest), PathInfoCodec.encode(info)],
     );
+  }
+
+  /** NAR sizes of PathInfos already seen, by digest (hex): a refresh reads only the rows that are new. */
+  private narSizes = new Map<string, number>();
+
+  async stats() {
+    const now = new Map<string, number>();
+    let after: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const r = await this.db.query<{ digest: Buffer }>('SELECT digest FROM pathinfos WHERE digest > $1 ORDER BY digest LIMIT $2', [after, STATS_PAGE]);
+      const unknown: Buffer[] = [];
+      for (const { digest } of r.rows) {
+        const size = this.narSizes.get(digest.toString('hex'));
+        if (size === undefined) unknown.push(digest);
+        else now.set(digest.toString('hex'), size);
+      }
+      if (unknown.length) {
+        const d = await this.db.query<{ digest: Buffer; data: Buffer }>('SELECT digest, data FROM pathinfos WHERE digest = ANY($1::bytea[])', [unknown]);
+        for (const row of d.rows) now.set(row.digest.toString('hex'), PathInfoCodec.decode(row.data).narinfo?.narSize ?? 0);
+      }
+      if (r.rows.length < STATS_PAGE) break;
+      after = r.rows[r.rows.length - 1].digest;
+    }
+    this.narSizes = now;
+    let narBytes = 0;
+    for (const n of now.values()) narBytes += n;
+    return { count: now.size, narBytes };
   }
 
   // Keyset pages: memory stays flat however many paths there are.

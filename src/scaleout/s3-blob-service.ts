@@ -56,6 +56,12 @@ export class S3BlobService implements BlobService {
     return this.s3.requests;
   }
 
+  /** From the index: what is indexed is what reads find (orphaned objects are fsck's business). */
+  async stats() {
+    const r = await this.db.query<{ n: string; b: string }>('SELECT count(*) AS n, coalesce(sum(length), 0) AS b FROM blobs');
+    return { count: Number(r.rows[0].n), bytes: Number(r.rows[0].b) };
+  }
+
   private async locate(digest: Uint8Array): Promise<Location | undefined> {
     const id = Buffer.from(digest).toString('hex');
     const known = this.packCache.locations.get(id);

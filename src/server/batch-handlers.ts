@@ -7,6 +7,7 @@ import { batchesOf } from '../castore/blob-service.js';
 import { B3_LEN } from '../castore/digest.js';
 import type { StatusObject } from '../grpc/status.js';
 import { unaryHandler } from './handlers.js';
+import { blobsWritten } from '../metrics/metrics.js';
 
 export function blobBatchHandlers(store: Store, maxMessageBytes: number): UntypedServiceImplementation {
   return {
@@ -29,6 +30,7 @@ export function hasBlobs(store: Store, maxMessageBytes: number) {
 export function putBlobs(store: Store) {
   return async (req: PutBlobsRequest): Promise<PutBlobsResponse> => {
     await (await batchesOf(store.blobs)).put(req.blobs);
+    blobsWritten.inc(req.blobs.length);
     return {};
   };
 }

@@ -5,7 +5,7 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/store.js';
-import { blobBatchServiceDef, blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { blobBatchServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
 import { blobBatchHandlers } from './batch-handlers.js';
 import { addReflectionServices } from './reflection.js';
@@ -15,6 +15,8 @@ import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type Runnin
 import { tolerantDecoding } from './decode.js';
 import { guardWrite, WRITE_METHODS, type AccessPolicy } from './access.js';
 import { leanBlobRoute, type LeanRoute } from './lean-blob.js';
+import { observeGrpc } from './grpc-metrics.js';
+import { storeStatsHandlers } from './store-stats-service.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -23,7 +25,7 @@ export const PROTO_FILES = PACKAGES.flatMap((p) => [
   `${p}/castore/protos/rpc_directory.proto`,
   `${p}/store/protos/pathinfo.proto`,
   `${p}/store/protos/rpc_pathinfo.proto`,
-]).concat('nixcastore/v1/blob_batch.proto');
+]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'grpc/health/v1/health.proto');
 
 export interface DaemonOptions {
   listen: ListenAddr[];
@@ -61,6 +63,7 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
   server.addService(tolerantDecoding(blobBatchServiceDef()), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
+  server.addService(storeStatsServiceDef(), storeStatsHandlers(store));
   widenStreamSettings(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);
@@ -131,6 +134,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
     }
     widenConnectionWindow(server);
     routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}));
+    observeGrpc(server);
     if (opts.http) httpCache = await startHttpCache(store, opts.http, opts.http);
   } catch (err) {
     server.forceShutdown();

@@ -10,6 +10,7 @@ import { nameProblem, nodeContentProblem } from '../castore/directory.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
+import { blobsWritten, directoriesWritten, pathInfosWritten } from '../metrics/metrics.js';
 
 /** Largest BlobChunk the server sends. */
 const SEND_CHUNK = 1 << 20;
@@ -167,7 +168,9 @@ export function putBlob(store: Store) {
     const w = store.blobs.put();
     try {
       for await (const m of msgs) await w.write(m.data);
-      return { digest: await w.close(signal) };
+      const digest = await w.close(signal);
+      blobsWritten.inc();
+      return { digest };
     } catch (err) {
       await w.abort().catch(() => {});
       throw err;
@@ -192,8 +195,14 @@ export function directoryHandlers(store: Store): UntypedServiceImplementation {
     Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs, signal) => {
       const p = store.directories.putter();
       try {
-        for await (const d of msgs) await p.put(d);
-        return { rootDigest: await p.close(signal) };
+        let n = 0;
+        for await (const d of msgs) {
+          await p.put(d);
+          n++;
+        }
+        const rootDigest = await p.close(signal);
+        directoriesWritten.inc(n);
+        return { rootDigest };
       } catch (err) {
         await p.abort().catch(() => {});
         throw err;
@@ -210,7 +219,11 @@ export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
       const info = await store.pathInfos.get(req.byOutputHash);
       return info ?? fail(status.NOT_FOUND, 'PathInfo not found');
     }),
-    Put: unaryHandler<S.PathInfo, S.PathInfo>((req) => store.pathInfos.put(req)),
+    Put: unaryHandler<S.PathInfo, S.PathInfo>(async (req) => {
+      const info = await store.pathInfos.put(req);
+      pathInfosWritten.inc();
+      return info;
+    }),
     // Both client generations: an anonymous root (tvix HEAD) or a named one (older).
     CalculateNAR: unaryHandler<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }) => {
       if (!node) return fail(status.INVALID_ARGUMENT, 'invalid root node: no node set');

@@ -20,6 +20,11 @@ import * as nixbase32 from '../nix/nixbase32.js';
 import type { SecretKey } from '../nix/signature.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { authorizes } from './access.js';
+import { httpUrl, type HttpListenAddr } from './http-listen.js';
+import { countHttpRequest, metricsAllowed, sendMetrics, trackHttpConnections } from './metrics-endpoint.js';
+import { enableProcessMetrics } from '../metrics/metrics.js';
+
+export { httpUrl, parseHttpAddr, type HttpListenAddr } from './http-listen.js';
 
 export const DEFAULT_PRIORITY = 30;
 
@@ -38,12 +43,10 @@ export interface HttpCacheOptions {
    * with the token as password, as Nix sends from netrc), else 401.
    */
   authToken?: string;
+  /** GET /metrics needs the token too (else it is readable without). */
+  metricsNeedToken?: boolean;
 }
 
-export interface HttpListenAddr {
-  host: string;
-  port: number;
-}
 
 const HASH_CHARS = `[${nixbase32.ALPHABET}]`;
 const STORE_HASH_RE = new RegExp(`^${HASH_CHARS}{32}$`);
@@ -51,26 +54,6 @@ const NAR_NAME_RE = new RegExp(`^(${HASH_CHARS}{32})-(${HASH_CHARS}{52})$`);
 
 const NARINFO_PATH_RE = /^\/([^/]*)\.narinfo$/;
 const NAR_PATH_RE = /^\/nar\/([^/]*)\.nar$/;
-
-/**
- * `host:port`, `[v6]:port`, or just `port` / `:port` (then the loopback
- * address 127.0.0.1). Port 0 picks a free port.
- */
-export function parseHttpAddr(s: string): HttpListenAddr {
-  const bare = /^:?(\d+)$/.exec(s);
-  const m = bare ? null : /^(\[[0-9a-fA-F:.]+\]|[^:[\]/]+):(\d+)$/.exec(s);
-  if (!bare && !m) throw new Error(`HTTP address ${JSON.stringify(s)}: expected host:port, [v6]:port or a port number`);
-  const port = Number(bare ? bare[1] : m![2]);
-  if (!Number.isSafeInteger(port) || port > 65535) throw new Error(`HTTP address ${JSON.stringify(s)}: port out of range`);
-  const host = bare ? '127.0.0.1' : m![1].replace(/^\[(.*)\]$/, '$1');
-  return { host, port };
-}
-
-/** `http://host:port` for a bound server (IPv6 hosts in brackets). */
-export function httpUrl(addr: AddressInfo | HttpListenAddr): string {
-  const host = 'address' in addr ? addr.address : addr.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
-}
 
 /** Log-safe rendering of a request target: printable ASCII only, bounded length. */
 function showTarget(target: string): string {
@@ -94,6 +77,8 @@ interface Exchange {
   /** Body bytes actually handed to the socket. */
   bytes: number;
   note?: string;
+  /** The metrics' route label. */
+  route: string;
 }
 
 export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}): http.RequestListener {
@@ -199,7 +184,25 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
     });
   }
 
+  async function serveMetrics(x: Exchange): Promise<void> {
+    x.route = 'metrics';
+    if (!metricsAllowed(x.req, { authToken: opts.authToken, tokenRequired: opts.metricsNeedToken })) {
+      x.res.setHeader('WWW-Authenticate', 'Bearer realm="nix-castore", Basic realm="nix-castore"');
+      throw new HttpError(401, 'the metrics need an Authorization: Bearer <token> header');
+    }
+    if (x.req.method !== 'GET' && x.req.method !== 'HEAD') {
+      x.res.setHeader('Allow', 'GET, HEAD');
+      throw new HttpError(405, `method ${x.req.method} is not allowed on /metrics`);
+    }
+    x.bytes += await sendMetrics(x.res, x.head);
+  }
+
   async function route(x: Exchange): Promise<void> {
+    const target = x.req.url ?? '';
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    if (path === '/metrics') return serveMetrics(x);
+    x.route = path === '/nix-cache-info' ? 'nix-cache-info' : NARINFO_PATH_RE.test(path) ? 'narinfo' : NAR_PATH_RE.test(path) ? 'nar' : 'other';
     if (opts.authToken !== undefined && !authorizes(x.req.headers.authorization, opts.authToken, true)) {
       x.res.setHeader('WWW-Authenticate', 'Bearer realm="nix-castore", Basic realm="nix-castore"');
       throw new HttpError(401, 'this cache needs an Authorization: Bearer <token> header');
@@ -209,9 +212,6 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
       x.res.setHeader('Allow', 'GET, HEAD');
       throw new HttpError(405, `method ${method} is not allowed; this cache serves GET and HEAD`);
     }
-    const target = x.req.url ?? '';
-    const q = target.indexOf('?');
-    const path = q < 0 ? target : target.slice(0, q);
     if (path === '/nix-cache-info') return sendText(x, 200, 'text/x-nix-cache-info', cacheInfo);
     let m = NARINFO_PATH_RE.exec(path);
     if (m) return serveNarInfo(x, m[1]);
@@ -222,9 +222,10 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
 
   return (req, res) => {
     const start = process.hrtime.bigint();
-    const x: Exchange = { req, res, head: req.method === 'HEAD', bytes: 0 };
+    const x: Exchange = { req, res, head: req.method === 'HEAD', bytes: 0, route: 'other' };
     res.on('close', () => {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      countHttpRequest(x.route, res.statusCode, ms / 1e3);
       const aborted = !res.writableFinished && !x.note ? ' (connection closed early)' : '';
       log(
         `nix-castore http: ${req.method} ${showTarget(req.url ?? '')} ${res.statusCode} ${x.bytes} ${ms.toFixed(1)}ms` +
@@ -256,6 +257,8 @@ export interface RunningHttpCache {
 
 export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: HttpCacheOptions = {}): Promise<RunningHttpCache> {
   const server = http.createServer({ keepAliveTimeout: 30_000 }, createHttpCacheHandler(store, opts));
+  enableProcessMetrics();
+  trackHttpConnections(server);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new Error(`cannot serve HTTP on ${httpUrl(addr)}: ${err.message}`));
     server.once('error', onError);

@@ -2,6 +2,7 @@
 // 20-byte store-path digest.
 import type { PathInfo, CalculateNarResponse } from './messages.js';
 import type { Node } from '../castore/messages.js';
+import type { PathInfoStats } from '../castore/object-stats.js';
 
 export interface PathInfoService {
   get(storeDigest: Uint8Array): Promise<PathInfo | undefined>;
@@ -11,4 +12,6 @@ export interface PathInfoService {
   /** NAR size and SHA-256 of `node`, rendered from the castore behind it. */
   calculateNar(node: Node): Promise<CalculateNarResponse>;
   close(): Promise<void>;
+  /** How many PathInfos it holds and the sum of their NAR sizes (a full count: call it seldom). */
+  stats?(): Promise<PathInfoStats>;
 }

@@ -7,7 +7,8 @@ import type { SecretKey } from '../nix/signature.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';
 import { copyClosure } from './copy.js';
 import { derivationOutputs, nixPathInfoJson } from './nix-cli.js';
-import { complete, isDue, listEntries, reschedule, withDrainLock, type SpoolEntry } from './spool.js';
+import { complete, isDue, listEntries, queueSnapshot, reschedule, withDrainLock, type SpoolEntry } from './spool.js';
+import { hookDrained, setHookQueue } from '../metrics/metrics.js';
 
 export interface DrainOptions {
   store: Store;
@@ -44,6 +45,11 @@ async function drainEntry(dir: string, e: SpoolEntry, opts: DrainOptions): Promi
   }
 }
 
+async function observeQueue(dir: string): Promise<void> {
+  const q = await queueSnapshot(dir).catch(() => undefined);
+  if (q) setHookQueue(q.entries, q.oldestMs);
+}
+
 export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainResult> {
   const result: DrainResult = { uploaded: 0, failed: 0, pending: 0, busy: false };
   const ran = await withDrainLock(dir, async () => {
@@ -52,15 +58,23 @@ export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainR
         result.pending++;
         continue;
       }
-      if (await drainEntry(dir, e, opts)) result.uploaded++;
-      else {
+      const ok = await drainEntry(dir, e, opts);
+      // The queue as it is after this entry, before the result is counted:
+      // whoever sees the count sees the queue that followed it.
+      await observeQueue(dir);
+      if (ok) {
+        result.uploaded++;
+        hookDrained.inc({ result: 'uploaded' });
+      } else {
         result.failed++;
         result.pending++;
+        hookDrained.inc({ result: 'failed' });
       }
     }
     return true;
   });
   if (!ran) result.busy = true;
+  await observeQueue(dir);
   return result;
 }
 

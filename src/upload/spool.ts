@@ -75,6 +75,19 @@ export async function listEntries(dir: string): Promise<SpoolEntry[]> {
   return out;
 }
 
+/** How many entries are queued and when the oldest was (from the names alone: no file is read). */
+export async function queueSnapshot(dir: string): Promise<{ entries: number; oldestMs?: number }> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: 0 };
+    throw err;
+  }
+  const ms = names.length ? Number(/^(\d{15})-/.exec(names[0])?.[1]) : NaN;
+  return { entries: names.length, oldestMs: Number.isFinite(ms) ? ms : undefined };
+}
+
 export async function complete(dir: string, id: string): Promise<void> {
   await unlink(join(dir, id)).catch((err) => {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

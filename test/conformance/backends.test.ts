@@ -11,6 +11,7 @@ import { fileAddr } from '../../src/addr/parse.js';
 import { blobServiceSuite, type Backend } from './blob-service.suite.js';
 import { directoryServiceSuite } from './directory-service.suite.js';
 import { pathInfoServiceSuite } from './pathinfo-service.suite.js';
+import { storeStatsSuite } from './store-stats.suite.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { freshScaleoutAddr } from '../helpers/scaleout.js';
 
@@ -65,4 +66,5 @@ for (const [name, make] of backends) {
   blobServiceSuite(name, part((s) => s.blobs));
   directoryServiceSuite(name, part((s) => s.directories));
   pathInfoServiceSuite(name, make);
+  storeStatsSuite(name, make);
 }

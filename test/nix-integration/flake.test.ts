@@ -1,12 +1,14 @@
 // flake.nix, nix/package.nix and nix/module.nix as far as real Nix 2.8 can
 // take them without nixpkgs: every file parses; the flake's outputs
 // evaluate against a stand-in nixpkgs (test/fixtures/nix-integration/
-// stub-*.nix) — first by calling `outputs` directly, then through the real
+// stub-*.nix: stand-in packages, nixpkgs' real lib from the vendored
+// snapshot) — first by calling `outputs` directly, then through the real
 // flake commands (`nix build .#uploadClosure`, `nix run .#daemon`, `nix
 // flake check --no-build`) with `--override-input nixpkgs path:<stub>`;
 // the npm lock handed to importNpmLock is checked; the NixOS module is
-// evaluated with a tiny module-system stand-in and its post-build-hook
-// wrapper is built and run in both modes against the real `nix-castore hook`.
+// evaluated with the real lib.evalModules (the NixOS options it sets
+// declared with real types) and its post-build-hook wrapper is built and
+// run in both modes against the real `nix-castore hook`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,6 +22,7 @@ import { checkHealth } from '../../src/grpc/health-client.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { parseAbsolute } from '../../src/nix/store-path.js';
 import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
+import { nixpkgsLibDir } from '../helpers/nixpkgs-lib.js';
 
 const FIXTURES = dirname(fixtureClosureNixFile());
 const NIX_FIXTURES = join(FIXTURES, 'nix-integration');
@@ -27,6 +30,8 @@ const REPO = dirname(dirname(FIXTURES));
 const SALT = `${process.pid}-${Date.now()}`;
 const CONFIG = ['build-users-group ='];
 const SYSTEM = process.arch === 'arm64' ? 'aarch64-linux' : 'x86_64-linux';
+/** nixpkgs' real lib: a clear failure here when shared/ is missing, never a skip. */
+const NIXPKGS_LIB = nixpkgsLibDir();
 
 let tmp: string;
 const built: string[] = [];
@@ -81,7 +86,7 @@ function readmeBlock(lang: string, needle: string): string {
 }
 
 /** The flake's outputs, `outputs` called with the stub nixpkgs. */
-const OUTPUTS = `(import ${nixString(join(NIX_FIXTURES, 'flake-outputs.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; })`;
+const OUTPUTS = `(import ${nixString(join(NIX_FIXTURES, 'flake-outputs.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; nixpkgsLib = ${nixString(NIXPKGS_LIB)}; })`;
 
 describe('every Nix file parses', () => {
   it('flake.nix and nix/*.nix (nix-instantiate --parse)', async () => {
@@ -200,7 +205,8 @@ describe('the flake through the real flake commands (nixpkgs overridden with a s
     for (const f of ['flake.nix', 'nix', 'bin', 'package.json', 'package-lock.json', 'tsconfig.json']) {
       await cp(join(REPO, f), join(project, f), { recursive: true });
     }
-    for (const f of ['stub-nixpkgs.nix', 'stub-pkgs.nix', 'stub-lib.nix', 'stand-ins.nix']) await cp(join(NIX_FIXTURES, f), join(stub, f));
+    for (const f of ['stub-nixpkgs.nix', 'stub-pkgs.nix', 'stand-ins.nix']) await cp(join(NIX_FIXTURES, f), join(stub, f));
+    await cp(NIXPKGS_LIB, join(stub, 'nixpkgs-lib'), { recursive: true });
     await cp(join(NIX_FIXTURES, 'stub-nixpkgs-flake.nix'), join(stub, 'flake.nix'));
     await cp(fixtureClosureNixFile(), join(stub, 'closure.nix'));
     await writeFile(join(stub, 'params.json'), JSON.stringify({ repo: REPO, salt: SALT }));
@@ -295,9 +301,9 @@ describe('the flake through the real flake commands (nixpkgs overridden with a s
   });
 });
 
-describe('nix/module.nix (module-system stand-in)', () => {
+describe('nix/module.nix (the real lib.evalModules)', () => {
   const evalModule = (settings: string) =>
-    evalJson(`(import ${nixString(join(NIX_FIXTURES, 'eval-module.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; settings = ${settings}; })`) as Promise<{
+    evalJson(`(import ${nixString(join(NIX_FIXTURES, 'eval-module.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; nixpkgsLib = ${nixString(NIXPKGS_LIB)}; settings = ${settings}; })`) as Promise<{
       options: Array<{ name: string; type: string }>;
       config: Record<string, any>;
     }>;
@@ -307,20 +313,20 @@ describe('nix/module.nix (module-system stand-in)', () => {
     assert.deepEqual(
       Object.fromEntries(options.map((o) => [o.name.replace('services.nix-castore.', ''), o.type])),
       {
-        enable: 'bool',
+        enable: 'boolean',
         package: 'package',
-        listen: 'listOf str',
-        dataDir: 'str',
-        user: 'str',
-        group: 'str',
-        store: 'nullOr str',
-        environmentFile: 'nullOr str',
-        extraArgs: 'listOf str',
-        'postBuildHook.enable': 'bool',
-        'postBuildHook.mode': 'enum',
-        'postBuildHook.store': 'str',
-        'postBuildHook.spoolDir': 'str',
-        'postBuildHook.extraArgs': 'listOf str',
+        listen: 'list of string',
+        dataDir: 'string',
+        user: 'string',
+        group: 'string',
+        store: 'null or string',
+        environmentFile: 'null or string',
+        extraArgs: 'list of string',
+        'postBuildHook.enable': 'boolean',
+        'postBuildHook.mode': 'one of "queue", "direct"',
+        'postBuildHook.store': 'string',
+        'postBuildHook.spoolDir': 'string',
+        'postBuildHook.extraArgs': 'list of string',
       },
     );
     // Not enabled: nothing is configured.
@@ -358,7 +364,7 @@ describe('nix/module.nix (module-system stand-in)', () => {
     }; }`);
     assert.doesNotMatch(config.systemd.services['nix-castore'].serviceConfig.ExecStart, /drain-spool/);
     assert.deepEqual(config.users ?? {}, {}, 'no user or group created');
-    const wrapper = await buildExpr(`(import ${nixString(join(NIX_FIXTURES, 'eval-module.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; settings = { services.nix-castore = {
+    const wrapper = await buildExpr(`(import ${nixString(join(NIX_FIXTURES, 'eval-module.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; nixpkgsLib = ${nixString(NIXPKGS_LIB)}; settings = { services.nix-castore = {
       enable = true; listen = [ "unix:/run/nix-castore/daemon.sock" ]; postBuildHook = { enable = true; mode = "direct"; }; }; }; }).config.nix.settings.post-build-hook`);
     const text = await readFile(wrapper, 'utf8');
     assert.match(text, /^export NIX_CASTORE_HOOK_MODE='direct'$/m);
@@ -389,6 +395,12 @@ describe('nix/module.nix (module-system stand-in)', () => {
     assert.equal(plain.EnvironmentFile, undefined);
   });
 
+  it('the real module system refuses a value of the wrong type and a misspelt option', async () => {
+    await assert.rejects(evalModule('{ services.nix-castore = { enable = true; listen = "[::1]:8000"; }; }'), /services\.nix-castore\.listen' is not of type `list of string'/);
+    await assert.rejects(evalModule('{ services.nix-castore.postBuildHook = { enable = true; mode = "later"; }; }'), /is not of type `one of "queue", "direct"'/);
+    await assert.rejects(evalModule('{ services.nix-castore.enabel = true; }'), /The option `services\.nix-castore\.enabel' does not exist/);
+  });
+
   it('queue mode without the daemon is refused by an assertion', async () => {
     const { config } = await evalModule('{ services.nix-castore.postBuildHook.enable = true; }');
     assert.deepEqual(config.assertions.map((a: { assertion: boolean }) => a.assertion), [false]);
@@ -409,7 +421,7 @@ describe('nix/module.nix (module-system stand-in)', () => {
     };
 
     const wrapperFor = (settings: string) =>
-      buildExpr(`(import ${nixString(join(NIX_FIXTURES, 'eval-module.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; settings = ${settings}; }).config.nix.settings.post-build-hook`);
+      buildExpr(`(import ${nixString(join(NIX_FIXTURES, 'eval-module.nix'))} { repo = ${nixString(REPO)}; salt = ${nixString(SALT)}; nixpkgsLib = ${nixString(NIXPKGS_LIB)}; settings = ${settings}; }).config.nix.settings.post-build-hook`);
 
     it('queue: writes a spool entry in services.nix-castore.postBuildHook.spoolDir', async () => {
       const spool = join(tmp, 'spool');

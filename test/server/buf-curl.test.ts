@@ -1,7 +1,8 @@
 // The issue's acceptance check with a strict third-party client: `buf curl`
 // resolves the schema through the daemon's reflection, lists every tvix
 // method, puts the bytes "x86_64-linux" and reads them back — via tvix.* and
-// snix.* paths, against the real daemon process on a unix socket.
+// snix.* paths, against the real daemon process on a unix socket — and
+// calls grpc.health.v1.Health and nixcastore.v1.StoreStats the same way.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -50,6 +51,22 @@ describe('buf curl against the daemon', () => {
       assert.equal(data.toString(), 'x86_64-linux');
     });
   }
+
+  it('lists grpc.health.v1.Health and calls Health/Check through reflection', async () => {
+    const services = (await buf('--list-services', 'http://localhost')).split('\n');
+    assert.ok(services.includes('grpc.health.v1.Health'), services.join(' '));
+    assert.deepEqual(JSON.parse(await buf('-d', '{}', 'http://localhost/grpc.health.v1.Health/Check')), { status: 'SERVING' });
+    assert.deepEqual(JSON.parse(await buf('-d', JSON.stringify({ service: 'tvix.castore.v1.BlobService' }), 'http://localhost/grpc.health.v1.Health/Check')), { status: 'SERVING' });
+    await assert.rejects(buf('-d', JSON.stringify({ service: 'no.such.Service' }), 'http://localhost/grpc.health.v1.Health/Check'), (err: Error & { stderr?: string }) =>
+      /not[_ ]found/i.test(err.stderr ?? err.message),
+    );
+  });
+
+  it('nixcastore.v1.StoreStats/Get through reflection counts the store', async () => {
+    const s = JSON.parse(await buf('-d', '{}', 'http://localhost/nixcastore.v1.StoreStats/Get'));
+    assert.equal(s.blobs, '1', 'the blob put above (uint64 is a JSON string)');
+    assert.equal(s.blobBytes, String('x86_64-linux'.length));
+  });
 
   it('reports a missing PathInfo as NOT_FOUND through buf', async () => {
     await assert.rejects(

@@ -62,9 +62,10 @@ async function startServer(address: string): Promise<Running> {
   const server = new grpc.Server();
   // The daemon's own list of files: what it describes is what is tested.
   const allFiles = PROTO_FILES;
-  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto']);
+  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'grpc/health/v1/health.proto']);
   const def = protoLoader.loadSync(allFiles, { includeDirs: [protosDir], keepCase: true });
-  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService']) {
+  // grpc.health.v1.Health is added (and implemented) by addHealthService below.
+  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService', 'nixcastore.v1.StoreStats']) {
     // No implementation: grpc-js answers every method with UNIMPLEMENTED.
     server.addService(def[name] as grpc.ServiceDefinition, {});
   }
@@ -252,7 +253,15 @@ describe('reflection over TCP', () => {
       const r = await buf([...BUF_GRPC, '--reflect-protocol', reflectProtocol, '--list-methods', `http://${target}`]);
       assert.equal(r.code, 0, r.stderr);
       const listed = new Set(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-      const all = [...PREFIXES.flatMap(methods), 'nixcastore.v1.BlobBatchService/Has', 'nixcastore.v1.BlobBatchService/Put'];
+      const all = [
+        ...PREFIXES.flatMap(methods),
+        'nixcastore.v1.BlobBatchService/Has',
+        'nixcastore.v1.BlobBatchService/Put',
+        'nixcastore.v1.StoreStats/Get',
+        'grpc.health.v1.Health/Check',
+        'grpc.health.v1.Health/Watch',
+        'grpc.health.v1.Health/List',
+      ];
       for (const m of all) assert.ok(listed.has(m), `${m} missing from:\n${r.stdout}`);
     });
   }
@@ -278,7 +287,7 @@ describe('reflection over TCP', () => {
       descriptorTypes.FileDescriptorSet.decode(fs.readFileSync(image)),
       { arrays: true },
     ) as { file: FileDesc[] };
-    assert.equal(set.file.length, 11);
+    assert.equal(set.file.length, 13);
     const responses = await reflect(target, 'v1', set.file.map((f) => ({ file_by_filename: f.name })));
     responses.forEach((res, i) => assert.deepEqual(decodeFiles(res)[0], set.file[i], set.file[i].name));
   });
@@ -386,7 +395,7 @@ describe('reflection over TCP', () => {
       const listed = list.list_services_response!.service.map((s) => s.name);
       for (const p of PREFIXES) for (const s of services(p)) assert.ok(listed.includes(s), `${s} not listed`);
       assert.ok(listed.includes(`grpc.reflection.${version}.ServerReflection`));
-      assert.ok(!listed.includes('grpc.health.v1.Health'));
+      assert.ok(listed.includes('grpc.health.v1.Health'), 'Health is listed, with its descriptor');
 
       for (const r of [unknownSymbol, unknownFile, ext]) {
         assert.equal(r.message_response, 'error_response');

@@ -12,6 +12,7 @@ import { directWritesWork } from './direct-io.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
 import { PackStore } from './pack-store.js';
+import { fileSize, ShardScan } from './shard-scan.js';
 
 /**
  * Blobs up to this size go into packs (pack-store.ts); larger ones get a
@@ -51,6 +52,20 @@ export class DiskBlobService implements BlobService {
     checkB3(digest);
     await this.layout.init();
     return (await this.has(digest)) ? { chunks: [] } : undefined;
+  }
+
+  private readonly looseSizes = new ShardScan(fileSize);
+
+  /** Packed and loose blobs, each digest once. */
+  async stats() {
+    await this.layout.init();
+    let { count, bytes } = await this.packs.totals();
+    for (const [name, size] of await this.looseSizes.scan(this.layout.kindDir('blobs'))) {
+      if (this.packs.knows(name)) continue;
+      count++;
+      bytes += size;
+    }
+    return { count, bytes };
   }
 
   private async has(digest: Uint8Array): Promise<boolean> {

@@ -13,6 +13,7 @@ import { LocalDirectoryService } from '../local-directory-service.js';
 import { exists } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
 import { PackStore } from './pack-store.js';
+import { fileSize, ShardScan } from './shard-scan.js';
 
 export class DiskDirectoryService extends LocalDirectoryService {
   readonly packs: PackStore;
@@ -59,6 +60,20 @@ export class DiskDirectoryService extends LocalDirectoryService {
     } catch (err) {
       throw storageError(`storing directories: ${(err as Error).message}`, err);
     }
+  }
+
+  private readonly looseSizes = new ShardScan(fileSize);
+
+  /** Packed directories and the files of older stores, each digest once. */
+  async stats() {
+    await this.layout.init();
+    let { count, bytes } = await this.packs.totals();
+    for (const [name, size] of await this.looseSizes.scan(this.layout.kindDir('directories'))) {
+      if (this.packs.knows(name)) continue;
+      count++;
+      bytes += size;
+    }
+    return { count, bytes };
   }
 
   override async close(): Promise<void> {

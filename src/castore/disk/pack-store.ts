@@ -140,6 +140,14 @@ export class PackStore {
     return all;
   }
 
+  /** How many records are indexed and their bytes, after catching up (for stats; no copy of the index). */
+  async totals(): Promise<{ count: number; bytes: number }> {
+    await this.refresh();
+    let bytes = 0;
+    for (const loc of this.index.values()) bytes += loc.length;
+    return { count: this.index.size, bytes };
+  }
+
   /** Names of the packs seen so far (for fsck). */
   packNames(): string[] {
     return [...this.packs.keys()].sort();

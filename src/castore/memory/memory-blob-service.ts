@@ -57,5 +57,11 @@ export class MemoryBlobService implements BlobService {
     };
   }
 
+  async stats() {
+    let bytes = 0;
+    for (const b of this.blobs.values()) bytes += b.length;
+    return { count: this.blobs.size, bytes };
+  }
+
   async close(): Promise<void> {}
 }

@@ -11,6 +11,7 @@ import { acquireH2Connection, type H2Connection, type SharedH2Connection } from 
 import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../h2/calls.js';
 import { b3String } from '../../castore/digest.js';
 import { CastoreError } from '../../castore/errors.js';
+import { fetchStoreStats } from '../stats-client.js';
 
 /** Largest BlobChunk we send; well under the 4 MiB message limit. */
 const SEND_CHUNK = 1 << 20;
@@ -119,6 +120,11 @@ export class GrpcBlobService implements BlobService {
         await unary(conn, PutMany, { blobs }, `BlobBatchService.Put (${blobs.length} blobs)`);
       },
     };
+  }
+
+  async stats() {
+    const s = await fetchStoreStats(this.offThreadAddr);
+    return { count: s.blobs, bytes: s.blobBytes };
   }
 
   async close(): Promise<void> {

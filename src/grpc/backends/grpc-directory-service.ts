@@ -6,12 +6,13 @@ import { serverStream, clientStream } from '../calls.js';
 import { b3Hex, b3String } from '../../castore/digest.js';
 import { directoryDigest, validateDirectory } from '../../castore/directory.js';
 import { CastoreError } from '../../castore/errors.js';
+import { fetchStoreStats } from '../stats-client.js';
 
 export class GrpcDirectoryService implements DirectoryService {
   private readonly shared: SharedClient;
   private readonly def = directoryServiceDef();
 
-  constructor(addr: string) {
+  constructor(private readonly addr: string) {
     this.shared = acquireClient(addr);
   }
 
@@ -65,6 +66,11 @@ export class GrpcDirectoryService implements DirectoryService {
       close: async () => Buffer.from((await call.finish()).rootDigest),
       abort: async () => call.cancel(),
     };
+  }
+
+  async stats() {
+    const s = await fetchStoreStats(this.addr);
+    return { count: s.directories, bytes: s.directoryBytes };
   }
 
   async close(): Promise<void> {

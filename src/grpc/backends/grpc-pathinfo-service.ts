@@ -8,6 +8,7 @@ import { fromServiceError } from '../status.js';
 import { isKind } from '../../castore/errors.js';
 import { validatePathInfo } from '../../store/validate-pathinfo.js';
 import { encode as nix32 } from '../../nix/nixbase32.js';
+import { fetchStoreStats } from '../stats-client.js';
 
 export class GrpcPathInfoService implements PathInfoService {
   private readonly shared: SharedClient;
@@ -15,7 +16,7 @@ export class GrpcPathInfoService implements PathInfoService {
   /** Whether the server wants named CalculateNAR roots (tvix before 2024-10-18). */
   private namedRoots = false;
 
-  constructor(addr: string) {
+  constructor(private readonly addr: string) {
     this.shared = acquireClient(addr);
   }
 
@@ -59,6 +60,11 @@ export class GrpcPathInfoService implements PathInfoService {
       this.namedRoots = true;
       return call(node);
     }
+  }
+
+  async stats() {
+    const s = await fetchStoreStats(this.addr);
+    return { count: s.pathInfos, narBytes: s.narBytes };
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import { publishFiles } from '../../castore/disk/atomic-files.js';
 import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import type { Castore } from '../render-nar.js';
 import { LocalPathInfoService } from './local-pathinfo-service.js';
+import { ShardScan } from '../../castore/disk/shard-scan.js';
 
 export class DiskPathInfoService extends LocalPathInfoService {
   constructor(
@@ -39,6 +40,19 @@ export class DiskPathInfoService extends LocalPathInfoService {
     } catch (err) {
       throw storageError(`storing PathInfo: ${(err as Error).message}`, err);
     }
+  }
+
+  private readonly narSizes = new ShardScan(async (path) => {
+    const info = await this.readPath(path);
+    return info && (info.narinfo?.narSize ?? 0);
+  });
+
+  async stats() {
+    await this.layout.init();
+    let narBytes = 0;
+    const all = await this.narSizes.scan(this.layout.kindDir('pathinfo'));
+    for (const n of all.values()) narBytes += n;
+    return { count: all.size, narBytes };
   }
 
   async *list(): AsyncIterable<PathInfo> {

@@ -12,6 +12,12 @@ export class MemoryPathInfoService extends LocalPathInfoService {
     this.infos.set(Buffer.from(storeDigest).toString('hex'), info);
   }
 
+  async stats() {
+    let narBytes = 0;
+    for (const i of this.infos.values()) narBytes += i.narinfo?.narSize ?? 0;
+    return { count: this.infos.size, narBytes };
+  }
+
   async *list(): AsyncIterable<PathInfo> {
     yield* [...this.infos.values()];
   }
