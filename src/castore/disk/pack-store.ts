@@ -8,6 +8,7 @@
 // filesystem allows (direct-io.ts): each batch rewrites the pack's last
 // partial block, kept in memory, and ends padded to a block; the padding is
 // overwritten by the next batch and cut off when the pack is closed.
+import { existsSync } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -18,7 +19,7 @@ import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, directWritesWork, writeSlab } from
 import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
 
 /** A pack grows to about this size, then the writer starts a new one. */
-const PACK_TARGET = 1 << 30;
+export const PACK_TARGET = 1 << 30;
 /** A batch holds at most this many bytes: bounds one writev. */
 const BATCH_BYTES = 64 << 20;
 
@@ -140,6 +141,25 @@ export class PackStore {
     return all;
   }
 
+  /**
+   * Forgets packs whose files a collector removed (their entries may live on
+   * in newer packs, so every other index is read again) and closes them.
+   */
+  async revalidate(): Promise<void> {
+    for (const p of [...this.packs.values()]) {
+      if (p.mine && !p.final) continue; // this process's open pack
+      if (existsSync(join(this.dir, `${p.name}.idx`)) && existsSync(join(this.dir, `${p.name}.pack`))) continue;
+      this.forget(p);
+      // Reads in flight may still use the handles: close them a little later.
+      const handles = [p.idx, p.data];
+      p.idx = p.data = undefined;
+      setTimeout(() => {
+        for (const h of handles) h?.then((x) => x.close(), () => {});
+      }, 30_000).unref();
+    }
+    this.dirMtime = -1n;
+  }
+
   /** Names of the packs seen so far (for fsck). */
   packNames(): string[] {
     return [...this.packs.keys()].sort();
@@ -221,6 +241,13 @@ export class PackStore {
     this.packs.delete(p.name);
     for (const [hex, loc] of this.index) if (loc.pack === p) this.index.delete(hex);
     this.dirMtime = -1n;
+    // A collector copies live records to a new pack before it removes the
+    // old one: entries skipped as duplicates must be read again.
+    for (const o of this.packs.values()) {
+      if (o.mine) continue;
+      o.consumed = 0;
+      o.final = false;
+    }
   }
 
   private add(p: Pack, entries: IndexEntry[]): void {

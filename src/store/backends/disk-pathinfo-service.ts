@@ -5,14 +5,19 @@ import { storageError } from '../../castore/errors.js';
 import { publishFiles } from '../../castore/disk/atomic-files.js';
 import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import type { Castore } from '../render-nar.js';
+import { validatePathInfo } from '../validate-pathinfo.js';
 import { LocalPathInfoService } from './local-pathinfo-service.js';
+import { AccessRecorder, recordPush } from './disk-retention.js';
 
 export class DiskPathInfoService extends LocalPathInfoService {
+  private readonly access: AccessRecorder;
+
   constructor(
     private readonly layout: DiskLayout,
     castore: Castore,
   ) {
     super(castore);
+    this.access = new AccessRecorder(layout.root);
   }
 
   private async readPath(path: string): Promise<PathInfo | undefined> {
@@ -28,7 +33,15 @@ export class DiskPathInfoService extends LocalPathInfoService {
 
   protected async load(storeDigest: Uint8Array) {
     await this.layout.init();
-    return this.readPath(this.layout.objectPath('pathinfo', storeDigest));
+    const info = await this.readPath(this.layout.objectPath('pathinfo', storeDigest));
+    if (info) this.access.read(storeDigest); // for retention (disk-retention.ts)
+    return info;
+  }
+
+  // The content check and the save run inside the collector's fence (gc-fence.ts).
+  override async put(info: PathInfo): Promise<PathInfo> {
+    const sp = validatePathInfo(info);
+    return this.layout.gc.guardPut(sp.digest, () => super.put(info));
   }
 
   protected async save(storeDigest: Uint8Array, info: PathInfo) {
@@ -36,6 +49,7 @@ export class DiskPathInfoService extends LocalPathInfoService {
     const path = this.layout.objectPath('pathinfo', storeDigest);
     try {
       await publishFiles(this.layout.tmp, [{ path, data: PathInfoCodec.encode(info) }], { overwrite: true });
+      await recordPush(path);
     } catch (err) {
       throw storageError(`storing PathInfo: ${(err as Error).message}`, err);
     }
@@ -50,5 +64,9 @@ export class DiskPathInfoService extends LocalPathInfoService {
         if (info) yield info;
       }
     }
+  }
+
+  override async close(): Promise<void> {
+    await this.access.flush();
   }
 }

@@ -1,0 +1,163 @@
+// How PathInfo Puts and the garbage collector of one on-disk store stay out
+// of each other's way (any number of processes; no flock in Node, so files):
+//
+//   gc/epoch      bumped by a collector before it deletes anything
+//   gc/marking    exists while a collector marks (its pid)
+//   gc/journal    store-path digests of PathInfos stored while it marked
+//   gc/deleting   exists while a collector deletes (its pid)
+//   gc/puts/*     one marker per PathInfo Put in progress (pid in the name)
+//
+// A Put creates its marker, then waits while `deleting` names a live
+// process, then (if the epoch moved) drops what its process cached about
+// packs, checks the content, stores the PathInfo, and — if a collector is
+// marking — appends the path to the journal, and only then removes its
+// marker. A collector writes `deleting` and bumps the epoch, waits for the
+// markers of live processes to go, reads the journal and marks those paths
+// too, and only then deletes. So a PathInfo is either stored before the
+// delete phase (and its content marked), or checked after the deletions
+// against the disk as it now is: FAILED_PRECONDITION, and a retry uploads
+// what is missing. Never a stored PathInfo with missing content.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CastoreError } from '../errors.js';
+
+/** How long a PathInfo Put waits for a collector's delete phase before giving up (UNAVAILABLE, retried). */
+const PUT_WAIT_MS = 10 * 60_000;
+
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid in a state file, or undefined if it is absent. */
+export function statePid(file: string): number | undefined {
+  try {
+    return Number(readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+const nonce = randomBytes(4).toString('hex');
+let markerCount = 0;
+
+export class GcFence {
+  readonly dir: string;
+  readonly puts: string;
+  private seenEpoch: string | undefined;
+  private readonly listeners: (() => Promise<void>)[] = [];
+  private syncing: Promise<void> | undefined;
+
+  constructor(root: string) {
+    this.dir = join(root, 'gc');
+    this.puts = join(this.dir, 'puts');
+  }
+
+  get epochFile(): string {
+    return join(this.dir, 'epoch');
+  }
+  get markingFile(): string {
+    return join(this.dir, 'marking');
+  }
+  get deletingFile(): string {
+    return join(this.dir, 'deleting');
+  }
+  get journalFile(): string {
+    return join(this.dir, 'journal');
+  }
+
+  init(): void {
+    mkdirSync(this.puts, { recursive: true });
+  }
+
+  /** Called when a collector has (maybe) deleted since this process last looked: drop cached knowledge. */
+  onEpochChange(fn: () => Promise<void>): void {
+    this.listeners.push(fn);
+  }
+
+  readEpoch(): string {
+    try {
+      return readFileSync(this.epochFile, 'utf8').trim();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '0';
+      throw err;
+    }
+  }
+
+  /** Drops cached knowledge if a collector started deleting since the last look (a small file read). */
+  sync(): Promise<void> {
+    const epoch = this.readEpoch();
+    if (epoch === this.seenEpoch) return this.syncing ?? Promise.resolve();
+    if (this.seenEpoch === undefined) {
+      this.seenEpoch = epoch; // nothing cached yet that could be stale
+      return Promise.resolve();
+    }
+    this.seenEpoch = epoch;
+    const run = (async () => {
+      for (const fn of this.listeners) await fn();
+    })();
+    this.syncing = run.finally(() => {
+      if (this.syncing === run) this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  /**
+   * Runs `store` (a PathInfo Put: check content, then save) so that no
+   * collector deletes while it runs; `storeDigest` is journalled for a
+   * collector that is marking.
+   */
+  async guardPut<T>(storeDigest: Uint8Array, store: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    this.init();
+    const marker = join(this.puts, `${process.pid}-${nonce}-${(markerCount++).toString(36)}`);
+    const deadline = Date.now() + PUT_WAIT_MS;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+      writeFileSync(marker, '', { flag: 'wx' });
+      const pid = statePid(this.deletingFile);
+      if (pid === undefined || !pidAlive(pid)) break;
+      unlinkSync(marker);
+      if (Date.now() > deadline) throw new CastoreError('unavailable', 'the garbage collector is deleting; try again');
+      signal?.throwIfAborted();
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    try {
+      await this.sync();
+      const result = await store();
+      if (existsSync(this.markingFile)) appendFileSync(this.journalFile, Buffer.from(storeDigest).toString('hex') + '\n');
+      return result;
+    } finally {
+      unlinkSync(marker);
+    }
+  }
+
+  /** Markers of PathInfo Puts by live processes (for the collector); removes those of dead ones. */
+  livePuts(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.puts);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const live: string[] = [];
+    for (const n of names) {
+      if (pidAlive(Number(n.split('-')[0]))) live.push(n);
+      else {
+        try {
+          unlinkSync(join(this.puts, n));
+        } catch {
+          // gone already
+        }
+      }
+    }
+    return live;
+  }
+}
