@@ -64,7 +64,8 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
   const lock = acquireGcLock(root);
   const directories = directoryServiceFromAddr(`file://${root}`);
   const warnings: string[] = [];
-  const graceCut = opts.nowMs - opts.graceMs;
+  // Objects are judged by their files' times: real time, whatever the policy's clock.
+  const graceCut = Date.now() - opts.graceMs;
   const rewriteAbove = opts.rewriteAbove ?? 0.25;
   try {
     fence.init();
