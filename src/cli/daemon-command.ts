@@ -10,6 +10,7 @@ import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '..
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
+import { adminFor, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
@@ -77,6 +78,8 @@ Nix binary cache (off unless --http is given):
       --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
                            Nix prefers lower numbers).
 
+${DAEMON_GC_HELP}
+
 Use it from Nix with e.g.
   nix-store -r PATH --option substituters http://127.0.0.1:8080 \\
     --option trusted-public-keys 'NAME:PUBLICKEY'`;
@@ -98,6 +101,7 @@ export const daemonCommand: Command = {
       'drain-spool': { type: 'string' },
       'read-only': { type: 'boolean' },
       'auth-token-file': { type: 'string' },
+      ...DAEMON_GC_FLAGS,
     });
     if (values.help) {
       console.log(HELP);
@@ -118,9 +122,13 @@ export const daemonCommand: Command = {
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
 
+    const admin = adminFor(addrs);
+    const gcLog = (m: string) => console.error(`nix-castore daemon: ${m}`);
+    const gcSchedule = scheduleGc(values, admin, readOnly, gcLog);
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
+      await gcSchedule?.stop();
       await store.close();
       throw err;
     });
@@ -142,6 +150,7 @@ export const daemonCommand: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
     await drainer?.stop();
+    await gcSchedule?.stop();
     await daemon.stop();
     await store.close();
     return 0;

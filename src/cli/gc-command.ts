@@ -1,11 +1,9 @@
 import { parse, UsageError, type Command } from '../util/usage.js';
-import { now } from '../util/clock.js';
-import { parseDuration, parseSize } from '../gc/policy.js';
-import { collectDisk } from '../gc/disk-gc.js';
-import { formatReport } from '../gc/report.js';
-import { diskStoreRoot } from './store-root.js';
+import { diskAdmin, policyOf, type GcRequest } from '../gc/admin.js';
+import { formatReport, type GcReport } from '../gc/report.js';
+import { maintenanceTarget } from './store-root.js';
 
-const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR] [--keep-since D] [--max-size S] [--dry-run] [--json]
+const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+…] [--keep-since D] [--max-size S] [--dry-run] [--json]
 
 Deletes what the retention policy does not keep, and returns the space.
 Kept: every pinned path ('nix-castore pin'), every path pushed or read
@@ -21,7 +19,12 @@ FAILED_PRECONDITION, and 'copy' and the hook's drain then upload again.
 
 Options:
       --data DIR        the store directory (default: the daemon's default).
-      --store ADDR      file:///DIR (the same as --data DIR).
+      --store ADDR      file:///DIR (the same as --data DIR), or a daemon
+                        (grpc+unix:///…, grpc+http://…) serving an on-disk
+                        store: it collects, through nixcastore.v1.AdminService
+                        (a write: send the token with
+                        NIX_CASTORE_AUTH_TOKEN_FILE; a --read-only daemon
+                        refuses).
       --keep-since D    keep paths pushed or read within D: 30d, 12h, 90m,
                         45s, 2w; 0 keeps only pins (and --grace).
       --max-size S      keep the most recently used paths while their NAR
@@ -61,22 +64,26 @@ export const gcCommand: Command = {
       return 0;
     }
     if (positionals.length > 0) throw new UsageError(`gc takes no arguments (got ${JSON.stringify(positionals[0])}); pin paths to keep them`);
-    const keepSinceMs = values['keep-since'] === undefined ? undefined : parseDuration(values['keep-since'], '--keep-since');
-    const maxSizeBytes = values['max-size'] === undefined ? undefined : parseSize(values['max-size'], '--max-size');
-    const graceMs = parseDuration(values.grace ?? '1h', '--grace');
-    if (keepSinceMs === undefined && maxSizeBytes === undefined) {
-      throw new UsageError('say what to keep besides pins: --keep-since D (e.g. 30d; 0 for pins only) and/or --max-size S (e.g. 500G)');
+    const req: GcRequest = { keepSince: values['keep-since'], maxSize: values['max-size'], grace: values.grace, dryRun: values['dry-run'] === true };
+    try {
+      policyOf(req); // bad input: exit 2 before anything is asked or changed
+    } catch (err) {
+      throw new UsageError((err as Error).message);
     }
-    const root = await diskStoreRoot('gc', values.data, values.store);
+    const target = await maintenanceTarget('gc', values.data, values.store);
     const json = values.json === true;
-    const report = await collectDisk(root, {
-      keepSinceMs,
-      maxSizeBytes,
-      graceMs,
-      nowMs: now(),
-      dryRun: values['dry-run'] === true,
-      log: json ? undefined : (m) => console.error(m),
-    });
+    let report: GcReport;
+    if (target.kind === 'file') {
+      report = await diskAdmin(target.root).collect(req, json ? undefined : (m) => console.error(m));
+    } else {
+      const { AdminClient } = await import('../grpc/admin-client.js');
+      const client = new AdminClient(target.addr);
+      try {
+        report = JSON.parse(await client.collect(req)) as GcReport;
+      } finally {
+        client.close();
+      }
+    }
     console.log(json ? JSON.stringify(report, null, 2) : formatReport(report));
     return 0;
   },

@@ -1,13 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parse, UsageError, type Command } from '../util/usage.js';
-import { DiskPins, checkPinName } from '../store/backends/disk-retention.js';
-import { diskLayout } from '../addr/open.js';
+import { checkPinName } from '../store/backends/disk-retention.js';
 import { absolute } from '../nix/store-path.js';
+import { diskAdmin } from '../gc/admin.js';
+import { isKind } from '../castore/errors.js';
 import { parseStorePathArg } from './path-info-command.js';
-import { diskStoreRoot } from './store-root.js';
+import { maintenanceTarget } from './store-root.js';
 
-const HELP = `Usage: nix-castore pin add NAME STOREPATH... [--data DIR | --store file:///DIR]
+const HELP = `Usage: nix-castore pin add NAME STOREPATH... [--data DIR | --store file:///DIR | --store grpc+…]
        nix-castore pin list [--json]
        nix-castore pin rm NAME
 
@@ -22,7 +21,10 @@ NAME: 1 to 100 letters, digits, '.', '_' or '-'. STOREPATH:
 
 Options:
       --data DIR    the store directory (default: the daemon's default).
-      --store ADDR  file:///DIR (the same as --data DIR).
+      --store ADDR  file:///DIR (the same as --data DIR), or a daemon
+                    (grpc+unix:///…, grpc+http://…) serving an on-disk store,
+                    through nixcastore.v1.AdminService (send the write token
+                    with NIX_CASTORE_AUTH_TOKEN_FILE).
       --json        pin list: one JSON object {NAME: [paths]}.
   -h, --help        show this help.
 
@@ -40,51 +42,47 @@ export const pinCommand: Command = {
     }
     const [sub, ...args] = positionals;
     if (sub !== 'add' && sub !== 'list' && sub !== 'rm') throw new UsageError(`pin takes add, list or rm${sub ? `, not ${JSON.stringify(sub)}` : ''}\n\n${HELP}`);
-    const root = await diskStoreRoot('pin', values.data, values.store);
-    const layout = diskLayout(root);
-    const pins = new DiskPins(layout);
-    const present = (digest: Uint8Array) => existsSync(layout.objectPath('pathinfo', digest));
+    const name = args[0];
     if (sub === 'list') {
       if (args.length > 0) throw new UsageError('pin list takes no arguments');
-      const all = await pins.list();
-      if (values.json) console.log(JSON.stringify(Object.fromEntries(all.map((p) => [p.name, p.paths])), null, 2));
-      else for (const p of all) console.log(`${p.name}\t${p.paths.join(' ')}`);
-      return 0;
+    } else {
+      if (name === undefined) throw new UsageError(`pin ${sub} needs a NAME`);
+      try {
+        checkPinName(name);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      if (sub === 'rm' && args.length > 1) throw new UsageError('pin rm takes one NAME');
+      if (sub === 'add' && args.length < 2) throw new UsageError(`pin add ${name} needs at least one store path (to remove the pin: pin rm ${name})`);
     }
-    const name = args[0];
-    if (name === undefined) throw new UsageError(`pin ${sub} needs a NAME`);
+    const paths = sub === 'add' ? args.slice(1).map((a) => absolute(parseStorePathArg(a))) : [];
+    const target = await maintenanceTarget('pin', values.data, values.store);
+    let remote: import('../grpc/admin-client.js').AdminClient | undefined;
+    if (target.kind === 'daemon') remote = new (await import('../grpc/admin-client.js')).AdminClient(target.addr);
+    const local = target.kind === 'file' ? diskAdmin(target.root) : undefined;
     try {
-      checkPinName(name);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
+      if (sub === 'list') {
+        const all = await (remote ?? local!).listPins();
+        if (values.json) console.log(JSON.stringify(Object.fromEntries(all.map((p) => [p.name, p.paths])), null, 2));
+        else for (const p of all) console.log(`${p.name}\t${p.paths.join(' ')}`);
+        return 0;
+      }
+      if (sub === 'rm') {
+        const removed = remote ? await remote.removePin(name).then(() => true, (err) => (isKind(err, 'not-found') ? false : Promise.reject(err))) : await local!.removePin(name);
+        if (removed) return 0;
+        console.error(`nix-castore: there is no pin ${JSON.stringify(name)} (see 'nix-castore pin list')`);
+        return 1;
+      }
+      try {
+        await (remote ?? local!).setPin(name, paths);
+      } catch (err) {
+        if (!isKind(err, 'precondition')) throw err;
+        console.error(`nix-castore: ${(err as Error).message}`);
+        return 1;
+      }
+      return 0;
+    } finally {
+      remote?.close();
     }
-    if (sub === 'rm') {
-      if (args.length > 1) throw new UsageError('pin rm takes one NAME');
-      if (await pins.remove(name)) return 0;
-      console.error(`nix-castore: there is no pin ${JSON.stringify(name)} (see 'nix-castore pin list')`);
-      return 1;
-    }
-    const paths = args.slice(1).map(parseStorePathArg);
-    if (paths.length === 0) throw new UsageError(`pin add ${name} needs at least one store path (to remove the pin: pin rm ${name})`);
-    const missing = paths.filter((p) => !present(p.digest));
-    if (missing.length > 0) {
-      for (const p of missing) console.error(`nix-castore: ${absolute(p)} is not in the store ${root}`);
-      console.error(`nix-castore: pin ${name} not changed: copy the paths first`);
-      return 1;
-    }
-    const file = join(root, 'pins', name);
-    const previous = existsSync(file) ? readFileSync(file) : undefined;
-    await pins.set(name, paths.map(absolute));
-    // A collector deciding meanwhile read the pins before this one: if it
-    // took a path, say so and put the pin back as it was.
-    const lost = paths.filter((p) => !present(p.digest));
-    if (lost.length > 0) {
-      if (previous) await pins.set(name, (JSON.parse(previous.toString('utf8')) as { paths: string[] }).paths);
-      else await pins.remove(name);
-      for (const p of lost) console.error(`nix-castore: ${absolute(p)} was collected while it was being pinned`);
-      console.error(`nix-castore: pin ${name} not changed: copy the paths again, then pin them`);
-      return 1;
-    }
-    return 0;
   },
 };

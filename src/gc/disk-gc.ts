@@ -41,6 +41,8 @@ export interface DiskGcOptions extends PolicyOptions {
   rewriteAbove?: number;
   /** How long to wait for PathInfo Puts in flight before giving up (deleting nothing). */
   putWaitMs?: number;
+  /** Aborted: stop before deleting anything. */
+  signal?: AbortSignal;
 }
 
 type Fate = 'keep' | 'rewrite' | 'delete';
@@ -95,6 +97,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     const decision = decideKept(paths, pinnedKeys(pins), opts);
     for (const m of decision.missingRefs) warnings.push(`${m.from} refers to a path the store lacks (digest ${m.ref}): its closure was incomplete already`);
 
+    opts.signal?.throwIfAborted();
     // Mark.
     log(`gc: marking from ${decision.kept.size} kept paths`);
     const plans: PackPlan[] = [];
@@ -209,6 +212,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       for (const t of targets.values()) await t.close();
     }
 
+    opts.signal?.throwIfAborted();
     // Fence: no PathInfo Put runs from here until the deletions are done.
     await writeFile(fence.deletingFile, `${process.pid}\n`);
     await writeFile(fence.epochFile, `${Number(fence.readEpoch()) + 1}\n`);
@@ -245,6 +249,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       if (p && !decision.kept.has(key)) await marks.node(p.node, true);
     }
     while (spare.length > 0) await spare.shift();
+    opts.signal?.throwIfAborted();
     if (!lock.stillHeld()) throw new Error('another collector took the lock over; nothing was deleted');
 
     // Delete: PathInfos first.
