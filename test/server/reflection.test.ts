@@ -62,9 +62,9 @@ async function startServer(address: string): Promise<Running> {
   const server = new grpc.Server();
   // The daemon's own list of files: what it describes is what is tested.
   const allFiles = PROTO_FILES;
-  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto']);
+  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto', 'nixcastore/v1/admin.proto']);
   const def = protoLoader.loadSync(allFiles, { includeDirs: [protosDir], keepCase: true });
-  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService']) {
+  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService', 'nixcastore.v1.AdminService']) {
     // No implementation: grpc-js answers every method with UNIMPLEMENTED.
     server.addService(def[name] as grpc.ServiceDefinition, {});
   }
@@ -252,7 +252,12 @@ describe('reflection over TCP', () => {
       const r = await buf([...BUF_GRPC, '--reflect-protocol', reflectProtocol, '--list-methods', `http://${target}`]);
       assert.equal(r.code, 0, r.stderr);
       const listed = new Set(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-      const all = [...PREFIXES.flatMap(methods), 'nixcastore.v1.BlobBatchService/Has', 'nixcastore.v1.BlobBatchService/Put'];
+      const all = [
+        ...PREFIXES.flatMap(methods),
+        'nixcastore.v1.BlobBatchService/Has',
+        'nixcastore.v1.BlobBatchService/Put',
+        ...['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].map((m) => `nixcastore.v1.AdminService/${m}`),
+      ];
       for (const m of all) assert.ok(listed.has(m), `${m} missing from:\n${r.stdout}`);
     });
   }
@@ -278,7 +283,7 @@ describe('reflection over TCP', () => {
       descriptorTypes.FileDescriptorSet.decode(fs.readFileSync(image)),
       { arrays: true },
     ) as { file: FileDesc[] };
-    assert.equal(set.file.length, 11);
+    assert.equal(set.file.length, 12);
     const responses = await reflect(target, 'v1', set.file.map((f) => ({ file_by_filename: f.name })));
     responses.forEach((res, i) => assert.deepEqual(decodeFiles(res)[0], set.file[i], set.file[i].name));
   });
