@@ -316,6 +316,10 @@ describe('nix/module.nix (module-system stand-in)', () => {
         store: 'nullOr str',
         environmentFile: 'nullOr str',
         extraArgs: 'listOf str',
+        'gc.enable': 'bool',
+        'gc.interval': 'str',
+        'gc.keepSince': 'nullOr str',
+        'gc.maxSize': 'nullOr str',
         'postBuildHook.enable': 'bool',
         'postBuildHook.mode': 'enum',
         'postBuildHook.store': 'str',
@@ -339,6 +343,15 @@ describe('nix/module.nix (module-system stand-in)', () => {
     assert.deepEqual(config.users.groups, { 'nix-castore': {} });
     assert.deepEqual(config.systemd.tmpfiles.rules, ["d '/var/lib/nix-castore' 0750 nix-castore nix-castore - -"]);
     assert.equal(config.nix, undefined, 'no post-build hook unless asked');
+  });
+
+  it('gc: the daemon collects on a schedule with the policy', async () => {
+    const { config } = await evalModule('{ services.nix-castore = { enable = true; gc = { enable = true; interval = "6h"; maxSize = "500G"; }; }; }');
+    const svc = config.systemd.services['nix-castore'];
+    assert.match(svc.serviceConfig.ExecStart, / daemon '--listen' '\[::1\]:8000' '--data' '\/var\/lib\/nix-castore' '--gc-interval' '6h' '--gc-keep-since' '30d' '--gc-max-size' '500G'$/);
+    assert.deepEqual(config.assertions.map((a: { assertion: boolean }) => a.assertion), [true]);
+    const s3 = await evalModule('{ services.nix-castore = { enable = true; store = "s3://b?index=postgres://x"; gc.enable = true; }; }');
+    assert.deepEqual(s3.config.assertions.map((a: { assertion: boolean }) => a.assertion), [false]);
   });
 
   it('postBuildHook (queue): nix.settings.post-build-hook is a wrapper; the daemon drains the spool', async () => {
