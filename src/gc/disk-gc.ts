@@ -185,6 +185,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
         bytes: { before, after, reclaimed: before - after },
         warnings,
         seconds: (Date.now() - t0) / 1000,
+        peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
       };
     };
     if (opts.dryRun) return report(before, 0, doomedPaths);

@@ -12,6 +12,8 @@ export interface GcReport {
   bytes: { before: number; after: number; reclaimed: number };
   warnings: string[];
   seconds: number;
+  /** Peak resident set size of the collecting process so far. */
+  peakRssMiB: number;
 }
 
 export function formatReport(r: GcReport): string {
