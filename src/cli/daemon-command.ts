@@ -122,11 +122,13 @@ export const daemonCommand: Command = {
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
 
-    const admin = adminFor(addrs);
+    let opened: Store | undefined;
+    const admin = adminFor(addrs, () => opened);
     const gcLog = (m: string) => console.error(`nix-castore daemon: ${m}`);
     const gcSchedule = scheduleGc(values, admin, readOnly, gcLog);
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
+    opened = store;
     const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();

@@ -3,7 +3,9 @@
 // --gc-max-size, --gc-grace).
 import { UsageError } from '../util/usage.js';
 import { parseAddr } from '../addr/parse.js';
-import type { StoreAddrs } from '../addr/open.js';
+import type { Store, StoreAddrs } from '../addr/open.js';
+import { DiskBlobService } from '../castore/disk/disk-blob-service.js';
+import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
 import { diskAdmin, policyOf, type GcAdmin, type GcRequest } from '../gc/admin.js';
 import { parseDuration } from '../gc/policy.js';
 import { formatReport } from '../gc/report.js';
@@ -26,12 +28,21 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
                            the same collector through
                            nixcastore.v1.AdminService (a write: token needed).`;
 
-/** The collector of the daemon's store, if it has one (one on-disk store for all three services). */
-export function adminFor(addrs: StoreAddrs): GcAdmin | undefined {
+/**
+ * The collector of the daemon's store, if it has one (one on-disk store for
+ * all three services). Before each collection the daemon seals the packs it
+ * writes to, so their garbage can go too.
+ */
+export function adminFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
   const kinds = [addrs.blob, addrs.directory, addrs.pathInfo].map((a) => parseAddr(a));
   const roots = new Set(kinds.map((a) => (a.kind === 'file' ? a.root : undefined)));
   const [root] = roots;
-  return roots.size === 1 && root !== undefined ? diskAdmin(root) : undefined;
+  if (roots.size !== 1 || root === undefined) return undefined;
+  return diskAdmin(root, async () => {
+    const s = store();
+    if (s?.blobs instanceof DiskBlobService) await s.blobs.packs.seal();
+    if (s?.directories instanceof DiskDirectoryService) await s.directories.packs.seal();
+  });
 }
 
 export interface GcSchedule {

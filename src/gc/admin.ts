@@ -49,7 +49,8 @@ export function policyOf(req: GcRequest) {
   }
 }
 
-export function diskAdmin(root: string): GcAdmin {
+/** `beforeCollect`: e.g. a daemon seals its own packs, so they can be compacted too. */
+export function diskAdmin(root: string, beforeCollect?: () => Promise<void>): GcAdmin {
   const layout = diskLayout(root);
   const pins = new DiskPins(layout);
   const present = (p: string) => existsSync(layout.objectPath('pathinfo', parseAbsolute(p).digest));
@@ -85,6 +86,10 @@ export function diskAdmin(root: string): GcAdmin {
     },
     removePin: (pinName) => pins.remove(name(pinName)),
     listPins: () => pins.list(),
-    collect: (req, log) => collectDisk(root, { ...policyOf(req), nowMs: now(), dryRun: req.dryRun, log, signal: req.signal }),
+    async collect(req, log) {
+      const policy = policyOf(req);
+      await beforeCollect?.();
+      return collectDisk(root, { ...policy, nowMs: now(), dryRun: req.dryRun, log, signal: req.signal });
+    },
   };
 }

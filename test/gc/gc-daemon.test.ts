@@ -108,6 +108,25 @@ describe('gc and pin through a daemon', () => {
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
   });
 
+  it("seals the daemon's own packs first, so the garbage in them goes too", async () => {
+    const data = join(tmp, 'own-packs');
+    const clock = await testClock(Date.now() - 30 * DAY);
+    const d = await daemon(['--data', data], clock.env());
+    assert.equal((await cli(['copy', '--quiet', '--store', d.addr, twins[0]])).code, 0);
+    await clock.set(Date.now());
+    const gc = await cli(['gc', '--store', d.addr, '--keep-since', '1d', '--grace', '0', '--json']);
+    assert.equal(gc.code, 0, gc.stderr);
+    const report = JSON.parse(gc.stdout);
+    assert.deepEqual(report.deleted, [basename(twins[0])]);
+    // 40 small files, packed by the daemon, and one large: all gone.
+    assert.equal(report.blobs.deleted, 41, JSON.stringify(report));
+    assert.equal((await cli(['copy', '--quiet', '--store', d.addr, twins[0]])).code, 0, 'and it takes them again');
+    assert.ok((await narOf(d.addr, twins[0])).equals(await nixStoreDump(twins[0])));
+    await d.stop();
+    const fsck = await cli(['fsck', '--data', data, '--nar']);
+    assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  });
+
   it('collects on a schedule with --gc-interval', async () => {
     const data = join(tmp, 'scheduled');
     const old = await testClock(Date.now() - 30 * DAY);

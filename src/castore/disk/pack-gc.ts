@@ -45,7 +45,8 @@ export async function listPacks(dir: string): Promise<PackFile[]> {
     const alive = writerAlive(name);
     out.push({
       name,
-      sealed: !alive || pack.size >= PACK_TARGET,
+      // Its writer is gone, it is full, or its writer closed it (a read-only index).
+      sealed: !alive || pack.size >= PACK_TARGET || (idx !== undefined && (idx.mode & 0o222) === 0),
       mtimeMs: Math.max(pack.mtimeMs, idx?.mtimeMs ?? 0),
       bytes: pack.blocks * 512 + (idx ? idx.blocks * 512 : 0),
       orphan: !hasIdx && !alive,

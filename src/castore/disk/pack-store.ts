@@ -9,7 +9,7 @@
 // partial block, kept in memory, and ends padded to a block; the padding is
 // overwritten by the next batch and cut off when the pack is closed.
 import { existsSync } from 'node:fs';
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3Hex } from '../digest.js';
@@ -394,6 +394,15 @@ export class PackStore {
     // Cut off the padding of the last O_DIRECT write (harmless if this fails: readers go by the index).
     if (w.direct && w.end % DIRECT_ALIGN !== 0) await w.data.truncate(w.end).catch(() => {});
     await Promise.all([w.data.close(), w.idx.close(), w.plain?.then((h) => h.close())]);
+    // A read-only index marks a sealed pack: the collector may rewrite it
+    // although its writer lives on (pack-gc.ts).
+    await chmod(join(this.dir, `${w.pack.name}.idx`), 0o444).catch(() => {});
+  }
+
+  /** Closes this process's pack once its batches are written: new blobs go to a new one, and the collector may compact it. */
+  async seal(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    await this.closeOwn(); // detaches the pack at once: a flush starting now opens a new one
   }
 }
 
