@@ -83,13 +83,17 @@ export function scheduleGc(
       log(`gc failed: ${(err as Error).message}`);
     }
   };
-  const arm = () => {
-    timer = setTimeout(() => {
-      running = run().finally(() => {
-        running = undefined;
-        if (!ac.signal.aborted) arm();
-      });
-    }, everyMs);
+  // setTimeout takes at most 2^31-1 ms (24.8 days): longer intervals wait in steps.
+  const arm = (due = Date.now() + everyMs) => {
+    const left = due - Date.now();
+    if (left > 0) {
+      timer = setTimeout(() => arm(due), Math.min(left, 2 ** 31 - 1));
+      return;
+    }
+    running = run().finally(() => {
+      running = undefined;
+      if (!ac.signal.aborted) arm();
+    });
   };
   arm();
   log(`collecting garbage every ${interval}`);

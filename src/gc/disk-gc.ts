@@ -18,7 +18,9 @@
 // (or copied twice) for the next collection.
 import { rm, writeFile, unlink, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { diskLayout, directoryServiceFromAddr } from '../addr/open.js';
+import { diskLayout } from '../addr/open.js';
+import { DiskLayout } from '../castore/disk/disk-layout.js';
+import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
 import { acquireGcLock } from '../castore/disk/gc-lock.js';
 import { pidAlive, statePid } from '../castore/disk/gc-fence.js';
 import { copyRecords, listPacks, readPackIndex, removePack, type PackFile } from '../castore/disk/pack-gc.js';
@@ -64,7 +66,9 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
   await layout.init();
   const fence = layout.gc;
   const lock = acquireGcLock(root);
-  const directories = directoryServiceFromAddr(`file://${root}`);
+  // A reader of its own (not the process's shared layout): a daemon collecting
+  // every hour must not accumulate readers and their indexes.
+  const directories = new DiskDirectoryService(new DiskLayout(root));
   const warnings: string[] = [];
   // Objects are judged by their files' times: real time, whatever the policy's clock.
   const graceCut = Date.now() - opts.graceMs;
