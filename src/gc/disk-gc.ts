@@ -245,21 +245,34 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       }
       const info = PathInfoCodec.decode(data);
       spared.add(key);
-      for (const r of info.references) spared.add(Buffer.from(r).toString('hex'));
       if (info.node) await marks.node(info.node, true);
+      // Its closure is kept too, with its content.
+      const todo = info.references.map((r) => Buffer.from(r).toString('hex'));
+      while (todo.length > 0) {
+        const k = todo.pop()!;
+        if (spared.has(k)) continue;
+        spared.add(k);
+        const p = paths.get(k);
+        if (!p || decision.kept.has(k)) continue;
+        await marks.node(p.node, true);
+        todo.push(...p.refs);
+      }
     }
-    // References of late paths are kept too, with their content.
-    for (const key of [...spared]) {
-      const p = paths.get(key);
-      if (p && !decision.kept.has(key)) await marks.node(p.node, true);
+    // Directories stored since the plans were made survive, and so does what they refer to.
+    const plannedEntries = new Map(dirPlans.map((p) => [p.pack.name, p.entries.length]));
+    for (const pack of await listPacks(join(root, 'directory-packs'))) {
+      if (pack.orphan) continue;
+      const entries = await readPackIndex(join(root, 'directory-packs'), pack.name);
+      for (const e of entries.slice(plannedEntries.get(pack.name) ?? 0)) await marks.directory(e.digest, false);
     }
     while (spare.length > 0) await spare.shift();
     opts.signal?.throwIfAborted();
     if (!lock.stillHeld()) throw new Error('another collector took the lock over; nothing was deleted');
 
-    // Delete: PathInfos first.
+    // Delete: PathInfos first (recorded first, for PathInfo Puts that refer to them).
     log('gc: deleting');
     const deletedPaths = doomedPaths.filter((p) => !spared.has(p.key));
+    fence.recordDeleted(fence.readEpoch(), deletedPaths.map((p) => p.key));
     const shardDirs = new Set<string>();
     for (const p of deletedPaths) {
       await unlink(p.file).catch((err) => {

@@ -89,6 +89,19 @@ describe('a PathInfo Put racing the collector', () => {
       }
       assert.equal(sent, blobs.size - 1, 'after the collection the daemon answers Stat from the disk');
       await remote.pathInfos.put(copyInfo);
+
+      // A PathInfo referring to the collected path (its uploader found it present before) is refused too…
+      const node = { type: 'symlink' as const, name: Buffer.from(`${'b'.repeat(32)}-gc-race-app`), target: Buffer.from(twin) };
+      const nar = await remote.pathInfos.calculateNar(node);
+      const app = {
+        node,
+        references: [parseAbsolute(twin).digest],
+        narinfo: { ...info.narinfo!, ...nar, signatures: [], referenceNames: [basename(twin)] },
+      };
+      await assert.rejects(remote.pathInfos.put(app), (err) => isKind(err, 'precondition') && /garbage-collected/.test((err as Error).message));
+      // …until the reference is uploaded again.
+      await remote.pathInfos.put({ ...info, narinfo: { ...info.narinfo!, signatures: [] } });
+      await remote.pathInfos.put(app);
     } finally {
       await remote.close();
     }

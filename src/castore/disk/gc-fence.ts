@@ -6,6 +6,7 @@
 //   gc/journal    store-path digests of PathInfos stored while it marked
 //   gc/deleting   exists while a collector deletes (its pid)
 //   gc/puts/*     one marker per PathInfo Put in progress (pid in the name)
+//   gc/deleted/*  the store paths each recent collection deleted
 //
 // A Put creates its marker, then waits while `deleting` names a live
 // process, then (if the epoch moved) drops what its process cached about
@@ -16,8 +17,10 @@
 // too, and only then deletes. So a PathInfo is either stored before the
 // delete phase (and its content marked), or checked after the deletions
 // against the disk as it now is: FAILED_PRECONDITION, and a retry uploads
-// what is missing. Never a stored PathInfo with missing content.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+// what is missing. Never a stored PathInfo with missing content. Nor one
+// whose reference a recent collection deleted (its uploader found it
+// present before): FAILED_PRECONDITION too, and the retry uploads it.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CastoreError } from '../errors.js';
@@ -47,6 +50,10 @@ export function statePid(file: string): number | undefined {
 }
 
 const nonce = randomBytes(4).toString('hex');
+
+/** Collections whose deleted paths a PathInfo Put checks its references against. */
+const DELETED_KEEP_MS = 24 * 3_600_000;
+const DELETED_KEEP_FILES = 16;
 let markerCount = 0;
 
 export class GcFence {
@@ -55,6 +62,7 @@ export class GcFence {
   private seenEpoch: string | undefined;
   private readonly listeners: (() => Promise<void>)[] = [];
   private syncing: Promise<void> | undefined;
+  private deleted: Set<string> | undefined;
 
   constructor(root: string) {
     this.dir = join(root, 'gc');
@@ -72,6 +80,48 @@ export class GcFence {
   }
   get journalFile(): string {
     return join(this.dir, 'journal');
+  }
+  get deletedDir(): string {
+    return join(this.dir, 'deleted');
+  }
+
+  /** Store-path digests (hex) recent collections deleted, as of the last epoch this process saw. */
+  private recentlyDeleted(): Set<string> {
+    if (this.deleted) return this.deleted;
+    const set = new Set<string>();
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.deletedDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const n of names) {
+      let text;
+      try {
+        text = readFileSync(join(this.deletedDir, n), 'utf8');
+      } catch {
+        continue; // pruned meanwhile
+      }
+      for (const line of text.split('\n')) if (line) set.add(line);
+    }
+    return (this.deleted = set);
+  }
+
+  /** Whether a recent collection deleted this store path (hex digest) — and it is still gone. */
+  wasCollected(hex: string, stillAbsent: () => boolean): boolean {
+    return this.recentlyDeleted().has(hex) && stillAbsent();
+  }
+
+  /** For the collector, before it deletes PathInfos: records them; drops old records. */
+  recordDeleted(epoch: string, hexes: string[]): void {
+    mkdirSync(this.deletedDir, { recursive: true });
+    const files = readdirSync(this.deletedDir)
+      .map((n) => ({ n, t: statSync(join(this.deletedDir, n)).mtimeMs }))
+      .sort((a, b) => b.t - a.t);
+    files.forEach((f, i) => {
+      if (i >= DELETED_KEEP_FILES - 1 || Date.now() - f.t > DELETED_KEEP_MS) unlinkSync(join(this.deletedDir, f.n));
+    });
+    writeFileSync(join(this.deletedDir, epoch), hexes.map((h) => h + '\n').join(''));
   }
 
   init(): void {
@@ -101,6 +151,7 @@ export class GcFence {
       return Promise.resolve();
     }
     this.seenEpoch = epoch;
+    this.deleted = undefined;
     const run = (async () => {
       for (const fn of this.listeners) await fn();
     })();

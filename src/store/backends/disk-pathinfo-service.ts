@@ -1,7 +1,9 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PathInfoCodec, type PathInfo } from '../messages.js';
-import { storageError } from '../../castore/errors.js';
+import { existsSync } from 'node:fs';
+import { CastoreError, storageError } from '../../castore/errors.js';
+import { encode as nix32 } from '../../nix/nixbase32.js';
 import { publishFiles } from '../../castore/disk/atomic-files.js';
 import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import type { Castore } from '../render-nar.js';
@@ -41,7 +43,15 @@ export class DiskPathInfoService extends LocalPathInfoService {
   // The content check and the save run inside the collector's fence (gc-fence.ts).
   override async put(info: PathInfo): Promise<PathInfo> {
     const sp = validatePathInfo(info);
-    return this.layout.gc.guardPut(sp.digest, () => super.put(info));
+    return this.layout.gc.guardPut(sp.digest, async () => {
+      for (const r of info.references) {
+        const path = this.layout.objectPath('pathinfo', r);
+        if (this.layout.gc.wasCollected(Buffer.from(r).toString('hex'), () => !existsSync(path))) {
+          throw new CastoreError('precondition', `reference ${nix32(r)}-${info.narinfo?.referenceNames[info.references.indexOf(r)]?.slice(33) ?? '…'} was garbage-collected; upload it before the PathInfo`);
+        }
+      }
+      return super.put(info);
+    });
   }
 
   protected async save(storeDigest: Uint8Array, info: PathInfo) {
