@@ -1,6 +1,8 @@
 // Real Nix closures for the collector's tests (test/fixtures/gc-closures.nix),
 // built with a fresh numeric salt so no other test or store has seen them.
 import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { CLI } from '../helpers/daemon.js';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fixtureClosureNixFile, nixBuild, runNix } from '../helpers/nix.js';
@@ -37,4 +39,16 @@ export const DAY = 86_400_000;
 
 export function cli(args: string[], env?: NodeJS.ProcessEnv): Promise<CliResult> {
   return runCli(args, { env });
+}
+
+/** `nix-castore nar --store STORE PATH`'s bytes. */
+export function narOf(store: string, path: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, 'nar', '--store', store, path], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    c.stdout.on('data', (d) => out.push(d));
+    c.stderr.on('data', (d) => (err += d));
+    c.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`nar ${path}: ${code} ${err}`))));
+  });
 }

@@ -16,22 +16,32 @@ import { putClosure } from '../../src/castore/directory-service.js';
 import { isKind } from '../../src/castore/errors.js';
 import type { Directory } from '../../src/castore/messages.js';
 import { parseAbsolute } from '../../src/nix/store-path.js';
-import { buildGc, cli, DAY, deleteFromNix, freshSalt, testClock } from './gc-fixture.js';
+import { buildGc, cli, DAY, deleteFromNix, freshSalt, narOf, testClock } from './gc-fixture.js';
+import { copyClosure } from '../../src/upload/copy.js';
+import { parsePathInfoJson } from '../../src/closure/path-info-json.js';
+import { nixPathInfoJson } from '../../src/upload/nix-cli.js';
+import { nixStoreDump } from '../helpers/nix.js';
 
 let tmp: string;
 let data: string;
 let daemon: DaemonProcess | undefined;
 let twin: string;
+let live: string[];
+let shared: string;
 
 before(async () => {
-  [twin] = await buildGc(freshSalt(), ['twins'], { groups: '1' });
+  const salt = freshSalt();
+  [twin] = await buildGc(salt, ['twins'], { groups: '1' });
+  live = await buildGc(salt, ['live'], { groups: '1', rounds: '1' });
+  [shared] = await buildGc(salt, ['shared'], { groups: '1' });
   tmp = await mkdtemp(join(tmpdir(), 'gc-race-'));
   data = join(tmp, 'data');
 });
 
 after(async () => {
   await daemon?.stop();
-  await deleteFromNix([twin].filter(Boolean));
+  await deleteFromNix([twin, ...(live ?? [])].filter(Boolean));
+  await deleteFromNix([shared].filter(Boolean));
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -109,5 +119,52 @@ describe('a PathInfo Put racing the collector', () => {
     daemon = undefined;
     const fsck = await cli(['fsck', '--data', data, '--nar']);
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  });
+
+  it('copy runs again for paths that lost content to a collection between its lookups and its PathInfo Put', async () => {
+    const data2 = join(tmp, 'copy-retry');
+    const fileStore = `file://${data2}`;
+    const old = await testClock(Date.now() - 30 * DAY);
+    // Old twins of the live path's files, and of the shared path it refers to.
+    const seed = await cli(['copy', '--quiet', '--store', fileStore, twin, shared], old.env());
+    assert.equal(seed.code, 0, seed.stderr);
+    daemon = await startDaemonProcess({ args: ['--data', data2] });
+    const remote = openStore(sameAddr(daemon.addr));
+    const logs: string[] = [];
+    let collections = 0;
+    try {
+      // The real daemon; only the moment of the collection is chosen: right
+      // before the copy's first PathInfo Put, after it found the blobs present.
+      const pathInfos = remote.pathInfos;
+      const store = {
+        ...remote,
+        pathInfos: {
+          get: pathInfos.get.bind(pathInfos),
+          list: pathInfos.list.bind(pathInfos),
+          calculateNar: pathInfos.calculateNar.bind(pathInfos),
+          close: pathInfos.close.bind(pathInfos),
+          async put(info: Parameters<typeof pathInfos.put>[0]) {
+            if (collections++ === 0) {
+              const gc = await cli(['gc', '--store', fileStore, '--keep-since', '1d', '--grace', '0', '--json']);
+              assert.equal(gc.code, 0, gc.stderr);
+              assert.deepEqual(JSON.parse(gc.stdout).deleted.sort(), [basename(shared), basename(twin)].sort());
+            }
+            return pathInfos.put(info);
+          },
+        },
+      };
+      const closure = parsePathInfoJson(await nixPathInfoJson([live[0]]), { file: 'nix path-info' });
+      const report = await copyClosure({ store, closure, jobs: 2, formula: 'head', events: { log: (m) => logs.push(m) } });
+      assert.deepEqual(report.failed, []);
+      assert.ok(logs.some((l) => /copying again/.test(l)), logs.join('\n'));
+      for (const p of [live[0], shared]) assert.ok(await remote.pathInfos.get(parseAbsolute(p).digest), `${p} present`);
+    } finally {
+      await remote.close();
+    }
+    await daemon.stop();
+    daemon = undefined;
+    const fsck = await cli(['fsck', '--data', data2, '--nar']);
+    assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+    for (const p of [live[0], shared]) assert.ok((await narOf(fileStore, p)).equals(await nixStoreDump(p)), p);
   });
 });
