@@ -57,6 +57,8 @@ interface PackPlan {
   /** Hex digests of entries not marked when the fate was decided. */
   dead: Set<string>;
   copied: boolean;
+  /** Entries in its index when planned (its entries are dropped once it is known to stay). */
+  count: number;
 }
 
 export async function collectDisk(root: string, opts: DiskGcOptions): Promise<GcReport> {
@@ -130,7 +132,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       const out: PackPlan[] = [];
       for (const pack of await listPacks(dir)) {
         if (pack.orphan) {
-          out.push({ dir, pack, entries: [], fate: pack.mtimeMs < graceCut ? 'delete' : 'keep', dead: new Set(), copied: false });
+          out.push({ dir, pack, entries: [], fate: pack.mtimeMs < graceCut ? 'delete' : 'keep', dead: new Set(), copied: false, count: 0 });
           continue;
         }
         const entries = await readPackIndex(dir, pack.name);
@@ -146,7 +148,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
           if (liveBytes === 0) fate = 'delete';
           else if (1 - liveBytes / Math.max(pack.bytes, 1) > rewriteAbove) fate = 'rewrite';
         }
-        const plan = { dir, pack, entries, fate, dead, copied: false };
+        const plan = { dir, pack, entries, fate, dead, copied: false, count: entries.length };
         if (fate !== 'keep') for (const hex of dead) condemned.set(`${kind}:${hex}`, [...(condemned.get(`${kind}:${hex}`) ?? []), plan]);
         out.push(plan);
       }
@@ -154,7 +156,16 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     };
     const dirPlans = await planPacks(join(root, 'directory-packs'), 'dir', marks.dirs);
     planned.dir = true;
-    for (const plan of dirPlans) if (plan.fate === 'keep') await markDeadDirs(plan);
+    // Memory: what stays needs no entries (a pack condemned later still has its own).
+    const drop = (plan: PackPlan) => {
+      plan.entries = [];
+      plan.dead = new Set();
+    };
+    for (const plan of dirPlans) {
+      if (plan.fate !== 'keep') continue;
+      await markDeadDirs(plan);
+      drop(plan);
+    }
     for await (const f of looseObjects(root, 'directories')) {
       if (marks.dirs.has(f.hex)) continue;
       if (f.mtimeMs < graceCut) looseDoomed.set(`dir:${f.hex}`, f);
@@ -163,6 +174,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     while (spare.length > 0) await spare.shift();
     const blobPlans = await planPacks(join(root, 'packs'), 'blob', marks.blobs);
     planned.blob = true;
+    for (const plan of blobPlans) if (plan.fate === 'keep') drop(plan);
     for await (const f of looseObjects(root, 'blobs')) {
       if (!marks.blobs.has(f.hex) && f.mtimeMs < graceCut) looseDoomed.set(`blob:${f.hex}`, f);
     }
@@ -259,7 +271,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       }
     }
     // Directories stored since the plans were made survive, and so does what they refer to.
-    const plannedEntries = new Map(dirPlans.map((p) => [p.pack.name, p.entries.length]));
+    const plannedEntries = new Map(dirPlans.map((p) => [p.pack.name, p.count]));
     for (const pack of await listPacks(join(root, 'directory-packs'))) {
       if (pack.orphan) continue;
       const entries = await readPackIndex(join(root, 'directory-packs'), pack.name);
