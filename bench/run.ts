@@ -6,6 +6,7 @@ import { copyClosureBench } from './copy-closure.js';
 import { hookOverhead } from './hook-overhead.js';
 import { httpServeBench } from './http-serve.js';
 import { scaleoutBench } from './scaleout.js';
+import { gcBench } from './gc.js';
 import os from 'node:os';
 import { GiB, MiB, summary, table } from './util.js';
 import { execFileSync } from 'node:child_process';
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
   console.log(await httpServeBench(size));
   console.log();
   console.log(await scaleoutBench(size));
+  console.log();
+  console.log(await gcBench(size));
   console.log(`\nSummary (ratios to the copy floor, measured in this run; ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB):`);
   console.log(table(summary.rows));
 }

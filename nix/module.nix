@@ -39,6 +39,9 @@ let
     builtins.concatLists (map (l: [ "--listen" l ]) cfg.listen)
     ++ (if cfg.store == null then [ "--data" cfg.dataDir ] else [ "--store" cfg.store ])
     ++ (if queue then [ "--drain-spool" hook.spoolDir ] else [ ])
+    ++ (if cfg.gc.enable then [ "--gc-interval" cfg.gc.interval ] else [ ])
+    ++ (if cfg.gc.enable && cfg.gc.keepSince != null then [ "--gc-keep-since" cfg.gc.keepSince ] else [ ])
+    ++ (if cfg.gc.enable && cfg.gc.maxSize != null then [ "--gc-max-size" cfg.gc.maxSize ] else [ ])
     ++ cfg.extraArgs;
 
   hookWrapper = pkgs.writeShellScript "nix-castore-post-build-hook" ''
@@ -118,6 +121,26 @@ in
       default = [ ];
       example = [ "--http" "127.0.0.1:8080" ];
       description = "More arguments for `nix-castore daemon`.";
+    };
+
+    gc = {
+      enable = mkEnableOption "scheduled garbage collection by the daemon (`nix-castore gc`; pins and paths used recently are kept)";
+      interval = mkOption {
+        type = types.str;
+        default = "1d";
+        description = "How often the daemon collects (`--gc-interval`), e.g. \"6h\".";
+      };
+      keepSince = mkOption {
+        type = types.nullOr types.str;
+        default = "30d";
+        description = "Keep paths pushed or read within this time (`--gc-keep-since`), with their closures; null: only pins (and `maxSize`).";
+      };
+      maxSize = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "500G";
+        description = "Also keep the most recently used paths while their NARs fit in this size (`--gc-max-size`).";
+      };
     };
 
     postBuildHook = {
@@ -200,6 +223,13 @@ in
           LockPersonality = true;
         } // (if cfg.environmentFile == null then { } else { EnvironmentFile = cfg.environmentFile; });
       };
+    })
+
+    (mkIf (cfg.enable && cfg.gc.enable) {
+      assertions = [{
+        assertion = cfg.store == null && (cfg.gc.keepSince != null || cfg.gc.maxSize != null);
+        message = "services.nix-castore.gc needs the on-disk store (store = null) and keepSince or maxSize.";
+      }];
     })
 
     (mkIf hook.enable {

@@ -10,6 +10,7 @@ import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
 import { DEFAULT_STATS_INTERVAL_S, metricsAddr, prepareDataDirs, startDaemonMetrics, statsIntervalMs } from './daemon-ops.js';
+import { adminFor, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
 
 export { defaultDataDir } from '../addr/config.js';
 
@@ -84,6 +85,7 @@ Metrics (Prometheus text format, GET /metrics):
                            (by default it is readable without).
       --stats-interval S   recount the store for the store_* metrics every S
                            seconds in the background (default ${DEFAULT_STATS_INTERVAL_S}; 0: never).
+${DAEMON_GC_HELP}
 
 Use it from Nix with e.g.
   nix-store -r PATH --option substituters http://127.0.0.1:8080 \\
@@ -109,6 +111,7 @@ export const daemonCommand: Command = {
       metrics: { type: 'string' },
       'metrics-need-token': { type: 'boolean' },
       'stats-interval': { type: 'string' },
+      ...DAEMON_GC_FLAGS,
     });
     if (values.help) {
       console.log(HELP);
@@ -139,14 +142,21 @@ export const daemonCommand: Command = {
       readOnly = true;
     }
 
+    let opened: Store | undefined;
+    const admin = adminFor(addrs, () => opened);
+    const gcLog = (m: string) => console.error(`nix-castore daemon: ${m}`);
+    const gcSchedule = scheduleGc(values, admin, readOnly, gcLog);
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken } }).catch(async (err) => {
+    opened = store;
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
+      await gcSchedule?.stop();
       await store.close();
       throw err;
     });
     const log = (m: string) => console.error(`nix-castore daemon: ${m}`);
     const ops = await startDaemonMetrics(store, { addr: metrics, served: !!(metrics || http), authToken, tokenRequired: needToken, statsIntervalMs: statsInterval, log }).catch(async (err) => {
+      await gcSchedule?.stop();
       await daemon.stop();
       await store.close();
       throw err;
@@ -172,6 +182,7 @@ export const daemonCommand: Command = {
     });
     await drainer?.stop();
     await ops.stop();
+    await gcSchedule?.stop();
     await daemon.stop();
     await store.close();
     return 0;

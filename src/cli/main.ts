@@ -21,6 +21,8 @@ const COMMANDS: Entry[] = [
   { name: 'health', summary: "check (or wait for) a daemon's health", load: async () => (await import('./health-command.js')).healthCommand },
   { name: 'stats', summary: 'count what a store holds and how much deduplication saves', load: async () => (await import('./stats-command.js')).statsCommand },
   { name: 'fsck', summary: 'check an on-disk or S3 + PostgreSQL store for corruption and missing objects', load: async () => (await import('./fsck-command.js')).fsckCommand },
+  { name: 'gc', summary: 'delete what the retention policy does not keep (pins, --keep-since, --max-size)', load: async () => (await import('./gc-command.js')).gcCommand },
+  { name: 'pin', summary: 'name store paths that gc must keep (add, list, rm)', load: async () => (await import('./pin-command.js')).pinCommand },
   { name: 'config', summary: 'print the effective configuration and where each value comes from', load: async () => (await import('./config-command.js')).configCommand },
 ];
 

@@ -7,6 +7,7 @@ import * as C from '../castore/messages.js';
 import * as S from '../store/messages.js';
 import * as B from '../castore/batch-messages.js';
 import { GetStoreStatsRequestCodec, StoreStatsCodec } from '../store/store-stats.js';
+import * as A from './admin-messages.js';
 
 export type ProtoPackage = 'tvix' | 'snix';
 export const PACKAGES: readonly ProtoPackage[] = ['tvix', 'snix'];
@@ -69,5 +70,16 @@ export function blobBatchServiceDef() {
 export function storeStatsServiceDef() {
   return {
     Get: method('/nixcastore.v1.StoreStats/Get', GetStoreStatsRequestCodec, StoreStatsCodec, false, false),
+  } satisfies ServiceDefinition;
+}
+
+/** nix-castore's store maintenance (protos/nixcastore/v1/admin.proto): pins and garbage collection. */
+export function adminServiceDef() {
+  const p = '/nixcastore.v1.AdminService/';
+  return {
+    SetPin: method(p + 'SetPin', A.SetPinRequestCodec, A.EmptyCodec, false, false),
+    RemovePin: method(p + 'RemovePin', A.RemovePinRequestCodec, A.EmptyCodec, false, false),
+    ListPins: method(p + 'ListPins', A.EmptyCodec, A.ListPinsResponseCodec, false, false),
+    CollectGarbage: method(p + 'CollectGarbage', A.CollectGarbageRequestCodec, A.CollectGarbageResponseCodec, false, false),
   } satisfies ServiceDefinition;
 }

@@ -5,9 +5,11 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/store.js';
-import { blobBatchServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { adminServiceDef, blobBatchServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
 import { blobBatchHandlers } from './batch-handlers.js';
+import { adminHandlers } from './admin-handlers.js';
+import type { GcAdmin } from '../gc/admin.js';
 import { addReflectionServices } from './reflection.js';
 import { addHealthService } from './health.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
@@ -25,7 +27,7 @@ export const PROTO_FILES = PACKAGES.flatMap((p) => [
   `${p}/castore/protos/rpc_directory.proto`,
   `${p}/store/protos/pathinfo.proto`,
   `${p}/store/protos/rpc_pathinfo.proto`,
-]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'grpc/health/v1/health.proto');
+]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto');
 
 export interface DaemonOptions {
   listen: ListenAddr[];
@@ -37,6 +39,9 @@ export interface DaemonOptions {
   http?: HttpListenAddr & HttpCacheOptions;
   /** Read-only mode and the bearer token writes need (access.ts). */
   access?: AccessPolicy;
+  /** Pins and garbage collection for nixcastore.v1.AdminService (undefined: the store has none). */
+  admin?: GcAdmin;
+  log?: (msg: string) => void;
 }
 
 export interface RunningDaemon {
@@ -50,7 +55,7 @@ export interface RunningDaemon {
 
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}): grpc.Server {
+export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': -1,
@@ -64,6 +69,8 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
   }
   server.addService(tolerantDecoding(blobBatchServiceDef()), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
   server.addService(storeStatsServiceDef(), storeStatsHandlers(store));
+  // Every admin method is a write (admin-handlers.ts).
+  server.addService(tolerantDecoding(adminServiceDef()), ['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].reduce((impl, m) => guardWrite(impl, m, access), adminHandlers(admin, log)));
   widenStreamSettings(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);
@@ -114,7 +121,7 @@ function routeLean(server: grpc.Server, route: LeanRoute): void {
 }
 
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
-  const server = createServer(store, opts.maxMessageBytes, opts.access);
+  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log);
   const addrs: string[] = [];
   const sockets: string[] = [];
   let httpCache: RunningHttpCache | undefined;

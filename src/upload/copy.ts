@@ -18,6 +18,7 @@ import { WorkerUploads } from './worker-uploads.js';
 import { Limiter } from '../util/limiter.js';
 import { withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { pathInfoFor } from './pathinfo-for.js';
+import { isKind } from '../castore/errors.js';
 
 export interface CopyOptions {
   store: Store;
@@ -44,7 +45,8 @@ export interface CopyEvents {
 export interface CopyReport {
   uploaded: string[];
   skipped: string[];
-  failed: { path: string; reason: string }[];
+  /** `missingContent`: refused for content the store lacks (internal, for another round). */
+  failed: { path: string; reason: string; missingContent?: boolean }[];
   bytesRead: number;
   bytesSent: number;
   blobsSent: number;
@@ -60,7 +62,37 @@ const BLOB_CONCURRENCY = 256;
 /** NAR bytes to copy from which a remote store's uploads get their own thread (starting it costs ~50 ms). */
 const UPLOAD_THREAD_FROM = 16 << 20;
 
+/** Rounds of a copy when PathInfo Puts fail for missing content (a garbage collector ran meanwhile). */
+const ROUNDS = 4;
+
+/**
+ * Copies the closure. A PathInfo Put refused with FAILED_PRECONDITION means
+ * content the copy found present was collected before the PathInfo came
+ * (see the README's "Garbage collection"): the copy then runs again, asking
+ * afresh what the store has, for what is not published yet.
+ */
 export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
+  const t0 = Date.now();
+  const report = await copyRound(opts);
+  for (let round = 2; round <= ROUNDS && report.failed.some((f) => f.missingContent); round++) {
+    opts.events?.log?.(`${report.failed.filter((f) => f.missingContent).length} paths lost content to a garbage collection while they were copied; copying again (round ${round}/${ROUNDS})`);
+    const again = await copyRound(opts);
+    const before = new Set(report.skipped);
+    report.uploaded.push(...again.uploaded);
+    report.skipped.push(...again.skipped.filter((p) => !before.has(p) && !report.uploaded.includes(p)));
+    report.failed = again.failed;
+    report.bytesRead += again.bytesRead;
+    report.bytesSent += again.bytesSent;
+    report.blobsSent += again.blobsSent;
+    report.blobsSkipped += again.blobsSkipped;
+    report.peakRssMiB = again.peakRssMiB;
+  }
+  report.seconds = (Date.now() - t0) / 1000;
+  for (const f of report.failed) delete f.missingContent;
+  return report;
+}
+
+async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   const t0 = Date.now();
   const { store, closure } = opts;
   const retry = opts.retry ?? DEFAULT_RETRY;
@@ -112,8 +144,10 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     const published = new Map<string, Promise<boolean>>();
     for (const e of ordered) if (present.has(basename(e.path))) published.set(basename(e.path), Promise.resolve(true));
 
-    const fail = (e: ClosureEntry, reason: string): false => {
-      report.failed.push({ path: absolute(e.path), reason });
+    const lost = new Set<string>();
+    const fail = (e: ClosureEntry, reason: string, missingContent?: boolean): false => {
+      if (missingContent) lost.add(basename(e.path));
+      report.failed.push({ path: absolute(e.path), reason, ...(missingContent ? { missingContent } : {}) });
       opts.events?.pathDone?.(absolute(e.path), 'failed', { bytesRead: 0, reason });
       return false;
     };
@@ -153,13 +187,13 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
           const refKey = basename(ref);
           if (refKey === key) continue;
           const ok = await published.get(refKey);
-          if (!ok) return fail(e, `not published because its reference ${absolute(ref)} failed`);
+          if (!ok) return fail(e, `not published because its reference ${absolute(ref)} failed`, lost.has(refKey));
         }
         try {
           const info = pathInfoFor(e, r.root, r.narSha256, r.narSize, opts.signingKey);
           await withRetry(`PathInfo Put ${absolute(e.path)}`, () => store.pathInfos.put(info), retry, log);
         } catch (err) {
-          return fail(e, `publishing the PathInfo failed: ${(err as Error).message}`);
+          return fail(e, `publishing the PathInfo failed: ${(err as Error).message}`, isKind(err, 'precondition'));
         }
         report.uploaded.push(absolute(e.path));
         opts.events?.pathDone?.(absolute(e.path), 'uploaded', { bytesRead: r.bytesRead });

@@ -252,7 +252,7 @@ describe('the flake through the real flake commands (nixpkgs overridden with a s
       const { stdout } = await runNix('nix', ['build', '--json', '--no-link', ...args, `path:${user}#castore`], { env: env() });
       const out = (JSON.parse(stdout.toString()) as Array<{ outputs: { out: string } }>)[0].outputs.out;
       built.push(out);
-      assert.deepEqual((await readdir(out)).sort(), ['blobs', 'directories', 'directory-packs', 'manifest.json', 'packs', 'pathinfo', 'tmp']);
+      assert.deepEqual((await readdir(out)).sort(), ['access', 'blobs', 'directories', 'directory-packs', 'gc', 'manifest.json', 'packs', 'pathinfo', 'tmp']);
     } else {
       await runNix('nix', ['eval', '--raw', ...args, `path:${user}#packages.x86_64-linux.castore.drvPath`], { env: env() });
     }
@@ -322,6 +322,10 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
         store: 'null or string',
         environmentFile: 'null or string',
         extraArgs: 'list of string',
+        'gc.enable': 'boolean',
+        'gc.interval': 'string',
+        'gc.keepSince': 'null or string',
+        'gc.maxSize': 'null or string',
         'postBuildHook.enable': 'boolean',
         'postBuildHook.mode': 'one of "queue", "direct"',
         'postBuildHook.store': 'string',
@@ -345,6 +349,15 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
     assert.deepEqual(config.users.groups, { 'nix-castore': {} });
     assert.deepEqual(config.systemd.tmpfiles.rules, ["d '/var/lib/nix-castore' 0750 nix-castore nix-castore - -"]);
     assert.equal(config.nix, undefined, 'no post-build hook unless asked');
+  });
+
+  it('gc: the daemon collects on a schedule with the policy', async () => {
+    const { config } = await evalModule('{ services.nix-castore = { enable = true; gc = { enable = true; interval = "6h"; maxSize = "500G"; }; }; }');
+    const svc = config.systemd.services['nix-castore'];
+    assert.match(svc.serviceConfig.ExecStart, / daemon '--listen' '\[::1\]:8000' '--data' '\/var\/lib\/nix-castore' '--gc-interval' '6h' '--gc-keep-since' '30d' '--gc-max-size' '500G'$/);
+    assert.deepEqual(config.assertions.map((a: { assertion: boolean }) => a.assertion), [true]);
+    const s3 = await evalModule('{ services.nix-castore = { enable = true; store = "s3://b?index=postgres://x"; gc.enable = true; }; }');
+    assert.deepEqual(s3.config.assertions.map((a: { assertion: boolean }) => a.assertion), [false]);
   });
 
   it('postBuildHook (queue): nix.settings.post-build-hook is a wrapper; the daemon drains the spool', async () => {

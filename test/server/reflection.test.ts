@@ -62,10 +62,10 @@ async function startServer(address: string): Promise<Running> {
   const server = new grpc.Server();
   // The daemon's own list of files: what it describes is what is tested.
   const allFiles = PROTO_FILES;
-  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'grpc/health/v1/health.proto']);
+  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto']);
   const def = protoLoader.loadSync(allFiles, { includeDirs: [protosDir], keepCase: true });
   // grpc.health.v1.Health is added (and implemented) by addHealthService below.
-  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService', 'nixcastore.v1.StoreStats']) {
+  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService', 'nixcastore.v1.StoreStats', 'nixcastore.v1.AdminService']) {
     // No implementation: grpc-js answers every method with UNIMPLEMENTED.
     server.addService(def[name] as grpc.ServiceDefinition, {});
   }
@@ -261,6 +261,7 @@ describe('reflection over TCP', () => {
         'grpc.health.v1.Health/Check',
         'grpc.health.v1.Health/Watch',
         'grpc.health.v1.Health/List',
+        ...['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].map((m) => `nixcastore.v1.AdminService/${m}`),
       ];
       for (const m of all) assert.ok(listed.has(m), `${m} missing from:\n${r.stdout}`);
     });
@@ -287,7 +288,7 @@ describe('reflection over TCP', () => {
       descriptorTypes.FileDescriptorSet.decode(fs.readFileSync(image)),
       { arrays: true },
     ) as { file: FileDesc[] };
-    assert.equal(set.file.length, 13);
+    assert.equal(set.file.length, 14);
     const responses = await reflect(target, 'v1', set.file.map((f) => ({ file_by_filename: f.name })));
     responses.forEach((res, i) => assert.deepEqual(decodeFiles(res)[0], set.file[i], set.file[i].name));
   });

@@ -46,11 +46,16 @@ export class DiskBlobService implements BlobService {
     private readonly slabs: AlignedSlabs | null = blobSlabs,
   ) {
     this.packs = new PackStore(join(layout.root, 'packs'), slabs ?? undefined);
+    layout.gc.onEpochChange(async () => {
+      this.looseListing = undefined;
+      await this.packs.revalidate();
+    });
   }
 
   async stat(digest: Uint8Array) {
     checkB3(digest);
     await this.layout.init();
+    await this.layout.gc.sync();
     return (await this.has(digest)) ? { chunks: [] } : undefined;
   }
 
@@ -142,6 +147,7 @@ export class DiskBlobService implements BlobService {
         const digest = blake3(data);
         try {
           await this.layout.init();
+          await this.layout.gc.sync();
           if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('blobs', digest)))) return digest;
           signal?.throwIfAborted(); // the last moment to back out
           await this.packs.append(digest, data);
@@ -201,12 +207,14 @@ export class DiskBlobService implements BlobService {
       has: async (digests) => {
         digests.forEach(checkB3);
         await this.layout.init();
+        await this.layout.gc.sync();
         const loose = this.looseNames();
         return Promise.all(digests.map((d) => this.hasForBatch(d, loose)));
       },
       put: async (batch, opts) => {
         if (!opts?.verified) checkBatch(batch);
         await this.layout.init();
+        await this.layout.gc.sync();
         // Small blobs go straight to the pack, which skips any it holds. One
         // that exists as a file of its own (stores from before packs) is
         // packed again: harmless, and the caller asked has() first.

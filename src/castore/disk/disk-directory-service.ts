@@ -21,6 +21,7 @@ export class DiskDirectoryService extends LocalDirectoryService {
   constructor(private readonly layout: DiskLayout) {
     super();
     this.packs = new PackStore(join(layout.root, 'directory-packs'));
+    layout.gc.onEpochChange(() => this.packs.revalidate());
   }
 
   protected async load(digest: Uint8Array): Promise<Directory | undefined> {
@@ -50,6 +51,7 @@ export class DiskDirectoryService extends LocalDirectoryService {
   // directory whose children are missing.
   protected async save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void> {
     await this.layout.init();
+    await this.layout.gc.sync();
     const writes: Promise<void>[] = [];
     for (const { digest, dir } of ordered) {
       if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('directories', digest)))) continue;

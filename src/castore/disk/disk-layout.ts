@@ -11,15 +11,19 @@
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { cleanStaleTemps } from './atomic-files.js';
+import { GcFence } from './gc-fence.js';
 
 export type ObjectKind = 'blobs' | 'directories' | 'pathinfo';
 
 export class DiskLayout {
   readonly tmp: string;
+  /** Coordination with the garbage collector (gc-fence.ts). */
+  readonly gc: GcFence;
   private ready: Promise<void> | undefined;
 
   constructor(readonly root: string) {
     this.tmp = join(root, 'tmp');
+    this.gc = new GcFence(root);
   }
 
   objectPath(kind: ObjectKind, key: Uint8Array): string {

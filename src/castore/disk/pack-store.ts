@@ -8,7 +8,8 @@
 // filesystem allows (direct-io.ts): each batch rewrites the pack's last
 // partial block, kept in memory, and ends padded to a block; the padding is
 // overwritten by the next batch and cut off when the pack is closed.
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { b3Hex } from '../digest.js';
@@ -18,7 +19,7 @@ import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, directWritesWork, writeSlab } from
 import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
 
 /** A pack grows to about this size, then the writer starts a new one. */
-const PACK_TARGET = 1 << 30;
+export const PACK_TARGET = 1 << 30;
 /** A batch holds at most this many bytes: bounds one writev. */
 const BATCH_BYTES = 64 << 20;
 
@@ -148,6 +149,25 @@ export class PackStore {
     return { count: this.index.size, bytes };
   }
 
+  /**
+   * Forgets packs whose files a collector removed (their entries may live on
+   * in newer packs, so every other index is read again) and closes them.
+   */
+  async revalidate(): Promise<void> {
+    for (const p of [...this.packs.values()]) {
+      if (p.mine && !p.final) continue; // this process's open pack
+      if (existsSync(join(this.dir, `${p.name}.idx`)) && existsSync(join(this.dir, `${p.name}.pack`))) continue;
+      this.forget(p);
+      // Reads in flight may still use the handles: close them a little later.
+      const handles = [p.idx, p.data];
+      p.idx = p.data = undefined;
+      setTimeout(() => {
+        for (const h of handles) h?.then((x) => x.close(), () => {});
+      }, 30_000).unref();
+    }
+    this.dirMtime = -1n;
+  }
+
   /** Names of the packs seen so far (for fsck). */
   packNames(): string[] {
     return [...this.packs.keys()].sort();
@@ -229,6 +249,13 @@ export class PackStore {
     this.packs.delete(p.name);
     for (const [hex, loc] of this.index) if (loc.pack === p) this.index.delete(hex);
     this.dirMtime = -1n;
+    // A collector copies live records to a new pack before it removes the
+    // old one: entries skipped as duplicates must be read again.
+    for (const o of this.packs.values()) {
+      if (o.mine) continue;
+      o.consumed = 0;
+      o.final = false;
+    }
   }
 
   private add(p: Pack, entries: IndexEntry[]): void {
@@ -375,6 +402,15 @@ export class PackStore {
     // Cut off the padding of the last O_DIRECT write (harmless if this fails: readers go by the index).
     if (w.direct && w.end % DIRECT_ALIGN !== 0) await w.data.truncate(w.end).catch(() => {});
     await Promise.all([w.data.close(), w.idx.close(), w.plain?.then((h) => h.close())]);
+    // A read-only index marks a sealed pack: the collector may rewrite it
+    // although its writer lives on (pack-gc.ts).
+    await chmod(join(this.dir, `${w.pack.name}.idx`), 0o444).catch(() => {});
+  }
+
+  /** Closes this process's pack once its batches are written: new blobs go to a new one, and the collector may compact it. */
+  async seal(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    await this.closeOwn(); // detaches the pack at once: a flush starting now opens a new one
   }
 }
 

@@ -1,19 +1,26 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PathInfoCodec, type PathInfo } from '../messages.js';
-import { storageError } from '../../castore/errors.js';
+import { existsSync } from 'node:fs';
+import { CastoreError, storageError } from '../../castore/errors.js';
+import { encode as nix32 } from '../../nix/nixbase32.js';
 import { publishFiles } from '../../castore/disk/atomic-files.js';
 import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import type { Castore } from '../render-nar.js';
+import { validatePathInfo } from '../validate-pathinfo.js';
 import { LocalPathInfoService } from './local-pathinfo-service.js';
 import { ShardScan } from '../../castore/disk/shard-scan.js';
+import { AccessRecorder, recordPush } from './disk-retention.js';
 
 export class DiskPathInfoService extends LocalPathInfoService {
+  private readonly access: AccessRecorder;
+
   constructor(
     private readonly layout: DiskLayout,
     castore: Castore,
   ) {
     super(castore);
+    this.access = new AccessRecorder(layout.root);
   }
 
   private async readPath(path: string): Promise<PathInfo | undefined> {
@@ -29,7 +36,23 @@ export class DiskPathInfoService extends LocalPathInfoService {
 
   protected async load(storeDigest: Uint8Array) {
     await this.layout.init();
-    return this.readPath(this.layout.objectPath('pathinfo', storeDigest));
+    const info = await this.readPath(this.layout.objectPath('pathinfo', storeDigest));
+    if (info) this.access.read(storeDigest); // for retention (disk-retention.ts)
+    return info;
+  }
+
+  // The content check and the save run inside the collector's fence (gc-fence.ts).
+  override async put(info: PathInfo): Promise<PathInfo> {
+    const sp = validatePathInfo(info);
+    return this.layout.gc.guardPut(sp.digest, async () => {
+      for (const r of info.references) {
+        const path = this.layout.objectPath('pathinfo', r);
+        if (this.layout.gc.wasCollected(Buffer.from(r).toString('hex'), () => !existsSync(path))) {
+          throw new CastoreError('precondition', `reference ${nix32(r)}-${info.narinfo?.referenceNames[info.references.indexOf(r)]?.slice(33) ?? '…'} was garbage-collected; upload it before the PathInfo`);
+        }
+      }
+      return super.put(info);
+    });
   }
 
   protected async save(storeDigest: Uint8Array, info: PathInfo) {
@@ -37,6 +60,7 @@ export class DiskPathInfoService extends LocalPathInfoService {
     const path = this.layout.objectPath('pathinfo', storeDigest);
     try {
       await publishFiles(this.layout.tmp, [{ path, data: PathInfoCodec.encode(info) }], { overwrite: true });
+      await recordPush(path);
     } catch (err) {
       throw storageError(`storing PathInfo: ${(err as Error).message}`, err);
     }
@@ -64,5 +88,9 @@ export class DiskPathInfoService extends LocalPathInfoService {
         if (info) yield info;
       }
     }
+  }
+
+  override async close(): Promise<void> {
+    await this.access.flush();
   }
 }

@@ -1,0 +1,107 @@
+// The daemon's garbage collection: the AdminService backend for its store,
+// and collections on a schedule (--gc-interval with --gc-keep-since,
+// --gc-max-size, --gc-grace).
+import { UsageError } from '../util/usage.js';
+import { parseAddr } from '../addr/parse.js';
+import type { Store, StoreAddrs } from '../addr/open.js';
+import { DiskBlobService } from '../castore/disk/disk-blob-service.js';
+import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
+import { diskAdmin, policyOf, type GcAdmin, type GcRequest } from '../gc/admin.js';
+import { parseDuration } from '../gc/policy.js';
+import { formatReport } from '../gc/report.js';
+
+export const DAEMON_GC_FLAGS = {
+  'gc-interval': { type: 'string' },
+  'gc-keep-since': { type: 'string' },
+  'gc-max-size': { type: 'string' },
+  'gc-grace': { type: 'string' },
+} as const;
+
+export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' for the policy):
+      --gc-interval D      collect every D (e.g. 1d, 6h), first after D,
+                           keeping what these say:
+      --gc-keep-since D    paths pushed or read within D (e.g. 30d);
+      --gc-max-size S      the most recently used paths up to S (e.g. 500G);
+      --gc-grace D         what was written within D (default 1h).
+                           Needs an on-disk store; not with --read-only.
+                           'nix-castore gc --store grpc+…' and 'pin' reach
+                           the same collector through
+                           nixcastore.v1.AdminService (a write: token needed).`;
+
+/**
+ * The collector of the daemon's store, if it has one (one on-disk store for
+ * all three services). Before each collection the daemon seals the packs it
+ * writes to, so their garbage can go too.
+ */
+export function adminFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
+  const kinds = [addrs.blob, addrs.directory, addrs.pathInfo].map((a) => parseAddr(a));
+  const roots = new Set(kinds.map((a) => (a.kind === 'file' ? a.root : undefined)));
+  const [root] = roots;
+  if (roots.size !== 1 || root === undefined) return undefined;
+  return diskAdmin(root, async () => {
+    const s = store();
+    if (s?.blobs instanceof DiskBlobService) await s.blobs.packs.seal();
+    if (s?.directories instanceof DiskDirectoryService) await s.directories.packs.seal();
+  });
+}
+
+export interface GcSchedule {
+  stop(): Promise<void>;
+}
+
+export function scheduleGc(
+  values: { 'gc-interval'?: string; 'gc-keep-since'?: string; 'gc-max-size'?: string; 'gc-grace'?: string },
+  admin: GcAdmin | undefined,
+  readOnly: boolean,
+  log: (msg: string) => void,
+): GcSchedule | undefined {
+  const interval = values['gc-interval'];
+  const req: GcRequest = { keepSince: values['gc-keep-since'], maxSize: values['gc-max-size'], grace: values['gc-grace'] };
+  if (interval === undefined) {
+    for (const f of ['gc-keep-since', 'gc-max-size', 'gc-grace'] as const) {
+      if (values[f] !== undefined) throw new UsageError(`--${f} is a policy for scheduled collections: give --gc-interval D too`);
+    }
+    return undefined;
+  }
+  const everyMs = parseDuration(interval, '--gc-interval');
+  if (everyMs < 1000) throw new UsageError('--gc-interval must be at least 1s');
+  if (readOnly) throw new UsageError('--gc-interval deletes from the store: not with --read-only');
+  if (!admin) throw new UsageError('--gc-interval needs an on-disk store (--data DIR or --store file:///DIR); other stores have no collector yet');
+  try {
+    policyOf(req);
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/--(keep-since|max-size|grace)/g, '--gc-$1'));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  const ac = new AbortController();
+  const run = async () => {
+    try {
+      const report = await admin.collect({ ...req, signal: ac.signal }, log);
+      for (const line of formatReport(report).split('\n')) log(line);
+    } catch (err) {
+      log(`gc failed: ${(err as Error).message}`);
+    }
+  };
+  // setTimeout takes at most 2^31-1 ms (24.8 days): longer intervals wait in steps.
+  const arm = (due = Date.now() + everyMs) => {
+    const left = due - Date.now();
+    if (left > 0) {
+      timer = setTimeout(() => arm(due), Math.min(left, 2 ** 31 - 1));
+      return;
+    }
+    running = run().finally(() => {
+      running = undefined;
+      if (!ac.signal.aborted) arm();
+    });
+  };
+  arm();
+  log(`collecting garbage every ${interval}`);
+  return {
+    async stop() {
+      ac.abort(new Error('the daemon is stopping; nothing was deleted'));
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

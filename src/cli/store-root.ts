@@ -1,0 +1,37 @@
+// The on-disk store a maintenance command works on: --data DIR, --store
+// file:///DIR, or the daemon's default data directory.
+import { resolve } from 'node:path';
+import { UsageError } from '../util/usage.js';
+import { parseAddr } from '../addr/parse.js';
+
+export type MaintenanceTarget = { kind: 'file'; root: string } | { kind: 'daemon'; addr: string };
+
+/** Like diskStoreRoot, but a daemon's address (grpc+…) is taken too: its AdminService does the work. */
+export async function maintenanceTarget(command: string, data: string | undefined, store: string | undefined): Promise<MaintenanceTarget> {
+  if (store !== undefined && data === undefined) {
+    let a;
+    try {
+      a = parseAddr(store);
+    } catch (err) {
+      throw new UsageError(`--store: ${(err as Error).message}`);
+    }
+    if (a.kind === 'grpc') return { kind: 'daemon', addr: store };
+  }
+  return { kind: 'file', root: await diskStoreRoot(command, data, store) };
+}
+
+export async function diskStoreRoot(command: string, data: string | undefined, store: string | undefined): Promise<string> {
+  if (data !== undefined && store !== undefined) throw new UsageError('give either --data or --store, not both');
+  if (data !== undefined) return resolve(data);
+  if (store !== undefined) {
+    let a;
+    try {
+      a = parseAddr(store);
+    } catch (err) {
+      throw new UsageError(`--store: ${(err as Error).message}`);
+    }
+    if (a.kind === 'file') return a.root;
+    throw new UsageError(`${command} works on an on-disk store (--store file:///DIR or --data DIR); ${store} is not one or a daemon's (grpc+unix:///… or grpc+http://…); s3:// stores are not supported yet`);
+  }
+  return (await import('./daemon-command.js')).defaultDataDir();
+}

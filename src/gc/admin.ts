@@ -1,0 +1,95 @@
+// Pins and collections of one store, as the CLI (on a local store) and the
+// daemon's AdminService (for remote callers) both use them.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { diskLayout } from '../addr/open.js';
+import { CastoreError, invalid } from '../castore/errors.js';
+import { DiskPins, checkPinName } from '../store/backends/disk-retention.js';
+import { parseAbsolute, absolute } from '../nix/store-path.js';
+import { now } from '../util/clock.js';
+import { UsageError } from '../util/usage.js';
+import { collectDisk } from './disk-gc.js';
+import { parseDuration, parseSize } from './policy.js';
+import type { GcReport } from './report.js';
+
+/** A collection's policy as the gc command's flags spell it (undefined or '': not given). */
+export interface GcRequest {
+  keepSince?: string;
+  maxSize?: string;
+  grace?: string;
+  dryRun?: boolean;
+  /** Stops the collection before it deletes anything. */
+  signal?: AbortSignal;
+}
+
+export interface GcAdmin {
+  /** Replaces the pin's paths; every one must be in the store ('precondition' otherwise, nothing changed). */
+  setPin(name: string, storePaths: string[]): Promise<void>;
+  /** False if there was no such pin. */
+  removePin(name: string): Promise<boolean>;
+  listPins(): Promise<{ name: string; paths: string[] }[]>;
+  collect(req: GcRequest, log?: (msg: string) => void): Promise<GcReport>;
+}
+
+const MAX_PIN_PATHS = 100_000;
+
+/** The policy options of a request; bad input throws 'invalid' (nothing was changed). */
+export function policyOf(req: GcRequest) {
+  try {
+    const keepSinceMs = req.keepSince ? parseDuration(req.keepSince, '--keep-since') : undefined;
+    const maxSizeBytes = req.maxSize ? parseSize(req.maxSize, '--max-size') : undefined;
+    const graceMs = parseDuration(req.grace || '1h', '--grace');
+    if (keepSinceMs === undefined && maxSizeBytes === undefined) {
+      throw new UsageError('say what to keep besides pins: --keep-since D (e.g. 30d; 0 for pins only) and/or --max-size S (e.g. 500G)');
+    }
+    return { keepSinceMs, maxSizeBytes, graceMs };
+  } catch (err) {
+    if (err instanceof UsageError) throw invalid(err.message);
+    throw err;
+  }
+}
+
+/** `beforeCollect`: e.g. a daemon seals its own packs, so they can be compacted too. */
+export function diskAdmin(root: string, beforeCollect?: () => Promise<void>): GcAdmin {
+  const layout = diskLayout(root);
+  const pins = new DiskPins(layout);
+  const present = (p: string) => existsSync(layout.objectPath('pathinfo', parseAbsolute(p).digest));
+  const name = (n: string) => {
+    checkPinName(n);
+    return n;
+  };
+  return {
+    async setPin(pinName, storePaths) {
+      name(pinName);
+      if (storePaths.length === 0) throw invalid(`pin ${pinName} needs at least one store path (to remove it: pin rm ${pinName})`);
+      if (storePaths.length > MAX_PIN_PATHS) throw invalid(`a pin holds at most ${MAX_PIN_PATHS} store paths`);
+      const paths = storePaths.map((p) => {
+        try {
+          return absolute(parseAbsolute(p));
+        } catch (err) {
+          throw invalid(`${JSON.stringify(p)} is not a store path: ${(err as Error).message}`);
+        }
+      });
+      const missing = paths.filter((p) => !present(p));
+      if (missing.length > 0) throw new CastoreError('precondition', `not in the store: ${missing.join(' ')}; pin ${pinName} not changed (copy the paths first)`);
+      const file = join(root, 'pins', pinName);
+      const previous = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+      await pins.set(pinName, paths);
+      // A collector deciding meanwhile read the pins before this one: if it
+      // took a path, put the pin back as it was and say so.
+      const lost = paths.filter((p) => !present(p));
+      if (lost.length > 0) {
+        if (previous) await pins.set(pinName, (JSON.parse(previous) as { paths: string[] }).paths);
+        else await pins.remove(pinName);
+        throw new CastoreError('precondition', `collected while being pinned: ${lost.join(' ')}; pin ${pinName} not changed (copy the paths again, then pin them)`);
+      }
+    },
+    removePin: (pinName) => pins.remove(name(pinName)),
+    listPins: () => pins.list(),
+    async collect(req, log) {
+      const policy = policyOf(req);
+      await beforeCollect?.();
+      return collectDisk(root, { ...policy, nowMs: now(), dryRun: req.dryRun, log, signal: req.signal });
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// Real Nix closures for the collector's tests (test/fixtures/gc-closures.nix),
+// built with a fresh numeric salt so no other test or store has seen them.
+import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { CLI } from '../helpers/daemon.js';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { fixtureClosureNixFile, nixBuild, runNix } from '../helpers/nix.js';
+import { runCli, type CliResult } from '../copy/run-cli.js';
+import { nixEnv } from '../helpers/nix.js';
+
+export const GC_FIXTURE = (): string => join(dirname(fixtureClosureNixFile()), 'gc-closures.nix');
+
+export function freshSalt(): string {
+  return `1${process.pid % 1000}${Date.now() % 100000}`;
+}
+
+export async function buildGc(salt: string, attrs: string[], argstr: Record<string, string> = {}): Promise<string[]> {
+  return nixBuild(GC_FIXTURE(), { attr: attrs, argstr: { salt, ...argstr }, kind: 'file' });
+}
+
+/** Removes the given paths from /nix/store (best effort). */
+export async function deleteFromNix(paths: string[]): Promise<void> {
+  if (paths.length > 0) await runNix('nix-store', ['--delete', ...paths]).catch(() => undefined);
+}
+
+/** A clock file for NIX_CASTORE_CLOCK_FILE, and a setter. */
+export async function testClock(startMs: number): Promise<{ file: string; set(ms: number): Promise<void>; env(): NodeJS.ProcessEnv }> {
+  const file = join(await mkdtemp(join(tmpdir(), 'gc-clock-')), 'now');
+  await writeFile(file, String(startMs));
+  return {
+    file,
+    set: (ms) => writeFile(file, String(ms)),
+    env: () => ({ ...nixEnv(), NIX_CASTORE_CLOCK_FILE: file }),
+  };
+}
+
+export const DAY = 86_400_000;
+
+export function cli(args: string[], env?: NodeJS.ProcessEnv): Promise<CliResult> {
+  return runCli(args, { env });
+}
+
+/** `nix-castore nar --store STORE PATH`'s bytes. */
+export function narOf(store: string, path: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, 'nar', '--store', store, path], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    c.stdout.on('data', (d) => out.push(d));
+    c.stderr.on('data', (d) => (err += d));
+    c.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`nar ${path}: ${code} ${err}`))));
+  });
+}
