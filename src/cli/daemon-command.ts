@@ -134,6 +134,7 @@ export const daemonCommand: Command = {
     const metrics = metricsAddr(values.metrics);
     const needToken = values['metrics-need-token'] === true;
     if (needToken && authToken === undefined) throw new UsageError('--metrics-need-token needs --auth-token-file');
+    if (needToken && !metrics && !http) throw new UsageError('--metrics-need-token applies to /metrics: give --metrics ADDR or --http ADDR too');
     const statsInterval = statsIntervalMs(values['stats-interval']);
     const unwritable = await prepareDataDirs(addrs);
     if (unwritable.length && !readOnly) {

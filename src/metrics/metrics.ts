@@ -2,7 +2,7 @@
 // place (README, "Metrics", documents each). Code that does the work only
 // calls inc/observe/set on these; serving the exposition is the server's
 // job. One registry per process: a daemon, or `drain --watch`.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom.js';
 
 const P = 'nix_castore_';
 

@@ -26,6 +26,21 @@ describe('lazy imports', () => {
     assert.deepEqual(pkgs.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/') || p === 'pg'), []);
   });
 
+  it("the daemon loads prom-client's metric classes, not its default collectors, Pushgateway or cluster code, until /metrics is served", () => {
+    const script = `
+      await import(${JSON.stringify(dist)} + 'cli/daemon-command.js');
+      const { createRequire } = await import('node:module');
+      const cache = createRequire(import.meta.url).cache;
+      const prom = () => Object.keys(cache).map((k) => k.match(/node_modules\\/prom-client\\/(.*)$/)?.[1]).filter(Boolean);
+      const before = prom();
+      (await import(${JSON.stringify(dist)} + 'metrics/metrics.js')).enableProcessMetrics();
+      console.log(JSON.stringify([before, prom()]));`;
+    const [before, after] = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[][];
+    assert.ok(before.includes('lib/counter.js'), before.join(' '));
+    for (const heavy of ['index.js', 'lib/defaultMetrics.js', 'lib/pushgateway.js', 'lib/cluster.js']) assert.ok(!before.includes(heavy), `${heavy} loaded at start`);
+    assert.ok(after.includes('lib/defaultMetrics.js'), 'loaded once process metrics are enabled');
+  });
+
   it('an S3 store loads the SDK when first used', () => {
     const script = `
       const { S3Objects } = await import(${JSON.stringify(dist)} + 'scaleout/s3-objects.js');

@@ -38,13 +38,15 @@ function get(url: string, path: string, headers: Record<string, string> = {}, me
 
 describe('the metrics endpoint', () => {
   let d: DaemonProcess;
-  let token: string;
+  const token = 'metrics-test-token';
+  let tokenFile: string;
+  before(async () => {
+    tokenFile = join(tmp, 'token');
+    await writeFile(tokenFile, token + '\n');
+  });
   after(() => d?.stop());
 
   it('daemon --metrics ADDR serves /metrics alone, readable without the write token', async () => {
-    token = 'metrics-test-token';
-    const tokenFile = join(tmp, 'token');
-    await writeFile(tokenFile, token + '\n');
     d = await startDaemonProcess({ args: ['--store', 'memory://', '--metrics', '127.0.0.1:0', '--auth-token-file', tokenFile] });
     const url = await metricsUrlOf(d.stderr);
     const ok = await get(url, '/metrics');
@@ -58,7 +60,6 @@ describe('the metrics endpoint', () => {
   });
 
   it('--metrics-need-token puts /metrics behind the token, on --metrics and on --http', async () => {
-    const tokenFile = join(tmp, 'token');
     const e = await startDaemonProcess({
       args: ['--store', 'memory://', '--metrics', '127.0.0.1:0', '--http', '127.0.0.1:0', '--auth-token-file', tokenFile, '--metrics-need-token'],
     });
@@ -74,7 +75,7 @@ describe('the metrics endpoint', () => {
   });
 
   it('on --http with a token, /metrics stays open while the cache needs it', async () => {
-    const e = await startDaemonProcess({ args: ['--store', 'memory://', '--http', '127.0.0.1:0', '--auth-token-file', join(tmp, 'token')] });
+    const e = await startDaemonProcess({ args: ['--store', 'memory://', '--http', '127.0.0.1:0', '--auth-token-file', tokenFile] });
     try {
       const url = await cacheUrlOf(e);
       assert.equal((await request(url, '/nix-cache-info')).status, 401);
@@ -92,6 +93,9 @@ describe('the metrics endpoint', () => {
     const r1 = await runCli(['daemon', '--store', 'memory://', '--listen', sock, '--metrics', '0', '--metrics-need-token']);
     assert.equal(r1.code, 2);
     assert.match(r1.stderr, /--metrics-need-token needs --auth-token-file/);
+    const r0 = await runCli(['daemon', '--store', 'memory://', '--listen', sock, '--auth-token-file', tokenFile, '--metrics-need-token']);
+    assert.equal(r0.code, 2);
+    assert.match(r0.stderr, /--metrics-need-token applies to \/metrics: give --metrics ADDR or --http ADDR too/);
     const r2 = await runCli(['daemon', '--store', 'memory://', '--listen', sock, '--metrics', 'nowhere']);
     assert.equal(r2.code, 2);
     assert.match(r2.stderr, /--metrics: HTTP address "nowhere"/);
