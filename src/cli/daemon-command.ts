@@ -10,13 +10,15 @@ import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '..
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
+import { CACHE_FLAGS, CACHE_HELP, cacheOptions } from './cache-flags.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
 }
 
 const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store ADDR]
-                          [--http ADDR [--sign-key-file FILE] [--priority N]]
+                          [--http ADDR [--sign-key-file FILE] [--priority N]
+                           [--compression zstd|xz|none] [--trusted-upload-keys KEY]]
                           [--read-only] [--auth-token-file FILE]
 
 Serves a store over gRPC: tvix.castore.v1 BlobService and DirectoryService,
@@ -66,8 +68,9 @@ Stops cleanly on SIGINT or SIGTERM.
 
 Nix binary cache (off unless --http is given):
       --http ADDR          also serve the store over HTTP as a Nix binary
-                           cache (nix-cache-info, <hash>.narinfo, nar/…nar;
-                           uncompressed NARs rendered from the castore).
+                           cache (nix-cache-info, <hash>.narinfo, nar/…;
+                           NARs rendered from the castore), which also
+                           takes uploads from 'nix copy --to' (below).
                            host:port or [v6]:port; a bare port means
                            127.0.0.1:port (loopback). Port 0 picks a free
                            port; the start-up line on stderr shows the URL.
@@ -76,6 +79,7 @@ Nix binary cache (off unless --http is given):
                            next to the signatures stored with the path.
       --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
                            Nix prefers lower numbers).
+${CACHE_HELP}
 
 Use it from Nix with e.g.
   nix-store -r PATH --option substituters http://127.0.0.1:8080 \\
@@ -98,6 +102,7 @@ export const daemonCommand: Command = {
       'drain-spool': { type: 'string' },
       'read-only': { type: 'boolean' },
       'auth-token-file': { type: 'string' },
+      ...CACHE_FLAGS,
     });
     if (values.help) {
       console.log(HELP);
@@ -117,20 +122,21 @@ export const daemonCommand: Command = {
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
+    const cache = http && (await cacheOptions(values, addrs.pathInfo, readOnly));
 
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
       await store.close();
       throw err;
     });
     const backend = redactAddr(addrs.blob === addrs.directory && addrs.blob === addrs.pathInfo ? addrs.blob : JSON.stringify(addrs));
-    const cache = daemon.httpUrl
+    const cacheLine = daemon.httpUrl
       ? `; Nix binary cache on ${daemon.httpUrl}` +
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
       : '';
     const access = (readOnly ? '; read-only' : '') + (authToken !== undefined ? '; writes need the bearer token' : '');
-    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}${access}`);
+    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cacheLine}${access}`);
     const drainer = values['drain-spool'] ? await startDrainer(values['drain-spool'], store) : undefined;
 
     await new Promise<void>((resolve) => {
@@ -148,9 +154,9 @@ export const daemonCommand: Command = {
   },
 };
 
-async function httpOptions(values: { http?: string; 'sign-key-file'?: string; priority?: string }) {
+async function httpOptions(values: { http?: string; 'sign-key-file'?: string; priority?: string; compression?: string; 'compression-level'?: string; 'trusted-upload-keys'?: string[]; 'upload-staging'?: string }) {
   if (values.http === undefined) {
-    for (const flag of ['sign-key-file', 'priority'] as const) {
+    for (const flag of ['sign-key-file', 'priority', 'compression', 'compression-level', 'trusted-upload-keys', 'upload-staging'] as const) {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to the binary cache: give --http ADDR too`);
     }
     return undefined;
