@@ -15,7 +15,7 @@ import type { ServedCompression } from '../nix/compression-names.js';
 import { authorizes } from './access.js';
 import { HttpError, sendText, showTarget, type Exchange, type Route } from './http-exchange.js';
 import { getRoutes } from './http-get.js';
-import { putRoutes, type UploadOptions } from './http-put.js';
+import { putRoutes, refusedPutRoutes, type UploadOptions } from './http-put.js';
 
 export const DEFAULT_PRIORITY = 30;
 
@@ -73,7 +73,7 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const routes: Route[] = [
     ...getRoutes(store, { signingKey: opts.signingKey, priority: opts.priority ?? DEFAULT_PRIORITY, compression: opts.compression ?? 'zstd', compressionLevel: opts.compressionLevel, aliasOf: opts.uploads && ((f) => opts.uploads!.staging.getAlias(f)) }),
-    ...(opts.uploads ? putRoutes(store, opts.uploads) : []),
+    ...(opts.uploads ? putRoutes(store, opts.uploads) : opts.readOnly ? refusedPutRoutes() : []),
   ];
 
   async function route(x: Exchange): Promise<void> {
@@ -108,28 +108,43 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
   return (req, res) => {
     const start = process.hrtime.bigint();
     const x: Exchange = { req, res, head: req.method === 'HEAD', bytes: 0 };
+    // The log line waits for the handler too: an upload cut short is still
+    // being cleaned up when its connection closes.
+    let handled!: () => void;
+    const done = new Promise<void>((r) => (handled = r));
     res.on('close', () => {
-      const ms = Number(process.hrtime.bigint() - start) / 1e6;
-      const aborted = !res.writableFinished && !x.note ? ' (connection closed early)' : '';
-      log(
-        `nix-castore http: ${req.method} ${showTarget(req.url ?? '')} ${res.statusCode} ${x.bytes} ${ms.toFixed(1)}ms` +
-          (x.note ? ` (${x.note})` : aborted),
-      );
+      void done.then(() => {
+        const ms = Number(process.hrtime.bigint() - start) / 1e6;
+        const aborted = !res.writableFinished && !x.note ? ' (connection closed early)' : '';
+        log(
+          `nix-castore http: ${req.method} ${showTarget(req.url ?? '')} ${res.statusCode} ${x.bytes} ${ms.toFixed(1)}ms` +
+            (x.note ? ` (${x.note})` : aborted),
+        );
+      });
     });
-    route(x).catch((err: unknown) => {
-      let status = 500;
-      let message = err instanceof Error ? err.message : String(err);
-      if (err instanceof HttpError) status = err.status;
-      else if (err instanceof CastoreError && err.kind === 'unavailable') status = 503;
-      else message = `internal error: ${message}`;
-      if (status >= 500) x.note = message;
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      sendText(x, status, 'text/plain; charset=utf-8', `${message}\n`);
-    });
+    route(x)
+      .catch((err: unknown) => {
+        let status = 500;
+        let message = err instanceof Error ? err.message : String(err);
+        if (err instanceof HttpError) status = err.status;
+        else if (err instanceof CastoreError && err.kind === 'unavailable') status = 503;
+        else message = `internal error: ${message}`;
+        if (status >= 500) x.note = message;
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        if (res.destroyed) {
+          // Nobody to answer: the log says what the answer would have been.
+          res.statusCode = status;
+          x.note ??= message;
+          return;
+        }
+        sendText(x, status, 'text/plain; charset=utf-8', `${message}\n`);
+      })
+      .finally(handled);
   };
+
 }
 
 export interface RunningHttpCache {

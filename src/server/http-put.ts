@@ -95,10 +95,10 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
       try {
         return await receiveNar(x.req, compression, store, { maxNarSize, maxFileSize: maxNarSize });
       } catch (err) {
+        if (x.req.readableAborted || x.req.socket.destroyed) throw new HttpError(400, `the upload was cut short: ${(err as Error).message}`);
         if (err instanceof NarError || err instanceof CompressionError) throw new HttpError(400, `malformed NAR upload: ${err.message}`);
         if (err instanceof TooLargeError) throw new HttpError(413, err.message);
         if (err instanceof CastoreError && err.kind === 'invalid') throw new HttpError(400, `the NAR cannot be stored: ${err.message}`);
-        if (x.req.readableAborted || x.req.destroyed) throw new HttpError(400, `the upload was cut short: ${(err as Error).message}`);
         throw err;
       }
     });
@@ -164,6 +164,23 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
   }
 
   const ok = (x: Exchange) => sendText(x, 200, 'text/plain; charset=utf-8', 'accepted\n');
+  return uploadRoutes({ ok, putNar, putNarInfo });
+}
+
+/** What a read-only daemon answers uploads with: the routes, all refused (403) before they run. */
+export function refusedPutRoutes(): Route[] {
+  const never = () => {
+    throw new HttpError(403, 'the daemon is read-only: it takes no uploads');
+  };
+  return uploadRoutes({ ok: never, putNar: never, putNarInfo: never });
+}
+
+function uploadRoutes(h: {
+  ok: (x: Exchange) => void;
+  putNar: (x: Exchange, name: string, ext: string) => Promise<void>;
+  putNarInfo: (x: Exchange, name: string) => Promise<void>;
+}): Route[] {
+  const { ok, putNar, putNarInfo } = h;
   return [
     { methods: ['PUT'], writes: true, path: /^\/nix-cache-info$/, handle: async (x) => (await drain(x, 'nix-cache-info'), ok(x)) },
     { methods: ['PUT'], writes: true, path: NAR_PATH_RE, handle: (x, m) => putNar(x, m[1], m[2] ?? '') },
