@@ -126,8 +126,9 @@ async function* throughStream(src: AsyncIterable<Uint8Array>, t: Duplex, what: s
   const input = Readable.from(marked(), { objectMode: false });
   input.on('error', (err) => t.destroy(err));
   input.pipe(t);
-  // unbzip2-stream is an old-style stream: wrap it to iterate it.
-  const out: AsyncIterable<unknown> = Symbol.asyncIterator in t ? t : new Readable().wrap(t);
+  // unbzip2-stream is an old-style stream (it closes right after 'end',
+  // which Readable.wrap takes for a premature close): iterate it by hand.
+  const out: AsyncIterable<unknown> = Symbol.asyncIterator in t ? t : oldStyle(t);
   try {
     for await (const chunk of out) yield chunk as Uint8Array;
   } catch (err) {
@@ -137,5 +138,40 @@ async function* throughStream(src: AsyncIterable<Uint8Array>, t: Duplex, what: s
   } finally {
     input.destroy();
     t.destroy();
+  }
+}
+
+/** The 'data'/'end'/'error' events of an old-style stream as an async iterable, paused while unread. */
+async function* oldStyle(t: Duplex): AsyncGenerator<Uint8Array> {
+  const queue: Uint8Array[] = [];
+  let ended = false;
+  let failed: { err: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    wake?.();
+    wake = undefined;
+  };
+  t.on('data', (c: Uint8Array) => {
+    queue.push(c);
+    if (queue.length > 16) t.pause();
+    poke();
+  });
+  t.on('end', () => {
+    ended = true;
+    poke();
+  });
+  t.on('error', (err) => {
+    failed = { err };
+    poke();
+  });
+  for (;;) {
+    if (queue.length > 0) {
+      yield queue.shift()!;
+      if (queue.length === 0) t.resume();
+      continue;
+    }
+    if (failed) throw failed.err;
+    if (ended) return;
+    await new Promise<void>((r) => (wake = r));
   }
 }
