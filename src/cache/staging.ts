@@ -32,6 +32,7 @@ export interface NarStaging {
   /** Remembers that the uploaded file named by `fileSha256` is the NAR of this store path (32-char hash part). */
   putAlias(fileSha256: Uint8Array, storeHash: string): Promise<void>;
   getAlias(fileSha256: Uint8Array): Promise<string | undefined>;
+  close?(): Promise<void>;
 }
 
 type Json = { narSha256: string; narSize: number; stagedAt: number; fileSha256: string; root: Record<string, unknown> };

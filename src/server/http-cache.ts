@@ -172,7 +172,7 @@ export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: H
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      });
+      }).then(() => opts.uploads?.staging.close?.());
       return closed;
     },
   };
