@@ -5,6 +5,7 @@ import { blobThroughput } from './blob-throughput.js';
 import { copyClosureBench } from './copy-closure.js';
 import { hookOverhead } from './hook-overhead.js';
 import { httpServeBench } from './http-serve.js';
+import { httpCacheBench } from './http-cache.js';
 import { scaleoutBench } from './scaleout.js';
 import os from 'node:os';
 import { GiB, MiB, summary, table } from './util.js';
@@ -23,6 +24,8 @@ async function main(): Promise<void> {
   console.log(await hookOverhead());
   console.log();
   console.log(await httpServeBench(size));
+  console.log();
+  console.log(await httpCacheBench(size));
   console.log();
   console.log(await scaleoutBench(size));
   console.log(`\nSummary (ratios to the copy floor, measured in this run; ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB):`);
