@@ -31,7 +31,8 @@ references check out. Refused with 403 by --read-only, and by a daemon with
                            these public keys (name:base64; repeatable, or
                            space-separated); else 403.
       --upload-staging DIR where received NARs wait for their narinfo (default:
-                           DATA/staged-nars for --data, else
+                           DATA/staged-nars for --data, the store's
+                           PostgreSQL for s3://…, else
                            $XDG_STATE_HOME/nix-castore/staged-nars).`;
 
 type CacheValues = {
