@@ -27,6 +27,8 @@ const HASH_RE = new RegExp(`^[${nixbase32.ALPHABET}]{32}$`);
 /** `nar/<name>.nar[.ext]`: no other relative URL is followed (no `..`, no absolute URLs). */
 const NAR_URL_RE = /^nar\/[0-9a-z-]{1,128}\.nar(\.[a-z0-9]{1,8})?$/;
 const MAX_NARINFO_BYTES = 1 << 20;
+/** A narinfo is small: a server that takes longer than this is not answering. */
+const NARINFO_TIMEOUT_MS = 60_000;
 
 function checkUrl(url: string): void {
   if (!NAR_URL_RE.test(url)) throw new SourceError(`narinfo URL ${JSON.stringify(url)} is not of the form nar/<name>.nar[.ext]`);
@@ -79,10 +81,10 @@ function fileSource(dir: string): CacheSource {
 
 function httpSource(base: string, authToken?: string): CacheSource {
   const headers: Record<string, string> = authToken ? { authorization: `Bearer ${authToken}` } : {};
-  async function get(path: string): Promise<Response | undefined> {
+  async function get(path: string, timeoutMs?: number): Promise<Response | undefined> {
     let res: Response;
     try {
-      res = await fetch(`${base}/${path}`, { headers });
+      res = await fetch(`${base}/${path}`, { headers, ...(timeoutMs && { signal: AbortSignal.timeout(timeoutMs) }) });
     } catch (err) {
       throw new SourceError(`cannot reach ${base}/${path}: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
     }
@@ -100,7 +102,7 @@ function httpSource(base: string, authToken?: string): CacheSource {
     where: base,
     async narInfo(h) {
       if (!HASH_RE.test(h)) throw new SourceError(`${JSON.stringify(h)} is not a store hash`);
-      const res = await get(`${h}.narinfo`);
+      const res = await get(`${h}.narinfo`, NARINFO_TIMEOUT_MS);
       if (!res) return undefined;
       const len = Number(res.headers.get('content-length') ?? 0);
       if (len > MAX_NARINFO_BYTES) {

@@ -9,6 +9,7 @@
 // stays an alias of the store path it became.
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Node } from '../castore/messages.js';
 
 export interface StagedNar {
@@ -166,7 +167,8 @@ export class DiskStaging implements NarStaging {
 async function writeDurably(final: string, text: string): Promise<void> {
   const dir = dirname(final);
   await mkdir(dir, { recursive: true });
-  const tmp = `${final}.${process.pid}.tmp`;
+  // Unique: the same NAR may be uploaded twice at once.
+  const tmp = `${final}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
   const f = await open(tmp, 'w', 0o600);
   try {
     await f.writeFile(text);
