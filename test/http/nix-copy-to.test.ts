@@ -119,11 +119,12 @@ for (const [mode, query, narExt, compressionLine] of [
       }
     });
 
-    it('the castore root of every path equals what nix-castore copy makes of it', async () => {
+    it('the castore root of every path (over gRPC) equals what nix-castore copy makes of it', async () => {
       const copied = join(tmp, `copied-${name}`);
       const c = await runCli(['copy', '--quiet', '--store', `file://${copied}`, fx.top]);
       assert.equal(c.code, 0, c.stderr);
-      const viaHttp = await castoreRoots(`file://${cache.data}`, fx.closure);
+      // As a tvix/snix client sees it: the daemon's gRPC PathInfoService.
+      const viaHttp = await castoreRoots(cache.d.addr, fx.closure);
       const viaCopy = await castoreRoots(`file://${copied}`, fx.closure);
       for (const p of fx.closure) {
         assert.ok(viaHttp.get(p), p);
