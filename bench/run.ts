@@ -5,6 +5,7 @@ import { blobThroughput } from './blob-throughput.js';
 import { copyClosureBench } from './copy-closure.js';
 import { hookOverhead } from './hook-overhead.js';
 import { httpServeBench } from './http-serve.js';
+import { httpCacheBench } from './http-cache.js';
 import { scaleoutBench } from './scaleout.js';
 import { gcBench } from './gc.js';
 import os from 'node:os';
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
   console.log(await hookOverhead());
   console.log();
   console.log(await httpServeBench(size));
+  console.log();
+  console.log(await httpCacheBench(size));
   console.log();
   console.log(await scaleoutBench(size));
   console.log();

@@ -11,11 +11,13 @@ import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signatur
 import { readTokenFile } from '../server/access.js';
 import { DEFAULT_STATS_INTERVAL_S, metricsAddr, prepareDataDirs, startDaemonMetrics, statsIntervalMs } from './daemon-ops.js';
 import { adminFor, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
+import { CACHE_FLAGS, CACHE_HELP, cacheOptions } from './cache-flags.js';
 
 export { defaultDataDir } from '../addr/config.js';
 
 const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store ADDR]
-                          [--http ADDR [--sign-key-file FILE] [--priority N]]
+                          [--http ADDR [--sign-key-file FILE] [--priority N]
+                           [--compression zstd|xz|none] [--trusted-upload-keys KEY]]
                           [--read-only] [--auth-token-file FILE]
                           [--metrics ADDR] [--metrics-need-token] [--stats-interval S]
 
@@ -66,8 +68,9 @@ Stops cleanly on SIGINT or SIGTERM.
 
 Nix binary cache (off unless --http is given):
       --http ADDR          also serve the store over HTTP as a Nix binary
-                           cache (nix-cache-info, <hash>.narinfo, nar/…nar;
-                           uncompressed NARs rendered from the castore).
+                           cache (nix-cache-info, <hash>.narinfo, nar/…;
+                           NARs rendered from the castore), which also
+                           takes uploads from 'nix copy --to' (below).
                            host:port or [v6]:port; a bare port means
                            127.0.0.1:port (loopback). Port 0 picks a free
                            port; the start-up line on stderr shows the URL.
@@ -76,6 +79,7 @@ Nix binary cache (off unless --http is given):
                            next to the signatures stored with the path.
       --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
                            Nix prefers lower numbers).
+${CACHE_HELP}
 
 Metrics (Prometheus text format, GET /metrics):
       --metrics ADDR       serve /metrics on a listener of its own (host:port,
@@ -112,6 +116,7 @@ export const daemonCommand: Command = {
       'metrics-need-token': { type: 'boolean' },
       'stats-interval': { type: 'string' },
       ...DAEMON_GC_FLAGS,
+      ...CACHE_FLAGS,
     });
     if (values.help) {
       console.log(HELP);
@@ -142,6 +147,7 @@ export const daemonCommand: Command = {
       console.error(`nix-castore daemon: ${unwritable.join(', ')} is not writable: serving it read-only`);
       readOnly = true;
     }
+    const cache = http && (await cacheOptions(values, addrs.pathInfo, readOnly));
 
     let opened: Store | undefined;
     const admin = adminFor(addrs, () => opened);
@@ -150,7 +156,7 @@ export const daemonCommand: Command = {
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     opened = store;
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();
       throw err;
@@ -163,14 +169,14 @@ export const daemonCommand: Command = {
       throw err;
     });
     const backend = redactAddr(addrs.blob === addrs.directory && addrs.blob === addrs.pathInfo ? addrs.blob : JSON.stringify(addrs));
-    const cache = daemon.httpUrl
+    const cacheLine = daemon.httpUrl
       ? `; Nix binary cache on ${daemon.httpUrl}` +
         (http?.signingKey ? ` (signing as ${formatPublicKey({ name: http.signingKey.name, key: http.signingKey.publicKey })})` : ' (unsigned)')
       : '';
     const access = (readOnly ? '; read-only' : '') + (authToken !== undefined ? '; writes need the bearer token' : '');
     const metricsUrl = ops.url ?? daemon.httpUrl;
     const metricsAt = metricsUrl ? `; metrics on ${metricsUrl}/metrics` : '';
-    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cache}${access}${metricsAt}`);
+    console.error(`nix-castore daemon: serving ${backend} on ${daemon.addrs.join(', ')}${cacheLine}${access}${metricsAt}`);
     const drainer = values['drain-spool'] ? await startDrainer(values['drain-spool'], store) : undefined;
 
     await new Promise<void>((resolve) => {
@@ -190,9 +196,9 @@ export const daemonCommand: Command = {
   },
 };
 
-async function httpOptions(values: { http?: string; 'sign-key-file'?: string; priority?: string }) {
+async function httpOptions(values: { http?: string; 'sign-key-file'?: string; priority?: string; compression?: string; 'compression-level'?: string; 'trusted-upload-keys'?: string[]; 'upload-staging'?: string }) {
   if (values.http === undefined) {
-    for (const flag of ['sign-key-file', 'priority'] as const) {
+    for (const flag of ['sign-key-file', 'priority', 'compression', 'compression-level', 'trusted-upload-keys', 'upload-staging'] as const) {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to the binary cache: give --http ADDR too`);
     }
     return undefined;

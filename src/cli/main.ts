@@ -14,6 +14,7 @@ interface Entry {
 const COMMANDS: Entry[] = [
   { name: 'copy', summary: 'upload a Nix closure (verified, in dependency order, resumable)', load: async () => (await import('./copy-command.js')).copyCommand },
   { name: 'daemon', summary: 'serve the store over gRPC (tvix-store compatible)', load: async () => (await import('./daemon-command.js')).daemonCommand },
+  { name: 'import', summary: 'import an existing Nix binary cache (file:// or http)', load: async () => (await import('./import-command.js')).importCommand },
   { name: 'nar', summary: "write a store path's NAR to stdout", load: async () => (await import('./nar-command.js')).narCommand },
   { name: 'path-info', summary: 'show what the store knows about store paths', load: async () => (await import('./path-info-command.js')).pathInfoCommand },
   { name: 'hook', summary: 'post-build-hook: push new build outputs, or queue them', load: async () => (await import('./hook-command.js')).hookCommand },

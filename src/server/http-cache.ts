@@ -1,25 +1,21 @@
-// A Nix HTTP binary cache served straight from the store (store.md §5–7):
-//
-//   GET        /nix-cache-info
-//   GET, HEAD  /<32-char store hash>.narinfo
-//   GET, HEAD  /nar/<32-char store hash>-<52-char nixbase32 NAR sha256>.nar
+// A Nix HTTP binary cache served straight from the store (store.md §5–7).
+// The routes live beside this file: reading in http-get.ts (narinfo and
+// NARs, compressed on the fly), uploads from `nix copy --to` in
+// http-put.ts. Here: options, access, routing and the access log.
 //
 // Nothing else is served: the request target is matched as raw text
-// against exactly these shapes (no decoding, no normalisation, no file
-// system behind it), so there is no path to traverse. NARs are rendered
-// from the castore as they are sent, uncompressed, with Content-Length =
-// NarSize. narinfos are signed on the fly when a key is given.
+// against exactly the routes' shapes (no decoding, no normalisation, no
+// file system behind it), so there is no path to traverse.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/store.js';
-import { renderNar } from '../store/render-nar.js';
-import { MissingNarInfoError, narInfoOf, nixPathInfo, type NixPathInfo } from '../store/nix-view.js';
 import { CastoreError } from '../castore/errors.js';
-import { renderNarInfo } from '../nix/narinfo.js';
-import * as nixbase32 from '../nix/nixbase32.js';
 import type { SecretKey } from '../nix/signature.js';
-import { STORE_DIR, hashPart } from '../nix/store-path.js';
+import type { ServedCompression } from '../nix/compression-names.js';
 import { authorizes } from './access.js';
+import { HttpError, sendText, showTarget, type Exchange, type Route } from './http-exchange.js';
+import { getRoutes } from './http-get.js';
+import { putRoutes, refusedPutRoutes, type UploadOptions } from './http-put.js';
 import { httpUrl, type HttpListenAddr } from './http-listen.js';
 import { countHttpRequest, metricsAllowed, sendMetrics, trackHttpConnections } from './metrics-endpoint.js';
 import { enableProcessMetrics } from '../metrics/metrics.js';
@@ -27,9 +23,6 @@ import { enableProcessMetrics } from '../metrics/metrics.js';
 export { httpUrl, parseHttpAddr, type HttpListenAddr } from './http-listen.js';
 
 export const DEFAULT_PRIORITY = 30;
-
-/** Bytes queued on a NAR response before waiting for 'drain' (per connection). */
-const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface HttpCacheOptions {
   /** Signs every narinfo with this key (next to the stored signatures). */
@@ -43,146 +36,34 @@ export interface HttpCacheOptions {
    * with the token as password, as Nix sends from netrc), else 401.
    */
   authToken?: string;
+  /** What narinfos point at (default zstd); every form is served. */
+  compression?: ServedCompression;
+  /** Level of that compression (compression-names.ts LEVELS). */
+  compressionLevel?: number;
+  /** Accept `nix copy --to` uploads (off unless given). */
+  uploads?: UploadOptions;
+  /** Uploads get 403. */
+  readOnly?: boolean;
   /** GET /metrics needs the token too (else it is readable without). */
   metricsNeedToken?: boolean;
 }
 
-
-const HASH_CHARS = `[${nixbase32.ALPHABET}]`;
-const STORE_HASH_RE = new RegExp(`^${HASH_CHARS}{32}$`);
-const NAR_NAME_RE = new RegExp(`^(${HASH_CHARS}{32})-(${HASH_CHARS}{52})$`);
-
-const NARINFO_PATH_RE = /^\/([^/]*)\.narinfo$/;
-const NAR_PATH_RE = /^\/nar\/([^/]*)\.nar$/;
-
-/** Log-safe rendering of a request target: printable ASCII only, bounded length. */
-function showTarget(target: string): string {
-  const clean = target.replace(/[^\x21-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-interface Exchange {
-  req: http.IncomingMessage;
-  res: http.ServerResponse;
-  head: boolean;
-  /** Body bytes actually handed to the socket. */
-  bytes: number;
-  note?: string;
-  /** The metrics' route label. */
-  route: string;
+/** The metrics' route label of a request path. */
+function routeLabel(path: string): string {
+  if (path === '/nix-cache-info') return 'nix-cache-info';
+  if (path.endsWith('.narinfo')) return 'narinfo';
+  if (path.startsWith('/nar/')) return 'nar';
+  if (path.endsWith('.ls')) return 'ls';
+  if (path.startsWith('/log/')) return 'log';
+  return 'other';
 }
 
 export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}): http.RequestListener {
-  const priority = opts.priority ?? DEFAULT_PRIORITY;
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
-  const cacheInfo = `StoreDir: ${STORE_DIR}\nWantMassQuery: 1\nPriority: ${priority}\n`;
-
-  function sendText(x: Exchange, status: number, contentType: string, text: string): void {
-    const body = Buffer.from(text, 'utf8');
-    x.res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': body.length });
-    if (x.head) x.res.end();
-    else {
-      x.bytes += body.length;
-      x.res.end(body);
-    }
-  }
-
-  /** The PathInfo for a store hash, or a 404. */
-  async function find(storeHash: string): Promise<NixPathInfo> {
-    const digest = nixbase32.decode(storeHash);
-    const info = await store.pathInfos.get(digest);
-    if (!info) throw new HttpError(404, `${storeHash} is not in the store`);
-    let p: NixPathInfo;
-    try {
-      p = nixPathInfo(info);
-    } catch (err) {
-      if (err instanceof MissingNarInfoError) throw new HttpError(404, `${storeHash}: ${err.message}`);
-      throw err;
-    }
-    if (hashPart(p.storePath) !== storeHash) throw new HttpError(404, `${storeHash} is not in the store`);
-    return p;
-  }
-
-  async function serveNarInfo(x: Exchange, name: string): Promise<void> {
-    if (!STORE_HASH_RE.test(name)) throw new HttpError(400, 'a narinfo is named by the 32-character nixbase32 hash of its store path');
-    const p = await find(name);
-    sendText(x, 200, 'text/x-nix-narinfo', renderNarInfo(narInfoOf(p, opts.signingKey)));
-  }
-
-  async function serveNar(x: Exchange, name: string): Promise<void> {
-    const m = NAR_NAME_RE.exec(name);
-    if (!m) throw new HttpError(400, 'a NAR is named nar/<32-character store hash>-<52-character nixbase32 NAR sha256>.nar');
-    const p = await find(m[1]);
-    if (nixbase32.encode(p.narSha256) !== m[2]) throw new HttpError(404, `the NAR of ${m[1]} has another hash now`);
-    const node = p.info.node!;
-    const headers = { 'Content-Type': 'application/x-nix-nar', 'Content-Length': p.narSize };
-    if (x.head) {
-      x.res.writeHead(200, headers);
-      x.res.end();
-      return;
-    }
-    const nar = renderNar(node, store);
-    // Pull the first piece before committing to a 200, so a missing root
-    // (or first blob) is a clean error rather than a truncated NAR.
-    let first: IteratorResult<Uint8Array>;
-    try {
-      first = await nar.next();
-    } catch (err) {
-      throw new HttpError(500, `rendering the NAR failed: ${(err as Error).message}`);
-    }
-    x.res.writeHead(200, headers);
-    let sent = 0;
-    try {
-      for (let r = first; !r.done; r = await nar.next()) {
-        const chunk = r.value;
-        if (sent + chunk.length > p.narSize) throw new Error(`the NAR is longer than its NarSize ${p.narSize}`);
-        sent += chunk.length;
-        if (!(await write(x, chunk))) {
-          x.note = 'client went away';
-          return;
-        }
-      }
-      if (sent !== p.narSize) throw new Error(`the NAR is ${sent} bytes, its NarSize says ${p.narSize}`);
-      x.res.end();
-    } catch (err) {
-      // Headers are out: all we can do is cut the response short, which the
-      // client sees as a truncated transfer (and Nix would also catch by hash).
-      x.note = `aborted: ${(err as Error).message}`;
-      x.res.destroy();
-    } finally {
-      await nar.return(undefined).catch(() => {});
-    }
-  }
-
-  /** Writes with backpressure; false when the connection is gone. */
-  function write(x: Exchange, chunk: Uint8Array): Promise<boolean> | boolean {
-    if (x.res.destroyed) return false;
-    x.bytes += chunk.length;
-    // A 1 MiB chunk always exceeds the socket's 16 KiB high-water mark;
-    // waiting for 'drain' after each would leave the socket idle between
-    // chunks, so keep up to WRITE_BUFFER_BYTES queued instead.
-    if (x.res.write(chunk) || x.res.writableLength < WRITE_BUFFER_BYTES) return true;
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        x.res.off('drain', onDrain);
-        x.res.off('close', onClose);
-        resolve(ok);
-      };
-      const onDrain = () => done(true);
-      const onClose = () => done(false);
-      x.res.on('drain', onDrain);
-      x.res.on('close', onClose);
-    });
-  }
+  const routes: Route[] = [
+    ...getRoutes(store, { signingKey: opts.signingKey, priority: opts.priority ?? DEFAULT_PRIORITY, compression: opts.compression ?? 'zstd', compressionLevel: opts.compressionLevel, aliasOf: opts.uploads && ((f) => opts.uploads!.staging.getAlias(f)) }),
+    ...(opts.uploads ? putRoutes(store, opts.uploads) : opts.readOnly ? refusedPutRoutes() : []),
+  ];
 
   async function serveMetrics(x: Exchange): Promise<void> {
     x.route = 'metrics';
@@ -202,50 +83,73 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
     const q = target.indexOf('?');
     const path = q < 0 ? target : target.slice(0, q);
     if (path === '/metrics') return serveMetrics(x);
-    x.route = path === '/nix-cache-info' ? 'nix-cache-info' : NARINFO_PATH_RE.test(path) ? 'narinfo' : NAR_PATH_RE.test(path) ? 'nar' : 'other';
+    x.route = routeLabel(path);
     if (opts.authToken !== undefined && !authorizes(x.req.headers.authorization, opts.authToken, true)) {
       x.res.setHeader('WWW-Authenticate', 'Bearer realm="nix-castore", Basic realm="nix-castore"');
       throw new HttpError(401, 'this cache needs an Authorization: Bearer <token> header');
     }
     const method = x.req.method ?? '';
-    if (method !== 'GET' && method !== 'HEAD') {
-      x.res.setHeader('Allow', 'GET, HEAD');
-      throw new HttpError(405, `method ${method} is not allowed; this cache serves GET and HEAD`);
+    const matching = routes.map((r) => ({ r, m: r.path.exec(path) })).filter((c) => c.m !== null);
+    const chosen = matching.find((c) => c.r.methods.includes(method));
+    if (!chosen) {
+      // Reads of what is only ever written (listings, logs) are absent, as Nix expects.
+      if ((matching.length === 0 || method === 'GET' || method === 'HEAD') && (method === 'GET' || method === 'HEAD' || (opts.uploads && method === 'PUT'))) {
+        throw new HttpError(404, 'not found');
+      }
+      const allowed = [...new Set((matching.length ? matching.map((c) => c.r) : routes).flatMap((r) => r.methods))];
+      x.res.setHeader('Allow', allowed.join(', '));
+      throw new HttpError(405, `method ${method} is not allowed here; this takes ${allowed.join(', ')}`);
     }
-    if (path === '/nix-cache-info') return sendText(x, 200, 'text/x-nix-cache-info', cacheInfo);
-    let m = NARINFO_PATH_RE.exec(path);
-    if (m) return serveNarInfo(x, m[1]);
-    m = NAR_PATH_RE.exec(path);
-    if (m) return serveNar(x, m[1]);
-    throw new HttpError(404, 'not found');
+    if (chosen.r.writes) {
+      if (opts.readOnly) throw new HttpError(403, 'the daemon is read-only: it takes no uploads');
+      if (opts.signingKey && opts.authToken === undefined) {
+        throw new HttpError(403, 'this daemon signs what it serves, so it takes uploads only with --auth-token-file');
+      }
+    }
+    return chosen.r.handle(x, chosen.m!);
   }
 
   return (req, res) => {
     const start = process.hrtime.bigint();
     const x: Exchange = { req, res, head: req.method === 'HEAD', bytes: 0, route: 'other' };
+    // The log line waits for the handler too: an upload cut short is still
+    // being cleaned up when its connection closes.
+    let handled!: () => void;
+    const done = new Promise<void>((r) => (handled = r));
     res.on('close', () => {
-      const ms = Number(process.hrtime.bigint() - start) / 1e6;
-      countHttpRequest(x.route, res.statusCode, ms / 1e3);
-      const aborted = !res.writableFinished && !x.note ? ' (connection closed early)' : '';
-      log(
-        `nix-castore http: ${req.method} ${showTarget(req.url ?? '')} ${res.statusCode} ${x.bytes} ${ms.toFixed(1)}ms` +
-          (x.note ? ` (${x.note})` : aborted),
-      );
+      void done.then(() => {
+        const ms = Number(process.hrtime.bigint() - start) / 1e6;
+        countHttpRequest(x.route, res.statusCode, ms / 1e3);
+        const aborted = !res.writableFinished && !x.note ? ' (connection closed early)' : '';
+        log(
+          `nix-castore http: ${req.method} ${showTarget(req.url ?? '')} ${res.statusCode} ${x.bytes} ${ms.toFixed(1)}ms` +
+            (x.note ? ` (${x.note})` : aborted),
+        );
+      });
     });
-    route(x).catch((err: unknown) => {
-      let status = 500;
-      let message = err instanceof Error ? err.message : String(err);
-      if (err instanceof HttpError) status = err.status;
-      else if (err instanceof CastoreError && err.kind === 'unavailable') status = 503;
-      else message = `internal error: ${message}`;
-      if (status >= 500) x.note = message;
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      sendText(x, status, 'text/plain; charset=utf-8', `${message}\n`);
-    });
+    route(x)
+      .catch((err: unknown) => {
+        let status = 500;
+        let message = err instanceof Error ? err.message : String(err);
+        if (err instanceof HttpError) status = err.status;
+        else if (err instanceof CastoreError && err.kind === 'unavailable') status = 503;
+        else message = `internal error: ${message}`;
+        if (status >= 500) x.note = message;
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        if (res.destroyed) {
+          // Nobody to answer: the log says what the answer would have been.
+          res.statusCode = status;
+          x.note ??= message;
+          return;
+        }
+        sendText(x, status, 'text/plain; charset=utf-8', `${message}\n`);
+      })
+      .finally(handled);
   };
+
 }
 
 export interface RunningHttpCache {
@@ -275,7 +179,7 @@ export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: H
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      });
+      }).then(() => opts.uploads?.staging.close?.());
       return closed;
     },
   };

@@ -8,6 +8,7 @@ import { sameBytes } from '../castore/digest.js';
 import { isCaHashType, validateContentAddress, type ContentAddress } from '../nix/hash.js';
 import * as nixbase32 from '../nix/nixbase32.js';
 import type { NarInfo } from '../nix/narinfo.js';
+import { EXTENSION, type ServedCompression } from '../nix/compression-names.js';
 import { fingerprint, isValidKeyName, sign, SIGNATURE_LENGTH, type SecretKey, type Signature } from '../nix/signature.js';
 import { hashPart, isValidName, parseBasename, sortStorePaths, type StorePath } from '../nix/store-path.js';
 
@@ -78,12 +79,13 @@ export function fingerprintOf(p: NixPathInfo): string {
 }
 
 /**
- * The narinfo a binary cache serves for `p`: uncompressed NAR at
- * narUrl() (so FileHash/FileSize = NarHash/NarSize), stored signatures whose names are valid, and — with a key — a
- * fresh signature by that key over the fingerprint (replacing a stored one
- * of the same name).
+ * The narinfo a binary cache serves for `p`: the NAR at narUrl() (plus
+ * `.zst`/`.xz` when compressed on the fly; uncompressed, FileHash/FileSize
+ * = NarHash/NarSize, compressed they are unknown and left out), stored
+ * signatures whose names are valid, and — with a key — a fresh signature by
+ * that key over the fingerprint (replacing a stored one of the same name).
  */
-export function narInfoOf(p: NixPathInfo, signingKey?: SecretKey): NarInfo {
+export function narInfoOf(p: NixPathInfo, signingKey?: SecretKey, compression: ServedCompression = 'none'): NarInfo {
   const ni = p.info.narinfo!;
   let signatures = usableSignatures(p.info);
   if (signingKey) {
@@ -94,12 +96,11 @@ export function narInfoOf(p: NixPathInfo, signingKey?: SecretKey): NarInfo {
   const deriver = ni.deriver;
   return {
     storePath: p.storePath,
-    url: narUrl(p.storePath, p.narSha256),
-    compression: 'none',
+    url: narUrl(p.storePath, p.narSha256) + EXTENSION[compression],
+    compression,
     // Uncompressed: the file at `url` is the NAR itself. Nix shows these as
     // the download size.
-    fileHash: p.narSha256,
-    fileSize: p.narSize,
+    ...(compression === 'none' && { fileHash: p.narSha256, fileSize: p.narSize }),
     narHash: p.narSha256,
     narSize: p.narSize,
     references: p.references,

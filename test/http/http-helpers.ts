@@ -10,11 +10,11 @@ export interface RawResponse {
   body: Buffer;
 }
 
-export function request(baseUrl: string, target: string, method = 'GET'): Promise<RawResponse> {
+export function request(baseUrl: string, target: string, method = 'GET', headers: http.OutgoingHttpHeaders = {}, body?: Uint8Array): Promise<RawResponse> {
   const u = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port), path: target, method, agent: false },
+      { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port), path: target, method, agent: false, headers },
       (res) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
@@ -23,7 +23,7 @@ export function request(baseUrl: string, target: string, method = 'GET'): Promis
       },
     );
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 

@@ -188,7 +188,8 @@ describe('serving the store back to Nix', () => {
       assert.ok(info.signatures?.some((s) => s.startsWith(`${KEY_NAME}:`)), `${info.path} carries the cache's signature`);
     }
     await verifyWholeStore([]);
-    assert.match(daemon.stderr(), new RegExp(`GET /nar/${fx.paths.big.slice(11, 43)}-[0-9a-z]{52}\\.nar 200 \\d+ `));
+    // zstd by default, compressed on the fly.
+    assert.match(daemon.stderr(), new RegExp(`GET /nar/${fx.paths.big.slice(11, 43)}-[0-9a-z]{52}\\.nar\\.zst 200 \\d+ `));
   });
 
   it('nix copy --from the cache into a second local store', async () => {

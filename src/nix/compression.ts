@@ -1,0 +1,177 @@
+// The compressions of Nix binary caches, as streaming transforms over
+// async iterables of bytes (memory flat whatever the size):
+//
+// * zstd out: @mongodb-js/zstd compresses 1 MiB at a time on libuv's thread
+//   pool into independent frames; Nix (libarchive) reads concatenated frames.
+// * zstd in: fzstd, a streaming decoder (Nix's upload is one frame of the
+//   whole NAR, and the native binding only takes whole buffers).
+// * xz both ways: lzma-native (liblzma, prebuilt in the package).
+// * bzip2 in only (Nix's old default): unbzip2-stream.
+import { Readable, type Duplex } from 'node:stream';
+import { compress as zstdCompress } from '@mongodb-js/zstd';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import * as lzma from 'lzma-native';
+import bz2 from 'unbzip2-stream';
+import { CompressionError, LEVELS, checkLevel, type Compression, type ServedCompression } from './compression-names.js';
+
+export * from './compression-names.js';
+
+/** Largest zstd window an upload may ask for (libzstd's own default limit). */
+const MAX_ZSTD_WINDOW = 128 << 20;
+/** Memory liblzma may use to decode one upload (xz -9 needs 65 MiB). */
+const XZ_MEMLIMIT = 256 << 20;
+/** Bytes per zstd frame when compressing. */
+const ZSTD_FRAME = 1 << 20;
+
+/** Compresses `src` as it is pulled; cancelling the result stops the work. */
+export function compress(src: AsyncIterable<Uint8Array>, kind: ServedCompression, level = LEVELS[kind].default): AsyncGenerator<Uint8Array> {
+  checkLevel(kind, level);
+  if (kind === 'none') return passThrough(src);
+  if (kind === 'zstd') return zstdFrames(src, level);
+  return throughStream(src, lzma.createStream('easyEncoder', { preset: level, check: lzma.CHECK_CRC64 }), 'xz');
+}
+
+/** Decompresses `src` as it is pulled; malformed input throws CompressionError. */
+export function decompress(src: AsyncIterable<Uint8Array>, kind: Compression): AsyncGenerator<Uint8Array> {
+  switch (kind) {
+    case 'none':
+      return passThrough(src);
+    case 'zstd':
+      return zstdDecode(src);
+    case 'xz':
+      return throughStream(src, lzma.createStream('streamDecoder', { memlimit: XZ_MEMLIMIT, flags: lzma.CONCATENATED }), 'xz');
+    case 'bzip2':
+      return throughStream(src, bz2(), 'bzip2');
+  }
+}
+
+async function* passThrough(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* src;
+}
+
+/** Independent frames of up to ZSTD_FRAME bytes; the next one is gathered while one compresses. */
+async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number): AsyncGenerator<Uint8Array> {
+  let buf = Buffer.allocUnsafe(ZSTD_FRAME);
+  let pos = 0;
+  let pending: Promise<Buffer> | undefined;
+  const start = (b: Buffer) => {
+    const p = zstdCompress(b, level);
+    p.catch(() => {}); // awaited below
+    return p;
+  };
+  for await (const chunk of src) {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(chunk.length - off, ZSTD_FRAME - pos);
+      buf.set(chunk.subarray(off, off + n), pos);
+      pos += n;
+      off += n;
+      if (pos === ZSTD_FRAME) {
+        if (pending) yield await pending;
+        pending = start(buf);
+        buf = Buffer.allocUnsafe(ZSTD_FRAME);
+        pos = 0;
+      }
+    }
+  }
+  if (pending) yield await pending;
+  // An empty input still gives one (empty) frame: a valid zstd file.
+  if (pos > 0 || !pending) yield await zstdCompress(buf.subarray(0, pos), level);
+}
+
+async function* zstdDecode(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let out: Uint8Array[] = [];
+  const d = new ZstdDecompress((chunk) => {
+    if (chunk.length > 0) out.push(chunk);
+  });
+  const state = d as unknown as { s?: number | { e: number } };
+  const push = (chunk: Uint8Array, final: boolean) => {
+    try {
+      d.push(chunk, final);
+    } catch (err) {
+      throw new CompressionError(`malformed zstd data: ${(err as Error).message}`);
+    }
+    // fzstd allows windows up to 2 GiB; refuse what libzstd refuses by default.
+    if (typeof state.s === 'object' && state.s.e > MAX_ZSTD_WINDOW) {
+      throw new CompressionError(`zstd frame asks for a ${state.s.e}-byte window; at most ${MAX_ZSTD_WINDOW} allowed`);
+    }
+  };
+  let any = false;
+  for await (const chunk of src) {
+    if (chunk.length === 0) continue;
+    any = true;
+    push(chunk, false);
+    if (out.length) {
+      const ready = out;
+      out = [];
+      yield* ready;
+    }
+  }
+  if (!any) throw new CompressionError('malformed zstd data: empty');
+  push(new Uint8Array(0), true);
+  yield* out;
+}
+
+/** Feeds `src` through a Node transform stream; the transform is destroyed when the result ends or is cancelled. */
+async function* throughStream(src: AsyncIterable<Uint8Array>, t: Duplex, what: string): AsyncGenerator<Uint8Array> {
+  let srcError: { err: unknown } | undefined;
+  const marked = async function* () {
+    try {
+      yield* src;
+    } catch (err) {
+      srcError = { err };
+      throw err;
+    }
+  };
+  const input = Readable.from(marked(), { objectMode: false });
+  input.on('error', (err) => t.destroy(err));
+  input.pipe(t);
+  // unbzip2-stream is an old-style stream (it closes right after 'end',
+  // which Readable.wrap takes for a premature close): iterate it by hand.
+  const out: AsyncIterable<unknown> = Symbol.asyncIterator in t ? t : oldStyle(t);
+  try {
+    for await (const chunk of out) yield chunk as Uint8Array;
+  } catch (err) {
+    // The source's own errors pass as they are; the codec's mean malformed input.
+    if (srcError) throw srcError.err;
+    throw new CompressionError(`malformed ${what} data: ${(err as Error).message}`);
+  } finally {
+    input.destroy();
+    t.destroy();
+  }
+}
+
+/** The 'data'/'end'/'error' events of an old-style stream as an async iterable, paused while unread. */
+async function* oldStyle(t: Duplex): AsyncGenerator<Uint8Array> {
+  const queue: Uint8Array[] = [];
+  let ended = false;
+  let failed: { err: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    wake?.();
+    wake = undefined;
+  };
+  t.on('data', (c: Uint8Array) => {
+    queue.push(c);
+    if (queue.length > 16) t.pause();
+    poke();
+  });
+  t.on('end', () => {
+    ended = true;
+    poke();
+  });
+  t.on('error', (err) => {
+    failed = { err };
+    poke();
+  });
+  for (;;) {
+    if (queue.length > 0) {
+      yield queue.shift()!;
+      if (queue.length === 0) t.resume();
+      continue;
+    }
+    if (failed) throw failed.err;
+    if (ended) return;
+    await new Promise<void>((r) => (wake = r));
+  }
+}

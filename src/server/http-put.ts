@@ -1,0 +1,191 @@
+// The writing side of the binary cache, for plain `nix copy --to http://…`:
+//
+//   PUT  /nix-cache-info                   accepted, ignored (ours is served)
+//   PUT  /nar/<52-char file hash>.nar[.xz|.zst|.bz2]
+//                                          decompressed, parsed and ingested as
+//                                          it streams; kept as a staged NAR
+//   PUT  /<32-char store hash>.narinfo     checked against the staged NAR, the
+//                                          store and the trusted keys; then
+//                                          the PathInfo is published
+//   PUT  /<hash>.ls, /log/<name>           accepted and dropped, so Nix never
+//                                          fails on them
+//
+// Nix sends the NAR before its narinfo; between the two only the staged
+// record exists, and nothing is visible to readers.
+import type { Store } from '../store/store.js';
+import { NarError } from '../nix/nar.js';
+import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.js';
+import * as nixbase32 from '../nix/nixbase32.js';
+import { hashPart, absolute } from '../nix/store-path.js';
+import { formatNix32 } from '../nix/hash.js';
+import type { PublicKey } from '../nix/signature.js';
+import { CompressionError, compressionOfExtension } from '../nix/compression-names.js';
+import { CastoreError } from '../castore/errors.js';
+import { Limiter } from '../util/limiter.js';
+import type { NarStaging, StagedNar } from '../cache/staging.js';
+import { receiveNar, TooLargeError } from '../cache/receive-nar.js';
+import { alreadyPresent, checkContent, checkReferences, checkSignatures, pathInfoOf, PublishError } from '../cache/publish.js';
+import { HttpError, sendText, type Exchange, type Route } from './http-exchange.js';
+import { NARINFO_PATH_RE, NAR_PATH_RE, STORE_HASH_RE } from './http-get.js';
+
+export interface UploadOptions {
+  staging: NarStaging;
+  /** When set, a narinfo needs a valid signature by one of these. */
+  trustedKeys?: readonly PublicKey[];
+  /** Largest NAR (uncompressed) accepted; default 64 GiB. */
+  maxNarSize?: number;
+  /** NAR uploads ingested at once (others wait). */
+  jobs?: number;
+  log?: (line: string) => void;
+}
+
+const FILE_HASH_RE = new RegExp(`^[${nixbase32.ALPHABET}]{52}$`);
+const MAX_NARINFO_BYTES = 1 << 20;
+/** Listings and build logs are dropped; this only bounds how long we keep reading. */
+const MAX_IGNORED_BYTES = 256 << 20;
+const DEFAULT_MAX_NAR = 64 * 2 ** 30;
+/** Staged NARs no narinfo claimed within this long are forgotten. */
+export const STAGED_TTL_MS = 24 * 3600 * 1000;
+
+function declaredLength(x: Exchange, max: number, what: string): void {
+  const cl = x.req.headers['content-length'];
+  if (cl !== undefined && (!/^\d+$/.test(cl) || Number(cl) > max)) {
+    throw new HttpError(413, `${what} of ${cl} bytes: at most ${max} accepted`);
+  }
+}
+
+/** The whole body, refusing more than `max` bytes. */
+async function readBody(x: Exchange, max: number, what: string): Promise<Buffer> {
+  declaredLength(x, max, what);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of x.req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > max) throw new HttpError(413, `${what} larger than ${max} bytes`);
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+async function drain(x: Exchange, what: string): Promise<void> {
+  declaredLength(x, MAX_IGNORED_BYTES, what);
+  let n = 0;
+  for await (const chunk of x.req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > MAX_IGNORED_BYTES) throw new HttpError(413, `${what} larger than ${MAX_IGNORED_BYTES} bytes`);
+  }
+}
+
+export function putRoutes(store: Store, opts: UploadOptions): Route[] {
+  const trusted = opts.trustedKeys ?? [];
+  const maxNarSize = opts.maxNarSize ?? DEFAULT_MAX_NAR;
+  const ingests = new Limiter(opts.jobs ?? 8);
+  opts.staging.expire(STAGED_TTL_MS).then(
+    (n) => n > 0 && opts.log?.(`nix-castore http: forgot ${n} staged NAR(s) no narinfo claimed within a day`),
+    (err: Error) => opts.log?.(`nix-castore http: cannot expire staged NARs: ${err.message}`),
+  );
+
+  async function putNar(x: Exchange, name: string, ext: string): Promise<void> {
+    if (!FILE_HASH_RE.test(name)) throw new HttpError(400, 'a NAR is uploaded as nar/<52-character nixbase32 SHA-256 of the file>.nar[.xz|.zst|.bz2]');
+    const compression = compressionOfExtension(ext);
+    if (compression === undefined) throw new HttpError(415, `NARs compressed as .nar${ext} are not accepted: use xz, zstd, bzip2 or none`);
+    // Compressed NARs can grow a lot; the NAR size is bounded separately.
+    declaredLength(x, maxNarSize, 'a NAR file');
+    const received = await ingests.run(async () => {
+      try {
+        return await receiveNar(x.req, compression, store, { maxNarSize, maxFileSize: maxNarSize });
+      } catch (err) {
+        if (x.req.readableAborted || x.req.socket.destroyed) throw new HttpError(400, `the upload was cut short: ${(err as Error).message}`);
+        if (err instanceof NarError || err instanceof CompressionError) throw new HttpError(400, `malformed NAR upload: ${err.message}`);
+        if (err instanceof TooLargeError) throw new HttpError(413, err.message);
+        if (err instanceof CastoreError && err.kind === 'invalid') throw new HttpError(400, `the NAR cannot be stored: ${err.message}`);
+        throw err;
+      }
+    });
+    if (nixbase32.encode(received.fileSha256) !== name) {
+      throw new HttpError(400, `the file uploaded as nar/${name}.nar${ext} hashes to ${nixbase32.encode(received.fileSha256)}: not stored`);
+    }
+    await opts.staging.put({ narSha256: received.narSha256, narSize: received.narSize, root: received.root, stagedAt: Date.now(), fileSha256: received.fileSha256 });
+    x.note = `NAR ${received.narSize} bytes, ${received.storedBytes} of ${received.fileBytes} file bytes new`;
+    sendText(x, 200, 'text/plain; charset=utf-8', 'received\n');
+  }
+
+  async function putNarInfo(x: Exchange, name: string): Promise<void> {
+    if (!STORE_HASH_RE.test(name)) throw new HttpError(400, 'a narinfo is named by the 32-character nixbase32 hash of its store path');
+    const text = (await readBody(x, MAX_NARINFO_BYTES, 'a narinfo')).toString('utf8');
+    try {
+      const ni = (() => {
+        try {
+          return parseNarInfo(text);
+        } catch (err) {
+          if (err instanceof NarInfoError) throw new HttpError(400, `malformed narinfo: ${err.message}`);
+          throw err;
+        }
+      })();
+      if (hashPart(ni.storePath) !== name) throw new HttpError(400, `the narinfo at ${name}.narinfo is for ${absolute(ni.storePath)}`);
+      checkSignatures(ni, trusted);
+      if (await alreadyPresent(store, ni)) {
+        x.note = 'already present';
+        return sendText(x, 200, 'text/plain; charset=utf-8', 'already present\n');
+      }
+      const staged = (await opts.staging.get(ni.narHash)) ?? (await sameFileAs(ni));
+      if (!staged) {
+        throw new HttpError(400, `no NAR with NarHash ${formatNix32(ni.narHash)} was uploaded for ${absolute(ni.storePath)}: upload the NAR first`);
+      }
+      checkContent(ni, staged);
+      await checkReferences(store, ni);
+      await store.pathInfos.put(pathInfoOf(ni, staged));
+      await opts.staging.putAlias(staged.fileSha256, name);
+      await opts.staging.delete(ni.narHash);
+      x.note = `published ${absolute(ni.storePath)}`;
+      sendText(x, 200, 'text/plain; charset=utf-8', 'published\n');
+    } catch (err) {
+      if (err instanceof PublishError) throw new HttpError(err.status, err.message);
+      if (err instanceof CastoreError && (err.kind === 'invalid' || err.kind === 'precondition')) {
+        throw new HttpError(400, `the path cannot be published: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * The content of a path published before from the same uploaded file
+   * (byte-identical NARs of two paths): Nix saw the file present and did
+   * not send it again.
+   */
+  async function sameFileAs(ni: NarInfo): Promise<StagedNar | undefined> {
+    const m = /^nar\/([0-9a-df-np-sv-z]{52})\.nar/.exec(ni.url);
+    if (!m) return undefined;
+    const fileSha256 = nixbase32.decode(m[1]);
+    const other = await opts.staging.getAlias(fileSha256);
+    const info = other === undefined ? undefined : await store.pathInfos.get(nixbase32.decode(other));
+    if (!info?.node || !info.narinfo) return undefined;
+    return { root: info.node, narSha256: Buffer.from(info.narinfo.narSha256), narSize: info.narinfo.narSize, fileSha256: Buffer.from(fileSha256), stagedAt: 0 };
+  }
+
+  const ok = (x: Exchange) => sendText(x, 200, 'text/plain; charset=utf-8', 'accepted\n');
+  return uploadRoutes({ ok, putNar, putNarInfo });
+}
+
+/** What a read-only daemon answers uploads with: the routes, all refused (403) before they run. */
+export function refusedPutRoutes(): Route[] {
+  const never = () => {
+    throw new HttpError(403, 'the daemon is read-only: it takes no uploads');
+  };
+  return uploadRoutes({ ok: never, putNar: never, putNarInfo: never });
+}
+
+function uploadRoutes(h: {
+  ok: (x: Exchange) => void;
+  putNar: (x: Exchange, name: string, ext: string) => Promise<void>;
+  putNarInfo: (x: Exchange, name: string) => Promise<void>;
+}): Route[] {
+  const { ok, putNar, putNarInfo } = h;
+  return [
+    { methods: ['PUT'], writes: true, path: /^\/nix-cache-info$/, handle: async (x) => (await drain(x, 'nix-cache-info'), ok(x)) },
+    { methods: ['PUT'], writes: true, path: NAR_PATH_RE, handle: (x, m) => putNar(x, m[1], m[2] ?? '') },
+    { methods: ['PUT'], writes: true, path: NARINFO_PATH_RE, handle: (x, m) => putNarInfo(x, m[1]) },
+    { methods: ['PUT'], writes: true, path: /^\/[^/]+\.ls$/, handle: async (x) => (await drain(x, 'a listing'), ok(x)) },
+    { methods: ['PUT'], writes: true, path: /^\/log\/[^/]+$/, handle: async (x) => (await drain(x, 'a build log'), ok(x)) },
+  ];
+}
