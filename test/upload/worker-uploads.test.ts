@@ -112,3 +112,40 @@ it('an upload thread whose owner never closes it does not keep the process alive
     await d.stop();
   }
 });
+
+it('sends small files from memory shared with the upload thread, and reuses that memory', async () => {
+  const d = await startDaemonProcess();
+  const reader = new GrpcBlobService(d.addr);
+  const up = new WorkerUploads({ addr: d.addr, concurrency: 8, retry: FAST_RETRY });
+  try {
+    // 160 MiB of distinct 640 KiB blobs: far more than the shared slabs hold at once.
+    const size = 640 << 10;
+    const digests: Buffer[] = [];
+    const uploads: Promise<void>[] = [];
+    for (let i = 0; i < 256; i++) {
+      await up.room();
+      const mem = up.memoryFor(size);
+      assert.ok(mem.buffer instanceof SharedArrayBuffer, 'a small file is read into shared memory');
+      mem.fill(i & 0xff);
+      mem.writeUInt32LE(i, 0);
+      digests.push(blake3(mem));
+      uploads.push(up.ensure(digests[i], size, { bytes: mem }));
+    }
+    // Memory asked for and never handed over goes back too.
+    up.release(up.memoryFor(1000));
+    await Promise.all(uploads);
+    assert.equal(up.stats.blobsSent, 256);
+    const mem = up.sharedMemory;
+    assert.ok(mem.made > 0 && mem.made <= 12, `${mem.made} slabs made`);
+    assert.equal(mem.free, mem.made - 1, 'every slab but the current one is free again');
+    for (const i of [0, 100, 255]) {
+      const expected = Buffer.alloc(size, i & 0xff);
+      expected.writeUInt32LE(i, 0);
+      assert.deepEqual(await readAll(reader, digests[i]), expected);
+    }
+  } finally {
+    await up.close();
+    await reader.close();
+    await d.stop();
+  }
+});
