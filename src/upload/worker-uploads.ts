@@ -49,8 +49,8 @@ export type UploadReply =
 
 /** Requests sent in one message at most; more wait for the next. */
 const BATCH_ITEMS = 512;
-/** 4 MiB slabs of memory shared with the upload thread: the bytes an uploader may hold (Uploads.maxHeldBytes) and some slack. */
-const SHARED_SLABS = 12;
+/** 4 MiB slabs of memory shared with the upload thread: as many bytes as an uploader may hold (Uploads.maxHeldBytes). */
+const SHARED_SLABS = 8;
 
 export class WorkerUploads extends Uploads {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
