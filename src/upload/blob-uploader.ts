@@ -41,7 +41,7 @@ export abstract class Uploads {
     return Buffer.allocUnsafe(size);
   }
 
-  /** Gives back memory from memoryFor() that was not handed to ensure(). */
+  /** Gives back memory from memoryFor() that was not handed to ensure() (ensure() gives back what it takes). */
   release(_bytes: Uint8Array): void {}
 
   /** Stores one blob not asked for before (in this run). */
@@ -55,10 +55,14 @@ export abstract class Uploads {
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     const key = b3Hex(digest);
     let p = this.seen.get(key);
-    if (!p) {
+    if (p) {
+      if ('bytes' in source) this.release(source.bytes); // the upload under way has bytes of its own
+    } else {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
       p = this.send(digest, size, source).finally(() => {
+        // The memory is free before anyone waiting for room hears of it.
+        if ('bytes' in source) this.release(source.bytes);
         this.heldBytes -= held;
         while (this.heldBytes < this.maxHeldBytes && this.roomWaiters.length > 0) this.roomWaiters.shift()!();
       });

@@ -49,8 +49,8 @@ export type UploadReply =
 
 /** Requests sent in one message at most; more wait for the next. */
 const BATCH_ITEMS = 512;
-/** 4 MiB slabs of memory shared with the upload thread: as many bytes as an uploader may hold (Uploads.maxHeldBytes). */
-const SHARED_SLABS = 8;
+/** 4 MiB slabs shared with the upload thread: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
+const SHARED_SLABS = 10;
 
 export class WorkerUploads extends Uploads {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
@@ -85,16 +85,6 @@ export class WorkerUploads extends Uploads {
 
   override release(bytes: Uint8Array): void {
     this.slabs.release(bytes);
-  }
-
-  override ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
-    const p = super.ensure(digest, size, source);
-    // Its shared memory is free once this blob (or the same one, asked for before) is settled.
-    if ('bytes' in source && this.slabs.owns(source.bytes)) {
-      const done = () => this.slabs.release(source.bytes);
-      p.then(done, done);
-    }
-    return p;
   }
 
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
@@ -142,6 +132,16 @@ export class WorkerUploads extends Uploads {
 
   private flush(): void {
     if (this.outbox.length === 0) return;
+    // Closed meanwhile: what waits to be sent fails, and no new thread is started to keep the process alive.
+    if (this.gone) {
+      this.outbox = [];
+      this.outboxDigests = [];
+      this.outboxSmall = [];
+      this.outboxShared = [];
+      this.smallBytes = 0;
+      this.transfers = [];
+      return this.failAll(this.gone);
+    }
     const digests = new Uint8Array(this.outboxDigests.length * B3_LEN);
     this.outboxDigests.forEach((d, i) => digests.set(d, i * B3_LEN));
     const small = new Uint8Array(this.smallBytes);
