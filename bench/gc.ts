@@ -9,7 +9,8 @@ import { join, relative, dirname } from 'node:path';
 import { CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { realFilesClosure } from './copy-closure.js';
-import { GiB, MiB, pseudoRandomChunks, summary, table } from './util.js';
+import { GiB, MiB, pseudoRandomChunks, summary, table, type SummaryRow } from './util.js';
+import { ROUNDS, flushedAround, listRounds, median, verdict } from './rounds.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv = nixEnv()): Promise<{ seconds: number; out: string }> {
   return new Promise((resolve, reject) => {
@@ -61,27 +62,48 @@ export async function gcBench(target = GiB): Promise<string> {
   const oldEnv = { ...nixEnv(), NIX_CASTORE_CLOCK_FILE: clock };
   const gcArgs = (store: string) => ['gc', '--store', store, '--keep-since', '30d', '--grace', '0', '--json'];
   try {
-    // A cold copy of the closure, into an empty store: the reference.
-    const cold = await run(['copy', '--quiet', '--store', `file://${join(tmp, 'cold')}`, ...paths]);
-    // The store to collect: garbage pushed 60 days ago, the closure now.
-    const store = `file://${join(tmp, 'store')}`;
-    await run(['copy', '--quiet', '--store', store, garbage], oldEnv);
-    await run(['copy', '--quiet', '--store', store, ...paths]);
-    const gc = await run(gcArgs(store));
-    const report = JSON.parse(gc.out);
-    // A copy beside a collection: garbage to collect, the closure copied cold meanwhile.
-    const beside = `file://${join(tmp, 'beside')}`;
-    await run(['copy', '--quiet', '--store', beside, garbage], oldEnv);
-    const [copyBeside, gcBeside] = await Promise.all([run(['copy', '--quiet', '--store', beside, ...paths]), run(gcArgs(beside))]);
     const mib = (n: number) => `${(n / MiB).toFixed(0)} MiB`;
-    const rows: [string, string, string][] = [
-      ['gc of closure + as much garbage (file://)', `${gc.seconds.toFixed(2)} s`, `${(gc.seconds / cold.seconds).toFixed(2)}× a cold copy of the closure (${cold.seconds.toFixed(2)} s; target ≤ 1×)`],
-      ['  space reclaimed (du before → after)', mib(report.bytes.reclaimed), `${mib(report.bytes.before)} → ${mib(report.bytes.after)}; ${report.blobs.deleted} blobs, ${report.directories.deleted} directories, ${report.packs.rewritten} packs rewritten`],
-      ['  peak RSS of the collector', `${report.peakRssMiB} MiB`, 'target < 300 MiB'],
-      ['copy beside a gc', `${copyBeside.seconds.toFixed(2)} s`, `${(copyBeside.seconds / cold.seconds).toFixed(2)}× the cold copy (target ≤ 1.5×); the gc took ${gcBeside.seconds.toFixed(2)} s`],
+    const cold: number[] = [];
+    const gc: number[] = [];
+    const beside: number[] = [];
+    const gcBesideS: number[] = [];
+    let report: { bytes: { reclaimed: number; before: number; after: number }; blobs: { deleted: number }; directories: { deleted: number }; packs: { rewritten: number }; peakRssMiB: number } | undefined;
+    let peakRss = 0;
+    // Interleaved rounds, each into fresh stores, dirty pages flushed around each contender.
+    for (let r = 0; r < ROUNDS; r++) {
+      // A cold copy of the closure, into an empty store: the reference.
+      cold.push((await flushedAround(() => run(['copy', '--quiet', '--store', `file://${join(tmp, `cold-${r}`)}`, ...paths]))).seconds);
+      // The store to collect: garbage pushed 60 days ago, the closure now.
+      const store = `file://${join(tmp, `store-${r}`)}`;
+      await run(['copy', '--quiet', '--store', store, garbage], oldEnv);
+      await run(['copy', '--quiet', '--store', store, ...paths]);
+      const g = await flushedAround(() => run(gcArgs(store)));
+      gc.push(g.seconds);
+      report = JSON.parse(g.value.out);
+      peakRss = Math.max(peakRss, report!.peakRssMiB);
+      // A copy beside a collection: garbage to collect, the closure copied cold meanwhile.
+      const b = `file://${join(tmp, `beside-${r}`)}`;
+      await run(['copy', '--quiet', '--store', b, garbage], oldEnv);
+      const both = await flushedAround(() => Promise.all([run(['copy', '--quiet', '--store', b, ...paths]), run(gcArgs(b))]));
+      beside.push(both.value[0].seconds);
+      gcBesideS.push(both.value[1].seconds);
+      await rm(join(tmp, `cold-${r}`), { recursive: true, force: true });
+      await rm(join(tmp, `store-${r}`), { recursive: true, force: true });
+      await rm(join(tmp, `beside-${r}`), { recursive: true, force: true });
+    }
+    const [c, g, b] = [median(cold), median(gc), median(beside)];
+    const rep = report!;
+    const rows: SummaryRow[] = [
+      { what: 'gc of closure + as much garbage (file://)', measured: `${g.toFixed(2)} s`, compared: `${(g / c).toFixed(2)}× a cold copy of the closure (${c.toFixed(2)} s); ${listRounds(gc)}`, target: '≤ 1× the copy', met: g <= c },
+      { what: '  space reclaimed (du before → after)', measured: mib(rep.bytes.reclaimed), compared: `${mib(rep.bytes.before)} → ${mib(rep.bytes.after)}; ${rep.blobs.deleted} blobs, ${rep.directories.deleted} directories, ${rep.packs.rewritten} packs rewritten` },
+      { what: '  peak RSS of the collector', measured: `${peakRss} MiB`, compared: 'the largest of the rounds', target: '< 300 MiB', met: peakRss < 300 },
+      { what: 'copy beside a gc', measured: `${b.toFixed(2)} s`, compared: `${(b / c).toFixed(2)}× the cold copy; ${listRounds(beside)}; the gc took ${median(gcBesideS).toFixed(2)} s`, target: '≤ 1.5× slower', met: b <= 1.5 * c },
     ];
     summary.rows.push(...rows);
-    return [`Garbage collection: ${paths.length} closure paths and one garbage path of the same file sizes:`, table(rows)].join('\n');
+    return [
+      `Garbage collection: ${paths.length} closure paths and one garbage path of the same file sizes (medians of ${ROUNDS} rounds):`,
+      table(rows.map((r) => [r.what, r.measured, r.compared + (r.target ? ` (target ${r.target}: ${verdict(!!r.met)})` : '')])),
+    ].join('\n');
   } finally {
     execFileSync('nix-store', ['--delete', garbage], { env: nixEnv(), stdio: 'ignore' });
     await rm(tmp, { recursive: true, force: true });

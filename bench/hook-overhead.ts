@@ -33,7 +33,7 @@ export async function hookOverhead(builds = 20): Promise<string> {
     const per = ((queued.seconds - without.seconds) / builds) * 1000;
     // Below zero is noise: the hook cannot make builds faster.
     const extra = per >= 0 ? `+${per.toFixed(0)} ms per build` : `${per.toFixed(0)} ms per build (within noise)`;
-    summary.rows.push(['queued post-build hook', extra, `${((without.seconds / builds) * 1000).toFixed(0)} ms per trivial build without it`]);
+    summary.rows.push({ what: 'queued post-build hook', measured: extra, compared: `${((without.seconds / builds) * 1000).toFixed(0)} ms per trivial build without it` });
     return [
       `Queued post-build hook, ${builds} trivial builds in a chain:`,
       table([

@@ -2,7 +2,8 @@
 // `nix copy --to http://castore` against `nix copy --to file://` with the
 // same compression (zstd), the daemon's zstd NAR serving against
 // `nix-store --dump | zstd -3`, and `nix-castore import` of the file://
-// cache Nix wrote. Each figure is the best of two interleaved rounds.
+// cache Nix wrote. Each figure is the median of BENCH_ROUNDS (default 3)
+// interleaved rounds, dirty pages flushed around each contender.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,9 +13,8 @@ import { join } from 'node:path';
 import { startDaemonProcess, CLI, type DaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { realFilesClosure } from './copy-closure.js';
-import { GiB, MiB, peakRssMiB, rate, summary, table, timed } from './util.js';
-
-const ROUNDS = 2;
+import { GiB, MiB, peakRssMiB, rate, summary, table } from './util.js';
+import { ROUNDS, flushedAround, listRounds, median } from './rounds.js';
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = nixEnv()): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -50,12 +50,6 @@ function rawGet(url: string): Promise<number> {
   });
 }
 
-async function best(fn: () => Promise<unknown>): Promise<number> {
-  let top = Infinity;
-  for (let i = 0; i < ROUNDS; i++) top = Math.min(top, (await timed(fn)).seconds);
-  return top;
-}
-
 export async function httpCacheBench(size = GiB): Promise<string> {
   const tmp = await mkdtemp(join(tmpdir(), 'bench-http-cache-'));
   const { paths, bytes } = realFilesClosure(size);
@@ -68,21 +62,23 @@ export async function httpCacheBench(size = GiB): Promise<string> {
       const d = await startDaemonProcess({ args: ['--data', join(tmp, `data-${round}`), '--http', '127.0.0.1:0'] });
       daemons.push(d);
       const url = await cacheUrl(d);
-      const t = await timed(() => run('nix', ['copy', '--to', `${url}?compression=zstd`, ...paths], nixEnv([], { XDG_CACHE_HOME: join(tmp, `xdg-${round}`) })));
+      const t = await flushedAround(() => run('nix', ['copy', '--to', `${url}?compression=zstd`, ...paths], nixEnv([], { XDG_CACHE_HOME: join(tmp, `xdg-${round}`) })));
       daemonRss = Math.max(daemonRss, peakRssMiB(d.child.pid!));
       await d.stop();
       return t.seconds;
     };
     const toFile = async () => {
-      const t = await timed(() => run('nix', ['copy', '--to', `file://${join(tmp, `file-cache-${round}`)}?compression=zstd`, ...paths], nixEnv([], { XDG_CACHE_HOME: join(tmp, `xdg-f-${round}`) })));
+      const t = await flushedAround(() => run('nix', ['copy', '--to', `file://${join(tmp, `file-cache-${round}`)}?compression=zstd`, ...paths], nixEnv([], { XDG_CACHE_HOME: join(tmp, `xdg-f-${round}`) })));
       return t.seconds;
     };
-    let httpBest = Infinity;
-    let fileBest = Infinity;
+    const httpRounds: number[] = [];
+    const fileRounds: number[] = [];
     for (round = 0; round < ROUNDS; round++) {
-      httpBest = Math.min(httpBest, await toDaemon());
-      fileBest = Math.min(fileBest, await toFile());
+      httpRounds.push(await toDaemon());
+      fileRounds.push(await toFile());
     }
+    const httpBest = median(httpRounds);
+    const fileBest = median(fileRounds);
 
     // Serving: the largest path of the closure, from a daemon holding it all.
     const served = await startDaemonProcess({ args: ['--data', join(tmp, 'data-0'), '--http', '127.0.0.1:0'] });
@@ -95,22 +91,29 @@ export async function httpCacheBench(size = GiB): Promise<string> {
     const narinfo = execFileSync('curl', ['-sf', `${url}/${hash}.narinfo`], { encoding: 'utf8' });
     const narUrl = `${url}/${/^URL: (.*)$/m.exec(narinfo)![1]}`;
     await rawGet(narUrl); // warm
-    const serve = await best(() => rawGet(narUrl));
-    const cli = await best(() => run('bash', ['-c', 'set -o pipefail; nix-store --dump "$1" | zstd -3 -q -c > /dev/null', 'bash', largest.p]));
+    const serveRounds: number[] = [];
+    const cliRounds: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      serveRounds.push((await flushedAround(() => rawGet(narUrl))).seconds);
+      cliRounds.push((await flushedAround(() => run('bash', ['-c', 'set -o pipefail; nix-store --dump "$1" | zstd -3 -q -c > /dev/null', 'bash', largest.p]))).seconds);
+    }
+    const serve = median(serveRounds);
+    const cli = median(cliRounds);
     const serveRss = peakRssMiB(served.child.pid!);
 
     // Import of the cache Nix wrote (zstd) into an empty store.
-    let importBest = Infinity;
+    const importRounds: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const t = await timed(() => run(process.execPath, [CLI, 'import', '--quiet', '--store', `file://${join(tmp, `imported-${i}`)}`, `file://${join(tmp, 'file-cache-0')}`]));
-      importBest = Math.min(importBest, t.seconds);
+      const t = await flushedAround(() => run(process.execPath, [CLI, 'import', '--quiet', '--store', `file://${join(tmp, `imported-${i}`)}`, `file://${join(tmp, 'file-cache-0')}`]));
+      importRounds.push(t.seconds);
     }
+    const importBest = median(importRounds);
 
-    summary.rows.push(['nix copy --to http://castore (zstd)', `${httpBest.toFixed(2)} s`, `${(httpBest / fileBest).toFixed(2)}× nix copy --to file:// (${fileBest.toFixed(2)} s)`]);
-    summary.rows.push(['zstd NAR serving', rate(largest.n, serve), `${(serve / cli).toFixed(2)}× the time of nix-store --dump | zstd -3`]);
-    summary.rows.push(['import of a zstd file:// cache', rate(narBytes, importBest), summary.vsFloor(narBytes, importBest)]);
+    summary.rows.push({ what: 'nix copy --to http://castore (zstd)', measured: `${httpBest.toFixed(2)} s`, compared: `${(httpBest / fileBest).toFixed(2)}× nix copy --to file:// (${fileBest.toFixed(2)} s); ${listRounds(httpRounds)}` });
+    summary.rows.push({ what: 'zstd NAR serving', measured: rate(largest.n, serve), compared: `${(serve / cli).toFixed(2)}× the time of nix-store --dump | zstd -3 (${rate(largest.n, cli)})` });
+    summary.rows.push({ what: 'import of a zstd file:// cache', measured: rate(narBytes, importBest), compared: `${importBest.toFixed(2)} s for ${paths.length} paths; ${listRounds(importRounds)}` });
     return [
-      `The binary cache both ways: the real-files closure, ${paths.length} paths, ${(bytes / MiB).toFixed(0)} MiB of files, ${(narBytes / MiB).toFixed(0)} MiB of NAR (best of ${ROUNDS}):`,
+      `The binary cache both ways: the real-files closure, ${paths.length} paths, ${(bytes / MiB).toFixed(0)} MiB of files, ${(narBytes / MiB).toFixed(0)} MiB of NAR (medians of ${ROUNDS} rounds):`,
       table([
         ['nix copy --to file://…?compression=zstd (reference)', `${fileBest.toFixed(2)} s`, '1.00×'],
         ['nix copy --to http://castore?compression=zstd', `${httpBest.toFixed(2)} s`, `${(httpBest / fileBest).toFixed(2)}×; daemon peak RSS ${daemonRss.toFixed(0)} MiB`],

@@ -146,8 +146,10 @@ export async function httpServeBench(requested = GiB): Promise<string> {
     if (failures > 0) throw new Error(`${failures} narinfo requests failed`);
 
     const ratio = dump.seconds / serve.seconds;
-    summary.rows.push(['NAR serving over HTTP', rate(serve.value, serve.seconds), `${summary.vsFloor(serve.value, serve.seconds)}; ${ratio.toFixed(2)}× nix-store --dump speed`]);
-    summary.rows.push(['narinfo requests (signed)', `${Math.round(NARINFO_REQUESTS / q.seconds)} req/s`, '']);
+    summary.rows.push(
+      { what: `NAR serving over HTTP, one ${(size / GiB).toFixed(2)} GiB path`, measured: rate(serve.value, serve.seconds), compared: `${ratio.toFixed(2)}× \`nix-store --dump\` (best of 3 each)` },
+      { what: 'narinfo requests, signed', measured: `${Math.round(NARINFO_REQUESTS / q.seconds)} req/s`, compared: '' },
+    );
     return [
       `Serving Nix over HTTP: NAR of a ${(size / GiB).toFixed(2)} GiB single-file store path (file:// store in the daemon, loopback TCP):`,
       table([

@@ -9,7 +9,8 @@ import { httpCacheBench } from './http-cache.js';
 import { scaleoutBench } from './scaleout.js';
 import { gcBench } from './gc.js';
 import os from 'node:os';
-import { GiB, MiB, summary, table } from './util.js';
+import { GiB, MiB, summary } from './util.js';
+import { ROUNDS } from './rounds.js';
 import { execFileSync } from 'node:child_process';
 
 const size = process.env.BENCH_SIZE_MIB ? Number(process.env.BENCH_SIZE_MIB) * MiB : GiB;
@@ -17,22 +18,24 @@ const size = process.env.BENCH_SIZE_MIB ? Number(process.env.BENCH_SIZE_MIB) * M
 async function main(): Promise<void> {
   execFileSync('bash', ['scripts/ensure-test-deps.sh'], { stdio: 'inherit' });
   console.log(`nix-castore benchmarks — ${new Date().toISOString()} — node ${process.version}\n`);
-  // The copy benchmark measures the floor the others are compared with: first.
-  console.log(await copyClosureBench(size));
-  console.log();
-  console.log(await blobThroughput(size));
-  console.log();
-  console.log(await hookOverhead());
-  console.log();
-  console.log(await httpServeBench(size));
-  console.log();
-  console.log(await httpCacheBench(size));
-  console.log();
-  console.log(await scaleoutBench(size));
-  console.log();
-  console.log(await gcBench(size));
-  console.log(`\nSummary (ratios to the copy floor, measured in this run; ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB):`);
-  console.log(table(summary.rows));
+  const parts: [string, () => Promise<string>][] = [
+    ['copy', () => copyClosureBench(size)],
+    ['blob', () => blobThroughput(size)],
+    ['hook', () => hookOverhead()],
+    ['http', () => httpServeBench(size)],
+    ['cache', () => httpCacheBench(size)],
+    ['scaleout', () => scaleoutBench(size)],
+    ['gc', () => gcBench(size)],
+  ];
+  // BENCH_ONLY=copy,blob runs a few parts, for a quicker look.
+  const only = process.env.BENCH_ONLY?.split(',');
+  for (const [name, run] of parts) {
+    if (only && !only.includes(name)) continue;
+    console.log(await run());
+    console.log();
+  }
+  console.log(`Summary — ${new Date().toISOString()}; ${os.cpus().length} cores, ${(os.totalmem() / GiB).toFixed(0)} GiB, node ${process.version}; medians of ${ROUNDS} interleaved rounds:\n`);
+  console.log(summary.markdown());
 }
 
 main().catch((err) => {

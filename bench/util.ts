@@ -40,17 +40,31 @@ export function table(rows: [string, string, string][]): string {
   return rows.map((r) => `  ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2]}`).join('\n');
 }
 
+export interface SummaryRow {
+  what: string;
+  /** The median of the rounds (or the one figure). */
+  measured: string;
+  /** Ratios to the references measured in the same run, and the rounds. */
+  compared: string;
+  target?: string;
+  met?: boolean;
+}
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+
 /**
- * The one table `npm run bench` ends with: each benchmark adds its key
- * figures; ratios are to the copy floor (BLAKE3 + NAR SHA-256 of the same
- * bytes), whose throughput the copy benchmark records first.
+ * The one table `npm run bench` ends with, in Markdown so the README can
+ * take it as it is: each benchmark adds its key figures, each target with
+ * its verdict.
  */
 export const summary = {
-  floorBytesPerSecond: 0,
-  rows: [] as [string, string, string][],
-  /** "N.NN× floor" for work that moved `bytes` in `seconds`. */
-  vsFloor(bytes: number, seconds: number): string {
-    if (!this.floorBytesPerSecond) return '';
-    return `${(seconds / (bytes / this.floorBytesPerSecond)).toFixed(2)}× floor`;
+  rows: [] as SummaryRow[],
+  markdown(): string {
+    const lines = ['| what | measured (median) | compared, in the same run | target | |', '|---|---|---|---|---|'];
+    for (const r of this.rows) {
+      const met = r.met === undefined ? '' : r.met ? 'met' : '**not met**';
+      lines.push(`| ${cell(r.what)} | ${cell(r.measured)} | ${cell(r.compared)} | ${cell(r.target ?? '')} | ${met} |`);
+    }
+    return lines.join('\n');
   },
 };

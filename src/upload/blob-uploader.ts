@@ -16,7 +16,7 @@ import { BatchQueue, type UploadStats } from './batch-queue.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
-const sendReads = new ReadBuffers(32);
+const sendReads = new ReadBuffers(8);
 
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
@@ -29,12 +29,20 @@ export type { UploadStats } from './batch-queue.js';
  */
 export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
-  readonly maxHeldBytes = 64 << 20;
+  readonly maxHeldBytes = 32 << 20;
   abstract readonly stats: UploadStats;
   private readonly seen = new Map<string, Promise<void>>();
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
+
+  /** Memory to read a small file into before handing it to ensure() (or to release() if it never is). */
+  memoryFor(size: number): Buffer {
+    return Buffer.allocUnsafe(size);
+  }
+
+  /** Gives back memory from memoryFor() that was not handed to ensure() (ensure() gives back what it takes). */
+  release(_bytes: Uint8Array): void {}
 
   /** Stores one blob not asked for before (in this run). */
   protected abstract send(digest: Buffer, size: number, source: BlobSource): Promise<void>;
@@ -47,10 +55,14 @@ export abstract class Uploads {
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     const key = b3Hex(digest);
     let p = this.seen.get(key);
-    if (!p) {
+    if (p) {
+      if ('bytes' in source) this.release(source.bytes); // the upload under way has bytes of its own
+    } else {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
       p = this.send(digest, size, source).finally(() => {
+        // The memory is free before anyone waiting for room hears of it.
+        if ('bytes' in source) this.release(source.bytes);
         this.heldBytes -= held;
         while (this.heldBytes < this.maxHeldBytes && this.roomWaiters.length > 0) this.roomWaiters.shift()!();
       });
@@ -75,7 +87,7 @@ export class BlobUploader extends Uploads {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
   private readonly limiter: Limiter;
   /** Blobs read from their files: fewer at once, each streams megabytes. */
-  private readonly fileLimiter = new Limiter(16);
+  private readonly fileLimiter = new Limiter(4);
 
   constructor(
     private readonly blobs: BlobService,

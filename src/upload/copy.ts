@@ -54,6 +54,8 @@ export interface CopyReport {
   seconds: number;
   /** Peak resident set size of this process so far. */
   peakRssMiB: number;
+  /** CPU time of this process (all its threads) so far, in seconds. */
+  cpuSeconds: { user: number; system: number };
 }
 
 const LOOKUP_CONCURRENCY = 32;
@@ -113,7 +115,7 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   );
   const todo = ordered.filter((e) => !present.has(basename(e.path)));
   opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
-  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0 };
+  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
   for (const e of ordered) {
     if (present.has(basename(e.path))) {
       report.skipped.push(absolute(e.path));
@@ -129,12 +131,14 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
     await uploader.close();
   }
 
+  const usage = process.resourceUsage();
   Object.assign(report, {
     bytesSent: uploader.stats.bytesSent,
     blobsSent: uploader.stats.blobsSent,
     blobsSkipped: uploader.stats.blobsSkipped,
     seconds: (Date.now() - t0) / 1000,
-    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    peakRssMiB: Math.round(usage.maxRSS / 1024),
+    cpuSeconds: { user: usage.userCPUTime / 1e6, system: usage.systemCPUTime / 1e6 },
   });
   return report;
 

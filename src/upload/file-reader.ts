@@ -11,9 +11,8 @@ import { ReadBuffers, readAhead } from '../castore/disk/read-ahead.js';
 /** Ingesting hashes each chunk and keeps none (ingest.ts), so its reads reuse memory. */
 const ingestReads = new ReadBuffers();
 
-/** All `size` bytes of a small file in one buffer (fewer if it shrank meanwhile). */
-export function readWholeSync(path: Buffer, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
+/** All `size` bytes of a small file in `buf` (fewer if it shrank meanwhile). */
+export function readWholeSync(path: Buffer, size: number, buf: Buffer = Buffer.allocUnsafe(size)): Buffer {
   if (size === 0) return buf;
   const fd = openSync(path, 'r');
   try {

@@ -44,27 +44,35 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     executable: (st.mode & 0o100) !== 0,
     size: st.size,
     contents: async function* () {
-      let data: Buffer | undefined;
-      let digest: Buffer;
-      if (inMemory) {
-        data = readWholeSync(p, st.size);
-        digest = blake3(data);
-        bytesRead += data.length;
-        if (data.length > 0) yield data;
-      } else {
-        const hash = new Blake3Stream();
-        for await (const chunk of readChunks(p, st.size)) {
-          hash.update(chunk);
-          bytesRead += chunk.length;
-          yield chunk;
+      // Small files are read into memory the uploader gives (maybe shared with its thread).
+      const memory = inMemory ? opts.blobs.memoryFor(st.size) : undefined;
+      let handed = false;
+      try {
+        let data: Buffer | undefined;
+        let digest: Buffer;
+        if (memory) {
+          data = readWholeSync(p, st.size, memory);
+          digest = blake3(data);
+          bytesRead += data.length;
+          if (data.length > 0) yield data;
+        } else {
+          const hash = new Blake3Stream();
+          for await (const chunk of readChunks(p, st.size)) {
+            hash.update(chunk);
+            bytesRead += chunk.length;
+            yield chunk;
+          }
+          digest = hash.digest();
         }
-        digest = hash.digest();
+        await opts.blobs.room();
+        handed = true;
+        const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
+        upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
+        uploads.push(upload);
+        done({ kind: 'file', node: { name, digest, size: st.size, executable: (st.mode & 0o100) !== 0 } });
+      } finally {
+        if (memory && !handed) opts.blobs.release(memory); // never handed to ensure()
       }
-      await opts.blobs.room();
-      const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
-      upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
-      uploads.push(upload);
-      done({ kind: 'file', node: { name, digest, size: st.size, executable: (st.mode & 0o100) !== 0 } });
     },
   });
 

@@ -25,7 +25,7 @@ function flushAnswers(): void {
   port.postMessage({ type: 'done', results: batch, stats: uploader.stats } satisfies UploadReply);
 }
 
-port.on('message', ({ requests, digests, small }: UploadBatch) => {
+port.on('message', ({ requests, digests, small, shared }: UploadBatch) => {
   for (let i = 0; i < requests.length; i++) {
     const r = requests[i];
     // Structured cloning gives plain Uint8Arrays; the uploader works on Buffers.
@@ -33,9 +33,11 @@ port.on('message', ({ requests, digests, small }: UploadBatch) => {
     const source =
       r.bytes !== undefined
         ? { bytes: r.bytes }
-        : r.smallAt !== undefined
-          ? { bytes: Buffer.from(small.buffer, small.byteOffset + r.smallAt, r.smallLength) }
-          : { file: typeof r.file === 'string' ? r.file : Buffer.from(r.file!) };
+        : r.slab !== undefined
+          ? { bytes: Buffer.from(shared[r.slab], r.smallAt, r.smallLength) }
+          : r.smallAt !== undefined
+            ? { bytes: Buffer.from(small.buffer, small.byteOffset + r.smallAt, r.smallLength) }
+            : { file: typeof r.file === 'string' ? r.file : Buffer.from(r.file!) };
     uploader.ensure(digest, r.size, source).then(
       () => answer(r.id),
       (err) => answer(r.id, err),

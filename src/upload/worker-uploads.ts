@@ -8,6 +8,7 @@ import { CastoreError, type ErrorKind } from '../castore/errors.js';
 import { B3_LEN } from '../castore/digest.js';
 import { Uploads, type BlobSource, type UploadStats } from './blob-uploader.js';
 import type { RetryPolicy } from './retry.js';
+import { SharedSlabs } from './shared-slabs.js';
 
 export interface UploadWorkerData {
   addr: string;
@@ -26,9 +27,11 @@ export interface UploadRequest {
   size: number;
   /** Bytes that own their memory, moved to the worker. */
   bytes?: Uint8Array;
-  /** Where the bytes are in the batch's `small` array, and how many. */
+  /** Where the bytes are in the batch's `small` array (or `shared` slab), and how many. */
   smallAt?: number;
   smallLength?: number;
+  /** Which of the batch's `shared` slabs holds the bytes, if one does. */
+  slab?: number;
   file?: string | Uint8Array;
 }
 
@@ -37,6 +40,7 @@ export interface UploadBatch {
   requests: UploadRequest[];
   digests: Uint8Array;
   small: Uint8Array;
+  shared: SharedArrayBuffer[];
 }
 
 export type UploadReply =
@@ -45,6 +49,8 @@ export type UploadReply =
 
 /** Requests sent in one message at most; more wait for the next. */
 const BATCH_ITEMS = 512;
+/** 4 MiB slabs shared with the upload thread: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
+const SHARED_SLABS = 10;
 
 export class WorkerUploads extends Uploads {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
@@ -55,6 +61,8 @@ export class WorkerUploads extends Uploads {
   private outboxSmall: Uint8Array[] = [];
   private smallBytes = 0;
   private transfers: ArrayBuffer[] = [];
+  private outboxShared: SharedArrayBuffer[] = [];
+  private readonly slabs = new SharedSlabs(SHARED_SLABS);
   private nextId = 1;
   /** Set once the worker is gone: later uploads fail at once with it. */
   private gone: Error | undefined;
@@ -66,11 +74,33 @@ export class WorkerUploads extends Uploads {
     super();
   }
 
+  /** Shared slabs made, and how many are free (for tests). */
+  get sharedMemory(): { made: number; free: number } {
+    return this.slabs.counts;
+  }
+
+  override memoryFor(size: number): Buffer {
+    return this.slabs.region(size);
+  }
+
+  override release(bytes: Uint8Array): void {
+    this.slabs.release(bytes);
+  }
+
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
     const req: UploadRequest = { id, size };
-    if ('bytes' in source) {
+    if ('bytes' in source && this.slabs.owns(source.bytes)) {
+      // In shared memory: the upload thread reads it where it is.
+      const b = source.bytes;
+      const sab = b.buffer as SharedArrayBuffer;
+      let i = this.outboxShared.indexOf(sab);
+      if (i < 0) i = this.outboxShared.push(sab) - 1;
+      req.slab = i;
+      req.smallAt = b.byteOffset;
+      req.smallLength = b.length;
+    } else if ('bytes' in source) {
       const b = source.bytes;
       // Cloning a view clones its whole ArrayBuffer (a small Buffer is a
       // view of an 8 KiB pool): bytes that own their memory are moved (not
@@ -102,6 +132,16 @@ export class WorkerUploads extends Uploads {
 
   private flush(): void {
     if (this.outbox.length === 0) return;
+    // Closed meanwhile: what waits to be sent fails, and no new thread is started to keep the process alive.
+    if (this.gone) {
+      this.outbox = [];
+      this.outboxDigests = [];
+      this.outboxSmall = [];
+      this.outboxShared = [];
+      this.smallBytes = 0;
+      this.transfers = [];
+      return this.failAll(this.gone);
+    }
     const digests = new Uint8Array(this.outboxDigests.length * B3_LEN);
     this.outboxDigests.forEach((d, i) => digests.set(d, i * B3_LEN));
     const small = new Uint8Array(this.smallBytes);
@@ -110,11 +150,12 @@ export class WorkerUploads extends Uploads {
       small.set(b, at);
       at += b.length;
     }
-    const batch: UploadBatch = { requests: this.outbox, digests, small };
+    const batch: UploadBatch = { requests: this.outbox, digests, small, shared: this.outboxShared };
     const transfers = [...this.transfers, digests.buffer, small.buffer];
     this.outbox = [];
     this.outboxDigests = [];
     this.outboxSmall = [];
+    this.outboxShared = [];
     this.smallBytes = 0;
     this.transfers = [];
     try {

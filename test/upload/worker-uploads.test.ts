@@ -112,3 +112,72 @@ it('an upload thread whose owner never closes it does not keep the process alive
     await d.stop();
   }
 });
+
+it('closing with uploads still queued fails them and starts no thread that would keep the process alive', async () => {
+  const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
+  try {
+    const mod = new URL('../../src/upload/worker-uploads.js', import.meta.url).href;
+    const digest = new URL('../../src/castore/digest.js', import.meta.url).href;
+    // A copy failing half-way closes its uploader with blobs queued and not yet handed to the thread.
+    const script = `
+      const { WorkerUploads } = await import(${JSON.stringify(mod)});
+      const { blake3 } = await import(${JSON.stringify(digest)});
+      const up = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+      const queued = [1, 2, 3].map((i) => { const b = Buffer.from('queued ' + i); return up.ensure(blake3(b), b.length, { bytes: b }); });
+      await up.close();
+      const outcomes = await Promise.allSettled(queued);
+      console.log(outcomes.map((o) => o.status).join(' '));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+    assert.equal(stdout.trim(), 'rejected rejected rejected');
+  } finally {
+    await d.stop();
+  }
+});
+
+it('sends small files from memory shared with the upload thread, and reuses that memory', async () => {
+  const d = await startDaemonProcess();
+  const reader = new GrpcBlobService(d.addr);
+  const up = new WorkerUploads({ addr: d.addr, concurrency: 8, retry: FAST_RETRY });
+  const size = 640 << 10;
+  const blob = (i: number, mem: Buffer): Buffer => {
+    mem.fill(i & 0xff);
+    mem.writeUInt32LE(i, 0);
+    return mem;
+  };
+  try {
+    // One at a time: every file is read into the same shared memory.
+    for (let i = 0; i < 64; i++) {
+      const mem = up.memoryFor(size);
+      assert.ok(mem.buffer instanceof SharedArrayBuffer, 'a small file is read into shared memory');
+      await up.ensure(blake3(blob(i, mem)), size, { bytes: mem });
+    }
+    assert.deepEqual(up.sharedMemory, { made: 1, free: 0 });
+
+    // 160 MiB at once (as far as room() lets): far more than the slabs hold.
+    const digests: Buffer[] = [];
+    const uploads: Promise<void>[] = [];
+    let shared = 0;
+    for (let i = 64; i < 320; i++) {
+      await up.room();
+      const mem = up.memoryFor(size);
+      if (mem.buffer instanceof SharedArrayBuffer) shared++;
+      digests[i] = blake3(blob(i, mem));
+      uploads.push(up.ensure(digests[i], size, { bytes: mem }));
+    }
+    // Memory asked for and never handed over goes back too.
+    up.release(up.memoryFor(1000));
+    await Promise.all(uploads);
+    assert.equal(up.stats.blobsSent, 320);
+    const mem = up.sharedMemory;
+    assert.ok(shared > 0 && mem.made <= 10, `${shared} blobs in shared memory, ${mem.made} slabs made`);
+    assert.equal(mem.free, mem.made - 1, 'every slab but the current one is free again');
+    for (const i of [0, 63, 64, 200, 319]) {
+      const stored = await readAll(reader, blake3(blob(i, Buffer.alloc(size))));
+      assert.deepEqual(stored, blob(i, Buffer.alloc(size)), `blob ${i}`);
+    }
+  } finally {
+    await up.close();
+    await reader.close();
+    await d.stop();
+  }
+});
