@@ -10,7 +10,7 @@ import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '..
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
-import { adminFor, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
+import { adminFor, recordReads, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
@@ -129,6 +129,7 @@ export const daemonCommand: Command = {
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     opened = store;
+    recordReads(store);
     const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();
