@@ -10,7 +10,7 @@ import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
 import { DEFAULT_STATS_INTERVAL_S, metricsAddr, prepareDataDirs, startDaemonMetrics, statsIntervalMs } from './daemon-ops.js';
-import { adminFor, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
+import { adminFor, recordReads, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
 import { CACHE_FLAGS, CACHE_HELP, cacheOptions } from './cache-flags.js';
 
 export { defaultDataDir } from '../addr/config.js';
@@ -156,6 +156,7 @@ export const daemonCommand: Command = {
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     opened = store;
+    recordReads(store);
     const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();

@@ -6,6 +6,7 @@ import { parseAddr } from '../addr/parse.js';
 import type { Store, StoreAddrs } from '../addr/open.js';
 import { DiskBlobService } from '../castore/disk/disk-blob-service.js';
 import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
+import { DiskPathInfoService } from '../store/backends/disk-pathinfo-service.js';
 import { diskAdmin, policyOf, type GcAdmin, type GcRequest } from '../gc/admin.js';
 import { parseDuration } from '../gc/policy.js';
 import { formatReport } from '../gc/report.js';
@@ -104,4 +105,9 @@ export function scheduleGc(
       await running;
     },
   };
+}
+
+/** Makes an on-disk store record the reads it serves (for --keep-since): the daemon and `nar` do. */
+export function recordReads(store: Store): void {
+  if (store.pathInfos instanceof DiskPathInfoService) store.pathInfos.recordReads = true;
 }

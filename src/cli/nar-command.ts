@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parse, UsageError, type Command } from '../util/usage.js';
 import { openConfiguredStore, parseStorePathArg } from './path-info-command.js';
+import { recordReads } from './daemon-gc.js';
 import { renderNar } from '../store/render-nar.js';
 import { lookupStorePath } from '../store/nix-view.js';
 import { formatNix32 } from '../nix/hash.js';
@@ -44,6 +45,7 @@ export const narCommand: Command = {
     if (out.isTTY) throw new UsageError('refusing to write a NAR to a terminal: redirect stdout to a file or a pipe');
 
     const { store, where } = await openConfiguredStore(values.store);
+    recordReads(store); // a NAR export is a read of the path (retention)
     try {
       const info = await lookupStorePath(store.pathInfos, sp);
       if (!info?.node) {

@@ -41,6 +41,7 @@ export function pidAlive(pid: number): boolean {
 
 /** The pid in a state file, or undefined if it is absent. */
 export function statePid(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
   try {
     return Number(readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
   } catch (err) {
@@ -134,6 +135,8 @@ export class GcFence {
   }
 
   readEpoch(): string {
+    // Asked for every Stat: no exception for the usual "never collected".
+    if (!existsSync(this.epochFile)) return '0';
     try {
       return readFileSync(this.epochFile, 'utf8').trim();
     } catch (err) {
@@ -182,7 +185,8 @@ export class GcFence {
     try {
       await this.sync();
       const result = await store();
-      if (existsSync(this.markingFile)) appendFileSync(this.journalFile, Buffer.from(storeDigest).toString('hex') + '\n');
+      const marking = statePid(this.markingFile);
+      if (marking !== undefined && pidAlive(marking)) appendFileSync(this.journalFile, Buffer.from(storeDigest).toString('hex') + '\n');
       return result;
     } finally {
       unlinkSync(marker);

@@ -14,6 +14,11 @@ import { AccessRecorder, recordPush } from './disk-retention.js';
 
 export class DiskPathInfoService extends LocalPathInfoService {
   private readonly access: AccessRecorder;
+  /**
+   * Record reads for retention: set by those who serve the store (the
+   * daemon's gRPC Get and HTTP cache, `nar`), not by tools that merely look.
+   */
+  recordReads = false;
 
   constructor(
     private readonly layout: DiskLayout,
@@ -37,7 +42,7 @@ export class DiskPathInfoService extends LocalPathInfoService {
   protected async load(storeDigest: Uint8Array) {
     await this.layout.init();
     const info = await this.readPath(this.layout.objectPath('pathinfo', storeDigest));
-    if (info) this.access.read(storeDigest); // for retention (disk-retention.ts)
+    if (info && this.recordReads) this.access.read(storeDigest); // for retention (disk-retention.ts)
     return info;
   }
 

@@ -14,6 +14,10 @@ import { publishFiles } from '../../castore/disk/atomic-files.js';
 import { invalid } from '../../castore/errors.js';
 
 const FLUSH_MS = 2000;
+
+function ignoreExists(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EEXIST') throw err;
+}
 const FLUSH_AT = 4096;
 
 export class AccessRecorder {
@@ -47,7 +51,9 @@ export class AccessRecorder {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') continue; // a read-only store: nothing to record
           try {
-            await mkdir(dirname(file), { recursive: true });
+            // Not recursive: a store removed meanwhile is not made again.
+            await mkdir(join(this.root, 'access')).catch(ignoreExists);
+            await mkdir(dirname(file)).catch(ignoreExists);
             await writeFile(file, '');
             await utimes(file, when, when);
           } catch {
