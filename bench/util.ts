@@ -30,7 +30,7 @@ export function* pseudoRandomChunks(total: number, chunk = MiB): Generator<Buffe
   }
   for (let off = 0, n = 0; off < total; off += chunk, n++) {
     const c = Buffer.from(base.subarray(0, Math.min(chunk, total - off)));
-    c.writeUInt32LE(n, 0); // every piece differs
+    if (c.length >= 4) c.writeUInt32LE(n, 0); // every piece differs
     yield c;
   }
 }
