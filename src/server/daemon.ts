@@ -5,9 +5,9 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/store.js';
-import { blobBatchServiceDef, blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { blobServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
-import { blobBatchHandlers } from './batch-handlers.js';
+import { blobBatchHandlers, blobBatchServiceForServer } from './batch-handlers.js';
 import { addReflectionServices } from './reflection.js';
 import { addHealthService } from './health.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
@@ -60,7 +60,7 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
     server.addService(tolerantDecoding(directoryServiceDef(pkg)), guardWrite(directoryHandlers(store), WRITE_METHODS.directory, access));
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
-  server.addService(tolerantDecoding(blobBatchServiceDef()), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
+  server.addService(blobBatchServiceForServer(), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
   widenStreamSettings(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);

@@ -101,11 +101,14 @@ function streaming<Req, Res>(body: (req: Req, call: ServerWritableStream<Req, Re
   };
 }
 
-export function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>) {
+export function unaryHandler<Req, Res>(body: (req: Req, signal: AbortSignal) => Promise<Res | StatusObject>) {
   return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
     const malformed = malformedStatus(call.request);
     if (malformed) return cb(malformed);
-    body(call.request).then(
+    // Long calls (batch Has) stop once their client has gone away.
+    const ac = new AbortController();
+    call.once('cancelled', () => ac.abort(new Error('call cancelled by the client')));
+    body(call.request, ac.signal).then(
       (res) => (isStatus(res) ? cb(res) : cb(null, res)),
       (err) => cb(toStatus(err)),
     );
