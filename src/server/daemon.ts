@@ -15,6 +15,7 @@ import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type Runnin
 import { tolerantDecoding } from './decode.js';
 import { guardWrite, WRITE_METHODS, type AccessPolicy } from './access.js';
 import { leanBlobRoute, type LeanRoute } from './lean-blob.js';
+import { handOverGuarded } from './framing-guard.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -105,7 +106,9 @@ function routeLean(server: grpc.Server, route: LeanRoute): void {
     h.removeAllListeners('stream');
     h.on('stream', (stream, headers, ...rest: unknown[]) => {
       if (route(stream, headers)) return;
-      for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
+      handOverGuarded(stream, headers, () => {
+        for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
+      });
     });
   }
 }
