@@ -145,7 +145,10 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
       x.res.end();
       return;
     }
-    const nar = renderNar(node, store);
+    // Rendering stops when the client goes away, and at the NarSize stated.
+    const gone = new AbortController();
+    x.res.once('close', () => gone.abort(new Error('client went away')));
+    const nar = renderNar(node, store, { signal: gone.signal, maxBytes: p.narSize });
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
     let first: IteratorResult<Uint8Array>;
