@@ -65,10 +65,41 @@ export const HasBlobsRequestCodec: Codec<HasBlobsRequest> = {
   },
   decode: (buf) => {
     const digests: Uint8Array[] = [];
-    for (const f of readFields(buf)) if (f.field === 1) digests.push(expectLen(f));
+    for (const slice of hasRequestSlices(buf, 4096)) for (const d of slice) digests.push(d);
     return { digests };
   },
 };
+
+/**
+ * A HasBlobsRequest's digests, `size` at a time, decoded as they are taken:
+ * a server looks up a maximum request (~123k digests) slice by slice
+ * without holding an object per digest for the whole call. The usual shape
+ * (tag 0x0a, a one-byte length) is sliced in a plain loop, far cheaper than
+ * a generator per field; anything else is read generically. Throws
+ * ProtoDecodeError (possibly after some slices) for malformed input.
+ */
+export function* hasRequestSlices(buf: Buffer, size: number): Generator<Uint8Array[]> {
+  let pos = 0;
+  let slice: Uint8Array[] = [];
+  while (pos < buf.length) {
+    if (buf[pos] === TAG_1_LEN && pos + 1 < buf.length && buf[pos + 1] < 0x80 && pos + 2 + buf[pos + 1] <= buf.length) {
+      slice.push(buf.subarray(pos + 2, pos + 2 + buf[pos + 1]));
+      pos += 2 + buf[pos + 1];
+    } else {
+      // Fields may come in any shape from here on: read the rest generically.
+      for (const f of readFields(buf.subarray(pos))) {
+        if (f.field === 1) slice.push(expectLen(f));
+        if (slice.length === size) yield slice.splice(0);
+      }
+      pos = buf.length;
+    }
+    if (slice.length === size) {
+      yield slice;
+      slice = [];
+    }
+  }
+  if (slice.length > 0) yield slice;
+}
 
 export const HasBlobsResponseCodec: Codec<HasBlobsResponse> = {
   // Packed, as proto3 writes repeated scalars: one byte per bool.

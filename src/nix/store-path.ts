@@ -28,8 +28,22 @@ export class StorePathError extends Error {
 const NAME_RE = /^[A-Za-z0-9+\-_?=.]+$/;
 
 /**
+ * Nix's rule (store-dir-config.cc, checkName): the first dash-separated
+ * component must not be `.` or `..`, so `.`, `..`, `.-x` and `..-x` are
+ * refused; `.gitignore` or `..x` are fine. Such names would be path
+ * traversal in every tool that joins them to a directory.
+ */
+function dotComponent(name: string): string | undefined {
+  if (name[0] !== '.') return undefined;
+  if (name.length === 1 || name[1] === '-') return '.';
+  if (name[1] === '.' && (name.length === 2 || name[2] === '-')) return '..';
+  return undefined;
+}
+
+/**
  * Throws unless `name` is a valid store path name: 1…211 characters of
- * `[A-Za-z0-9+-_?=.]`. A leading `.` is accepted (tvix HEAD / current Nix).
+ * `[A-Za-z0-9+-_?=.]`, whose first dash-separated component is not `.` or
+ * `..`. Another leading `.` is accepted (tvix HEAD / current Nix).
  */
 export function validateName(name: string): void {
   if (name.length === 0) throw new StorePathError('invalid store path name "": must not be empty');
@@ -45,10 +59,16 @@ export function validateName(name: string): void {
         '(only A-Z a-z 0-9 + - _ ? = .)',
     );
   }
+  const dot = dotComponent(name);
+  if (dot !== undefined) {
+    throw new StorePathError(
+      `invalid store path name ${JSON.stringify(name)}: its first dash-separated component must not be "${dot}"`,
+    );
+  }
 }
 
 export function isValidName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name) && dotComponent(name) === undefined;
 }
 
 /** Builds a StorePath after checking the digest length and the name. */

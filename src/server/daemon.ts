@@ -5,9 +5,9 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/store.js';
-import { adminServiceDef, blobBatchServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { adminServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
-import { blobBatchHandlers } from './batch-handlers.js';
+import { blobBatchHandlers, blobBatchServiceForServer } from './batch-handlers.js';
 import { adminHandlers } from './admin-handlers.js';
 import type { GcAdmin } from '../gc/admin.js';
 import { addReflectionServices } from './reflection.js';
@@ -19,6 +19,7 @@ import { guardWrite, WRITE_METHODS, type AccessPolicy } from './access.js';
 import { leanBlobRoute, type LeanRoute } from './lean-blob.js';
 import { observeGrpc } from './grpc-metrics.js';
 import { storeStatsHandlers } from './store-stats-service.js';
+import { handOverGuarded } from './framing-guard.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -67,7 +68,7 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
     server.addService(tolerantDecoding(directoryServiceDef(pkg)), guardWrite(directoryHandlers(store), WRITE_METHODS.directory, access));
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
-  server.addService(tolerantDecoding(blobBatchServiceDef()), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
+  server.addService(blobBatchServiceForServer(), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
   server.addService(storeStatsServiceDef(), storeStatsHandlers(store));
   // Every admin method is a write (admin-handlers.ts).
   server.addService(tolerantDecoding(adminServiceDef()), ['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].reduce((impl, m) => guardWrite(impl, m, access), adminHandlers(admin, log)));
@@ -115,7 +116,9 @@ function routeLean(server: grpc.Server, route: LeanRoute): void {
     h.removeAllListeners('stream');
     h.on('stream', (stream, headers, ...rest: unknown[]) => {
       if (route(stream, headers)) return;
-      for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
+      handOverGuarded(stream, headers, () => {
+        for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
+      });
     });
   }
 }

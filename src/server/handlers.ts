@@ -102,11 +102,14 @@ function streaming<Req, Res>(body: (req: Req, call: ServerWritableStream<Req, Re
   };
 }
 
-export function unaryHandler<Req, Res>(body: (req: Req) => Promise<Res | StatusObject>) {
+export function unaryHandler<Req, Res>(body: (req: Req, signal: AbortSignal) => Promise<Res | StatusObject>) {
   return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
     const malformed = malformedStatus(call.request);
     if (malformed) return cb(malformed);
-    body(call.request).then(
+    // Long calls (batch Has) stop once their client has gone away.
+    const ac = new AbortController();
+    call.once('cancelled', () => ac.abort(new Error('call cancelled by the client')));
+    body(call.request, ac.signal).then(
       (res) => (isStatus(res) ? cb(res) : cb(null, res)),
       (err) => cb(toStatus(err)),
     );
@@ -225,11 +228,11 @@ export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
       return info;
     }),
     // Both client generations: an anonymous root (tvix HEAD) or a named one (older).
-    CalculateNAR: unaryHandler<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }) => {
+    CalculateNAR: unaryHandler<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }, signal) => {
       if (!node) return fail(status.INVALID_ARGUMENT, 'invalid root node: no node set');
       const problem = (node.name.length > 0 ? nameProblem(node.name) : undefined) ?? nodeContentProblem(node);
       if (problem) return fail(status.INVALID_ARGUMENT, `invalid root node: ${problem}`);
-      return store.pathInfos.calculateNar(node);
+      return store.pathInfos.calculateNar(node, signal);
     }),
     List: streaming<S.GetPathInfoRequest, S.PathInfo>(async (_req, call) => {
       for await (const info of store.pathInfos.list()) await send(call, info);

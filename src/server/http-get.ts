@@ -87,7 +87,10 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       x.res.end();
       return;
     }
-    const nar = checkedLength(renderNar(node, store), p.narSize);
+    // Rendering stops when the client goes away, and at the NarSize stated.
+    const gone = new AbortController();
+    x.res.once('close', () => gone.abort(new Error('client went away')));
+    const nar = checkedLength(renderNar(node, store, { signal: gone.signal, maxBytes: p.narSize }), p.narSize);
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
     let first: IteratorResult<Uint8Array>;

@@ -66,10 +66,7 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
   const putMany = putBlobs(store);
   routes.set(batch.Has.path, (call) =>
     void unary(call, async (bytes) => {
-      const req = batch.Has.requestDeserialize(bytes as Buffer); // only batch Puts are parsed
-      const bad = malformedStatus(req);
-      if (bad) return bad;
-      const res = await has(req);
+      const res = await has(bytes as Buffer, call.signal); // decoded in slices, as it is looked up
       return 'code' in res ? res : batch.Has.responseSerialize(res);
     }),
   );

@@ -64,7 +64,19 @@ class Prefetcher {
   }
 }
 
-export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise<Buffer> | undefined): NarNode {
+/**
+ * How a rendering is bounded. `signal`: stop once the client is gone
+ * (checked at every entry, so even a NAR of millions of tiny entries stops
+ * at once). `maxBytes`: end with an error beyond this many NAR bytes — a
+ * valid DAG whose entries share children renders exponentially more than it
+ * stores, so a rendering is capped by what its PathInfo states.
+ */
+export interface RenderLimits {
+  signal?: AbortSignal;
+  maxBytes?: number;
+}
+
+export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise<Buffer> | undefined, signal?: AbortSignal): NarNode {
   switch (node.type) {
     case 'symlink':
       return { type: 'symlink', target: node.target };
@@ -74,6 +86,7 @@ export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise
         executable: node.executable,
         size: node.size,
         contents: async function* () {
+          signal?.throwIfAborted();
           const early = prefetched?.();
           if (early) {
             yield await early;
@@ -88,13 +101,15 @@ export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise
       return {
         type: 'directory',
         entries: async function* () {
+          signal?.throwIfAborted();
           const dir = await store.directories.get(node.digest);
           if (!dir) throw storageError(`directory ${b3String(node.digest)} not found`);
           const children = sortedEntries(dir);
           const ahead = new Prefetcher(store, children);
           for (let i = 0; i < children.length; i++) {
+            signal?.throwIfAborted();
             const at = i;
-            yield { name: children[i].name, node: narNodeOf(children[i], store, () => ahead.take(at)) };
+            yield { name: children[i].name, node: narNodeOf(children[i], store, () => ahead.take(at), signal) };
           }
         },
       };
@@ -102,19 +117,27 @@ export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise
 }
 
 /** The NAR bytes of a castore root node. */
-export function renderNar(node: Node, store: Castore): AsyncGenerator<Uint8Array> {
-  return writeNar(narNodeOf(node, store));
+export async function* renderNar(node: Node, store: Castore, limits: RenderLimits = {}): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  for await (const chunk of writeNar(narNodeOf(node, store, undefined, limits.signal))) {
+    total += chunk.length;
+    if (limits.maxBytes !== undefined && total > limits.maxBytes) {
+      throw storageError(`the NAR is longer than the ${limits.maxBytes} bytes its PathInfo states; stopped rendering`);
+    }
+    yield chunk;
+  }
 }
 
-export async function calculateNar(node: Node, store: Castore): Promise<{ narSize: number; narSha256: Buffer }> {
+export async function calculateNar(node: Node, store: Castore, limits: RenderLimits = {}): Promise<{ narSize: number; narSha256: Buffer }> {
   const hash = createHash('sha256');
   let narSize = 0;
   try {
-    for await (const chunk of renderNar(node, store)) {
+    for await (const chunk of renderNar(node, store, limits)) {
       hash.update(chunk);
       narSize += chunk.length;
     }
   } catch (err) {
+    if (limits.signal?.aborted) throw limits.signal.reason;
     if (err instanceof CastoreError && err.kind !== 'storage') throw err;
     throw storageError(`failed rendering nar: ${(err as Error).message}`, err);
   }

@@ -34,11 +34,12 @@ async function healthy(target: string): Promise<boolean> {
   return (await checkHealth(target, false, 1000)) === 'SERVING';
 }
 
-export async function startDaemonProcess(opts: { args?: string[]; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+/** `args` replace the default `--data DIR`; `extraArgs` come after it. */
+export async function startDaemonProcess(opts: { args?: string[]; extraArgs?: string[]; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
   const tmp = await mkdtemp(join(tmpdir(), 'castore-daemon-'));
   const socket = join(tmp, 'daemon.sock');
   const dataDir = opts.dataDir ?? join(tmp, 'data');
-  const args = [CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir])];
+  const args = [CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir]), ...(opts.extraArgs ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));

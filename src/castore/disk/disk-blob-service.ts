@@ -193,12 +193,24 @@ export class DiskBlobService implements BlobService {
     return (this.looseListing = names);
   }
 
-  /** has() for batches: the listing answers "absent" without a stat. */
-  private async hasForBatch(digest: Uint8Array, loose: Set<string> | null): Promise<boolean> {
-    const hex = b3Hex(digest);
-    if (this.packs.knows(hex)) return true;
-    if ((loose === null || loose.has(hex)) && existsSync(this.layout.objectPath('blobs', digest))) return true;
-    return (await this.packs.find(hex)) !== undefined;
+  /**
+   * has() for batches: the listing answers "absent" without a stat, and
+   * the packs' index is caught up once for all misses, not per digest (no
+   * promise per digest: a batch has up to ~123k).
+   */
+  private async hasForBatch(digests: Uint8Array[], loose: Set<string> | null): Promise<boolean[]> {
+    const present = new Array<boolean>(digests.length);
+    const missed: [number, string][] = [];
+    digests.forEach((digest, i) => {
+      const hex = b3Hex(digest);
+      present[i] = this.packs.knows(hex) || ((loose === null || loose.has(hex)) && existsSync(this.layout.objectPath('blobs', digest)));
+      if (!present[i]) missed.push([i, hex]);
+    });
+    if (missed.length > 0) {
+      await this.packs.catchUpIndex();
+      for (const [i, hex] of missed) present[i] = this.packs.knows(hex);
+    }
+    return present;
   }
 
   async batches(): Promise<BlobBatches> {
@@ -208,8 +220,7 @@ export class DiskBlobService implements BlobService {
         digests.forEach(checkB3);
         await this.layout.init();
         await this.layout.gc.sync();
-        const loose = this.looseNames();
-        return Promise.all(digests.map((d) => this.hasForBatch(d, loose)));
+        return this.hasForBatch(digests, this.looseNames());
       },
       put: async (batch, opts) => {
         if (!opts?.verified) checkBatch(batch);

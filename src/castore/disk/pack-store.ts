@@ -89,6 +89,11 @@ export class PackStore {
     return loc && { pack: loc.pack.name, offset: loc.offset, length: loc.length };
   }
 
+  /** Reads other processes' new index entries, as a miss of find() does (once for many misses). */
+  catchUpIndex(): Promise<void> {
+    return this.refresh();
+  }
+
   /** Whether blob `hex` is packed and durable, from what this process knows already (no I/O). */
   knows(hex: string): boolean {
     return this.index.has(hex);
