@@ -14,6 +14,7 @@ import { b3String } from '../../src/castore/digest.js';
 import type { Directory } from '../../src/castore/messages.js';
 import { pathInfoServiceDef } from '../../src/grpc/definitions.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { encode as nix32 } from '../../src/nix/nixbase32.js';
 import { Writer } from '../helpers/grpc-writes.js';
 import { peakRssKiB } from '../helpers/proc-usage.js';
 
@@ -66,4 +67,13 @@ test('CalculateNAR of 16 entries claiming 1 byte of a 128 MiB blob fails without
   assert.ok(peakMiB < MAX_PEAK_MIB, `the daemon's peak RSS went from ${(before / 1024).toFixed(0)} to ${peakMiB.toFixed(0)} MiB`);
   assert.equal(err?.code, grpc.status.DATA_LOSS, err?.details);
   assert.match(err!.details, new RegExp(`${b3String(big).slice(0, 20).replace(/[+/]/g, '.')}.*longer than`));
+});
+
+test('PathInfo Put of those entries is refused: a PathInfo whose NAR cannot be rendered is never accepted', async () => {
+  const storeDigest = Buffer.alloc(20, 0x5a);
+  const node = { type: 'directory' as const, name: Buffer.from(`${nix32(storeDigest)}-stated-sizes`), digest: directoryDigest(dir), size: directorySize(dir) };
+  const put = await w.putPathInfo({ node, references: [], narinfo: { narSize: 2000, narSha256: Buffer.alloc(32), signatures: [], referenceNames: [] } });
+  assert.equal(put.name, 'INVALID_ARGUMENT', put.details);
+  assert.match(put.details, /file 'f00' states size 1, but its blob .* has 134217728 bytes/);
+  assert.equal((await w.getPathInfo(storeDigest)).name, 'NOT_FOUND');
 });
