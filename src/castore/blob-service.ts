@@ -27,6 +27,12 @@ export interface BlobService {
   stat(digest: Uint8Array): Promise<{ chunks: ChunkMeta[] } | undefined>;
   /** The blob's bytes, or `undefined` when absent. */
   read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined>;
+  /**
+   * The blob's length in bytes, or `undefined` when absent, from the
+   * service's own index (no read). Services that cannot tell that cheaply
+   * (a gRPC store: Stat carries no size) lack it.
+   */
+  sizeOf?(digest: Uint8Array): Promise<number | undefined>;
   put(): BlobWriter;
   close(): Promise<void>;
   /**

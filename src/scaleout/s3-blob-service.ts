@@ -76,6 +76,11 @@ export class S3BlobService implements BlobService {
     return (await this.locate(digest)) ? { chunks: [] } : undefined;
   }
 
+  async sizeOf(digest: Uint8Array): Promise<number | undefined> {
+    checkB3(digest);
+    return (await this.locate(digest))?.length;
+  }
+
   async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
     checkB3(digest);
     const loc = await this.locate(digest);

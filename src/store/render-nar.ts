@@ -29,11 +29,22 @@ function sortedEntries(d: Directory): Node[] {
 const PREFETCH_FILES = 16;
 const PREFETCH_MAX_SIZE = 64 << 10;
 
-async function readBlob(store: Castore, digest: Uint8Array): Promise<Buffer> {
+/**
+ * A small file's bytes, read ahead. Budgeted by what is really read, not
+ * by the size the directory states: a blob longer than that is an error
+ * as soon as its bytes say so (16 entries claiming 1 byte each that point
+ * at a 128 MiB blob must not load 2 GiB).
+ */
+async function readBlob(store: Castore, digest: Uint8Array, size: number): Promise<Buffer> {
   const stream = await store.blobs.read(digest);
   if (!stream) throw storageError(`blob ${b3String(digest)} not found`);
   const parts: Uint8Array[] = [];
-  for await (const c of stream) parts.push(c);
+  let got = 0;
+  for await (const c of stream) {
+    got += c.length;
+    if (got > size) throw storageError(`blob ${b3String(digest)} is longer than the ${size} bytes its directory entry states`);
+    parts.push(c);
+  }
   return Buffer.concat(parts);
 }
 
@@ -54,7 +65,7 @@ class Prefetcher {
     for (; this.next < limit; this.next++) {
       const e = this.entries[this.next];
       if (e.type !== 'file' || e.size > PREFETCH_MAX_SIZE) continue;
-      const p = readBlob(this.store, e.digest);
+      const p = readBlob(this.store, e.digest, e.size);
       p.catch(() => {}); // observed when taken
       this.started.set(this.next, p);
     }

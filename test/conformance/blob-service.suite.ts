@@ -38,6 +38,17 @@ export function blobServiceSuite(name: string, make: () => Promise<Backend<BlobS
       });
     }
 
+    it('sizeOf (where a backend has it) answers the real length, undefined when absent', async (t) => {
+      if (!blobs.sizeOf) return t.skip('this backend cannot tell sizes cheaply');
+      const small = b('sized');
+      const large = Buffer.alloc((1 << 20) + 3, 's'); // packed and file-of-its-own sizes alike
+      assert.equal(await blobs.sizeOf(await putBytes(blobs, small)), small.length);
+      assert.equal(await blobs.sizeOf(await putBytes(blobs, large)), large.length);
+      assert.equal(await blobs.sizeOf(await putBytes(blobs, new Uint8Array(0))), 0);
+      assert.equal(await blobs.sizeOf(blake3(b('never stored'))), undefined);
+      await assert.rejects(() => blobs.sizeOf!(new Uint8Array(20)), (e) => isKind(e, 'invalid'));
+    });
+
     it('reports absent blobs as undefined', async () => {
       const missing = blake3(b('never stored'));
       assert.equal(await blobs.stat(missing), undefined);

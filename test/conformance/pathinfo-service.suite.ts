@@ -52,6 +52,19 @@ export function pathInfoServiceSuite(name: string, make: () => Promise<Backend<S
       assertSameInfo(await store.pathInfos.get(digestOf(HELLO_BASENAME)), info);
     });
 
+    it('refuses a PathInfo whose file entry states another size than its blob has', async (t) => {
+      if (!store.blobs.sizeOf) return t.skip('this backend cannot tell sizes cheaply');
+      await putBytes(store.blobs, HELLO);
+      const wrongRoot = helloInfo({ node: { type: 'file', name: b('0vmz2z1hdqkx4sp3ss0jwzjm1p8hrl04-hello-sized'), digest: HELLO_DIGEST, size: 1, executable: false } });
+      await assert.rejects(() => store.pathInfos.put(wrongRoot), (e) => isKind(e, 'invalid') && /states size 1, but its blob .* has 12 bytes/.test((e as Error).message));
+      const dir = { ...emptyDir(), files: [{ name: b('h'), digest: HELLO_DIGEST, size: 13, executable: false }] };
+      await putClosure(store.directories, [dir]);
+      const name = '1vmz2z1hdqkx4sp3ss0jwzjm1p8hrl04-dir-sized';
+      const node: Node = { type: 'directory', name: b(name), digest: directoryDigest(dir), size: directorySize(dir) };
+      await assert.rejects(() => store.pathInfos.put(helloInfo({ node })), (e) => isKind(e, 'invalid') && /file 'h' states size 13/.test((e as Error).message));
+      assert.equal(await store.pathInfos.get(digestOf(name)), undefined);
+    });
+
     it('lists what it stores', async () => {
       const names: string[] = [];
       for await (const i of store.pathInfos.list()) names.push(Buffer.from(i.node!.name).toString());

@@ -5,6 +5,8 @@
 // the PathInfo states) stops it. Measured as the daemon's CPU time after
 // the client has gone: it must stop growing. The bound is far below the
 // ~1 core a renderer still running would take, even on a busy machine.
+// A recursive Get under a directory of 30k subdirectories used to load
+// them all before its next send noticed the client was gone.
 // (The HTTP cases held before this test existed — the response loop
 // already stopped on a closed socket and at NarSize — and guard the
 // renderer's own signal and cap now; CalculateNAR ran on for ever.)
@@ -12,7 +14,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
-import { pathInfoServiceDef } from '../../src/grpc/definitions.js';
+import { directoryServiceDef, pathInfoServiceDef } from '../../src/grpc/definitions.js';
 import { directoryDigest, directorySize } from '../../src/castore/directory.js';
 import type { Directory, Node } from '../../src/castore/messages.js';
 import { encode as nix32 } from '../../src/nix/nixbase32.js';
@@ -133,5 +135,35 @@ describe('the NAR of a DAG bomb over HTTP', () => {
     await settle();
     const ticks = await cpuDuring(daemon.child.pid!, 2000);
     assert.ok(ticks < IDLE_TICKS, `the daemon spent ${ticks * 10} ms of CPU in the 2 s after the response ended`);
+  });
+});
+
+describe('recursive Directory Get', () => {
+  const CHILDREN = 30_000;
+  let wide: Directory;
+  before(async () => {
+    // Distinct children (one symlink each), so the walk loads every one.
+    const children: Directory[] = Array.from({ length: CHILDREN }, (_, i) => ({ directories: [], files: [], symlinks: [{ name: Buffer.from('l'), target: Buffer.from(`t${i}`) }] }));
+    const entries = children.map((c, i) => ({ name: Buffer.from(`d${String(i).padStart(5, '0')}`), digest: directoryDigest(c), size: directorySize(c) }));
+    wide = { directories: entries, files: [], symlinks: [] };
+    const put = await w.putDirectories([...children, wide]);
+    assert.equal(put.name, 'OK', put.details);
+  });
+
+  it('stops when the client cancels after the first directory', async () => {
+    const def = directoryServiceDef().Get;
+    const got = await new Promise<number>((resolve) => {
+      let n = 0;
+      const call = w.client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, { digest: directoryDigest(wide), recursive: true });
+      call.on('data', () => {
+        if (++n === 1) call.cancel();
+      });
+      call.on('error', () => resolve(n));
+      call.on('end', () => resolve(n));
+    });
+    assert.ok(got < CHILDREN + 1, `all ${got} directories were sent`);
+    await settle();
+    const ticks = await cpuDuring(daemon.child.pid!, 2000);
+    assert.ok(ticks < IDLE_TICKS, `the daemon spent ${ticks * 10} ms of CPU in the 2 s after the client cancelled`);
   });
 });

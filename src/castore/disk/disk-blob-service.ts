@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter } from '../blob-service.js';
@@ -71,6 +71,20 @@ export class DiskBlobService implements BlobService {
       bytes += size;
     }
     return { count, bytes };
+  }
+
+  async sizeOf(digest: Uint8Array): Promise<number | undefined> {
+    checkB3(digest);
+    await this.layout.init();
+    await this.layout.gc.sync();
+    const packed = await this.packs.find(b3Hex(digest));
+    if (packed) return packed.length;
+    try {
+      return (await stat(this.layout.objectPath('blobs', digest))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw storageError(`blob size: ${(err as Error).message}`, err);
+    }
   }
 
   private async has(digest: Uint8Array): Promise<boolean> {

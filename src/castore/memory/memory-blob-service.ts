@@ -11,6 +11,11 @@ export class MemoryBlobService implements BlobService {
     return this.blobs.has(b3Hex(digest)) ? { chunks: [] } : undefined;
   }
 
+  async sizeOf(digest: Uint8Array): Promise<number | undefined> {
+    checkB3(digest);
+    return this.blobs.get(b3Hex(digest))?.length;
+  }
+
   async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
     checkB3(digest);
     const data = this.blobs.get(b3Hex(digest));
