@@ -10,6 +10,7 @@ import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '..
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
+import { OPEN_SIGNING_FLAG, signingPolicyProblem } from '../server/signing-policy.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
@@ -74,6 +75,13 @@ Nix binary cache (off unless --http is given):
       --sign-key-file FILE sign every narinfo on the fly with this Nix secret
                            key (name:base64, 'nix key generate-secret'),
                            next to the signatures stored with the path.
+                           Only a NarHash/NarSize the daemon checked against
+                           its own content is signed. Needs authenticated
+                           writes: --auth-token-file, --read-only, or gRPC
+                           only on unix sockets (mode 660 or stricter).
+      ${OPEN_SIGNING_FLAG}
+                           sign although anyone who can connect may write
+                           (they can then publish signed paths).
       --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
                            Nix prefers lower numbers).
 
@@ -98,6 +106,7 @@ export const daemonCommand: Command = {
       'drain-spool': { type: 'string' },
       'read-only': { type: 'boolean' },
       'auth-token-file': { type: 'string' },
+      'dangerously-sign-unauthenticated-writes': { type: 'boolean' },
     });
     if (values.help) {
       console.log(HELP);
@@ -117,10 +126,14 @@ export const daemonCommand: Command = {
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
+    const openSigning = values['dangerously-sign-unauthenticated-writes'] === true;
+    const signingProblem = signingPolicyProblem({ signs: !!http?.signingKey, readOnly, authToken: authToken !== undefined, listen, socketMode, openSigning });
+    if (signingProblem) throw new UsageError(signingProblem);
+    if (openSigning && http?.signingKey) console.error(`nix-castore daemon: WARNING: ${OPEN_SIGNING_FLAG}: anyone who can connect can publish paths signed by ${http.signingKey.name}`);
 
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken }, access: { readOnly, authToken } }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, persistSignatures: !readOnly }, access: { readOnly, authToken } }).catch(async (err) => {
       await store.close();
       throw err;
     });

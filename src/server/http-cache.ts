@@ -20,6 +20,7 @@ import * as nixbase32 from '../nix/nixbase32.js';
 import type { SecretKey } from '../nix/signature.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { authorizes } from './access.js';
+import { NarInfoSigner } from './narinfo-signer.js';
 
 export const DEFAULT_PRIORITY = 30;
 
@@ -38,6 +39,8 @@ export interface HttpCacheOptions {
    * with the token as password, as Nix sends from netrc), else 401.
    */
   authToken?: string;
+  /** Record checked signatures in the store (default true; off for a read-only daemon). */
+  persistSignatures?: boolean;
 }
 
 export interface HttpListenAddr {
@@ -99,6 +102,7 @@ interface Exchange {
 export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}): http.RequestListener {
   const priority = opts.priority ?? DEFAULT_PRIORITY;
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const signer = opts.signingKey && new NarInfoSigner(store, opts.signingKey, { persist: opts.persistSignatures ?? true, log });
   const cacheInfo = `StoreDir: ${STORE_DIR}\nWantMassQuery: 1\nPriority: ${priority}\n`;
 
   function sendText(x: Exchange, status: number, contentType: string, text: string): void {
@@ -130,7 +134,9 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
   async function serveNarInfo(x: Exchange, name: string): Promise<void> {
     if (!STORE_HASH_RE.test(name)) throw new HttpError(400, 'a narinfo is named by the 32-character nixbase32 hash of its store path');
     const p = await find(name);
-    sendText(x, 200, 'text/x-nix-narinfo', renderNarInfo(narInfoOf(p, opts.signingKey)));
+    const own = signer && (await signer.signatureFor(p));
+    if (signer && !own) throw new HttpError(404, `${name}: its content does not render the NAR its PathInfo claims, so it is not served`);
+    sendText(x, 200, 'text/x-nix-narinfo', renderNarInfo(narInfoOf(p, own)));
   }
 
   async function serveNar(x: Exchange, name: string): Promise<void> {

@@ -8,7 +8,7 @@ import { sameBytes } from '../castore/digest.js';
 import { isCaHashType, validateContentAddress, type ContentAddress } from '../nix/hash.js';
 import * as nixbase32 from '../nix/nixbase32.js';
 import type { NarInfo } from '../nix/narinfo.js';
-import { fingerprint, isValidKeyName, sign, SIGNATURE_LENGTH, type SecretKey, type Signature } from '../nix/signature.js';
+import { fingerprint, isValidKeyName, SIGNATURE_LENGTH, type Signature } from '../nix/signature.js';
 import { hashPart, isValidName, parseBasename, sortStorePaths, type StorePath } from '../nix/store-path.js';
 
 /** A PathInfo that has what Nix needs (NAR hash and size). */
@@ -79,16 +79,16 @@ export function fingerprintOf(p: NixPathInfo): string {
 
 /**
  * The narinfo a binary cache serves for `p`: uncompressed NAR at
- * narUrl() (so FileHash/FileSize = NarHash/NarSize), stored signatures whose names are valid, and — with a key — a
- * fresh signature by that key over the fingerprint (replacing a stored one
- * of the same name).
+ * narUrl() (so FileHash/FileSize = NarHash/NarSize), stored signatures whose names are valid, and — when given — the
+ * serving daemon's own signature over the fingerprint (replacing a stored
+ * one of the same name).
  */
-export function narInfoOf(p: NixPathInfo, signingKey?: SecretKey): NarInfo {
+export function narInfoOf(p: NixPathInfo, own?: Signature): NarInfo {
   const ni = p.info.narinfo!;
   let signatures = usableSignatures(p.info);
-  if (signingKey) {
-    signatures = signatures.filter((s) => s.name !== signingKey.name);
-    signatures.push(sign(fingerprintOf(p), signingKey));
+  if (own) {
+    signatures = signatures.filter((s) => s.name !== own.name);
+    signatures.push(own);
   }
   const ca = contentAddressOf(p.info);
   const deriver = ni.deriver;

@@ -106,16 +106,34 @@ export function renderNar(node: Node, store: Castore): AsyncGenerator<Uint8Array
   return writeNar(narNodeOf(node, store));
 }
 
-export async function calculateNar(node: Node, store: Castore): Promise<{ narSize: number; narSha256: Buffer }> {
+export interface NarLimits {
+  /** Stop with an error once the NAR grows past this many bytes (a Directory DAG can render exponentially). */
+  maxSize?: number;
+  /** Stop with an error when aborted (the client went away). */
+  signal?: AbortSignal;
+}
+
+export class NarTooLargeError extends CastoreError {
+  constructor(readonly limit: number) {
+    super('storage', `the NAR is longer than ${limit} bytes`);
+  }
+}
+
+export async function calculateNar(node: Node, store: Castore, limits: NarLimits = {}): Promise<{ narSize: number; narSha256: Buffer }> {
   const hash = createHash('sha256');
   let narSize = 0;
+  const { maxSize = Infinity, signal } = limits;
   try {
     for await (const chunk of renderNar(node, store)) {
-      hash.update(chunk);
+      signal?.throwIfAborted();
       narSize += chunk.length;
+      if (narSize > maxSize) throw new NarTooLargeError(maxSize);
+      hash.update(chunk);
     }
   } catch (err) {
+    if (signal?.aborted) throw signal.reason;
     if (err instanceof CastoreError && err.kind !== 'storage') throw err;
+    if (err instanceof NarTooLargeError) throw err;
     throw storageError(`failed rendering nar: ${(err as Error).message}`, err);
   }
   return { narSize, narSha256: hash.digest() };
