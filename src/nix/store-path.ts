@@ -29,7 +29,9 @@ const NAME_RE = /^[A-Za-z0-9+\-_?=.]+$/;
 
 /**
  * Throws unless `name` is a valid store path name: 1…211 characters of
- * `[A-Za-z0-9+-_?=.]`. A leading `.` is accepted (tvix HEAD / current Nix).
+ * `[A-Za-z0-9+-_?=.]`, not `.` or `..` and not starting with `.-` or `..-`
+ * (Nix's checkName: such names read as path components). Other leading
+ * dots are accepted (tvix HEAD / current Nix).
  */
 export function validateName(name: string): void {
   if (name.length === 0) throw new StorePathError('invalid store path name "": must not be empty');
@@ -45,10 +47,15 @@ export function validateName(name: string): void {
         '(only A-Z a-z 0-9 + - _ ? = .)',
     );
   }
+  if (DOT_NAME_RE.test(name)) {
+    throw new StorePathError(`invalid store path name ${JSON.stringify(name)}: Nix refuses ".", ".." and names starting with ".-" or "..-"`);
+  }
 }
 
+const DOT_NAME_RE = /^\.\.?(-|$)/;
+
 export function isValidName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name) && !DOT_NAME_RE.test(name);
 }
 
 /** Builds a StorePath after checking the digest length and the name. */

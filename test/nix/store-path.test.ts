@@ -47,7 +47,7 @@ test('leading dot is accepted (HEAD), e.g. .gitignore', () => {
 });
 
 test('name validation', () => {
-  for (const ok of ['a', 'A-Z_0+9?=.', '.', 'x'.repeat(211)]) {
+  for (const ok of ['a', 'A-Z_0+9?=.', '.a', '..a', '...', '.a-', 'a.-', 'x'.repeat(211)]) {
     assert.ok(isValidName(ok), ok);
     validateName(ok);
   }
@@ -56,6 +56,11 @@ test('name validation', () => {
   for (const bad of ['a b', 'a/b', 'a~', 'ä', 'a\0', 'a:b', 'a@b', 'a%b']) {
     assert.ok(!isValidName(bad), bad);
     assert.throws(() => validateName(bad), /character .* not allowed/, bad);
+  }
+  // Nix's checkName (issue 18, finding 8): these read as path components.
+  for (const bad of ['.', '..', '.-', '.-foo', '..-', '..-foo']) {
+    assert.ok(!isValidName(bad), bad);
+    assert.throws(() => validateName(bad), /Nix refuses "\.", "\.\." and names starting with "\.-"/, bad);
   }
 });
 
