@@ -11,6 +11,7 @@ import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
 import { OPEN_SIGNING_FLAG, signingPolicyProblem } from '../server/signing-policy.js';
+import { keepServingOnUnhandledRejection } from '../server/process-guard.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
@@ -131,6 +132,7 @@ export const daemonCommand: Command = {
     if (signingProblem) throw new UsageError(signingProblem);
     if (openSigning && http?.signingKey) console.error(`nix-castore daemon: WARNING: ${OPEN_SIGNING_FLAG}: anyone who can connect can publish paths signed by ${http.signingKey.name}`);
 
+    keepServingOnUnhandledRejection();
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, persistSignatures: !readOnly }, access: { readOnly, authToken } }).catch(async (err) => {
