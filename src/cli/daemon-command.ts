@@ -12,6 +12,7 @@ import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signatur
 import { readTokenFile } from '../server/access.js';
 import { OPEN_SIGNING_FLAG, signingPolicyProblem } from '../server/signing-policy.js';
 import { keepServingOnUnhandledRejection } from '../server/process-guard.js';
+import { DEFAULT_CONNECTION_LIMITS as LIMITS } from '../server/connection-limits.js';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
@@ -46,6 +47,15 @@ Options:
                            DIR into this store, now and as new builds arrive
                            (failed entries are retried with backoff).
       --socket-mode MODE   octal mode of unix sockets (default 660).
+      --max-connections N  connections per listener (gRPC and --http) served
+                           at once; more are closed (default ${LIMITS.maxConnections}).
+      --handshake-timeout S
+                           close a connection that has not sent its HTTP/2
+                           preface (or first HTTP request) within S seconds
+                           (default ${LIMITS.handshakeMs / 1000}).
+      --idle-timeout S     close a connection on which nothing moves either
+                           way for S seconds, e.g. a client that stopped
+                           reading a NAR (default ${LIMITS.idleMs / 1000}).
   -h, --help               show this help.
 
 Access (reads are always open over gRPC):
@@ -108,6 +118,9 @@ export const daemonCommand: Command = {
       'read-only': { type: 'boolean' },
       'auth-token-file': { type: 'string' },
       'dangerously-sign-unauthenticated-writes': { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
+      'idle-timeout': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -124,6 +137,11 @@ export const daemonCommand: Command = {
     const maxMessageBytes = positiveIntFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
     const readOnly = values['read-only'] === true;
+    const limits = {
+      maxConnections: positiveIntFlag(values['max-connections'], '--max-connections', LIMITS.maxConnections),
+      handshakeMs: positiveIntFlag(values['handshake-timeout'], '--handshake-timeout', LIMITS.handshakeMs / 1000) * 1000,
+      idleMs: positiveIntFlag(values['idle-timeout'], '--idle-timeout', LIMITS.idleMs / 1000) * 1000,
+    };
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
@@ -135,7 +153,7 @@ export const daemonCommand: Command = {
     keepServingOnUnhandledRejection();
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, persistSignatures: !readOnly }, access: { readOnly, authToken } }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, authToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits }).catch(async (err) => {
       await store.close();
       throw err;
     });

@@ -15,6 +15,7 @@ import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type Runnin
 import { tolerantDecoding } from './decode.js';
 import { guardWrite, WRITE_METHODS, type AccessPolicy } from './access.js';
 import { leanBlobRoute, type LeanRoute } from './lean-blob.js';
+import { DEFAULT_CONNECTION_LIMITS, limitHttp2Connections, type ConnectionLimits } from './connection-limits.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   http?: HttpListenAddr & HttpCacheOptions;
   /** Read-only mode and the bearer token writes need (access.ts). */
   access?: AccessPolicy;
+  /** Max connections, handshake and idle timeouts, for gRPC and HTTP alike. */
+  limits?: ConnectionLimits;
 }
 
 export interface RunningDaemon {
@@ -130,8 +133,9 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       addrs.push(clientAddr(l, port));
     }
     widenConnectionWindow(server);
+    limitHttp2Connections((server as unknown as ServerInternals).http2Servers?.keys() ?? [], opts.limits ?? DEFAULT_CONNECTION_LIMITS);
     routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}));
-    if (opts.http) httpCache = await startHttpCache(store, opts.http, opts.http);
+    if (opts.http) httpCache = await startHttpCache(store, opts.http, { ...opts.http, limits: opts.limits });
   } catch (err) {
     server.forceShutdown();
     throw err;

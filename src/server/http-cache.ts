@@ -21,6 +21,7 @@ import type { SecretKey } from '../nix/signature.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { authorizes } from './access.js';
 import { NarInfoSigner } from './narinfo-signer.js';
+import { DEFAULT_CONNECTION_LIMITS, limitHttpConnections, type ConnectionLimits } from './connection-limits.js';
 
 export const DEFAULT_PRIORITY = 30;
 
@@ -41,6 +42,8 @@ export interface HttpCacheOptions {
   authToken?: string;
   /** Record checked signatures in the store (default true; off for a read-only daemon). */
   persistSignatures?: boolean;
+  /** Connection limits and timeouts (connection-limits.ts). */
+  limits?: ConnectionLimits;
 }
 
 export interface HttpListenAddr {
@@ -262,6 +265,7 @@ export interface RunningHttpCache {
 
 export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: HttpCacheOptions = {}): Promise<RunningHttpCache> {
   const server = http.createServer({ keepAliveTimeout: 30_000 }, createHttpCacheHandler(store, opts));
+  limitHttpConnections(server, opts.limits ?? DEFAULT_CONNECTION_LIMITS);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new Error(`cannot serve HTTP on ${httpUrl(addr)}: ${err.message}`));
     server.once('error', onError);
