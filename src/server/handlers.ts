@@ -10,6 +10,7 @@ import { nameProblem, nodeContentProblem } from '../castore/directory.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
+import { cancellableUnary } from './cancellable.js';
 
 /** Largest BlobChunk the server sends. */
 const SEND_CHUNK = 1 << 20;
@@ -212,11 +213,11 @@ export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
     }),
     Put: unaryHandler<S.PathInfo, S.PathInfo>((req) => store.pathInfos.put(req)),
     // Both client generations: an anonymous root (tvix HEAD) or a named one (older).
-    CalculateNAR: unaryHandler<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }) => {
+    CalculateNAR: cancellableUnary<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }, signal) => {
       if (!node) return fail(status.INVALID_ARGUMENT, 'invalid root node: no node set');
       const problem = (node.name.length > 0 ? nameProblem(node.name) : undefined) ?? nodeContentProblem(node);
       if (problem) return fail(status.INVALID_ARGUMENT, `invalid root node: ${problem}`);
-      return store.pathInfos.calculateNar(node);
+      return store.pathInfos.calculateNar(node, signal);
     }),
     List: streaming<S.GetPathInfoRequest, S.PathInfo>(async (_req, call) => {
       for await (const info of store.pathInfos.list()) await send(call, info);

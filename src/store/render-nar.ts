@@ -113,6 +113,8 @@ export interface NarLimits {
   signal?: AbortSignal;
 }
 
+const YIELD_EVERY_MS = 5;
+
 export class NarTooLargeError extends CastoreError {
   constructor(readonly limit: number) {
     super('storage', `the NAR is longer than ${limit} bytes`);
@@ -124,8 +126,15 @@ export async function calculateNar(node: Node, store: Castore, limits: NarLimits
   let narSize = 0;
   const { maxSize = Infinity, signal } = limits;
   try {
+    let lastYield = performance.now();
     for await (const chunk of renderNar(node, store)) {
       signal?.throwIfAborted();
+      // Stores answering from memory resolve without I/O; give the event loop a
+      // turn now and then so other clients are served and cancellation arrives.
+      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
       narSize += chunk.length;
       if (narSize > maxSize) throw new NarTooLargeError(maxSize);
       hash.update(chunk);

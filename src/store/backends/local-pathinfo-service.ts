@@ -27,8 +27,8 @@ export abstract class LocalPathInfoService implements PathInfoService {
     return info;
   }
 
-  calculateNar(node: Node) {
-    return calculateNar(node, this.castore);
+  calculateNar(node: Node, signal?: AbortSignal) {
+    return calculateNar(node, this.castore, { signal });
   }
 
   async close(): Promise<void> {}
