@@ -29,11 +29,22 @@ function sortedEntries(d: Directory): Node[] {
 const PREFETCH_FILES = 16;
 const PREFETCH_MAX_SIZE = 64 << 10;
 
-async function readBlob(store: Castore, digest: Uint8Array): Promise<Buffer> {
+/**
+ * A small file's whole blob, read ahead. Stops at its stated size: the
+ * read-ahead budget is counted in stated sizes, and a directory entry may
+ * claim a small size for a huge blob (the NAR writer then reports the
+ * mismatch; only the first bytes past the claim are ever held).
+ */
+async function readBlob(store: Castore, digest: Uint8Array, statedSize: number): Promise<Buffer> {
   const stream = await store.blobs.read(digest);
   if (!stream) throw storageError(`blob ${b3String(digest)} not found`);
   const parts: Uint8Array[] = [];
-  for await (const c of stream) parts.push(c);
+  let got = 0;
+  for await (const c of stream) {
+    parts.push(c);
+    got += c.length;
+    if (got > statedSize) break;
+  }
   return Buffer.concat(parts);
 }
 
@@ -54,7 +65,7 @@ class Prefetcher {
     for (; this.next < limit; this.next++) {
       const e = this.entries[this.next];
       if (e.type !== 'file' || e.size > PREFETCH_MAX_SIZE) continue;
-      const p = readBlob(this.store, e.digest);
+      const p = readBlob(this.store, e.digest, e.size);
       p.catch(() => {}); // observed when taken
       this.started.set(this.next, p);
     }
