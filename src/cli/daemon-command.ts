@@ -12,6 +12,9 @@ import { readTokenFile } from '../server/access.js';
 import { DEFAULT_STATS_INTERVAL_S, metricsAddr, prepareDataDirs, startDaemonMetrics, statsIntervalMs } from './daemon-ops.js';
 import { adminFor, recordReads, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
 import { CACHE_FLAGS, CACHE_HELP, cacheOptions } from './cache-flags.js';
+import { OPEN_SIGNING_FLAG, signingPolicyProblem } from '../server/signing-policy.js';
+import { keepServingOnUnhandledRejection } from '../server/process-guard.js';
+import { DEFAULT_CONNECTION_LIMITS as LIMITS } from '../server/connection-limits.js';
 
 export { defaultDataDir } from '../addr/config.js';
 
@@ -46,6 +49,15 @@ Options:
                            DIR into this store, now and as new builds arrive
                            (failed entries are retried with backoff).
       --socket-mode MODE   octal mode of unix sockets (default 660).
+      --max-connections N  connections per listener (gRPC and --http) served
+                           at once; more are closed (default ${LIMITS.maxConnections}).
+      --handshake-timeout S
+                           close a connection that has not sent its HTTP/2
+                           preface (or first HTTP request) within S seconds
+                           (default ${LIMITS.handshakeMs / 1000}).
+      --idle-timeout S     close a connection on which nothing moves either
+                           way for S seconds, e.g. a client that stopped
+                           reading a NAR (default ${LIMITS.idleMs / 1000}).
   -h, --help               show this help.
 
 Access (reads are always open over gRPC):
@@ -77,6 +89,13 @@ Nix binary cache (off unless --http is given):
       --sign-key-file FILE sign every narinfo on the fly with this Nix secret
                            key (name:base64, 'nix key generate-secret'),
                            next to the signatures stored with the path.
+                           Only a NarHash/NarSize the daemon checked against
+                           its own content is signed. Needs authenticated
+                           writes: --auth-token-file, --read-only, or gRPC
+                           only on unix sockets (mode 660 or stricter).
+      ${OPEN_SIGNING_FLAG}
+                           sign although anyone who can connect may write
+                           (they can then publish signed paths).
       --priority N         Priority in nix-cache-info (default ${DEFAULT_PRIORITY};
                            Nix prefers lower numbers).
 ${CACHE_HELP}
@@ -117,6 +136,10 @@ export const daemonCommand: Command = {
       'stats-interval': { type: 'string' },
       ...DAEMON_GC_FLAGS,
       ...CACHE_FLAGS,
+      'dangerously-sign-unauthenticated-writes': { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
+      'idle-timeout': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -133,6 +156,11 @@ export const daemonCommand: Command = {
     const maxMessageBytes = positiveIntFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
     let readOnly = values['read-only'] === true;
+    const limits = {
+      maxConnections: positiveIntFlag(values['max-connections'], '--max-connections', LIMITS.maxConnections),
+      handshakeMs: positiveIntFlag(values['handshake-timeout'], '--handshake-timeout', LIMITS.handshakeMs / 1000) * 1000,
+      idleMs: positiveIntFlag(values['idle-timeout'], '--idle-timeout', LIMITS.idleMs / 1000) * 1000,
+    };
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
     const http = await httpOptions(values);
@@ -147,7 +175,13 @@ export const daemonCommand: Command = {
       console.error(`nix-castore daemon: ${unwritable.join(', ')} is not writable: serving it read-only`);
       readOnly = true;
     }
+    const openSigning = values['dangerously-sign-unauthenticated-writes'] === true;
+    const signingProblem = signingPolicyProblem({ signs: !!http?.signingKey, readOnly, authToken: authToken !== undefined, listen, socketMode, openSigning });
+    if (signingProblem) throw new UsageError(signingProblem);
+    if (openSigning && http?.signingKey) console.error(`nix-castore daemon: WARNING: ${OPEN_SIGNING_FLAG}: anyone who can connect can publish paths signed by ${http.signingKey.name}`);
     const cache = http && (await cacheOptions(values, addrs.pathInfo, readOnly));
+
+    keepServingOnUnhandledRejection();
 
     let opened: Store | undefined;
     const admin = adminFor(addrs, () => opened);
@@ -157,7 +191,7 @@ export const daemonCommand: Command = {
     const store = openStore(addrs);
     opened = store;
     recordReads(store);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken }, access: { readOnly, authToken }, admin, log: gcLog }).catch(async (err) => {
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits, admin, log: gcLog }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();
       throw err;

@@ -67,6 +67,7 @@ export function validateName(name: string): void {
   }
 }
 
+
 export function isValidName(name: string): boolean {
   return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name) && dotComponent(name) === undefined;
 }

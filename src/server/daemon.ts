@@ -20,6 +20,7 @@ import { leanBlobRoute, type LeanRoute } from './lean-blob.js';
 import { observeGrpc } from './grpc-metrics.js';
 import { storeStatsHandlers } from './store-stats-service.js';
 import { handOverGuarded } from './framing-guard.js';
+import { DEFAULT_CONNECTION_LIMITS, limitHttp2Connections, type ConnectionLimits } from './connection-limits.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -43,6 +44,8 @@ export interface DaemonOptions {
   /** Pins and garbage collection for nixcastore.v1.AdminService (undefined: the store has none). */
   admin?: GcAdmin;
   log?: (msg: string) => void;
+  /** Max connections, handshake and idle timeouts, for gRPC and HTTP alike. */
+  limits?: ConnectionLimits;
 }
 
 export interface RunningDaemon {
@@ -143,9 +146,10 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       addrs.push(clientAddr(l, port));
     }
     widenConnectionWindow(server);
+    limitHttp2Connections((server as unknown as ServerInternals).http2Servers?.keys() ?? [], opts.limits ?? DEFAULT_CONNECTION_LIMITS);
     routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}));
     observeGrpc(server);
-    if (opts.http) httpCache = await startHttpCache(store, opts.http, opts.http);
+    if (opts.http) httpCache = await startHttpCache(store, opts.http, { ...opts.http, limits: opts.limits });
   } catch (err) {
     server.forceShutdown();
     throw err;

@@ -11,6 +11,7 @@ import { toStatus, type StatusObject } from '../grpc/status.js';
 import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
 import { blobsWritten, directoriesWritten, pathInfosWritten } from '../metrics/metrics.js';
+import { cancellableUnary } from './cancellable.js';
 
 /** Largest BlobChunk the server sends. */
 const SEND_CHUNK = 1 << 20;
@@ -228,7 +229,7 @@ export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
       return info;
     }),
     // Both client generations: an anonymous root (tvix HEAD) or a named one (older).
-    CalculateNAR: unaryHandler<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }, signal) => {
+    CalculateNAR: cancellableUnary<C.NodeMessage, S.CalculateNarResponse | StatusObject>(async ({ node }, signal) => {
       if (!node) return fail(status.INVALID_ARGUMENT, 'invalid root node: no node set');
       const problem = (node.name.length > 0 ? nameProblem(node.name) : undefined) ?? nodeContentProblem(node);
       if (problem) return fail(status.INVALID_ARGUMENT, `invalid root node: ${problem}`);

@@ -20,6 +20,9 @@ import { httpUrl, type HttpListenAddr } from './http-listen.js';
 import { countHttpRequest, metricsAllowed, sendMetrics, trackHttpConnections } from './metrics-endpoint.js';
 import { enableProcessMetrics } from '../metrics/metrics.js';
 
+import { NarInfoSigner } from './narinfo-signer.js';
+import { DEFAULT_CONNECTION_LIMITS, limitHttpConnections, type ConnectionLimits } from './connection-limits.js';
+
 export { httpUrl, parseHttpAddr, type HttpListenAddr } from './http-listen.js';
 
 export const DEFAULT_PRIORITY = 30;
@@ -46,6 +49,10 @@ export interface HttpCacheOptions {
   readOnly?: boolean;
   /** GET /metrics needs the token too (else it is readable without). */
   metricsNeedToken?: boolean;
+  /** Record checked signatures in the store (default true; off for a read-only daemon). */
+  persistSignatures?: boolean;
+  /** Connection limits and timeouts (connection-limits.ts). */
+  limits?: ConnectionLimits;
 }
 
 /** The metrics' route label of a request path. */
@@ -61,7 +68,7 @@ function routeLabel(path: string): string {
 export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}): http.RequestListener {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const routes: Route[] = [
-    ...getRoutes(store, { signingKey: opts.signingKey, priority: opts.priority ?? DEFAULT_PRIORITY, compression: opts.compression ?? 'zstd', compressionLevel: opts.compressionLevel, aliasOf: opts.uploads && ((f) => opts.uploads!.staging.getAlias(f)) }),
+    ...getRoutes(store, { signer: opts.signingKey && new NarInfoSigner(store, opts.signingKey, { persist: opts.persistSignatures ?? true, log }), priority: opts.priority ?? DEFAULT_PRIORITY, compression: opts.compression ?? 'zstd', compressionLevel: opts.compressionLevel, aliasOf: opts.uploads && ((f) => opts.uploads!.staging.getAlias(f)) }),
     ...(opts.uploads ? putRoutes(store, opts.uploads) : opts.readOnly ? refusedPutRoutes() : []),
   ];
 
@@ -163,6 +170,7 @@ export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: H
   const server = http.createServer({ keepAliveTimeout: 30_000 }, createHttpCacheHandler(store, opts));
   enableProcessMetrics();
   trackHttpConnections(server);
+  limitHttpConnections(server, opts.limits ?? DEFAULT_CONNECTION_LIMITS);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new Error(`cannot serve HTTP on ${httpUrl(addr)}: ${err.message}`));
     server.once('error', onError);

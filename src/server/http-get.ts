@@ -13,13 +13,14 @@ import { renderNar } from '../store/render-nar.js';
 import { MissingNarInfoError, narInfoOf, nixPathInfo, type NixPathInfo } from '../store/nix-view.js';
 import { renderNarInfo } from '../nix/narinfo.js';
 import * as nixbase32 from '../nix/nixbase32.js';
-import type { SecretKey } from '../nix/signature.js';
+import type { NarInfoSigner } from './narinfo-signer.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { compressionOfExtension, LEVELS, type ServedCompression } from '../nix/compression-names.js';
 import { HttpError, sendText, write, type Exchange, type Route } from './http-exchange.js';
 
 export interface GetOptions {
-  signingKey?: SecretKey;
+  /** Signs narinfos, only after checking the content renders the NAR claimed. */
+  signer?: NarInfoSigner;
   priority: number;
   /** What narinfos point at. */
   compression: ServedCompression;
@@ -59,7 +60,9 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
   async function serveNarInfo(x: Exchange, name: string): Promise<void> {
     if (!STORE_HASH_RE.test(name)) throw new HttpError(400, 'a narinfo is named by the 32-character nixbase32 hash of its store path');
     const p = await find(name);
-    sendText(x, 200, 'text/x-nix-narinfo', renderNarInfo(narInfoOf(p, opts.signingKey, opts.compression)));
+    const own = opts.signer && (await opts.signer.signatureFor(p));
+    if (opts.signer && !own) throw new HttpError(404, `${name}: its content does not render the NAR its PathInfo claims, so it is not served`);
+    sendText(x, 200, 'text/x-nix-narinfo', renderNarInfo(narInfoOf(p, own, opts.compression)));
   }
 
   async function serveNar(x: Exchange, name: string, ext: string): Promise<void> {

@@ -9,7 +9,7 @@ import { isCaHashType, validateContentAddress, type ContentAddress } from '../ni
 import * as nixbase32 from '../nix/nixbase32.js';
 import type { NarInfo } from '../nix/narinfo.js';
 import { EXTENSION, type ServedCompression } from '../nix/compression-names.js';
-import { fingerprint, isValidKeyName, sign, SIGNATURE_LENGTH, type SecretKey, type Signature } from '../nix/signature.js';
+import { fingerprint, isValidKeyName, SIGNATURE_LENGTH, type Signature } from '../nix/signature.js';
 import { hashPart, isValidName, parseBasename, sortStorePaths, type StorePath } from '../nix/store-path.js';
 
 /** A PathInfo that has what Nix needs (NAR hash and size). */
@@ -82,15 +82,16 @@ export function fingerprintOf(p: NixPathInfo): string {
  * The narinfo a binary cache serves for `p`: the NAR at narUrl() (plus
  * `.zst`/`.xz` when compressed on the fly; uncompressed, FileHash/FileSize
  * = NarHash/NarSize, compressed they are unknown and left out), stored
- * signatures whose names are valid, and — with a key — a fresh signature by
- * that key over the fingerprint (replacing a stored one of the same name).
+ * signatures whose names are valid, and — when given — the serving daemon's
+ * own signature over the fingerprint (replacing a stored one of the same
+ * name; narinfo-signer.ts gives it only to content it checked).
  */
-export function narInfoOf(p: NixPathInfo, signingKey?: SecretKey, compression: ServedCompression = 'none'): NarInfo {
+export function narInfoOf(p: NixPathInfo, own?: Signature, compression: ServedCompression = 'none'): NarInfo {
   const ni = p.info.narinfo!;
   let signatures = usableSignatures(p.info);
-  if (signingKey) {
-    signatures = signatures.filter((s) => s.name !== signingKey.name);
-    signatures.push(sign(fingerprintOf(p), signingKey));
+  if (own) {
+    signatures = signatures.filter((s) => s.name !== own.name);
+    signatures.push(own);
   }
   const ca = contentAddressOf(p.info);
   const deriver = ni.deriver;

@@ -9,7 +9,7 @@ export interface PathInfoService {
   /** Validates and stores; refused while the root node's content is missing. */
   put(info: PathInfo): Promise<PathInfo>;
   list(): AsyncIterable<PathInfo>;
-  /** NAR size and SHA-256 of `node`, rendered from the castore behind it; stops when `signal` aborts. */
+  /** NAR size and SHA-256 of `node`, rendered from the castore behind it; stops with an error once `signal` aborts. */
   calculateNar(node: Node, signal?: AbortSignal): Promise<CalculateNarResponse>;
   close(): Promise<void>;
   /** How many PathInfos it holds and the sum of their NAR sizes (a full count: call it seldom). */

@@ -139,17 +139,40 @@ export async function* renderNar(node: Node, store: Castore, limits: RenderLimit
   }
 }
 
-export async function calculateNar(node: Node, store: Castore, limits: RenderLimits = {}): Promise<{ narSize: number; narSha256: Buffer }> {
+export interface NarLimits extends RenderLimits {
+  /** Stop with a NarTooLargeError once the NAR grows past this many bytes (a Directory DAG can render exponentially). */
+  maxSize?: number;
+}
+
+const YIELD_EVERY_MS = 5;
+
+export class NarTooLargeError extends CastoreError {
+  constructor(readonly limit: number) {
+    super('storage', `the NAR is longer than ${limit} bytes`);
+  }
+}
+
+export async function calculateNar(node: Node, store: Castore, limits: NarLimits = {}): Promise<{ narSize: number; narSha256: Buffer }> {
   const hash = createHash('sha256');
   let narSize = 0;
+  const { maxSize = Infinity, signal } = limits;
   try {
+    let lastYield = performance.now();
     for await (const chunk of renderNar(node, store, limits)) {
-      hash.update(chunk);
+      // Stores answering from memory resolve without I/O; give the event loop a
+      // turn now and then so other clients are served and cancellation arrives.
+      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
       narSize += chunk.length;
+      if (narSize > maxSize) throw new NarTooLargeError(maxSize);
+      hash.update(chunk);
     }
   } catch (err) {
-    if (limits.signal?.aborted) throw limits.signal.reason;
+    if (signal?.aborted) throw signal.reason;
     if (err instanceof CastoreError && err.kind !== 'storage') throw err;
+    if (err instanceof NarTooLargeError) throw err;
     throw storageError(`failed rendering nar: ${(err as Error).message}`, err);
   }
   return { narSize, narSha256: hash.digest() };

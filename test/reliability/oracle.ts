@@ -411,7 +411,8 @@ const NAME_CHAR = /^[A-Za-z0-9+\-_?=.]$/;
 export function storeNameOk(name: Buffer): boolean {
   if (name.length < 1 || name.length > 211) return false;
   for (const c of name) if (!NAME_CHAR.test(String.fromCharCode(c))) return false;
-  return true;
+  // Nix's checkName: ".", ".." and names starting with ".-" or "..-" are refused.
+  return !/^\.\.?(-|$)/.test(name.toString('latin1'));
 }
 
 /** The 20-byte digest of a `<hash>-<name>` basename, or undefined if it is none. */

@@ -110,9 +110,19 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
     await Promise.all(pending);
     direct = false;
     if (!handle) return;
+    // The old descriptor is closed before the new one is opened (one fewer
+    // in use when descriptors run short), and the open is awaited right here,
+    // so an EMFILE fails this Put instead of escaping as an unhandled rejection.
     const old = await handle;
-    handle = open(tmp!, 'r+');
     await old.close();
+    const reopened = open(tmp!, 'r+');
+    handle = reopened;
+    try {
+      await reopened;
+    } catch (err) {
+      handle = undefined;
+      throw storageError(`reopening the blob's temp file: ${(err as Error).message}`, err);
+    }
   };
 
   const writeGathered = async (): Promise<void> => {
@@ -142,9 +152,9 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
     gathered = [];
     if (slab) slabs!.give(slab);
     slab = undefined;
-    if (!handle) return;
     await Promise.allSettled(pending);
-    await (await handle).close().catch(() => {});
+    const h = await handle?.catch(() => undefined);
+    await h?.close().catch(() => {});
     if (tmp) await unlink(tmp).catch(() => {});
   };
 
