@@ -24,7 +24,8 @@ Options:
                         store: it collects, through nixcastore.v1.AdminService
                         (a write: send the token with
                         NIX_CASTORE_AUTH_TOKEN_FILE; a --read-only daemon
-                        refuses).
+                        refuses); or s3://bucket/prefix?index=postgres://…
+                        (a scale-out store, collected from here).
       --keep-since D    keep paths pushed or read within D: 30d, 12h, 90m,
                         45s, 2w; 0 keeps only pins (and --grace).
       --max-size S      keep the most recently used paths while their NAR
@@ -75,6 +76,13 @@ export const gcCommand: Command = {
     let report: GcReport;
     if (target.kind === 'file') {
       report = await diskAdmin(target.root).collect(req, json ? undefined : (m) => console.error(m));
+    } else if (target.kind === 's3') {
+      const admin = (await import('../gc/scaleout-admin.js')).scaleoutAdmin(target.addr);
+      try {
+        report = await admin.collect(req, json ? undefined : (m) => console.error(m));
+      } finally {
+        await admin.close();
+      }
     } else {
       const { AdminClient } = await import('../grpc/admin-client.js');
       const client = new AdminClient(target.addr);
