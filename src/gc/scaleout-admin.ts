@@ -9,13 +9,20 @@ import { collectScaleout, scaleoutPins } from './scaleout-gc.js';
 
 const MAX_PIN_PATHS = 100_000;
 
+/** Opens its connection pool per call: a daemon holding this admin keeps no pool open for it. */
 export function scaleoutAdmin(addr: string): GcAdmin & { close(): Promise<void> } {
-  const pinsP = scaleoutPins(addr);
-  const missing = async (paths: string[]) => {
-    const pins = await pinsP;
+  const withPins = async <T>(fn: (pins: Awaited<ReturnType<typeof scaleoutPins>>) => Promise<T>): Promise<T> => {
+    const pins = await scaleoutPins(addr);
+    try {
+      return await fn(pins);
+    } finally {
+      await pins.close();
+    }
+  };
+  const missing = (paths: string[]) => withPins(async (pins) => {
     const have = await pins.present(paths.map((p) => Buffer.from(parseAbsolute(p).digest)));
     return paths.filter((p) => !have.has(Buffer.from(parseAbsolute(p).digest).toString('hex')));
-  };
+  });
   return {
     async setPin(name, storePaths) {
       checkPinName(name);
@@ -30,26 +37,24 @@ export function scaleoutAdmin(addr: string): GcAdmin & { close(): Promise<void> 
       });
       const absent = await missing(paths);
       if (absent.length > 0) throw new CastoreError('precondition', `not in the store: ${absent.join(' ')}; pin ${name} not changed (copy the paths first)`);
-      const pins = await pinsP;
-      const previous = await pins.get(name);
-      await pins.set(name, paths);
+      const previous = await withPins((pins) => pins.get(name));
+      await withPins((pins) => pins.set(name, paths));
       // A collector past its fence read the pins before this one: if it took a path, put the pin back.
       const lost = await missing(paths);
       if (lost.length > 0) {
-        if (previous) await pins.set(name, previous);
-        else await pins.remove(name);
+        await withPins(async (pins) => (previous ? pins.set(name, previous) : void (await pins.remove(name))));
         throw new CastoreError('precondition', `collected while being pinned: ${lost.join(' ')}; pin ${name} not changed (copy the paths again, then pin them)`);
       }
     },
     async removePin(name) {
       checkPinName(name);
-      return (await pinsP).remove(name);
+      return withPins((pins) => pins.remove(name));
     },
-    listPins: async () => (await pinsP).list(),
+    listPins: () => withPins((pins) => pins.list()),
     async collect(req, log) {
       const policy = policyOf(req);
       return collectScaleout(addr, { ...policy, nowMs: now(), dryRun: req.dryRun, log, signal: req.signal });
     },
-    close: async () => (await pinsP).close(),
+    close: async () => {},
   };
 }

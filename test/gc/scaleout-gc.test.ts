@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { runCli } from '../copy/run-cli.js';
+import { startDaemonProcess } from '../helpers/daemon.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import { putClosure } from '../../src/castore/directory-service.js';
@@ -196,6 +197,24 @@ describe('gc of a scale-out store', () => {
       assert.ok(await store.pathInfos.get(parseAbsolute(LATE).digest));
     } finally {
       await store.close();
+    }
+    const fsck = await runCli(['fsck', '--store', s.addr, '--nar']);
+    assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  });
+
+  it('a daemon serving the store pins and collects through its AdminService', async () => {
+    const { s } = await populate('gc-daemon');
+    const d = await startDaemonProcess({ args: ['--store', s.addr] });
+    try {
+      const pin = await runCli(['pin', 'add', 'release', APP, '--store', d.addr]);
+      assert.equal(pin.code, 0, pin.stderr);
+      const list = await runCli(['pin', 'list', '--store', s.addr, '--json']);
+      assert.deepEqual(JSON.parse(list.stdout), { release: [APP] }, 'the pin is in PostgreSQL');
+      const r = await runCli(['gc', '--store', d.addr, '--keep-since', '0', '--grace', '0', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((JSON.parse(r.stdout) as GcReport).deleted, [JUNK.slice(11)]);
+    } finally {
+      await d.stop('SIGKILL');
     }
     const fsck = await runCli(['fsck', '--store', s.addr, '--nar']);
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
