@@ -8,6 +8,9 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { runCli } from '../copy/run-cli.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { GC_LOCK_HELD } from '../../src/scaleout/pg-gc.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import { putClosure } from '../../src/castore/directory-service.js';
@@ -218,5 +221,38 @@ describe('gc of a scale-out store', () => {
     }
     const fsck = await runCli(['fsck', '--store', s.addr, '--nar']);
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  });
+
+  it('a collector SIGKILLed in its delete phase blocks no upload, and the next collection runs', async () => {
+    const { s, junkD, junk } = await populate('gc-kill');
+    const pgGc = new URL('../../src/scaleout/pg-gc.js', import.meta.url).href;
+    const script = `const { PgGc } = await import(${JSON.stringify(pgGc)}); const g = await PgGc.open(process.argv[1]); await g.setPhase('deleting'); console.log('deleting'); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, s.pgUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d) => String(d).includes('deleting') && resolve());
+      child.on('exit', (code) => reject(new Error(`the collector exited early (${code})`)));
+    });
+    child.kill('SIGKILL');
+    // PostgreSQL ends the killed session (and its lock) once it sees the socket closed.
+    const c = new pg.Client({ connectionString: s.pgUrl });
+    await c.connect();
+    try {
+      while ((await c.query<{ held: boolean }>(`SELECT ${GC_LOCK_HELD} AS held`)).rows[0].held) await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await c.query<{ phase: string }>('SELECT phase FROM gc_state')).rows[0].phase, 'deleting', 'the phase row is left behind');
+    } finally {
+      await c.end();
+    }
+    const store = openStore(sameAddr(s.addr));
+    try {
+      const info: PathInfo = { node: { ...fileNode(junkD, junk.length), name: b(LATE.slice(11)) } as Node, references: [], narinfo: undefined };
+      const nar = await store.pathInfos.calculateNar(info.node!);
+      info.narinfo = { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] };
+      await store.pathInfos.put(info);
+    } finally {
+      await store.close();
+    }
+    const r = await runCli(['gc', '--store', s.addr, '--keep-since', '1d', '--grace', '0', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as GcReport).paths.deleted, 0);
   });
 });
