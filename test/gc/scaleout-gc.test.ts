@@ -255,4 +255,27 @@ describe('gc of a scale-out store', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as GcReport).paths.deleted, 0);
   });
+
+  it('a PathInfo Put arriving while a collector deletes waits for it, then is stored', async () => {
+    const { s, junkD, junk } = await populate('gc-wait');
+    const gc = await PgGc.open(s.pgUrl);
+    const store = openStore(sameAddr(s.addr));
+    try {
+      await gc.setPhase('deleting');
+      const info: PathInfo = { node: { ...fileNode(junkD, junk.length), name: b(LATE.slice(11)) } as Node, references: [], narinfo: undefined };
+      const nar = await store.pathInfos.calculateNar(info.node!);
+      info.narinfo = { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] };
+      let settled = false;
+      const putting = store.pathInfos.put(info).finally(() => (settled = true));
+      // Let the Put read the phase at least once while it says `deleting`.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(settled, false, 'the Put was not refused at once');
+      await gc.close();
+      await putting;
+      assert.ok(await store.pathInfos.get(parseAbsolute(LATE).digest));
+    } finally {
+      await gc.close();
+      await store.close();
+    }
+  });
 });
