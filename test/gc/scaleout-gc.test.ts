@@ -8,6 +8,8 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { runCli } from '../copy/run-cli.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
+import { copyFixture } from '../helpers/copy-fixtures.js';
+import { assertStoreMatchesNix, publishedPaths } from '../copy/verify-store.js';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { GC_LOCK_HELD } from '../../src/scaleout/pg-gc.js';
@@ -277,5 +279,28 @@ describe('gc of a scale-out store', () => {
       await gc.close();
       await store.close();
     }
+  });
+
+  it('a closure Nix built: the pinned part is kept and renders what nix-store --dump gives, the rest goes', async () => {
+    const fx = await copyFixture('scaleout');
+    const s = await freshScaleoutAddr('gc-nix');
+    stores.push(s);
+    const copied = await runCli(['copy', '--store', s.addr, '--attrs', fx.attrsJsonFile]);
+    assert.equal(copied.code, 0, copied.stderr);
+    const pin = await runCli(['pin', 'add', 'mid', fx.paths.middle, '--store', s.addr]);
+    assert.equal(pin.code, 0, pin.stderr);
+    const r = await runCli(['gc', '--store', s.addr, '--keep-since', '0', '--grace', '0', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const keep = [fx.paths.middle, fx.paths.big].sort();
+    assert.deepEqual((JSON.parse(r.stdout) as GcReport).deleted, fx.closure.filter((p) => !keep.includes(p)).map((p) => p.slice(11)).sort());
+    const store = openStore(sameAddr(s.addr));
+    try {
+      assert.deepEqual(await publishedPaths(store), keep);
+      await assertStoreMatchesNix(store, keep);
+    } finally {
+      await store.close();
+    }
+    const fsck = await runCli(['fsck', '--store', s.addr, '--nar']);
+    assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
   });
 });
