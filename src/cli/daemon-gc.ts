@@ -1,6 +1,7 @@
 // The daemon's garbage collection: the AdminService backend for its store,
 // and collections on a schedule (--gc-interval with --gc-keep-since,
 // --gc-max-size, --gc-grace).
+import { scaleoutAdmin } from '../gc/scaleout-admin.js';
 import { UsageError } from '../util/usage.js';
 import { parseAddr } from '../addr/parse.js';
 import type { Store, StoreAddrs } from '../addr/open.js';
@@ -36,6 +37,7 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
  */
 export function adminFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
   const kinds = [addrs.blob, addrs.directory, addrs.pathInfo].map((a) => parseAddr(a));
+  if (kinds.every((a) => a.kind === 's3') && new Set([addrs.blob, addrs.directory, addrs.pathInfo]).size === 1) return scaleoutAdmin(addrs.blob);
   const roots = new Set(kinds.map((a) => (a.kind === 'file' ? a.root : undefined)));
   const [root] = roots;
   if (roots.size !== 1 || root === undefined) return undefined;
@@ -67,7 +69,7 @@ export function scheduleGc(
   const everyMs = parseDuration(interval, '--gc-interval');
   if (everyMs < 1000) throw new UsageError('--gc-interval must be at least 1s');
   if (readOnly) throw new UsageError('--gc-interval deletes from the store: not with --read-only');
-  if (!admin) throw new UsageError('--gc-interval needs an on-disk store (--data DIR or --store file:///DIR); other stores have no collector yet');
+  if (!admin) throw new UsageError('--gc-interval needs a store with a collector: on disk (--data DIR or --store file:///DIR) or scale-out (--store s3://…?index=postgres://…)');
   try {
     policyOf(req);
   } catch (err) {

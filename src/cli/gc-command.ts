@@ -3,7 +3,7 @@ import { diskAdmin, policyOf, type GcRequest } from '../gc/admin.js';
 import { formatReport, type GcReport } from '../gc/report.js';
 import { maintenanceTarget } from './store-root.js';
 
-const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+…] [--keep-since D] [--max-size S] [--dry-run] [--json]
+const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+… | --store s3://…] [--keep-since D] [--max-size S] [--dry-run] [--json]
 
 Deletes what the retention policy does not keep, and returns the space.
 Kept: every pinned path ('nix-castore pin'), every path pushed or read
@@ -24,7 +24,8 @@ Options:
                         store: it collects, through nixcastore.v1.AdminService
                         (a write: send the token with
                         NIX_CASTORE_AUTH_TOKEN_FILE; a --read-only daemon
-                        refuses).
+                        refuses); or s3://bucket/prefix?index=postgres://…
+                        (a scale-out store, collected from here).
       --keep-since D    keep paths pushed or read within D: 30d, 12h, 90m,
                         45s, 2w; 0 keeps only pins (and --grace).
       --max-size S      keep the most recently used paths while their NAR
@@ -75,6 +76,13 @@ export const gcCommand: Command = {
     let report: GcReport;
     if (target.kind === 'file') {
       report = await diskAdmin(target.root).collect(req, json ? undefined : (m) => console.error(m));
+    } else if (target.kind === 's3') {
+      const admin = (await import('../gc/scaleout-admin.js')).scaleoutAdmin(target.addr);
+      try {
+        report = await admin.collect(req, json ? undefined : (m) => console.error(m));
+      } finally {
+        await admin.close();
+      }
     } else {
       const { AdminClient } = await import('../grpc/admin-client.js');
       const client = new AdminClient(target.addr);

@@ -59,7 +59,8 @@ export const pinCommand: Command = {
     const target = await maintenanceTarget('pin', values.data, values.store);
     let remote: import('../grpc/admin-client.js').AdminClient | undefined;
     if (target.kind === 'daemon') remote = new (await import('../grpc/admin-client.js')).AdminClient(target.addr);
-    const local = target.kind === 'file' ? diskAdmin(target.root) : undefined;
+    const s3 = target.kind === 's3' ? (await import('../gc/scaleout-admin.js')).scaleoutAdmin(target.addr) : undefined;
+    const local = target.kind === 'file' ? diskAdmin(target.root) : s3;
     try {
       if (sub === 'list') {
         const all = await (remote ?? local!).listPins();
@@ -83,6 +84,7 @@ export const pinCommand: Command = {
       return 0;
     } finally {
       remote?.close();
+      await s3?.close();
     }
   },
 };

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { UsageError } from '../util/usage.js';
 import { parseAddr } from '../addr/parse.js';
 
-export type MaintenanceTarget = { kind: 'file'; root: string } | { kind: 'daemon'; addr: string };
+export type MaintenanceTarget = { kind: 'file'; root: string } | { kind: 'daemon'; addr: string } | { kind: 's3'; addr: string };
 
 /** Like diskStoreRoot, but a daemon's address (grpc+…) is taken too: its AdminService does the work. */
 export async function maintenanceTarget(command: string, data: string | undefined, store: string | undefined): Promise<MaintenanceTarget> {
@@ -16,6 +16,7 @@ export async function maintenanceTarget(command: string, data: string | undefine
       throw new UsageError(`--store: ${(err as Error).message}`);
     }
     if (a.kind === 'grpc') return { kind: 'daemon', addr: store };
+    if (a.kind === 's3' && (command === 'gc' || command === 'pin')) return { kind: 's3', addr: store };
   }
   return { kind: 'file', root: await diskStoreRoot(command, data, store) };
 }

@@ -8,6 +8,8 @@ import { CastoreError, storageError } from '../castore/errors.js';
 export interface PgIndex {
   /** Runs a query once the schema is ready; failures become storage errors. */
   query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** Runs `fn` in one transaction on one connection (committed if it returns, rolled back if it throws). */
+  transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
   release(): Promise<void>;
 }
 
@@ -50,6 +52,27 @@ export function openPgIndex(url: string): PgIndex {
         return await (await entry.pool).query<R>(text, values);
       } catch (err) {
         throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+      }
+    },
+    async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+      await entry.ready;
+      let c: pg.PoolClient;
+      try {
+        c = await (await entry.pool).connect();
+      } catch (err) {
+        throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+      }
+      try {
+        await c.query('BEGIN');
+        const out = await fn(c);
+        await c.query('COMMIT');
+        return out;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => {});
+        if (err instanceof CastoreError) throw err;
+        throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+      } finally {
+        c.release();
       }
     },
     async release() {

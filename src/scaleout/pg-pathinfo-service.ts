@@ -4,6 +4,7 @@ import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import { LocalPathInfoService } from '../store/backends/local-pathinfo-service.js';
 import type { Castore } from '../store/render-nar.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
+import { fenceEpoch, fencedSave } from './pg-gc-fence.js';
 
 const PAGE = 500;
 const STATS_PAGE = 5000;
@@ -20,11 +21,23 @@ export class PgPathInfoService extends LocalPathInfoService {
     return r.rows.length ? PathInfoCodec.decode(r.rows[0].data) : undefined;
   }
 
+  /** The collector's epoch when this Put's content check began (see pg-gc-fence.ts). */
+  private readonly epochs = new WeakMap<PathInfo, string>();
+
+  override async put(info: PathInfo): Promise<PathInfo> {
+    this.epochs.set(info, await fenceEpoch(this.db));
+    return super.put(info);
+  }
+
   protected async save(storeDigest: Uint8Array, info: PathInfo): Promise<void> {
-    await this.db.query(
-      'INSERT INTO pathinfos (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET data = EXCLUDED.data',
-      [Buffer.from(storeDigest), PathInfoCodec.encode(info)],
-    );
+    const digest = Buffer.from(storeDigest);
+    await this.db.transaction(async (c) => {
+      await fencedSave(c, digest, this.epochs.get(info));
+      await c.query(
+        'INSERT INTO pathinfos (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET data = EXCLUDED.data, pushed_at = now()',
+        [digest, PathInfoCodec.encode(info)],
+      );
+    });
   }
 
   /** NAR sizes of PathInfos already seen, by digest (hex): a refresh reads only the rows that are new. */

@@ -21,6 +21,25 @@ const MIGRATIONS: string[] = [
      digest bytea PRIMARY KEY,             -- the store path's 20-byte digest
      data   bytea NOT NULL                 -- tvix.store.v1.PathInfo
    );`,
+  // Garbage collection (src/gc/scaleout-gc.ts, src/scaleout/pg-gc.ts): when
+  // rows were written (rows older than this migration get its time), pins,
+  // and the fence PathInfo Puts check in the transaction that stores them.
+  `ALTER TABLE pathinfos ADD COLUMN pushed_at timestamptz NOT NULL DEFAULT now();
+   ALTER TABLE directories ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
+   ALTER TABLE blobs ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
+   CREATE TABLE gc_pins (
+     name  text   PRIMARY KEY,
+     paths text[] NOT NULL                 -- absolute store paths
+   );
+   CREATE TABLE gc_state (
+     id    integer PRIMARY KEY CHECK (id = 1),
+     epoch bigint  NOT NULL,               -- bumped before a collector deletes
+     phase text    NOT NULL                -- idle | marking | deleting
+   );
+   INSERT INTO gc_state VALUES (1, 0, 'idle');
+   CREATE TABLE gc_journal (
+     digest bytea PRIMARY KEY              -- PathInfos stored while a collector marked
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

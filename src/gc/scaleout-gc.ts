@@ -1,0 +1,174 @@
+// The garbage collector of a scale-out store (S3 + PostgreSQL). Safe first:
+//   1. one collector per store: a PostgreSQL advisory lock (pg-gc.ts);
+//   2. phase `marking` is set before the PathInfos are read, so every
+//      PathInfo stored later is journalled (pg-gc-fence.ts);
+//   3. pins and PathInfos are read completely or nothing is deleted;
+//   4. mark from the kept PathInfos and from directory rows younger than
+//      --grace (they survive, so what they need survives);
+//   5. fence: phase `deleting` (waits for PathInfo Puts in flight, bumps the
+//      epoch so Puts checked before fail), then mark what the journal and
+//      the pins name now;
+//   6. delete PathInfo rows, then unmarked directory and blob rows older
+//      than --grace, then S3 objects no blob row names any more and older
+//      than --grace (whole objects: a pack with one live blob stays), then
+//      multipart uploads begun before --grace.
+// Killed anywhere, the store stays consistent: the lock and the phase die
+// with the session; at worst garbage is left for the next collection.
+import { openPgIndex } from '../scaleout/pg-index.js';
+import { parseS3Addr } from '../scaleout/addr.js';
+import { PgGc } from '../scaleout/pg-gc.js';
+import { PgDirectoryService } from '../scaleout/pg-directory-service.js';
+import { S3Objects } from '../scaleout/s3-objects.js';
+import { abortStaleUploads, listObjects } from '../scaleout/s3-gc.js';
+import { parseAbsolute } from '../nix/store-path.js';
+import type { Node } from '../castore/messages.js';
+import { decideKept, type PathRecord, type PolicyOptions } from './policy.js';
+import { Marks } from './marks.js';
+import type { GcReport } from './report.js';
+
+export interface ScaleoutGcOptions extends PolicyOptions {
+  dryRun?: boolean;
+  log?: (msg: string) => void;
+  signal?: AbortSignal;
+  /** Tests: runs after marking, before the fence (a PathInfo Put racing the collection). */
+  beforeFence?: () => Promise<void>;
+}
+
+interface ScaledPath extends PathRecord {
+  node: Node;
+  digest: Buffer;
+}
+
+export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Promise<GcReport> {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => {});
+  const loc = parseS3Addr(addr);
+  const gc = await PgGc.open(loc.indexUrl);
+  const s3 = new S3Objects(loc);
+  const directories = new PgDirectoryService(loc.indexUrl);
+  const warnings: string[] = [];
+  // Rows and objects are judged by the servers' times: real time, whatever the policy's clock.
+  const graceCut = Date.now() - opts.graceMs;
+  try {
+    let before = 0;
+    for await (const o of listObjects(s3)) before += o.size;
+    if (!opts.dryRun) await gc.setPhase('marking');
+
+    log('gc: reading pins and PathInfos');
+    const paths = new Map<string, ScaledPath>();
+    for await (const { digest, info, pushedMs } of gc.pathInfos()) {
+      const key = digest.toString('hex');
+      if (!info.node) throw new Error(`PathInfo ${key}: no root node; nothing was deleted`);
+      paths.set(key, {
+        key,
+        name: Buffer.from(info.node.name).toString('utf8'),
+        refs: info.references.map((r) => Buffer.from(r).toString('hex')),
+        narSize: info.narinfo?.narSize ?? 0,
+        pushedMs,
+        readMs: pushedMs, // reads are not recorded in this backend yet
+        node: info.node,
+        digest,
+      });
+    }
+    const pinnedKeys = (list: { name: string; paths: string[] }[]): Set<string> => {
+      const keys = new Set<string>();
+      for (const pin of list) {
+        for (const p of pin.paths) {
+          const key = Buffer.from(parseAbsolute(p).digest).toString('hex');
+          keys.add(key);
+          if (!paths.has(key)) warnings.push(`pin ${pin.name}: ${p} is not in the store`);
+        }
+      }
+      return keys;
+    };
+    const decision = decideKept(paths, pinnedKeys(await gc.pins()), opts);
+    for (const m of decision.missingRefs) warnings.push(`${m.from} refers to a path the store lacks (digest ${m.ref}): its closure was incomplete already`);
+
+    opts.signal?.throwIfAborted();
+    log(`gc: marking from ${decision.kept.size} kept paths`);
+    const marks = new Marks(directories);
+    for (const key of decision.kept.keys()) await marks.node(paths.get(key)!.node, true);
+    for await (const d of gc.youngDirectories(graceCut)) await marks.directory(d, false);
+    const doomed = [...paths.values()].filter((p) => !decision.kept.has(p.key));
+
+    const report = (after: number, deletedPaths: ScaledPath[], dirs: number, blobs: number, objects: number): GcReport => {
+      const gone = new Set(deletedPaths.map((p) => p.key));
+      return {
+        dryRun: !!opts.dryRun,
+        paths: { total: paths.size, kept: paths.size - gone.size, deleted: gone.size, keptNarBytes: decision.keptBytes },
+        kept: [...paths.values()].filter((p) => !gone.has(p.key)).map((p) => ({ path: p.name, reason: decision.kept.get(p.key) ?? 'late' })),
+        deleted: deletedPaths.map((p) => p.name).sort(),
+        directories: { deleted: dirs },
+        blobs: { deleted: blobs },
+        packs: { rewritten: 0, deleted: objects, liveBytesCopied: 0 },
+        bytes: { before, after, reclaimed: before - after },
+        warnings,
+        seconds: (Date.now() - t0) / 1000,
+        peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      };
+    };
+    if (opts.dryRun) {
+      const dirs = await gc.unmarked('directories', graceCut, marks.dirs);
+      const blobs = await gc.unmarked('blobs', graceCut, marks.blobs);
+      return report(before, doomed, dirs.length, blobs.length, 0);
+    }
+
+    await opts.beforeFence?.();
+    opts.signal?.throwIfAborted();
+    // Fence: waits for PathInfo Puts in flight; later ones are refused until we are done.
+    await gc.setPhase('deleting');
+    const spared = new Set<string>();
+    const late = [...(await gc.journal()).map((d) => d.toString('hex')), ...pinnedKeys(await gc.pins())].filter((k) => !decision.kept.has(k));
+    const todo = [...late];
+    while (todo.length > 0) {
+      const k = todo.pop()!;
+      if (spared.has(k) || decision.kept.has(k)) continue;
+      spared.add(k);
+      const info = await gc.pathInfo(Buffer.from(k, 'hex'));
+      if (!info?.node) continue;
+      await marks.node(info.node, true);
+      todo.push(...info.references.map((r) => Buffer.from(r).toString('hex')));
+    }
+    opts.signal?.throwIfAborted();
+
+    log('gc: deleting');
+    const deletedPaths = doomed.filter((p) => !spared.has(p.key));
+    await gc.deleteRows('pathinfos', deletedPaths.map((p) => p.digest));
+    const dirs = await gc.deleteRows('directories', await gc.unmarked('directories', graceCut, marks.dirs));
+    const blobs = await gc.deleteRows('blobs', await gc.unmarked('blobs', graceCut, marks.blobs));
+    const old: { object: string; size: number }[] = [];
+    for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
+    const named = await gc.referenced(old.map((o) => o.object));
+    let objects = 0;
+    let after = before;
+    for (const o of old) {
+      if (named.has(o.object)) continue;
+      await s3.delete(o.object);
+      objects++;
+      after -= o.size;
+    }
+    const aborted = await abortStaleUploads(s3, graceCut);
+    if (aborted > 0) log(`gc: aborted ${aborted} multipart uploads begun before --grace`);
+    return report(after, deletedPaths, dirs, blobs, objects);
+  } finally {
+    await directories.close();
+    s3.close();
+    await gc.close();
+  }
+}
+
+/** Pins of a scale-out store, in PostgreSQL. */
+export async function scaleoutPins(addr: string) {
+  const db = openPgIndex(parseS3Addr(addr).indexUrl);
+  return {
+    present: async (digests: Buffer[]) =>
+      new Set((await db.query<{ digest: Buffer }>('SELECT digest FROM pathinfos WHERE digest = ANY($1::bytea[])', [digests])).rows.map((r) => r.digest.toString('hex'))),
+    set: async (name: string, paths: string[]) => {
+      await db.query('INSERT INTO gc_pins (name, paths) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET paths = EXCLUDED.paths', [name, paths]);
+    },
+    get: async (name: string) => (await db.query<{ paths: string[] }>('SELECT paths FROM gc_pins WHERE name = $1', [name])).rows[0]?.paths,
+    remove: async (name: string) => ((await db.query('DELETE FROM gc_pins WHERE name = $1', [name])).rowCount ?? 0) > 0,
+    list: async () => (await db.query<{ name: string; paths: string[] }>('SELECT name, paths FROM gc_pins ORDER BY name')).rows,
+    close: () => db.release(),
+  };
+}

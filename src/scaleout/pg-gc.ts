@@ -1,0 +1,150 @@
+// What a garbage collector of a scale-out store asks PostgreSQL: one
+// session of its own, holding the per-store advisory lock for the whole
+// collection (a killed collector's session ends, and its lock with it).
+import type pg from 'pg';
+import { openPgIndex } from './pg-index.js';
+import { PathInfoCodec, type PathInfo } from '../store/messages.js';
+
+/** The collectors' advisory lock: ('nixc', 'gc'), apart from the schema's. */
+export const GC_LOCK = [0x6e697863, 0x6763] as const;
+const PAGE = 1000;
+const BATCH = 1000;
+
+/** Whether a collector holds the lock (a phase left by a killed one is stale). */
+export const GC_LOCK_HELD = `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = ${GC_LOCK[0]} AND objid = ${GC_LOCK[1]} AND objsubid = 2 AND granted)`;
+
+export type Phase = 'idle' | 'marking' | 'deleting';
+
+export class PgGc {
+  private constructor(private readonly c: pg.Client) {}
+
+  /** Connects and takes the lock; a second collector of the same store gets an error naming the first. */
+  static async open(url: string): Promise<PgGc> {
+    const index = openPgIndex(url);
+    try {
+      await index.query('SELECT 1'); // the schema is migrated (gc tables exist)
+    } finally {
+      await index.release();
+    }
+    const { default: driver } = await import('pg');
+    const c = new driver.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: `nix-castore gc (pid ${process.pid})` });
+    c.on('error', () => {});
+    await c.connect();
+    try {
+      const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [...GC_LOCK]);
+      if (!r.rows[0].ok) {
+        const who = await c.query<{ app: string; addr: string | null; since: Date }>(
+          `SELECT a.application_name AS app, host(a.client_addr) AS addr, a.backend_start AS since FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2 AND l.granted`,
+          [...GC_LOCK],
+        );
+        const h = who.rows[0];
+        const by = h ? ` (${h.app || 'a client'}${h.addr ? ` on ${h.addr}` : ''}, connected since ${h.since.toISOString()})` : '';
+        throw new Error(`another garbage collection of this store is running${by}; wait for it to finish`);
+      }
+      return new PgGc(c);
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Entering `deleting` waits for PathInfo Puts in flight (they hold the row FOR SHARE) and bumps the epoch. */
+  async setPhase(phase: Phase): Promise<void> {
+    await this.c.query('BEGIN');
+    try {
+      if (phase === 'marking') await this.c.query('DELETE FROM gc_journal');
+      await this.c.query(`UPDATE gc_state SET phase = $1, epoch = epoch + $2 WHERE id = 1`, [phase, phase === 'deleting' ? 1 : 0]);
+      await this.c.query('COMMIT');
+    } catch (err) {
+      await this.c.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  }
+
+  async phase(): Promise<Phase> {
+    return (await this.c.query<{ phase: Phase }>('SELECT phase FROM gc_state WHERE id = 1')).rows[0].phase;
+  }
+
+  /** Every PathInfo with its push time (keyset pages); any failure throws. */
+  async *pathInfos(): AsyncIterable<{ digest: Buffer; info: PathInfo; pushedMs: number }> {
+    let after: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const r = await this.c.query<{ digest: Buffer; data: Buffer; ms: string }>(
+        'SELECT digest, data, (extract(epoch FROM pushed_at) * 1000)::bigint AS ms FROM pathinfos WHERE digest > $1 ORDER BY digest LIMIT $2',
+        [after, PAGE],
+      );
+      for (const row of r.rows) yield { digest: row.digest, info: PathInfoCodec.decode(row.data), pushedMs: Number(row.ms) };
+      if (r.rows.length < PAGE) return;
+      after = r.rows[r.rows.length - 1].digest;
+    }
+  }
+
+  async pathInfo(digest: Buffer): Promise<PathInfo | undefined> {
+    const r = await this.c.query<{ data: Buffer }>('SELECT data FROM pathinfos WHERE digest = $1', [digest]);
+    return r.rows.length ? PathInfoCodec.decode(r.rows[0].data) : undefined;
+  }
+
+  async pins(): Promise<{ name: string; paths: string[] }[]> {
+    return (await this.c.query<{ name: string; paths: string[] }>('SELECT name, paths FROM gc_pins ORDER BY name')).rows;
+  }
+
+  async journal(): Promise<Buffer[]> {
+    return (await this.c.query<{ digest: Buffer }>('SELECT digest FROM gc_journal')).rows.map((r) => r.digest);
+  }
+
+  /** Digests of directory rows written since `cutMs` (they survive, so what they need is marked). */
+  async *youngDirectories(cutMs: number): AsyncIterable<Buffer> {
+    let after: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const r = await this.c.query<{ digest: Buffer }>(
+        'SELECT digest FROM directories WHERE digest > $1 AND created_at >= to_timestamp($2 / 1000.0) ORDER BY digest LIMIT $3',
+        [after, cutMs, PAGE],
+      );
+      for (const row of r.rows) yield row.digest;
+      if (r.rows.length < PAGE) return;
+      after = r.rows[r.rows.length - 1].digest;
+    }
+  }
+
+  /** Rows of `table` written before `cutMs` whose digest `marked` lacks. */
+  async unmarked(table: 'directories' | 'blobs', cutMs: number, marked: Set<string>): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    let after: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const r = await this.c.query<{ digest: Buffer }>(
+        `SELECT digest FROM ${table} WHERE digest > $1 AND created_at < to_timestamp($2 / 1000.0) ORDER BY digest LIMIT $3`,
+        [after, cutMs, PAGE],
+      );
+      for (const { digest } of r.rows) if (!marked.has(digest.toString('hex'))) out.push(digest);
+      if (r.rows.length < PAGE) return out;
+      after = r.rows[r.rows.length - 1].digest;
+    }
+  }
+
+  async deleteRows(table: 'pathinfos' | 'directories' | 'blobs', digests: Buffer[]): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < digests.length; i += BATCH) {
+      n += (await this.c.query(`DELETE FROM ${table} WHERE digest = ANY($1::bytea[])`, [digests.slice(i, i + BATCH)])).rowCount ?? 0;
+    }
+    return n;
+  }
+
+  /** Of `objects`, those some blob row still names. */
+  async referenced(objects: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < objects.length; i += BATCH) {
+      const r = await this.c.query<{ o: string }>('SELECT k.o FROM unnest($1::text[]) AS k(o) WHERE EXISTS (SELECT 1 FROM blobs b WHERE b.object = k.o)', [
+        objects.slice(i, i + BATCH),
+      ]);
+      for (const row of r.rows) out.add(row.o);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    // Ending the session releases the lock; a phase left set is stale without it.
+    await this.c.query(`UPDATE gc_state SET phase = 'idle' WHERE id = 1`).catch(() => {});
+    await this.c.end().catch(() => {});
+  }
+}
