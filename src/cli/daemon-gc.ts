@@ -1,6 +1,7 @@
 // The daemon's garbage collection: the AdminService backend for its store,
 // and collections on a schedule (--gc-interval with --gc-keep-since,
 // --gc-max-size, --gc-grace).
+import { metered } from '../gc/metered.js';
 import { scaleoutAdmin } from '../gc/scaleout-admin.js';
 import { UsageError } from '../util/usage.js';
 import { parseAddr } from '../addr/parse.js';
@@ -36,6 +37,11 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
  * writes to, so their garbage can go too.
  */
 export function adminFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
+  const admin = collectorFor(addrs, store);
+  return admin && metered(admin);
+}
+
+function collectorFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
   const kinds = [addrs.blob, addrs.directory, addrs.pathInfo].map((a) => parseAddr(a));
   if (kinds.every((a) => a.kind === 's3') && new Set([addrs.blob, addrs.directory, addrs.pathInfo]).size === 1) return scaleoutAdmin(addrs.blob);
   const roots = new Set(kinds.map((a) => (a.kind === 'file' ? a.root : undefined)));

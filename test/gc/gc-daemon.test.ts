@@ -134,10 +134,16 @@ describe('gc and pin through a daemon', () => {
     const bad = await cli(['daemon', '--data', data, '--gc-keep-since', '1d']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /give --gc-interval/);
-    const d = await daemon(['--data', data, '--gc-interval', '1s', '--gc-keep-since', '1d', '--gc-grace', '0']);
+    const d = await daemon(['--data', data, '--gc-interval', '1s', '--gc-keep-since', '1d', '--gc-grace', '0', '--metrics', '127.0.0.1:0']);
     // Waits for the collection's report (the interval, not this test, sets the pace).
     while (!/reclaimed/.test(d.stderr())) await new Promise((r) => setTimeout(r, 100));
     assert.equal(existsSync(pathInfoFile(data, twins[0])), false, d.stderr());
+    // The daemon's /metrics counts the runs and the bytes they freed.
+    const url = /metrics on (http:\/\/\S+\/metrics)/.exec(d.stderr())![1];
+    const metrics = await (await fetch(url)).text();
+    assert.match(metrics, /^nix_castore_gc_runs_total\{result="ok"\} [1-9]/m);
+    assert.match(metrics, /^nix_castore_gc_reclaimed_bytes_total [1-9]/m);
+    assert.match(metrics, /^nix_castore_gc_duration_seconds_count [1-9]/m);
     await d.stop();
   });
 
