@@ -13,7 +13,8 @@
 //      then mark what the journal and the pins name now, sparing whatever
 //      that needs;
 //   7. delete PathInfos first (so none ever refers to deleted content), then
-//      loose objects, then condemned packs (index first).
+//      directories (loose, then condemned packs, index first), then blobs
+//      the same way: what refers goes before what it refers to.
 // Killed anywhere, the store stays consistent: at worst garbage is left
 // (or copied twice) for the next collection.
 import { rm, writeFile, unlink, readFile } from 'node:fs/promises';
@@ -294,12 +295,22 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       await forgetAccess(root, p.key);
     }
     await Promise.all([...shardDirs].map(syncDir));
-    for (const f of looseDoomed.values()) {
-      await unlink(f.file).catch((err) => {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      });
-    }
-    for (const plan of plans) if (plan.fate !== 'keep') await removePack(plan.dir, plan.pack.name);
+    // Referrers before what they refer to: every directory (loose or packed)
+    // goes before any blob, so a collection killed in between leaves no
+    // directory record pointing at a deleted blob.
+    const unlinkLoose = async (kind: Kind): Promise<void> => {
+      for (const [key, f] of looseDoomed) {
+        if (!key.startsWith(`${kind}:`)) continue;
+        await unlink(f.file).catch((err) => {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        });
+      }
+    };
+    const isDirPack = (plan: PackPlan): boolean => plan.dir.endsWith('directory-packs');
+    await unlinkLoose('dir');
+    for (const plan of plans) if (plan.fate !== 'keep' && isDirPack(plan)) await removePack(plan.dir, plan.pack.name);
+    await unlinkLoose('blob');
+    for (const plan of plans) if (plan.fate !== 'keep' && !isDirPack(plan)) await removePack(plan.dir, plan.pack.name);
     const after = await diskUsage(root);
     return report(after, copiedBytes, deletedPaths);
   } finally {

@@ -143,9 +143,10 @@ describe('gc of a scale-out store', () => {
     // The Put's content check passes, then waits until the collection is done.
     const blobs = new Proxy(store.blobs, {
       get(t, p) {
-        if (p !== 'stat') return Reflect.get(t, p, t);
+        // PathInfo Put checks content with sizeOf (stat where a store has none).
+        if (p !== 'stat' && p !== 'sizeOf') return Reflect.get(t, p, t);
         return async (d: Uint8Array) => {
-          const r = await t.stat(d);
+          const r = p === 'sizeOf' ? await t.sizeOf!(d) : await t.stat(d);
           checked();
           await gate;
           return r;

@@ -57,7 +57,14 @@ export async function listPacks(dir: string): Promise<PackFile[]> {
 
 /** Every whole, valid entry of a pack's index. */
 export async function readPackIndex(dir: string, name: string): Promise<IndexEntry[]> {
-  const h = await open(join(dir, `${name}.idx`), 'r');
+  let h;
+  try {
+    h = await open(join(dir, `${name}.idx`), 'r');
+  } catch (err) {
+    // A writer creates a pack's data before its index: nothing indexed yet.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
   try {
     const { size } = await h.stat();
     const buf = Buffer.allocUnsafe(size);
