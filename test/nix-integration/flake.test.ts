@@ -252,7 +252,7 @@ describe('the flake through the real flake commands (nixpkgs overridden with a s
       const { stdout } = await runNix('nix', ['build', '--json', '--no-link', ...args, `path:${user}#castore`], { env: env() });
       const out = (JSON.parse(stdout.toString()) as Array<{ outputs: { out: string } }>)[0].outputs.out;
       built.push(out);
-      assert.deepEqual((await readdir(out)).sort(), ['access', 'blobs', 'directories', 'directory-packs', 'gc', 'manifest.json', 'packs', 'pathinfo', 'tmp']);
+      assert.deepEqual((await readdir(out)).sort(), ['blobs', 'directories', 'directory-packs', 'gc', 'manifest.json', 'packs', 'pathinfo', 'tmp']);
     } else {
       await runNix('nix', ['eval', '--raw', ...args, `path:${user}#packages.x86_64-linux.castore.drvPath`], { env: env() });
     }

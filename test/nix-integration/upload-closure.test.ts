@@ -101,7 +101,7 @@ async function assertManifest(file: string, closure: string[]): Promise<void> {
  * served read-only by `nix-castore daemon --data DIR`, unchanged afterwards.
  */
 async function assertHermeticResult(out: string, closure: string[], dataDir = out): Promise<void> {
-  assert.deepEqual((await readdir(out)).sort(), ['access', 'blobs', 'directories', 'directory-packs', 'gc', 'manifest.json', 'packs', 'pathinfo', 'tmp']);
+  assert.deepEqual((await readdir(out)).sort(), ['blobs', 'directories', 'directory-packs', 'gc', 'manifest.json', 'packs', 'pathinfo', 'tmp']);
   await assertManifest(join(out, 'manifest.json'), closure);
   const d = await startDaemonProcess({ dataDir });
   const store = openStore(sameAddr(d.addr));

@@ -377,7 +377,7 @@ describe(`wire fuzzing (seed ${SEED})`, () => {
         { digest: await putClosure([fx.KEEP, fx.COMPLICATED]), size: sizes(fx.COMPLICATED).head },
       ],
     };
-    const presentBlobs = new Set(present.files.map((f) => hex(f.digest)));
+    const presentBlobs = new Map(present.files.map((f) => [hex(f.digest), f.size]));
     const presentDirs = new Set(present.dirs.map((d) => hex(d.digest)));
 
     const cases = Array.from({ length: PATHINFO_CASES }, (_, i) => pathInfoCase(Rng.forCase(SEED, 2, i), present));
@@ -393,7 +393,13 @@ describe(`wire fuzzing (seed ${SEED})`, () => {
         else {
           const n = p.node!;
           const there = n.type === 'symlink' || (n.type === 'file' ? presentBlobs : presentDirs).has(hex(n.digest));
-          want = there ? { code: status.OK, why: 'valid', key: k.key, canonical: encodePathInfo(p) } : { code: status.FAILED_PRECONDITION, why: 'content missing' };
+          // A root file's stated size must be its blob's (the daemon checks; tvix does not).
+          const wrongSize = n.type === 'file' && there && presentBlobs.get(hex(n.digest)) !== n.size;
+          want = !there
+            ? { code: status.FAILED_PRECONDITION, why: 'content missing' }
+            : wrongSize
+              ? { code: status.INVALID_ARGUMENT, why: 'root file size is not its blob size' }
+              : { code: status.OK, why: 'valid', key: k.key, canonical: encodePathInfo(p) };
         }
       } catch (err) {
         if (!(err instanceof Malformed)) throw err;
