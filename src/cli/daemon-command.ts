@@ -190,7 +190,7 @@ export const daemonCommand: Command = {
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     opened = store;
-    recordReads(store);
+    if (!readOnly) recordReads(store); // a read-only store records nothing, reads included
     const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits, admin, log: gcLog }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();

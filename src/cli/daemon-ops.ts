@@ -1,7 +1,7 @@
 // What the daemon does for its operators beside serving: its data
 // directory made ready at start, /metrics on a listener of its own, and the
 // store_* gauges kept fresh in the background.
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { parseAddr } from '../addr/parse.js';
 import type { StoreAddrs } from '../addr/open.js';
 import type { Store } from '../store/store.js';
@@ -28,6 +28,12 @@ export async function prepareDataDirs(addrs: StoreAddrs): Promise<string[]> {
       await mkdir(root, { recursive: true });
     } catch (err) {
       throw new UsageError(`cannot create the data directory ${root}: ${(err as Error).message}; create it (writable by this user) or give another --data`);
+    }
+    // No write bits at all (a finished Nix store path, `--data ./result`):
+    // read-only also for root, whom access() would let write.
+    if (((await stat(root)).mode & 0o222) === 0) {
+      readOnly.push(root);
+      continue;
     }
     try {
       await access(root, constants.W_OK | constants.X_OK);
