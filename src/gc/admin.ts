@@ -50,6 +50,19 @@ export function policyOf(req: GcRequest) {
 }
 
 /** `beforeCollect`: e.g. a daemon seals its own packs, so they can be compacted too. */
+/** A pin's store paths, checked and normalised (both backends' SetPin). */
+export function pinPaths(pinName: string, storePaths: string[]): string[] {
+  if (storePaths.length === 0) throw invalid(`pin ${pinName} needs at least one store path (to remove it: pin rm ${pinName})`);
+  if (storePaths.length > MAX_PIN_PATHS) throw invalid(`a pin holds at most ${MAX_PIN_PATHS} store paths`);
+  return storePaths.map((p) => {
+    try {
+      return absolute(parseAbsolute(p));
+    } catch (err) {
+      throw invalid(`${JSON.stringify(p)} is not a store path: ${(err as Error).message}`);
+    }
+  });
+}
+
 export function diskAdmin(root: string, beforeCollect?: () => Promise<void>): GcAdmin {
   const layout = diskLayout(root);
   const pins = new DiskPins(layout);
@@ -61,15 +74,7 @@ export function diskAdmin(root: string, beforeCollect?: () => Promise<void>): Gc
   return {
     async setPin(pinName, storePaths) {
       name(pinName);
-      if (storePaths.length === 0) throw invalid(`pin ${pinName} needs at least one store path (to remove it: pin rm ${pinName})`);
-      if (storePaths.length > MAX_PIN_PATHS) throw invalid(`a pin holds at most ${MAX_PIN_PATHS} store paths`);
-      const paths = storePaths.map((p) => {
-        try {
-          return absolute(parseAbsolute(p));
-        } catch (err) {
-          throw invalid(`${JSON.stringify(p)} is not a store path: ${(err as Error).message}`);
-        }
-      });
+      const paths = pinPaths(pinName, storePaths);
       const missing = paths.filter((p) => !present(p));
       if (missing.length > 0) throw new CastoreError('precondition', `not in the store: ${missing.join(' ')}; pin ${pinName} not changed (copy the paths first)`);
       const file = join(root, 'pins', pinName);

@@ -1,13 +1,12 @@
 // Pins and collections of a scale-out store (pins in PostgreSQL's gc_pins),
 // as the CLI uses them; the same rules as diskAdmin.
-import { CastoreError, invalid } from '../castore/errors.js';
+import { CastoreError } from '../castore/errors.js';
 import { checkPinName } from '../store/backends/disk-retention.js';
-import { parseAbsolute, absolute } from '../nix/store-path.js';
+import { parseAbsolute } from '../nix/store-path.js';
 import { now } from '../util/clock.js';
-import { policyOf, type GcAdmin } from './admin.js';
+import { pinPaths, policyOf, type GcAdmin } from './admin.js';
 import { collectScaleout, scaleoutPins } from './scaleout-gc.js';
 
-const MAX_PIN_PATHS = 100_000;
 
 /** Opens its connection pool per call: a daemon holding this admin keeps no pool open for it. */
 export function scaleoutAdmin(addr: string): GcAdmin & { close(): Promise<void> } {
@@ -26,15 +25,7 @@ export function scaleoutAdmin(addr: string): GcAdmin & { close(): Promise<void> 
   return {
     async setPin(name, storePaths) {
       checkPinName(name);
-      if (storePaths.length === 0) throw invalid(`pin ${name} needs at least one store path (to remove it: pin rm ${name})`);
-      if (storePaths.length > MAX_PIN_PATHS) throw invalid(`a pin holds at most ${MAX_PIN_PATHS} store paths`);
-      const paths = storePaths.map((p) => {
-        try {
-          return absolute(parseAbsolute(p));
-        } catch (err) {
-          throw invalid(`${JSON.stringify(p)} is not a store path: ${(err as Error).message}`);
-        }
-      });
+      const paths = pinPaths(name, storePaths);
       const absent = await missing(paths);
       if (absent.length > 0) throw new CastoreError('precondition', `not in the store: ${absent.join(' ')}; pin ${name} not changed (copy the paths first)`);
       const previous = await withPins((pins) => pins.get(name));
