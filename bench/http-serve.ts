@@ -14,6 +14,7 @@ import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { formatSecretKey, generateSecretKey } from '../src/nix/signature.js';
 import { GiB, MiB, peakRssMiB, pseudoRandomChunks, rate, summary, table, timed } from './util.js';
+import { ROUNDS, flushedAround, listRounds, median } from './rounds.js';
 
 const MIN_SIZE = 512 * MiB;
 const NARINFO_REQUESTS = 5000;
@@ -86,15 +87,6 @@ function rawGetCount(url: string): Promise<number> {
   });
 }
 
-async function best<T>(runs: number, fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
-  let top: { seconds: number; value: T } | undefined;
-  for (let i = 0; i < runs; i++) {
-    const r = await timed(fn);
-    if (!top || r.seconds < top.seconds) top = r;
-  }
-  return top!;
-}
-
 /** A store path holding one file of `size` pseudo-random bytes (nix-store --add). */
 async function bigStorePath(dir: string, size: number): Promise<string> {
   const file = join(dir, `nix-castore-bench-http-${size}`);
@@ -113,7 +105,7 @@ export async function httpServeBench(requested = GiB): Promise<string> {
   const path = await bigStorePath(tmp, size);
   const keyFile = join(tmp, 'cache.key');
   await writeFile(keyFile, formatSecretKey(generateSecretKey('bench-cache-1')), { mode: 0o600 });
-  const daemon = await startDaemonProcess({ args: ['--data', join(tmp, 'data'), '--http', '127.0.0.1:0', '--sign-key-file', keyFile] });
+  const daemon = await startDaemonProcess({ args: ['--data', join(tmp, 'data'), '--http', '127.0.0.1:0', '--sign-key-file', keyFile, '--compression', 'none'] });
   try {
     let url: string | undefined;
     for (let i = 0; i < 200 && !url; i++) {
@@ -128,12 +120,20 @@ export async function httpServeBench(requested = GiB): Promise<string> {
     const narinfo = await get(agent, `${url}/${hash}.narinfo`);
     const narUrl = `${url}/${/^URL: (.*)$/m.exec(narinfo.body.toString())![1]}`;
 
-    // Warm both sides' page caches, then best of three.
-    await dumpBytes(path);
+    // Warm both sides' page caches, then interleaved rounds, medians.
+    const bytes = await dumpBytes(path);
     await rawGetCount(narUrl);
-    const dump = await best(3, () => dumpBytes(path));
-    const serve = await best(3, () => rawGetCount(narUrl));
-    if (serve.value !== dump.value) throw new Error(`HTTP NAR is ${serve.value} bytes, nix-store --dump gave ${dump.value}`);
+    const dumpRounds: number[] = [];
+    const serveRounds: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const d = await flushedAround(() => dumpBytes(path));
+      const g = await flushedAround(() => rawGetCount(narUrl));
+      if (g.value !== bytes || d.value !== bytes) throw new Error(`HTTP NAR is ${g.value} bytes, nix-store --dump gave ${d.value}`);
+      dumpRounds.push(d.seconds);
+      serveRounds.push(g.seconds);
+    }
+    const dump = { seconds: median(dumpRounds), value: bytes };
+    const serve = { seconds: median(serveRounds), value: bytes };
     const rss = peakRssMiB(daemon.child.pid!);
 
     let next = 0;
@@ -147,14 +147,14 @@ export async function httpServeBench(requested = GiB): Promise<string> {
 
     const ratio = dump.seconds / serve.seconds;
     summary.rows.push(
-      { what: `NAR serving over HTTP, one ${(size / GiB).toFixed(2)} GiB path`, measured: rate(serve.value, serve.seconds), compared: `${ratio.toFixed(2)}× \`nix-store --dump\` (best of 3 each)` },
+      { what: `NAR serving over HTTP, one ${(size / GiB).toFixed(2)} GiB path`, measured: rate(serve.value, serve.seconds), compared: `${ratio.toFixed(2)}× \`nix-store --dump\` (medians of ${ROUNDS})` },
       { what: 'narinfo requests, signed', measured: `${Math.round(NARINFO_REQUESTS / q.seconds)} req/s`, compared: '' },
     );
     return [
-      `Serving Nix over HTTP: NAR of a ${(size / GiB).toFixed(2)} GiB single-file store path (file:// store in the daemon, loopback TCP):`,
+      `Serving Nix over HTTP: uncompressed NAR of a ${(size / GiB).toFixed(2)} GiB single-file store path (file:// store in the daemon, loopback TCP, --compression none; medians of ${ROUNDS} interleaved rounds):`,
       table([
-        ['nix-store --dump → pipe (reference)', rate(dump.value, dump.seconds), `1.00× (${dump.seconds.toFixed(2)} s)`],
-        ['GET nar/…nar from the daemon', rate(serve.value, serve.seconds), `${ratio.toFixed(2)}× nix-store --dump (${serve.seconds.toFixed(2)} s)`],
+        ['nix-store --dump → pipe (reference)', rate(dump.value, dump.seconds), `1.00× (${listRounds(dumpRounds)})`],
+        ['GET nar/…nar from the daemon', rate(serve.value, serve.seconds), `${ratio.toFixed(2)}× nix-store --dump (${listRounds(serveRounds)})`],
         [
           `GET <hash>.narinfo, signed (${NARINFO_CONCURRENCY} keep-alive connections)`,
           `${Math.round(NARINFO_REQUESTS / q.seconds)} req/s`,

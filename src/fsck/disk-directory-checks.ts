@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { b3Hex } from '../castore/digest.js';
 import type { Directory } from '../castore/messages.js';
 import { showName } from '../castore/directory.js';
-import { examineDirectory, sizesOf, type ChildState } from './examine.js';
+import { closureProblem, examineDirectory, sizesOf, type ChildState, type Examined } from './examine.js';
 import { message } from './report.js';
 import { errno, type DiskCheckState } from './disk-state.js';
 import type { BlobChecks } from './disk-blob-checks.js';
@@ -92,42 +92,10 @@ export class DirectoryChecks {
 
   /** Why the directory closure under a root is not complete and sound, if it is not. */
   async closureProblem(digest: Uint8Array, size: number): Promise<string | undefined> {
-    const rootHex = b3Hex(digest);
-    const state = await this.childState(rootHex);
-    if (state === 'missing') return `root directory ${rootHex} is missing`;
-    if (state === 'corrupt') return `root directory ${rootHex} is corrupt`;
-    if (!state.includes(size)) return `root node says size ${size}, but ${rootHex} has size ${state[0]} (or ${state[1]} by the older formula)`;
-    // Every directory on disk was checked with its children and blobs, so a
-    // closure can only be broken where a bad directory lies; walk it only
-    // when there are any.
-    if (this.s.badDirs.size === 0) return undefined;
-    const seen = new Set<string>([rootHex]);
-    const queue: { hex: string; at: string }[] = [{ hex: rootHex, at: '' }];
-    let first: string | undefined;
-    let bad = 0;
-    while (queue.length > 0) {
-      const { hex, at } = queue.shift()!;
-      const why = this.s.badDirs.get(hex);
-      const where = at ? `at ${JSON.stringify(at)}` : 'at the root';
-      if (why) {
-        bad++;
-        first ??= `directory ${hex} ${where}: ${why}`;
-        continue;
-      }
-      const d = await this.loadDirectory(hex);
-      if (!d || d.problem || !d.dir) {
-        bad++;
-        first ??= `directory ${hex} ${where}: ${d ? d.problem : 'missing'}`;
-        continue;
-      }
-      for (const c of d.dir.directories) {
-        const h = b3Hex(c.digest);
-        if (seen.has(h)) continue;
-        seen.add(h);
-        queue.push({ hex: h, at: at ? `${at}/${Buffer.from(c.name).toString('latin1')}` : Buffer.from(c.name).toString('latin1') });
-      }
-    }
-    if (!first) return undefined;
-    return `directory closure incomplete: ${first}${bad > 1 ? ` (and ${bad - 1} more bad directories)` : ''}`;
+    return closureProblem(digest, size, await this.childState(b3Hex(digest)), this.s.badDirs, async (hexes) => {
+      const loaded = new Map<string, Examined>();
+      for (const hex of hexes) loaded.set(hex, await this.loadDirectory(hex));
+      return loaded;
+    });
   }
 }

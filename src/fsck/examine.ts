@@ -74,3 +74,55 @@ export function examinePathInfo(bytes: Buffer): { info: PathInfo; path: string; 
     return { problem: message(err) };
   }
 }
+
+/** A directory as the closure walk sees it: decoded, or why it cannot be used (undefined: missing). */
+export type Examined = { dir?: Directory; problem?: string } | undefined;
+
+/**
+ * Why the directory closure under a root is not complete and sound, if it is
+ * not. Every stored directory was already checked with its children and
+ * blobs, so a closure can only be broken where a bad directory lies: it is
+ * walked (a level per `load`, so the database answers in batches) only when
+ * `badDirs` holds any.
+ */
+export async function closureProblem(
+  digest: Uint8Array,
+  size: number,
+  state: ChildState,
+  badDirs: ReadonlyMap<string, string>,
+  load: (hexes: string[]) => Promise<Map<string, Examined>>,
+): Promise<string | undefined> {
+  const rootHex = b3Hex(digest);
+  if (state === 'missing') return `root directory ${rootHex} is missing`;
+  if (state === 'corrupt') return `root directory ${rootHex} is corrupt`;
+  if (!state.includes(size)) return `root node says size ${size}, but ${rootHex} has size ${state[0]} (or ${state[1]} by the older formula)`;
+  if (badDirs.size === 0) return undefined;
+  const seen = new Set<string>([rootHex]);
+  let level: { hex: string; at: string }[] = [{ hex: rootHex, at: '' }];
+  let first: string | undefined;
+  let bad = 0;
+  while (level.length > 0) {
+    const loaded = await load(level.filter((x) => !badDirs.has(x.hex)).map((x) => x.hex));
+    const next: typeof level = [];
+    for (const { hex, at } of level) {
+      const where = at ? `at ${JSON.stringify(at)}` : 'at the root';
+      const why = badDirs.get(hex);
+      const d = why ? undefined : loaded.get(hex);
+      if (why || !d || d.problem || !d.dir) {
+        bad++;
+        first ??= `directory ${hex} ${where}: ${why ?? (d ? d.problem : 'missing')}`;
+        continue;
+      }
+      for (const c of d.dir.directories) {
+        const h = b3Hex(c.digest);
+        if (seen.has(h)) continue;
+        seen.add(h);
+        const name = Buffer.from(c.name).toString('latin1');
+        next.push({ hex: h, at: at ? `${at}/${name}` : name });
+      }
+    }
+    level = next;
+  }
+  if (!first) return undefined;
+  return `directory closure incomplete: ${first}${bad > 1 ? ` (and ${bad - 1} more bad directories)` : ''}`;
+}

@@ -8,7 +8,7 @@ import type { DirectoryService } from '../castore/directory-service.js';
 import { walkClosure } from '../castore/traverse.js';
 import type { Castore } from '../store/render-nar.js';
 import type { PathInfo } from '../store/messages.js';
-import { examineDirectory, examinePathInfo, narMismatch, type ChildState } from './examine.js';
+import { closureProblem, examineDirectory, examinePathInfo, narMismatch, type ChildState } from './examine.js';
 import { ScaleoutCheckState, chunks } from './scaleout-check-state.js';
 import type { ScaleoutDirectoryChecks } from './scaleout-directory-checks.js';
 import type { ObjectChecks } from './scaleout-object-checks.js';
@@ -70,48 +70,13 @@ export class ScaleoutPathInfoChecks {
 
   /** Why the directory closure under a root is not complete and sound, if it is not. */
   async closureProblem(digest: Uint8Array, size: number, state: ChildState): Promise<string | undefined> {
-    const rootHex = b3Hex(digest);
-    if (state === 'missing') return `root directory ${rootHex} is missing`;
-    if (state === 'corrupt') return `root directory ${rootHex} is corrupt`;
-    if (!state.includes(size)) return `root node says size ${size}, but ${rootHex} has size ${state[0]} (or ${state[1]} by the older formula)`;
-    // Every directory row was checked with its children and blobs, so a
-    // closure can only be broken where a bad directory lies; walk it (a
-    // level per query) only when there are any.
-    if (this.s.badDirs.size === 0) return undefined;
-    const seen = new Set<string>([rootHex]);
-    let level: { hex: string; at: string }[] = [{ hex: rootHex, at: '' }];
-    let first: string | undefined;
-    let bad = 0;
-    while (level.length > 0) {
-      const rows = await this.dirs.directoryRows(level.filter((x) => !this.s.badDirs.has(x.hex)).map((x) => x.hex));
-      const next: typeof level = [];
-      for (const { hex, at } of level) {
-        const why = this.s.badDirs.get(hex);
-        const where = at ? `at ${JSON.stringify(at)}` : 'at the root';
-        if (why) {
-          bad++;
-          first ??= `directory ${hex} ${where}: ${why}`;
-          continue;
-        }
+    return closureProblem(digest, size, state, this.s.badDirs, async (hexes) => {
+      const rows = await this.dirs.directoryRows(hexes);
+      return new Map(hexes.map((hex) => {
         const data = rows.get(hex);
-        const d = data ? examineDirectory(hex, data, 'key') : undefined;
-        if (!d || d.problem || !d.dir) {
-          bad++;
-          first ??= `directory ${hex} ${where}: ${d ? d.problem : 'missing'}`;
-          continue;
-        }
-        for (const c of d.dir.directories) {
-          const h = b3Hex(c.digest);
-          if (seen.has(h)) continue;
-          seen.add(h);
-          const name = Buffer.from(c.name).toString('latin1');
-          next.push({ hex: h, at: at ? `${at}/${name}` : name });
-        }
-      }
-      level = next;
-    }
-    if (!first) return undefined;
-    return `directory closure incomplete: ${first}${bad > 1 ? ` (and ${bad - 1} more bad directories)` : ''}`;
+        return [hex, data ? examineDirectory(hex, data, 'key') : undefined];
+      }));
+    });
   }
 
   /** Read-only services over the same S3 client and database, for rendering NARs. */

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { CLI } from '../helpers/daemon.js';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { fixtureClosureNixFile, nixBuild, runNix } from '../helpers/nix.js';
 import { runCli, type CliResult } from '../copy/run-cli.js';
 import { nixEnv } from '../helpers/nix.js';
@@ -26,7 +27,10 @@ export async function deleteFromNix(paths: string[]): Promise<void> {
 
 /** A clock file for NIX_CASTORE_CLOCK_FILE, and a setter. */
 export async function testClock(startMs: number): Promise<{ file: string; set(ms: number): Promise<void>; env(): NodeJS.ProcessEnv }> {
-  const file = join(await mkdtemp(join(tmpdir(), 'gc-clock-')), 'now');
+  const dir = await mkdtemp(join(tmpdir(), 'gc-clock-'));
+  // Tests hand the file to daemons they stop themselves; it goes with the test process.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'now');
   await writeFile(file, String(startMs));
   return {
     file,
