@@ -1,5 +1,7 @@
 // The bench's closure: trees of real files from /usr added to the Nix store.
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { nixEnv } from '../test/helpers/nix.js';
 import { GiB } from './util.js';
 
@@ -16,23 +18,40 @@ function duBytes(dir: string): number {
 /**
  * Adds /usr trees to the Nix store until `target` bytes; returns the store
  * paths. The full size takes the first trees whatever their size (lots of
- * small files in /usr/share); a quick look (below 1 GiB) only trees that fit.
+ * small files in /usr/share); a quick look (below 1 GiB) only trees that
+ * fit, going down into a tree too big for it, so even a few MiB get real files.
  */
 export function realFilesClosure(target: number): { paths: string[]; bytes: number } {
   const paths: string[] = [];
   let bytes = 0;
-  for (const dir of CANDIDATES) {
-    if (bytes >= target) break;
+  const take = (dir: string, depth: number): void => {
+    if (bytes >= target) return;
     const size = duBytes(dir);
-    if (size === 0 || (target < GiB && bytes + size > target)) continue;
+    if (size === 0) return;
+    if (target < GiB && bytes + size > target) {
+      if (depth < 3) for (const sub of subdirectories(dir)) take(sub, depth + 1);
+      return;
+    }
     try {
       paths.push(execFileSync('nix-store', ['--add', dir], { encoding: 'utf8', env: nixEnv(), stdio: ['ignore', 'pipe', 'ignore'] }).trim());
       bytes += size;
     } catch {
       // unreadable or special files: skip that tree
     }
-  }
+  };
+  for (const dir of CANDIDATES) take(dir, 0);
   return { paths, bytes };
+}
+
+function subdirectories(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(dir, e.name))
+      .sort();
+  } catch {
+    return [];
+  }
 }
 
 /** Regular files below the store paths. */

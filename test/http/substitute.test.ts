@@ -16,6 +16,7 @@ import { startDaemonProcess, CLI, type DaemonProcess } from '../helpers/daemon.j
 import { nixEnv, nixPathInfo, runNix, parsePathInfoJson } from '../helpers/nix.js';
 import { runCli } from '../copy/run-cli.js';
 import { cacheUrlOf, request } from './http-helpers.js';
+import { keyPair } from '../helpers/cache-fixtures.js';
 
 const SALT = 'http-cache';
 const KEY_NAME = 'http-cache-test-1';
@@ -28,19 +29,6 @@ let publicKey: string;
 /** Same key name, other key material: must not be accepted. */
 let wrongPublicKey: string;
 const narHashes = new Map<string, string>();
-
-async function keyPair(name: string): Promise<{ secret: string; public: string }> {
-  const secret = (await runNix('nix', ['key', 'generate-secret', '--key-name', name])).stdout.toString().trim();
-  const pub = await new Promise<string>((resolve, reject) => {
-    const c = spawn('nix', ['key', 'convert-secret-to-public'], { env: nixEnv() });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`convert-secret-to-public exited ${code}`))));
-    c.stdin.end(secret);
-  });
-  return { secret, public: pub };
-}
 
 /** Options that make the daemon the only substituter, with signatures required. */
 function substituteFrom(trustedKey: string): string[] {
