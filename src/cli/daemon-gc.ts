@@ -18,6 +18,7 @@ export const DAEMON_GC_FLAGS = {
   'gc-keep-since': { type: 'string' },
   'gc-max-size': { type: 'string' },
   'gc-grace': { type: 'string' },
+  'gc-memory': { type: 'string' },
 } as const;
 
 export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' for the policy):
@@ -26,6 +27,8 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
       --gc-keep-since D    paths pushed or read within D (e.g. 30d);
       --gc-max-size S      the most recently used paths up to S (e.g. 500G);
       --gc-grace D         what was written within D (default 1h).
+      --gc-memory S        memory for the collector's marks (default
+                           64MiB; beyond it they spill to disk).
                            Needs an on-disk store; not with --read-only.
                            'nix-castore gc --store grpc+…' and 'pin' reach
                            the same collector through
@@ -59,15 +62,15 @@ export interface GcSchedule {
 }
 
 export function scheduleGc(
-  values: { 'gc-interval'?: string; 'gc-keep-since'?: string; 'gc-max-size'?: string; 'gc-grace'?: string },
+  values: { 'gc-interval'?: string; 'gc-keep-since'?: string; 'gc-max-size'?: string; 'gc-grace'?: string; 'gc-memory'?: string },
   admin: GcAdmin | undefined,
   readOnly: boolean,
   log: (msg: string) => void,
 ): GcSchedule | undefined {
   const interval = values['gc-interval'];
-  const req: GcRequest = { keepSince: values['gc-keep-since'], maxSize: values['gc-max-size'], grace: values['gc-grace'] };
+  const req: GcRequest = { keepSince: values['gc-keep-since'], maxSize: values['gc-max-size'], grace: values['gc-grace'], memory: values['gc-memory'] };
   if (interval === undefined) {
-    for (const f of ['gc-keep-since', 'gc-max-size', 'gc-grace'] as const) {
+    for (const f of ['gc-keep-since', 'gc-max-size', 'gc-grace', 'gc-memory'] as const) {
       if (values[f] !== undefined) throw new UsageError(`--${f} is a policy for scheduled collections: give --gc-interval D too`);
     }
     return undefined;
@@ -79,7 +82,7 @@ export function scheduleGc(
   try {
     policyOf(req);
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/--(keep-since|max-size|grace)/g, '--gc-$1'));
+    throw new UsageError((err as Error).message.replace(/--(keep-since|max-size|grace|memory)/g, '--gc-$1'));
   }
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;

@@ -3,7 +3,7 @@ import { diskAdmin, policyOf, type GcRequest } from '../gc/admin.js';
 import { formatReport, type GcReport } from '../gc/report.js';
 import { maintenanceTarget } from './store-root.js';
 
-const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+… | --store s3://…] [--keep-since D] [--max-size S] [--dry-run] [--json]
+const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+… | --store s3://…] [--keep-since D] [--max-size S] [--memory S] [--dry-run] [--json]
 
 Deletes what the retention policy does not keep, and returns the space.
 Kept: every pinned path ('nix-castore pin'), every path pushed or read
@@ -32,6 +32,11 @@ Options:
                         sizes add up to at most S: 500G, 200MiB, 1.5TiB.
       --grace D         always keep what was written within D (default 1h):
                         uploads in progress are not collected.
+      --memory S        memory for the marks and the lists of what to
+                        delete (default 64MiB); beyond it they spill to
+                        scratch files (under the store's gc/; for s3://
+                        stores under TMPDIR). Not with a daemon's
+                        address: it uses its own (--gc-memory).
       --dry-run         say what would be deleted; change nothing.
       --json            print the report as one JSON object.
   -h, --help            show this help.
@@ -55,6 +60,7 @@ export const gcCommand: Command = {
         'keep-since': { type: 'string' },
         'max-size': { type: 'string' },
         grace: { type: 'string' },
+        memory: { type: 'string' },
         'dry-run': { type: 'boolean' },
         json: { type: 'boolean' },
       },
@@ -65,7 +71,7 @@ export const gcCommand: Command = {
       return 0;
     }
     if (positionals.length > 0) throw new UsageError(`gc takes no arguments (got ${JSON.stringify(positionals[0])}); pin paths to keep them`);
-    const req: GcRequest = { keepSince: values['keep-since'], maxSize: values['max-size'], grace: values.grace, dryRun: values['dry-run'] === true };
+    const req: GcRequest = { keepSince: values['keep-since'], maxSize: values['max-size'], grace: values.grace, memory: values.memory, dryRun: values['dry-run'] === true };
     try {
       policyOf(req); // bad input: exit 2 before anything is asked or changed
     } catch (err) {
@@ -84,6 +90,7 @@ export const gcCommand: Command = {
         await admin.close();
       }
     } else {
+      if (values.memory !== undefined) throw new UsageError('--memory is for collections run by this process; a daemon collects within its own budget (--gc-memory, 64MiB by default)');
       const { AdminClient } = await import('../grpc/admin-client.js');
       const client = new AdminClient(target.addr);
       try {

@@ -9,7 +9,7 @@ import { parseAbsolute, absolute } from '../nix/store-path.js';
 import { now } from '../util/clock.js';
 import { UsageError } from '../util/usage.js';
 import { collectDisk } from './disk-gc.js';
-import { parseDuration, parseSize } from './policy.js';
+import { DEFAULT_GC_MEMORY, MIN_GC_MEMORY, parseDuration, parseSize } from './policy.js';
 import type { GcReport } from './report.js';
 
 /** A collection's policy as the gc command's flags spell it (undefined or '': not given). */
@@ -17,6 +17,8 @@ export interface GcRequest {
   keepSince?: string;
   maxSize?: string;
   grace?: string;
+  /** Memory for the collector's mark sets and lists (`64MiB`); beyond it they spill to disk. */
+  memory?: string;
   dryRun?: boolean;
   /** Stops the collection before it deletes anything. */
   signal?: AbortSignal;
@@ -39,10 +41,12 @@ export function policyOf(req: GcRequest) {
     const keepSinceMs = req.keepSince ? parseDuration(req.keepSince, '--keep-since') : undefined;
     const maxSizeBytes = req.maxSize ? parseSize(req.maxSize, '--max-size') : undefined;
     const graceMs = parseDuration(req.grace || '1h', '--grace');
+    const memoryBytes = req.memory ? parseSize(req.memory, '--memory') : DEFAULT_GC_MEMORY;
+    if (memoryBytes < MIN_GC_MEMORY) throw new UsageError(`--memory must be at least 1MiB, got ${JSON.stringify(req.memory)}`);
     if (keepSinceMs === undefined && maxSizeBytes === undefined) {
       throw new UsageError('say what to keep besides pins: --keep-since D (e.g. 30d; 0 for pins only) and/or --max-size S (e.g. 500G)');
     }
-    return { keepSinceMs, maxSizeBytes, graceMs };
+    return { keepSinceMs, maxSizeBytes, graceMs, memoryBytes };
   } catch (err) {
     if (err instanceof UsageError) throw invalid(err.message);
     throw err;

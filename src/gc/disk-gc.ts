@@ -3,38 +3,40 @@
 //   2. `gc/marking` is written before the PathInfos are listed, so every
 //      PathInfo stored later is journalled (gc-fence.ts);
 //   3. the roots (pins, PathInfos with their times) are read completely or
-//      the collection stops having deleted nothing;
-//   4. mark from the kept PathInfos, and from every directory that survives
-//      anyway (young, or in a pack not worth rewriting): a surviving
-//      directory never refers to deleted content;
+//      the collection stops having deleted nothing (disk-roots.ts);
+//   4. mark from the kept PathInfos (marks.ts), then decide, bucket by
+//      bucket, what goes (disk-plan.ts), marking from every directory that
+//      survives anyway (young, or in a pack not worth rewriting): a
+//      surviving directory never refers to deleted content;
 //   5. live records of packs that are mostly garbage are copied to a new
-//      pack (durable and indexed before anything is deleted);
+//      pack (durable and indexed before anything is deleted; disk-rewrite.ts);
 //   6. fence: `gc/deleting`, epoch bumped, wait for PathInfo Puts in flight,
 //      then mark what the journal and the pins name now, sparing whatever
-//      that needs;
+//      that needs (disk-late.ts);
 //   7. delete PathInfos first (so none ever refers to deleted content), then
 //      directories (loose, then condemned packs, index first), then blobs
-//      the same way: what refers goes before what it refers to.
+//      the same way: what refers goes before what it refers to (disk-delete.ts).
 // Killed anywhere, the store stays consistent: at worst garbage is left
-// (or copied twice) for the next collection.
-import { rm, writeFile, unlink, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+// (or copied twice) for the next collection. Memory: the marks and the
+// plan's lists are bounded by `memoryBytes` and spill to `gc/scratch-<pid>/`
+// beyond it.
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { diskLayout } from '../addr/open.js';
-import { DiskLayout } from '../castore/disk/disk-layout.js';
-import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
+import type { DiskLayout } from '../castore/disk/disk-layout.js';
 import { acquireGcLock } from '../castore/disk/gc-lock.js';
 import { pidAlive, statePid } from '../castore/disk/gc-fence.js';
-import { copyRecords, listPacks, readPackIndex, removePack, type PackFile } from '../castore/disk/pack-gc.js';
-import { PackStore } from '../castore/disk/pack-store.js';
-import type { IndexEntry } from '../castore/disk/pack-format.js';
-import { syncDir } from '../castore/disk/dir-sync.js';
-import { b3Hex } from '../castore/digest.js';
-import { DiskPins, forgetAccess } from '../store/backends/disk-retention.js';
-import { parseAbsolute } from '../nix/store-path.js';
-import { PathInfoCodec } from '../store/messages.js';
-import { decideKept, type PolicyOptions } from './policy.js';
-import { Marks, type Kind } from './marks.js';
-import { diskUsage, looseObjects, scanPathInfos, type LooseFile } from './disk-scan.js';
+import { DEFAULT_GC_MEMORY, type PolicyOptions } from './policy.js';
+import { Marks } from './marks.js';
+import { diskUsage, type ScannedPath } from './disk-scan.js';
+import { DiskDirectoryReader } from './disk-directories.js';
+import { readRoots, type Roots } from './disk-roots.js';
+import { DiskPlan } from './disk-plan.js';
+import { rewritePacks } from './disk-rewrite.js';
+import { spareLate } from './disk-late.js';
+import { deleteCondemned } from './disk-delete.js';
+import { cleanScratch } from './scratch.js';
+import { DigestTable } from '../util/digest-table.js';
 import type { GcReport } from './report.js';
 
 export interface DiskGcOptions extends PolicyOptions {
@@ -46,20 +48,8 @@ export interface DiskGcOptions extends PolicyOptions {
   putWaitMs?: number;
   /** Aborted: stop before deleting anything. */
   signal?: AbortSignal;
-}
-
-type Fate = 'keep' | 'rewrite' | 'delete';
-
-interface PackPlan {
-  dir: string;
-  pack: PackFile;
-  entries: IndexEntry[];
-  fate: Fate;
-  /** Hex digests of entries not marked when the fate was decided. */
-  dead: Set<string>;
-  copied: boolean;
-  /** Entries in its index when planned (its entries are dropped once it is known to stay). */
-  count: number;
+  /** Memory for the marks and the lists of what to delete; beyond it they spill to scratch files. */
+  memoryBytes?: number;
 }
 
 export async function collectDisk(root: string, opts: DiskGcOptions): Promise<GcReport> {
@@ -69,15 +59,18 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
   await layout.init();
   const fence = layout.gc;
   const lock = acquireGcLock(root);
+  const memory = opts.memoryBytes ?? DEFAULT_GC_MEMORY;
+  const scratchDir = join(fence.dir, `scratch-${process.pid}`);
   // A reader of its own (not the process's shared layout): a daemon collecting
   // every hour must not accumulate readers and their indexes.
-  const directories = new DiskDirectoryService(new DiskLayout(root));
-  const warnings: string[] = [];
+  const directories = new DiskDirectoryReader(root);
+  const marks = new Marks(directories, { budgetBytes: Math.floor(memory * 0.75), scratchDir });
   // Objects are judged by their files' times: real time, whatever the policy's clock.
-  const graceCut = Date.now() - opts.graceMs;
-  const rewriteAbove = opts.rewriteAbove ?? 0.25;
+  const plan = new DiskPlan(root, marks, { graceCut: Date.now() - opts.graceMs, rewriteAbove: opts.rewriteAbove ?? 0.25, budgetBytes: Math.floor(memory * 0.25), scratchDir });
+  const warnings: string[] = [];
   try {
     fence.init();
+    await cleanScratch(fence.dir, scratchDir);
     const left = statePid(fence.deletingFile);
     if (left !== undefined && !pidAlive(left)) warnings.push(`a previous collection (pid ${left}) was killed while deleting; this one finishes its work`);
     const before = await diskUsage(root);
@@ -86,239 +79,84 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
       await writeFile(fence.markingFile, `${process.pid}\n`);
     }
 
-    // Roots, read completely.
     log('gc: reading pins and PathInfos');
-    const pins = await new DiskPins(layout).list();
-    const paths = await scanPathInfos(root);
-    const pinnedKeys = (list: { name: string; paths: string[] }[]): Set<string> => {
-      const keys = new Set<string>();
-      for (const pin of list) {
-        for (const p of pin.paths) {
-          const key = Buffer.from(parseAbsolute(p).digest).toString('hex');
-          keys.add(key);
-          if (!paths.has(key)) warnings.push(`pin ${pin.name}: ${p} is not in the store`);
-        }
-      }
-      return keys;
-    };
-    const decision = decideKept(paths, pinnedKeys(pins), opts);
-    for (const m of decision.missingRefs) warnings.push(`${m.from} refers to a path the store lacks (digest ${m.ref}): its closure was incomplete already`);
-
+    const roots = await readRoots(layout, opts, warnings);
     opts.signal?.throwIfAborted();
-    // Mark.
-    log(`gc: marking from ${decision.kept.size} kept paths`);
-    const plans: PackPlan[] = [];
-    const condemned = new Map<string, PackPlan[]>(); // dead digest → condemned packs holding it
-    const looseDoomed = new Map<string, LooseFile>(); // `${kind}:${hex}`
-    // Once a kind's fates are decided, marking one of its objects spares it.
-    const planned = { dir: false, blob: false };
-    const spare: Promise<void>[] = [];
-    const onMark = (kind: Kind, hex: string): void => {
-      if (!planned[kind]) return;
-      looseDoomed.delete(`${kind}:${hex}`);
-      for (const plan of condemned.get(`${kind}:${hex}`) ?? []) {
-        if (plan.fate === 'keep') continue;
-        plan.fate = 'keep';
-        if (kind === 'dir') spare.push(markDeadDirs(plan));
-      }
-    };
-    const marks = new Marks(directories, onMark);
-    const markDeadDirs = async (plan: PackPlan): Promise<void> => {
-      for (const e of plan.entries) await marks.directory(e.digest, false);
-    };
-    for (const key of decision.kept.keys()) await marks.node(paths.get(key)!.node, true);
+    log(`gc: marking from ${roots.decision.kept.size} kept paths`);
+    await directories.refresh();
+    for (const key of roots.decision.kept.keys()) await marks.node(roots.paths.get(key)!.node, true);
+    log('gc: deciding what goes');
+    await plan.planDirectories();
+    await plan.planBlobs();
+    // From here on, whatever is marked spares what the plans condemned.
+    marks.recordLate();
+    const doomedPaths = [...roots.paths.values()].filter((p) => !roots.decision.kept.has(p.key));
+    const report = async (after: number, copiedBytes: number, deleted: typeof doomedPaths): Promise<GcReport> =>
+      buildReport(roots, plan, marks, { before, after, copiedBytes, deleted, warnings, dryRun: !!opts.dryRun, t0, budgetBytes: memory });
+    if (opts.dryRun) return await report(before, 0, doomedPaths);
 
-    // Directories: decide the packs' fates, then mark from the survivors.
-    const planPacks = async (dir: string, kind: Kind, marked: Set<string>): Promise<PackPlan[]> => {
-      const out: PackPlan[] = [];
-      for (const pack of await listPacks(dir)) {
-        if (pack.orphan) {
-          out.push({ dir, pack, entries: [], fate: pack.mtimeMs < graceCut ? 'delete' : 'keep', dead: new Set(), copied: false, count: 0 });
-          continue;
-        }
-        const entries = await readPackIndex(dir, pack.name);
-        const dead = new Set<string>();
-        let liveBytes = 0;
-        for (const e of entries) {
-          const hex = b3Hex(e.digest);
-          if (marked.has(hex)) liveBytes += e.length + 40;
-          else dead.add(hex);
-        }
-        let fate: Fate = 'keep';
-        if (pack.sealed && pack.mtimeMs < graceCut && dead.size > 0) {
-          if (liveBytes === 0) fate = 'delete';
-          else if (1 - liveBytes / Math.max(pack.bytes, 1) > rewriteAbove) fate = 'rewrite';
-        }
-        const plan = { dir, pack, entries, fate, dead, copied: false, count: entries.length };
-        if (fate !== 'keep') for (const hex of dead) condemned.set(`${kind}:${hex}`, [...(condemned.get(`${kind}:${hex}`) ?? []), plan]);
-        out.push(plan);
-      }
-      return out;
-    };
-    const dirPlans = await planPacks(join(root, 'directory-packs'), 'dir', marks.dirs);
-    planned.dir = true;
-    // Memory: what stays needs no entries (a pack condemned later still has its own).
-    const drop = (plan: PackPlan) => {
-      plan.entries = [];
-      plan.dead = new Set();
-    };
-    for (const plan of dirPlans) {
-      if (plan.fate !== 'keep') continue;
-      await markDeadDirs(plan);
-      drop(plan);
-    }
-    for await (const f of looseObjects(root, 'directories')) {
-      if (marks.dirs.has(f.hex)) continue;
-      if (f.mtimeMs < graceCut) looseDoomed.set(`dir:${f.hex}`, f);
-      else await marks.directory(Buffer.from(f.hex, 'hex'), false);
-    }
-    while (spare.length > 0) await spare.shift();
-    const blobPlans = await planPacks(join(root, 'packs'), 'blob', marks.blobs);
-    planned.blob = true;
-    for (const plan of blobPlans) if (plan.fate === 'keep') drop(plan);
-    for await (const f of looseObjects(root, 'blobs')) {
-      if (!marks.blobs.has(f.hex) && f.mtimeMs < graceCut) looseDoomed.set(`blob:${f.hex}`, f);
-    }
-    plans.push(...dirPlans, ...blobPlans);
-
-    const doomedPaths = [...paths.values()].filter((p) => !decision.kept.has(p.key));
-    const count = () => {
-      const deadObjects = { dir: new Set<string>(), blob: new Set<string>() };
-      for (const [k] of looseDoomed) deadObjects[k.startsWith('dir:') ? 'dir' : 'blob'].add(k.slice(k.indexOf(':') + 1));
-      for (const [k, ps] of condemned) if (ps.some((p) => p.fate !== 'keep')) deadObjects[k.startsWith('dir:') ? 'dir' : 'blob'].add(k.slice(k.indexOf(':') + 1));
-      return { dirs: deadObjects.dir.size, blobs: deadObjects.blob.size };
-    };
-    const report = (after: number, copiedBytes: number, deletedPaths: typeof doomedPaths): GcReport => {
-      const c = count();
-      const deletedSet = new Set(deletedPaths.map((p) => p.key));
-      return {
-        dryRun: !!opts.dryRun,
-        paths: { total: paths.size, kept: paths.size - deletedSet.size, deleted: deletedSet.size, keptNarBytes: decision.keptBytes },
-        kept: [...paths.values()].filter((p) => !deletedSet.has(p.key)).map((p) => ({ path: p.name, reason: decision.kept.get(p.key) ?? 'late' })),
-        deleted: deletedPaths.map((p) => p.name).sort(),
-        directories: { deleted: c.dirs },
-        blobs: { deleted: c.blobs },
-        packs: { rewritten: plans.filter((p) => p.fate === 'rewrite').length, deleted: plans.filter((p) => p.fate === 'delete').length, liveBytesCopied: copiedBytes },
-        bytes: { before, after, reclaimed: before - after },
-        warnings,
-        seconds: (Date.now() - t0) / 1000,
-        peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
-      };
-    };
-    if (opts.dryRun) return report(before, 0, doomedPaths);
-
-    // Copy the live records of packs to rewrite.
-    let copiedBytes = 0;
-    const rewrites = plans.filter((p) => p.fate === 'rewrite');
-    if (rewrites.length > 0) log(`gc: rewriting ${rewrites.length} packs`);
-    const targets = new Map<string, PackStore>();
-    try {
-      for (const plan of rewrites) {
-        let target = targets.get(plan.dir);
-        if (!target) targets.set(plan.dir, (target = new PackStore(plan.dir)));
-        const live = plan.entries.filter((e) => !plan.dead.has(b3Hex(e.digest)));
-        try {
-          copiedBytes += await copyRecords(plan.dir, plan.pack.name, live, target);
-          plan.copied = true;
-        } catch (err) {
-          warnings.push((err as Error).message);
-          plan.fate = 'keep';
-          if (plan.dir.endsWith('directory-packs')) await markDeadDirs(plan);
-        }
-      }
-    } finally {
-      for (const t of targets.values()) await t.close();
-    }
-
+    const rewritten = await rewritePacks(plan, warnings, log);
     opts.signal?.throwIfAborted();
-    // Fence: no PathInfo Put runs from here until the deletions are done.
-    await writeFile(fence.deletingFile, `${process.pid}\n`);
-    await writeFile(fence.epochFile, `${Number(fence.readEpoch()) + 1}\n`);
-    const deadline = Date.now() + (opts.putWaitMs ?? 5 * 60_000);
-    for (let wait = 5; fence.livePuts().length > 0; wait = Math.min(wait * 2, 200)) {
-      if (Date.now() > deadline) throw new Error('PathInfo Puts in flight did not finish; nothing was deleted');
-      await new Promise((r) => setTimeout(r, wait));
-    }
-    // What was stored or pinned while we marked is kept too.
-    const lateKeys = new Set<string>();
-    try {
-      for (const line of (await readFile(fence.journalFile, 'utf8')).split('\n')) if (/^[0-9a-f]{40}$/.test(line)) lateKeys.add(line);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    for (const k of pinnedKeys(await new DiskPins(layout).list())) if (paths.has(k) && !decision.kept.has(k)) lateKeys.add(k);
-    const spared = new Set<string>();
-    for (const key of lateKeys) {
-      let data;
-      try {
-        data = await readFile(join(root, 'pathinfo', key.slice(0, 2), key));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
-      const info = PathInfoCodec.decode(data);
-      spared.add(key);
-      if (info.node) await marks.node(info.node, true);
-      // Its closure is kept too, with its content.
-      const todo = info.references.map((r) => Buffer.from(r).toString('hex'));
-      while (todo.length > 0) {
-        const k = todo.pop()!;
-        if (spared.has(k)) continue;
-        spared.add(k);
-        const p = paths.get(k);
-        if (!p || decision.kept.has(k)) continue;
-        await marks.node(p.node, true);
-        todo.push(...p.refs);
-      }
-    }
-    // Directories stored since the plans were made survive, and so does what they refer to.
-    const plannedEntries = new Map(dirPlans.map((p) => [p.pack.name, p.count]));
-    for (const pack of await listPacks(join(root, 'directory-packs'))) {
-      if (pack.orphan) continue;
-      const entries = await readPackIndex(join(root, 'directory-packs'), pack.name);
-      for (const e of entries.slice(plannedEntries.get(pack.name) ?? 0)) await marks.directory(e.digest, false);
-    }
-    while (spare.length > 0) await spare.shift();
+    await enterDeletePhase(layout, opts.putWaitMs ?? 5 * 60_000);
+    const spared = await spareLate(layout, roots, marks, plan, rewritten.written);
     opts.signal?.throwIfAborted();
     if (!lock.stillHeld()) throw new Error('another collector took the lock over; nothing was deleted');
 
-    // Delete: PathInfos first (recorded first, for PathInfo Puts that refer to them).
     log('gc: deleting');
     const deletedPaths = doomedPaths.filter((p) => !spared.has(p.key));
-    fence.recordDeleted(fence.readEpoch(), deletedPaths.map((p) => p.key));
-    const shardDirs = new Set<string>();
-    for (const p of deletedPaths) {
-      await unlink(p.file).catch((err) => {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      });
-      shardDirs.add(dirname(p.file));
-      await forgetAccess(root, p.key);
-    }
-    await Promise.all([...shardDirs].map(syncDir));
-    // Referrers before what they refer to: every directory (loose or packed)
-    // goes before any blob, so a collection killed in between leaves no
-    // directory record pointing at a deleted blob.
-    const unlinkLoose = async (kind: Kind): Promise<void> => {
-      for (const [key, f] of looseDoomed) {
-        if (!key.startsWith(`${kind}:`)) continue;
-        await unlink(f.file).catch((err) => {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        });
-      }
-    };
-    const isDirPack = (plan: PackPlan): boolean => plan.dir.endsWith('directory-packs');
-    await unlinkLoose('dir');
-    for (const plan of plans) if (plan.fate !== 'keep' && isDirPack(plan)) await removePack(plan.dir, plan.pack.name);
-    await unlinkLoose('blob');
-    for (const plan of plans) if (plan.fate !== 'keep' && !isDirPack(plan)) await removePack(plan.dir, plan.pack.name);
-    const after = await diskUsage(root);
-    return report(after, copiedBytes, deletedPaths);
+    await deleteCondemned(layout, deletedPaths, plan, { dir: marks.late!.dirs, blob: marks.late!.blobs });
+    const r = await report(0, rewritten.copied, deletedPaths);
+    await plan.dispose();
+    await marks.dispose();
+    await rm(scratchDir, { recursive: true, force: true });
+    r.bytes.after = await diskUsage(root);
+    r.bytes.reclaimed = r.bytes.before - r.bytes.after;
+    return r;
   } finally {
     if (!opts.dryRun) {
       for (const f of [fence.deletingFile, fence.markingFile, fence.journalFile]) await rm(f, { force: true }).catch(() => {});
     }
+    await plan.dispose().catch(() => {});
+    await marks.dispose().catch(() => {});
+    await rm(scratchDir, { recursive: true, force: true }).catch(() => {});
     await directories.close();
     lock.release();
   }
 }
 
+/** Fence: no PathInfo Put runs from here until the deletions are done. */
+async function enterDeletePhase(layout: DiskLayout, putWaitMs: number): Promise<void> {
+  const fence = layout.gc;
+  await writeFile(fence.deletingFile, `${process.pid}\n`);
+  await writeFile(fence.epochFile, `${Number(fence.readEpoch()) + 1}\n`);
+  const deadline = Date.now() + putWaitMs;
+  for (let wait = 5; fence.livePuts().length > 0; wait = Math.min(wait * 2, 200)) {
+    if (Date.now() > deadline) throw new Error('PathInfo Puts in flight did not finish; nothing was deleted');
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+async function buildReport(
+  roots: Roots,
+  plan: DiskPlan,
+  marks: Marks,
+  r: { before: number; after: number; copiedBytes: number; deleted: ScannedPath[]; warnings: string[]; dryRun: boolean; t0: number; budgetBytes: number },
+): Promise<GcReport> {
+  const { paths, decision } = roots;
+  const gone = new Set(r.deleted.map((p) => p.key));
+  const spared = marks.late ?? { dirs: new DigestTable(16), blobs: new DigestTable(16) };
+  return {
+    dryRun: r.dryRun,
+    paths: { total: paths.size, kept: paths.size - gone.size, deleted: gone.size, keptNarBytes: decision.keptBytes },
+    kept: [...paths.values()].filter((p) => !gone.has(p.key)).map((p) => ({ path: p.name, reason: decision.kept.get(p.key) ?? 'late' })),
+    deleted: r.deleted.map((p) => p.name).sort(),
+    directories: { deleted: await plan.countDead('dir', spared.dirs) },
+    blobs: { deleted: await plan.countDead('blob', spared.blobs) },
+    packs: { rewritten: plan.plans.filter((p) => p.fate === 'rewrite').length, deleted: plan.plans.filter((p) => p.fate === 'delete').length, liveBytesCopied: r.copiedBytes },
+    bytes: { before: r.before, after: r.after, reclaimed: r.before - r.after },
+    warnings: r.warnings,
+    seconds: (Date.now() - r.t0) / 1000,
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    memory: { budgetBytes: r.budgetBytes, spilled: marks.dirs.spilled || marks.blobs.spilled || plan.spilled },
+  };
+}

@@ -1,5 +1,5 @@
 // Reading an on-disk store for a collection: its PathInfos with their
-// retention times, its loose objects, and its disk usage. Any error
+// retention times, and its disk usage. Any error
 // propagates: a collector that cannot read every root deletes nothing.
 import { readdir, readFile, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,35 +52,6 @@ export async function scanPathInfos(root: string): Promise<Map<string, ScannedPa
     }
   }
   return out;
-}
-
-export interface LooseFile {
-  hex: string;
-  file: string;
-  mtimeMs: number;
-  bytes: number;
-}
-
-/** Files of `blobs/` or `directories/` (one object each), shard by shard. */
-export async function* looseObjects(root: string, kind: 'blobs' | 'directories'): AsyncGenerator<LooseFile> {
-  const base = join(root, kind);
-  for (const shard of await shards(base)) {
-    let names: string[];
-    try {
-      names = await readdir(join(base, shard));
-    } catch {
-      continue;
-    }
-    for (const hex of names) {
-      const file = join(base, shard, hex);
-      try {
-        const st = await lstat(file);
-        yield { hex, file, mtimeMs: st.mtimeMs, bytes: st.blocks * 512 };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-    }
-  }
 }
 
 /** Bytes the tree under `dir` takes on disk (like du). */

@@ -1,59 +1,95 @@
-// The mark set of a collection: directories and blobs reachable from kept
-// PathInfos (and from directories that survive anyway), as hex digests.
-// Every newly marked object is reported, so the collector can spare what
-// it had condemned when a late PathInfo turns out to need it.
-import type { DirectoryService } from '../castore/directory-service.js';
-import type { Node } from '../castore/messages.js';
-import { b3Hex, b3String } from '../castore/digest.js';
+// The mark sets of a collection: directories and blobs reachable from kept
+// PathInfos (and from directories that survive anyway), as binary digests
+// in sets bounded by a memory budget that spill to scratch files beyond it
+// (util/spilling-digest-set.ts). A directory found in the in-memory set is
+// not walked again; one that went to disk may be walked again — slower,
+// never wrong, so directory marks stay exact. Whether an object is marked
+// is then asked bucket by bucket (`dirs.bucket(b)`, `blobs.bucket(b)`).
+import type { Directory, Node } from '../castore/messages.js';
+import { b3String } from '../castore/digest.js';
+import { DigestTable } from '../util/digest-table.js';
+import { SpillingDigestSet } from '../util/spilling-digest-set.js';
 
 export type Kind = 'dir' | 'blob';
 
+/** Directories read at once while walking. */
+const LOAD_AHEAD = 16;
+
+/** Where the walk reads directories (a missing one is undefined). */
+export interface DirectoryReader {
+  get(digest: Uint8Array): Promise<Directory | undefined>;
+}
+
+export interface MarksOptions {
+  /** Memory for both sets together (the rest spills). */
+  budgetBytes: number;
+  /** Where scratch files go (default: the OS temp directory). */
+  scratchDir?: string;
+}
+
 export class Marks {
-  readonly dirs = new Set<string>();
-  readonly blobs = new Set<string>();
+  readonly dirs: SpillingDigestSet;
+  readonly blobs: SpillingDigestSet;
+  /**
+   * When set, every object a walk newly marks is recorded here too: marks
+   * made after the collector decided what to delete, which spare it.
+   */
+  late: { dirs: DigestTable; blobs: DigestTable } | undefined;
 
   constructor(
-    private readonly directories: DirectoryService,
-    private readonly onMark: (kind: Kind, hex: string) => void = () => {},
-  ) {}
+    private readonly directories: DirectoryReader,
+    opts: MarksOptions,
+  ) {
+    // Blobs outnumber directories several times over.
+    this.dirs = new SpillingDigestSet('dirs', Math.floor(opts.budgetBytes * 0.35), opts.scratchDir);
+    this.blobs = new SpillingDigestSet('blobs', Math.floor(opts.budgetBytes * 0.65), opts.scratchDir);
+  }
+
+  /** From now on, records what walks mark (see `late`). */
+  recordLate(): { dirs: DigestTable; blobs: DigestTable } {
+    return (this.late ??= { dirs: new DigestTable(), blobs: new DigestTable() });
+  }
 
   /** Marks a PathInfo's root node and everything under it; a missing directory throws (`strict`) or is skipped. */
   async node(node: Node, strict: boolean): Promise<void> {
-    if (node.type === 'file') this.blob(b3Hex(node.digest));
+    if (node.type === 'file') this.blob(node.digest);
     else if (node.type === 'directory') await this.directory(node.digest, strict);
   }
 
-  blob(hex: string): void {
-    if (this.blobs.has(hex)) return;
-    this.blobs.add(hex);
-    this.onMark('blob', hex);
+  blob(d: Uint8Array): void {
+    if (d.length === 32 && this.blobs.add(d)) this.late?.blobs.add(d);
   }
 
-  /** Marks a directory and its closure (children already marked are not walked again). */
+  /** Marks a directory and its closure (children already marked, in memory, are not walked again). */
   async directory(root: Uint8Array, strict: boolean): Promise<void> {
-    const rootHex = b3Hex(root);
-    if (this.dirs.has(rootHex)) return;
+    if (!this.markDir(root)) return;
     const stack: Uint8Array[] = [root];
-    this.markDir(rootHex);
     while (stack.length > 0) {
-      const d = stack.pop()!;
-      const dir = await this.directories.get(d);
-      if (!dir) {
-        if (strict) throw new Error(`directory ${b3String(d)} of a kept path is missing: the store is damaged (run fsck); nothing was deleted`);
-        continue;
+      // A few loaded at once: each read is a round trip (thread pool, database).
+      const batch = stack.splice(Math.max(0, stack.length - LOAD_AHEAD));
+      const dirs = await Promise.all(batch.map((d) => this.directories.get(d)));
+      for (let i = 0; i < batch.length; i++) {
+        const dir = dirs[i];
+        if (!dir) {
+          if (strict) throw new Error(`directory ${b3String(batch[i])} of a kept path is missing: the store is damaged (run fsck); nothing was deleted`);
+          continue;
+        }
+        for (const f of dir.files) this.blob(f.digest);
+        for (const c of dir.directories) if (this.markDir(c.digest)) stack.push(c.digest);
       }
-      for (const f of dir.files) this.blob(b3Hex(f.digest));
-      for (const c of dir.directories) {
-        const hex = b3Hex(c.digest);
-        if (this.dirs.has(hex)) continue;
-        this.markDir(hex);
-        stack.push(c.digest);
-      }
+      await this.dirs.drain();
+      await this.blobs.drain();
     }
   }
 
-  private markDir(hex: string): void {
-    this.dirs.add(hex);
-    this.onMark('dir', hex);
+  async dispose(): Promise<void> {
+    await this.dirs.dispose();
+    await this.blobs.dispose();
+  }
+
+  private markDir(d: Uint8Array): boolean {
+    if (d.length !== 32 || !this.dirs.add(d)) return false;
+    this.late?.dirs.add(d);
+    return true;
   }
 }

@@ -97,6 +97,11 @@ export function decideKept(paths: Map<string, PathRecord>, pinned: Set<string>, 
 
 // ---- flags ----
 
+/** Memory for a collection's mark sets and lists when not told otherwise (`--memory`); beyond it they spill to disk. */
+export const DEFAULT_GC_MEMORY = 64 << 20;
+/** Less would spill for every few thousand objects. */
+export const MIN_GC_MEMORY = 1 << 20;
+
 const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
 
 /** `30d`, `12h`, `90m`, `45s`, `2w`, `0` → ms. */

@@ -14,6 +14,8 @@ export interface GcReport {
   seconds: number;
   /** Peak resident set size of the collecting process so far. */
   peakRssMiB: number;
+  /** The memory budget of the marks and lists, and whether they went beyond it to scratch files. */
+  memory?: { budgetBytes: number; spilled: boolean };
 }
 
 export function formatReport(r: GcReport): string {
@@ -29,5 +31,6 @@ export function formatReport(r: GcReport): string {
       ? `gc: dry run, nothing changed (store uses ${mib(r.bytes.before)})`
       : `gc: store used ${mib(r.bytes.before)}, now ${mib(r.bytes.after)}: ${mib(r.bytes.reclaimed)} reclaimed in ${r.seconds.toFixed(1)} s`,
   ];
+  if (r.memory?.spilled) lines.push(`gc: the marks outgrew --memory ${mib(r.memory.budgetBytes)} and spilled to scratch files (peak RSS ${r.peakRssMiB} MiB)`);
   return lines.join('\n');
 }

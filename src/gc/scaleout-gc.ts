@@ -22,14 +22,17 @@ import { S3Objects } from '../scaleout/s3-objects.js';
 import { abortStaleUploads, listObjects } from '../scaleout/s3-gc.js';
 import { parseAbsolute } from '../nix/store-path.js';
 import type { Node } from '../castore/messages.js';
-import { decideKept, type PathRecord, type PolicyOptions } from './policy.js';
+import { DEFAULT_GC_MEMORY, decideKept, type PathRecord, type PolicyOptions } from './policy.js';
 import { Marks } from './marks.js';
+import { tmpdir } from 'node:os';
 import type { GcReport } from './report.js';
 
 export interface ScaleoutGcOptions extends PolicyOptions {
   dryRun?: boolean;
   log?: (msg: string) => void;
   signal?: AbortSignal;
+  /** Memory for the mark sets; beyond it they spill to scratch files under TMPDIR. */
+  memoryBytes?: number;
   /** Tests: runs after marking, before the fence (a PathInfo Put racing the collection). */
   beforeFence?: () => Promise<void>;
 }
@@ -49,6 +52,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
   const warnings: string[] = [];
   // Rows and objects are judged by the servers' times: real time, whatever the policy's clock.
   const graceCut = Date.now() - opts.graceMs;
+  let disposeMarks = async (): Promise<void> => {};
   try {
     let before = 0;
     for await (const o of listObjects(s3)) before += o.size;
@@ -86,7 +90,8 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
 
     opts.signal?.throwIfAborted();
     log(`gc: marking from ${decision.kept.size} kept paths`);
-    const marks = new Marks(directories);
+    const marks = new Marks(directories, { budgetBytes: opts.memoryBytes ?? DEFAULT_GC_MEMORY, scratchDir: tmpdir() });
+    disposeMarks = () => marks.dispose();
     for (const key of decision.kept.keys()) await marks.node(paths.get(key)!.node, true);
     for await (const d of gc.youngDirectories(graceCut)) await marks.directory(d, false);
     const doomed = [...paths.values()].filter((p) => !decision.kept.has(p.key));
@@ -105,12 +110,14 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
         warnings,
         seconds: (Date.now() - t0) / 1000,
         peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+        memory: { budgetBytes: opts.memoryBytes ?? DEFAULT_GC_MEMORY, spilled: marks.dirs.spilled || marks.blobs.spilled },
       };
     };
     if (opts.dryRun) {
-      const dirs = await gc.unmarked('directories', graceCut, marks.dirs);
-      const blobs = await gc.unmarked('blobs', graceCut, marks.blobs);
-      return report(before, doomed, dirs.length, blobs.length, 0);
+      let [dirs, blobs] = [0, 0];
+      for await (const page of gc.unmarked('directories', graceCut, marks.dirs)) dirs += page.length;
+      for await (const page of gc.unmarked('blobs', graceCut, marks.blobs)) blobs += page.length;
+      return report(before, doomed, dirs, blobs, 0);
     }
 
     await opts.beforeFence?.();
@@ -134,8 +141,10 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     log('gc: deleting');
     const deletedPaths = doomed.filter((p) => !spared.has(p.key));
     await gc.deleteRows('pathinfos', deletedPaths.map((p) => p.digest));
-    const dirs = await gc.deleteRows('directories', await gc.unmarked('directories', graceCut, marks.dirs));
-    const blobs = await gc.deleteRows('blobs', await gc.unmarked('blobs', graceCut, marks.blobs));
+    // Page by page, as the join finds them (directories first: they refer to blobs).
+    let [dirs, blobs] = [0, 0];
+    for await (const page of gc.unmarked('directories', graceCut, marks.dirs)) dirs += await gc.deleteRows('directories', page);
+    for await (const page of gc.unmarked('blobs', graceCut, marks.blobs)) blobs += await gc.deleteRows('blobs', page);
     const old: { object: string; size: number }[] = [];
     for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
     const named = await gc.referenced(old.map((o) => o.object));
@@ -151,6 +160,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     if (aborted > 0) log(`gc: aborted ${aborted} multipart uploads begun before --grace`);
     return report(after, deletedPaths, dirs, blobs, objects);
   } finally {
+    await disposeMarks();
     await directories.close();
     s3.close();
     await gc.close();

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
+import type { DigestLookup } from '../util/spilling-digest-set.js';
 
 /** The collectors' advisory lock: ('nixc', 'gc'), apart from the schema's. */
 export const GC_LOCK = [0x6e697863, 0x6763] as const;
@@ -107,17 +108,28 @@ export class PgGc {
     }
   }
 
-  /** Rows of `table` written before `cutMs` whose digest `marked` lacks. */
-  async unmarked(table: 'directories' | 'blobs', cutMs: number, marked: Set<string>): Promise<Buffer[]> {
-    const out: Buffer[] = [];
+  /**
+   * Rows of `table` written before `cutMs` whose digest `marked` lacks, a
+   * page at a time. Rows come in digest order, so the marks are asked one
+   * bucket (first byte) at a time, each once.
+   */
+  async *unmarked(table: 'directories' | 'blobs', cutMs: number, marked: { bucket(b: number): Promise<DigestLookup> }): AsyncIterable<Buffer[]> {
     let after: Buffer = Buffer.alloc(0);
+    let bucket = -1;
+    let set: DigestLookup | undefined;
     for (;;) {
       const r = await this.c.query<{ digest: Buffer }>(
         `SELECT digest FROM ${table} WHERE digest > $1 AND created_at < to_timestamp($2 / 1000.0) ORDER BY digest LIMIT $3`,
         [after, cutMs, PAGE],
       );
-      for (const { digest } of r.rows) if (!marked.has(digest.toString('hex'))) out.push(digest);
-      if (r.rows.length < PAGE) return out;
+      const out: Buffer[] = [];
+      for (const { digest } of r.rows) {
+        if (digest.length !== 32) continue; // not a BLAKE3 digest: not ours to judge
+        if (digest[0] !== bucket) set = await marked.bucket((bucket = digest[0]));
+        if (!set!.has(digest)) out.push(digest);
+      }
+      if (out.length > 0) yield out;
+      if (r.rows.length < PAGE) return;
       after = r.rows[r.rows.length - 1].digest;
     }
   }

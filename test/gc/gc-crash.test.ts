@@ -2,34 +2,18 @@
 // GC_CRASH_TRIALS; 20 trials by default): after each kill, fsck --nar is
 // clean, the kept paths are whole (their NARs equal nix-store --dump), and
 // the next collection completes.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI } from '../helpers/daemon.js';
 import { nixEnv, nixStoreDump } from '../helpers/nix.js';
 import { seededRandom, seedFromEnv } from '../helpers/seeded-random.js';
-import { buildGc, cli, DAY, deleteFromNix, freshSalt, testClock } from './gc-fixture.js';
+import { cli, DAY, gcClosures, narOf, testClock } from './gc-fixture.js';
 
 const SEED = seedFromEnv('GC_CRASH_SEED');
 const TRIALS = Number(process.env.GC_CRASH_TRIALS || 20);
-let tmp: string;
-let twins: string[];
-let live: string[];
-let shared: string;
-
-function narOf(store: string, path: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, 'nar', '--store', store, path], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    c.stdout.on('data', (d) => out.push(d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`nar ${path}: ${code} ${err}`))));
-  });
-}
+const fx = gcClosures('gc-crash', '3');
 
 /** Runs a collection and kills it with SIGKILL after `ms` (if still running); resolves to how it ended. */
 function gcKilledAfter(store: string, ms: number): Promise<string> {
@@ -48,24 +32,10 @@ function gcKilledAfter(store: string, ms: number): Promise<string> {
   });
 }
 
-before(async () => {
-  const salt = freshSalt();
-  const argstr = { rounds: '1', groups: '3' };
-  [shared] = await buildGc(salt, ['shared'], argstr);
-  twins = await buildGc(salt, ['twins'], argstr);
-  live = await buildGc(salt, ['live'], argstr);
-  tmp = await mkdtemp(join(tmpdir(), 'gc-crash-'));
-});
-
-after(async () => {
-  await deleteFromNix([...(live ?? []), ...(twins ?? [])]);
-  await deleteFromNix([shared].filter(Boolean));
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
-
 describe(`gc killed at random moments (GC_CRASH_SEED=${SEED}, ${TRIALS} trials)`, () => {
   it('leaves a store fsck finds clean, kept paths whole, and the next gc completes', async () => {
     const rng = seededRandom(SEED);
+    const { tmp, twins, live } = fx;
     const store = `file://${join(tmp, 'data')}`;
     const old = await testClock(Date.now() - 30 * DAY);
     const keep = await cli(['copy', '--quiet', '--store', store, live[0], live[1]]);

@@ -4,41 +4,27 @@
 // SIGKILL in the middle of its collections (seeded random moments,
 // GC_CRASH_SEED, GC_CRASH_TRIALS) leaves a store fsck finds clean, kept
 // paths whole, and the next collection completes.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { startDaemonProcess, CLI, type DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { nixEnv, nixStoreDump } from '../helpers/nix.js';
 import { seededRandom, seedFromEnv } from '../helpers/seeded-random.js';
 import { parseAbsolute } from '../../src/nix/store-path.js';
-import { buildGc, cli, DAY, deleteFromNix, freshSalt, testClock } from './gc-fixture.js';
+import { cli, DAY, gcClosures, narOf, testClock } from './gc-fixture.js';
 
 const SEED = seedFromEnv('GC_CRASH_SEED');
 const TRIALS = Number(process.env.GC_CRASH_TRIALS || 20);
-let tmp: string;
-let twins: string[];
-let live: string[];
-let shared: string;
 const daemons: DaemonProcess[] = [];
+const fx = gcClosures('gc-daemon', '2', async () => {
+  for (const d of daemons) await d.stop('SIGKILL').catch(() => {});
+});
 
 function pathInfoFile(data: string, path: string): string {
   const hex = Buffer.from(parseAbsolute(path).digest).toString('hex');
   return join(data, 'pathinfo', hex.slice(0, 2), hex);
-}
-
-function narOf(store: string, path: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, 'nar', '--store', store, path], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    c.stdout.on('data', (d) => out.push(d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`nar ${path}: ${code} ${err}`))));
-  });
 }
 
 async function daemon(args: string[], env?: NodeJS.ProcessEnv): Promise<DaemonProcess> {
@@ -47,34 +33,18 @@ async function daemon(args: string[], env?: NodeJS.ProcessEnv): Promise<DaemonPr
   return d;
 }
 
-before(async () => {
-  const salt = freshSalt();
-  const argstr = { rounds: '1', groups: '2' };
-  [shared] = await buildGc(salt, ['shared'], argstr);
-  twins = await buildGc(salt, ['twins'], argstr);
-  live = await buildGc(salt, ['live'], argstr);
-  tmp = await mkdtemp(join(tmpdir(), 'gc-daemon-'));
-});
-
-after(async () => {
-  for (const d of daemons) await d.stop('SIGKILL').catch(() => {});
-  await deleteFromNix([...(live ?? []), ...(twins ?? [])]);
-  await deleteFromNix([shared].filter(Boolean));
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
-
 describe('gc and pin through a daemon', () => {
   it('need the write token, are refused read-only, and collect what the policy does not keep', async () => {
-    const data = join(tmp, 'admin');
-    const tokenFile = join(tmp, 'token');
+    const data = join(fx.tmp, 'admin');
+    const tokenFile = join(fx.tmp, 'token');
     await writeFile(tokenFile, 'sekrit-token\n');
     const old = await testClock(Date.now() - 30 * DAY);
-    const seed = await cli(['copy', '--quiet', '--store', `file://${data}`, ...twins, ...live], old.env());
+    const seed = await cli(['copy', '--quiet', '--store', `file://${data}`, ...fx.twins, ...fx.live], old.env());
     assert.equal(seed.code, 0, seed.stderr);
     const d = await daemon(['--data', data, '--auth-token-file', tokenFile]);
     const withToken = { ...nixEnv(), NIX_CASTORE_AUTH_TOKEN_FILE: tokenFile };
 
-    const anon = await cli(['pin', 'add', 'rel', live[0], '--store', d.addr]);
+    const anon = await cli(['pin', 'add', 'rel', fx.live[0], '--store', d.addr]);
     assert.equal(anon.code, 1);
     assert.match(anon.stderr, /authorization: Bearer/);
     const gcAnon = await cli(['gc', '--store', d.addr, '--keep-since', '1d']);
@@ -86,15 +56,15 @@ describe('gc and pin through a daemon', () => {
     assert.equal(badUnit.code, 2);
     assert.match(badUnit.stderr, /--max-size takes a size like 500G/);
 
-    assert.equal((await cli(['pin', 'add', 'rel', live[0], '--store', d.addr], withToken)).code, 0);
+    assert.equal((await cli(['pin', 'add', 'rel', fx.live[0], '--store', d.addr], withToken)).code, 0);
     const list = await cli(['pin', 'list', '--json', '--store', d.addr], withToken);
-    assert.deepEqual(JSON.parse(list.stdout), { rel: [live[0]] });
+    assert.deepEqual(JSON.parse(list.stdout), { rel: [fx.live[0]] });
     const gc = await cli(['gc', '--store', d.addr, '--keep-since', '1d', '--grace', '0', '--json'], withToken);
     assert.equal(gc.code, 0, gc.stderr);
     const report = JSON.parse(gc.stdout);
-    assert.deepEqual(report.deleted, [...twins, live[1]].map((p) => basename(p)).sort());
-    assert.deepEqual(report.kept.map((k: { path: string }) => k.path).sort(), [live[0], shared].map((p) => basename(p)).sort());
-    assert.ok((await narOf(d.addr, live[0])).equals(await nixStoreDump(live[0])));
+    assert.deepEqual(report.deleted, [...fx.twins, fx.live[1]].map((p) => basename(p)).sort());
+    assert.deepEqual(report.kept.map((k: { path: string }) => k.path).sort(), [fx.live[0], fx.shared].map((p) => basename(p)).sort());
+    assert.ok((await narOf(d.addr, fx.live[0])).equals(await nixStoreDump(fx.live[0])));
     assert.equal((await cli(['pin', 'rm', 'nope', '--store', d.addr], withToken)).code, 1);
     await d.stop();
 
@@ -109,35 +79,35 @@ describe('gc and pin through a daemon', () => {
   });
 
   it("seals the daemon's own packs first, so the garbage in them goes too", async () => {
-    const data = join(tmp, 'own-packs');
+    const data = join(fx.tmp, 'own-packs');
     const clock = await testClock(Date.now() - 30 * DAY);
     const d = await daemon(['--data', data], clock.env());
-    assert.equal((await cli(['copy', '--quiet', '--store', d.addr, twins[0]])).code, 0);
+    assert.equal((await cli(['copy', '--quiet', '--store', d.addr, fx.twins[0]])).code, 0);
     await clock.set(Date.now());
     const gc = await cli(['gc', '--store', d.addr, '--keep-since', '1d', '--grace', '0', '--json']);
     assert.equal(gc.code, 0, gc.stderr);
     const report = JSON.parse(gc.stdout);
-    assert.deepEqual(report.deleted, [basename(twins[0])]);
+    assert.deepEqual(report.deleted, [basename(fx.twins[0])]);
     // 40 small files, packed by the daemon, and one large: all gone.
     assert.equal(report.blobs.deleted, 41, JSON.stringify(report));
-    assert.equal((await cli(['copy', '--quiet', '--store', d.addr, twins[0]])).code, 0, 'and it takes them again');
-    assert.ok((await narOf(d.addr, twins[0])).equals(await nixStoreDump(twins[0])));
+    assert.equal((await cli(['copy', '--quiet', '--store', d.addr, fx.twins[0]])).code, 0, 'and it takes them again');
+    assert.ok((await narOf(d.addr, fx.twins[0])).equals(await nixStoreDump(fx.twins[0])));
     await d.stop();
     const fsck = await cli(['fsck', '--data', data, '--nar']);
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
   });
 
   it('collects on a schedule with --gc-interval', async () => {
-    const data = join(tmp, 'scheduled');
+    const data = join(fx.tmp, 'scheduled');
     const old = await testClock(Date.now() - 30 * DAY);
-    assert.equal((await cli(['copy', '--quiet', '--store', `file://${data}`, twins[0]], old.env())).code, 0);
+    assert.equal((await cli(['copy', '--quiet', '--store', `file://${data}`, fx.twins[0]], old.env())).code, 0);
     const bad = await cli(['daemon', '--data', data, '--gc-keep-since', '1d']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /give --gc-interval/);
     const d = await daemon(['--data', data, '--gc-interval', '1s', '--gc-keep-since', '1d', '--gc-grace', '0', '--metrics', '127.0.0.1:0']);
     // Waits for the collection's report (the interval, not this test, sets the pace).
     while (!/reclaimed/.test(d.stderr())) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(existsSync(pathInfoFile(data, twins[0])), false, d.stderr());
+    assert.equal(existsSync(pathInfoFile(data, fx.twins[0])), false, d.stderr());
     // The daemon's /metrics counts the runs and the bytes they freed.
     const url = /metrics on (http:\/\/\S+\/metrics)/.exec(d.stderr())![1];
     const metrics = await (await fetch(url)).text();
@@ -149,18 +119,18 @@ describe('gc and pin through a daemon', () => {
 
   it(`leaves a clean store when the daemon is killed while collecting (GC_CRASH_SEED=${SEED}, ${TRIALS} trials)`, async () => {
     const rng = seededRandom(SEED);
-    const data = join(tmp, 'killed');
+    const data = join(fx.tmp, 'killed');
     const store = `file://${data}`;
     const old = await testClock(Date.now() - 30 * DAY);
-    assert.equal((await cli(['copy', '--quiet', '--store', store, live[0]])).code, 0);
+    assert.equal((await cli(['copy', '--quiet', '--store', store, fx.live[0]])).code, 0);
     for (let t = 0; t < TRIALS; t++) {
-      assert.equal((await cli(['copy', '--quiet', '--store', store, ...twins, live[1]], old.env())).code, 0);
+      assert.equal((await cli(['copy', '--quiet', '--store', store, ...fx.twins, fx.live[1]], old.env())).code, 0);
       const d = await daemon(['--data', data, '--gc-interval', '1s', '--gc-keep-since', '1d', '--gc-grace', '0']);
       await new Promise((r) => setTimeout(r, rng.range(900, 1600)));
       await d.stop('SIGKILL');
       const fsck = await cli(['fsck', '--data', data, '--nar']);
       assert.equal(fsck.code, 0, `trial ${t} (GC_CRASH_SEED=${SEED}): ${fsck.stdout}${fsck.stderr}`);
-      assert.ok((await narOf(store, live[0])).equals(await nixStoreDump(live[0])), `trial ${t}: kept path intact`);
+      assert.ok((await narOf(store, fx.live[0])).equals(await nixStoreDump(fx.live[0])), `trial ${t}: kept path intact`);
       const next = await cli(['gc', '--store', store, '--keep-since', '1d', '--grace', '0']);
       assert.equal(next.code, 0, `trial ${t} (GC_CRASH_SEED=${SEED}): ${next.stderr}`);
     }

@@ -1,9 +1,10 @@
 // Real Nix closures for the collector's tests (test/fixtures/gc-closures.nix),
 // built with a fresh numeric salt so no other test or store has seen them.
+import { after, before } from 'node:test';
 import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI } from '../helpers/daemon.js';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { rmSync } from 'node:fs';
 import { fixtureClosureNixFile, nixBuild, runNix } from '../helpers/nix.js';
@@ -18,6 +19,39 @@ export function freshSalt(): string {
 
 export async function buildGc(salt: string, attrs: string[], argstr: Record<string, string> = {}): Promise<string[]> {
   return nixBuild(GC_FIXTURE(), { attr: attrs, argstr: { salt, ...argstr }, kind: 'file' });
+}
+
+export interface GcClosures {
+  /** Built by `before`: a path the others refer to, old "twin" paths, live paths. */
+  shared: string;
+  twins: string[];
+  live: string[];
+  /** A temp directory of the test's own. */
+  tmp: string;
+}
+
+/**
+ * Registers the suite's set-up: the fixture's closures built with a fresh
+ * salt (`groups` of files each) and a temp directory; after the suite,
+ * `stop` runs (say, daemons are killed), then both are removed.
+ */
+export function gcClosures(label: string, groups: string, stop: () => Promise<void> = async () => {}): GcClosures {
+  const c = { shared: '', twins: [], live: [], tmp: '' } as GcClosures;
+  before(async () => {
+    const salt = freshSalt();
+    const argstr = { rounds: '1', groups };
+    [c.shared] = await buildGc(salt, ['shared'], argstr);
+    c.twins = await buildGc(salt, ['twins'], argstr);
+    c.live = await buildGc(salt, ['live'], argstr);
+    c.tmp = await mkdtemp(join(tmpdir(), `${label}-`));
+  });
+  after(async () => {
+    await stop();
+    await deleteFromNix([...c.live, ...c.twins]);
+    await deleteFromNix([c.shared].filter(Boolean));
+    if (c.tmp) await rm(c.tmp, { recursive: true, force: true });
+  });
+  return c;
 }
 
 /** Removes the given paths from /nix/store (best effort). */

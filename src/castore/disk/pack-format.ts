@@ -40,6 +40,11 @@ function check(b: Buffer, at: number): number {
   return x;
 }
 
+/** Whether the index entry at `at` is whole and valid (not torn). */
+export function validIndexEntry(b: Buffer, at: number): boolean {
+  return at + INDEX_ENTRY <= b.length && b.readUInt32LE(at + 44) === check(b, at);
+}
+
 export function encodeIndexEntries(entries: IndexEntry[]): Buffer {
   const b = Buffer.allocUnsafe(entries.length * INDEX_ENTRY);
   entries.forEach((e, i) => {

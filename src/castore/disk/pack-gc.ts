@@ -1,11 +1,11 @@
 // What the garbage collector does to the packs of an on-disk store (blob
-// packs and directory packs alike): list them, read their indexes, copy the
+// packs and directory packs alike): list them, copy the
 // live records of a pack into a new pack, and remove a pack — its index
 // first, so no process indexes records whose bytes are gone.
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blake3, b3Hex } from '../digest.js';
-import { decodeIndexEntries, parseRecordHeader, RECORD_HEADER, type IndexEntry } from './pack-format.js';
+import { parseRecordHeader, RECORD_HEADER, type IndexEntry } from './pack-format.js';
 import { PACK_TARGET, writerAlive, type PackStore } from './pack-store.js';
 
 export interface PackFile {
@@ -55,28 +55,11 @@ export async function listPacks(dir: string): Promise<PackFile[]> {
   return out.sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
-/** Every whole, valid entry of a pack's index. */
-export async function readPackIndex(dir: string, name: string): Promise<IndexEntry[]> {
-  let h;
-  try {
-    h = await open(join(dir, `${name}.idx`), 'r');
-  } catch (err) {
-    // A writer creates a pack's data before its index: nothing indexed yet.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  try {
-    const { size } = await h.stat();
-    const buf = Buffer.allocUnsafe(size);
-    const { bytesRead } = await h.read(buf, 0, size, 0);
-    return decodeIndexEntries(buf.subarray(0, bytesRead)).entries;
-  } finally {
-    await h.close();
-  }
-}
-
-/** Bytes of records held in memory while copying. */
-const COPY_WINDOW = 32 << 20;
+/** Bytes of records, and records, held in memory while copying (each append is an object until it is durable). */
+const COPY_WINDOW = 8 << 20;
+const COPY_RECORDS = 8192;
+/** The pack is read in pieces of this size (records in offset order lie side by side): a read per record costs a thread-pool round trip each. */
+const READ_PIECE = 1 << 20;
 
 /**
  * Copies the records of `entries` from pack `name` to `target`, each
@@ -88,19 +71,32 @@ export async function copyRecords(dir: string, name: string, entries: IndexEntry
   let inFlight: Promise<void>[] = [];
   let held = 0;
   let bytes = 0;
+  let piece = Buffer.alloc(0);
+  let pieceAt = 0;
+  const sorted = [...entries].sort((a, b) => a.offset - b.offset);
+  const last = sorted[sorted.length - 1];
+  const lastEnd = last ? last.offset + RECORD_HEADER + last.length : 0;
   try {
-    for (const e of [...entries].sort((a, b) => a.offset - b.offset)) {
-      const buf = Buffer.allocUnsafe(RECORD_HEADER + e.length);
-      const { bytesRead } = await h.read(buf, 0, buf.length, e.offset);
-      const hdr = parseRecordHeader(buf.subarray(0, bytesRead));
-      const data = buf.subarray(RECORD_HEADER);
-      if (bytesRead < buf.length || !hdr || hdr.length !== e.length || !blake3(data).equals(e.digest)) {
+    for (const e of sorted) {
+      const end = e.offset + RECORD_HEADER + e.length;
+      if (e.offset < pieceAt || end > pieceAt + piece.length) {
+        // A new buffer each time: appends in flight still refer to the last one.
+        const want = Math.max(end - e.offset, Math.min(READ_PIECE, lastEnd - e.offset));
+        const buf = Buffer.allocUnsafe(want);
+        const { bytesRead } = await h.read(buf, 0, want, e.offset);
+        piece = buf.subarray(0, bytesRead);
+        pieceAt = e.offset;
+        held += bytesRead;
+      }
+      const rec = piece.subarray(e.offset - pieceAt, end - pieceAt);
+      const hdr = parseRecordHeader(rec);
+      const data = rec.subarray(RECORD_HEADER);
+      if (rec.length < RECORD_HEADER + e.length || !hdr || hdr.length !== e.length || !blake3(data).equals(e.digest)) {
         throw new Error(`${name}.pack@${e.offset}: the record of ${b3Hex(e.digest)} is damaged; the pack is kept (run fsck)`);
       }
       inFlight.push(target.append(e.digest, data));
-      held += buf.length;
       bytes += e.length;
-      if (held >= COPY_WINDOW) {
+      if (held >= COPY_WINDOW || inFlight.length >= COPY_RECORDS) {
         await Promise.all(inFlight);
         inFlight = [];
         held = 0;

@@ -73,10 +73,16 @@ export class PackStore {
   /** Batches written by this instance (two fsyncs each): for tests. */
   batches = 0;
 
-  /** `slabs`: write records with O_DIRECT where the filesystem allows. */
+  /**
+   * `slabs`: write records with O_DIRECT where the filesystem allows.
+   * `writeOnly`: a writer that never reads back (the collector copying live
+   * records) keeps no index of what it wrote, so its memory does not grow
+   * with the records.
+   */
   constructor(
     readonly dir: string,
     private readonly slabs?: AlignedSlabs,
+    private readonly writeOnly = false,
   ) {}
 
   /** Where blob `hex` is packed, looking at other processes' new entries on a miss. */
@@ -321,7 +327,7 @@ export class PackStore {
     await w.idx.datasync();
     w.end = at;
     w.idxEnd += idx.length;
-    this.add(w.pack, entries);
+    if (!this.writeOnly) this.add(w.pack, entries);
     if (w.end >= PACK_TARGET) await this.closeOwn();
   }
 
