@@ -8,7 +8,7 @@ import { parseAddr } from '../addr/parse.js';
 import type { Store, StoreAddrs } from '../addr/open.js';
 import { DiskBlobService } from '../castore/disk/disk-blob-service.js';
 import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
-import { DiskPathInfoService } from '../store/backends/disk-pathinfo-service.js';
+import { LocalPathInfoService } from '../store/backends/local-pathinfo-service.js';
 import { diskAdmin, policyOf, type GcAdmin, type GcRequest } from '../gc/admin.js';
 import { parseDuration } from '../gc/policy.js';
 import { formatReport } from '../gc/report.js';
@@ -26,7 +26,8 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
       --gc-keep-since D    paths pushed or read within D (e.g. 30d);
       --gc-max-size S      the most recently used paths up to S (e.g. 500G);
       --gc-grace D         what was written within D (default 1h).
-                           Needs an on-disk store; not with --read-only.
+                           Needs an on-disk or scale-out (s3://) store;
+                           not with --read-only.
                            'nix-castore gc --store grpc+…' and 'pin' reach
                            the same collector through
                            nixcastore.v1.AdminService (a write: token needed).`;
@@ -115,7 +116,7 @@ export function scheduleGc(
   };
 }
 
-/** Makes an on-disk store record the reads it serves (for --keep-since): the daemon and `nar` do. */
+/** Makes a store record the reads it serves (for --keep-since): the daemon and `nar` do (on disk and scale-out). */
 export function recordReads(store: Store): void {
-  if (store.pathInfos instanceof DiskPathInfoService) store.pathInfos.recordReads = true;
+  if (store.pathInfos instanceof LocalPathInfoService) store.pathInfos.recordReads = true;
 }

@@ -19,7 +19,8 @@ import { parseS3Addr } from '../scaleout/addr.js';
 import { PgGc } from '../scaleout/pg-gc.js';
 import { PgDirectoryService } from '../scaleout/pg-directory-service.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
-import { abortStaleUploads, listObjects } from '../scaleout/s3-gc.js';
+import { abortStaleUploads, listObjects, type StoredObject } from '../scaleout/s3-gc.js';
+import { packsToRewrite, rewritePacks } from '../scaleout/pack-rewrite.js';
 import { parseAbsolute } from '../nix/store-path.js';
 import type { Node } from '../castore/messages.js';
 import { decideKept, type PathRecord, type PolicyOptions } from './policy.js';
@@ -56,7 +57,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
 
     log('gc: reading pins and PathInfos');
     const paths = new Map<string, ScaledPath>();
-    for await (const { digest, info, pushedMs } of gc.pathInfos()) {
+    for await (const { digest, info, pushedMs, readMs } of gc.pathInfos()) {
       const key = digest.toString('hex');
       if (!info.node) throw new Error(`PathInfo ${key}: no root node; nothing was deleted`);
       paths.set(key, {
@@ -65,7 +66,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
         refs: info.references.map((r) => Buffer.from(r).toString('hex')),
         narSize: info.narinfo?.narSize ?? 0,
         pushedMs,
-        readMs: pushedMs, // reads are not recorded in this backend yet
+        readMs, // pathinfos.read_at, recorded by the daemons serving the store (scaleout/pg-reads.ts)
         node: info.node,
         digest,
       });
@@ -91,7 +92,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     for await (const d of gc.youngDirectories(graceCut)) await marks.directory(d, false);
     const doomed = [...paths.values()].filter((p) => !decision.kept.has(p.key));
 
-    const report = (after: number, deletedPaths: ScaledPath[], dirs: number, blobs: number, objects: number): GcReport => {
+    const report = (after: number, deletedPaths: ScaledPath[], dirs: number, blobs: number, objects: number, rewrite = { rewritten: 0, liveBytesCopied: 0 }): GcReport => {
       const gone = new Set(deletedPaths.map((p) => p.key));
       return {
         dryRun: !!opts.dryRun,
@@ -100,7 +101,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
         deleted: deletedPaths.map((p) => p.name).sort(),
         directories: { deleted: dirs },
         blobs: { deleted: blobs },
-        packs: { rewritten: 0, deleted: objects, liveBytesCopied: 0 },
+        packs: { rewritten: rewrite.rewritten, deleted: objects, liveBytesCopied: rewrite.liveBytesCopied },
         bytes: { before, after, reclaimed: before - after },
         warnings,
         seconds: (Date.now() - t0) / 1000,
@@ -136,25 +137,49 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     await gc.deleteRows('pathinfos', deletedPaths.map((p) => p.digest));
     const dirs = await gc.deleteRows('directories', await gc.unmarked('directories', graceCut, marks.dirs));
     const blobs = await gc.deleteRows('blobs', await gc.unmarked('blobs', graceCut, marks.blobs));
-    const old: { object: string; size: number }[] = [];
+    // No row is deleted from here on: PathInfo Puts may go on while packs are rewritten and objects deleted.
+    await gc.setPhase('idle');
+    const old: StoredObject[] = [];
     for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
-    const named = await gc.referenced(old.map((o) => o.object));
-    let objects = 0;
-    let after = before;
-    for (const o of old) {
-      if (named.has(o.object)) continue;
-      await s3.delete(o.object);
-      objects++;
-      after -= o.size;
-    }
+    const rewrite = await rewritePacks(gc, s3, await packsToRewrite(gc, old), { log });
+    warnings.push(...rewrite.warnings);
+    const objects = await sweepObjects(gc, s3, old, opts.graceMs);
+    let after = 0;
+    for await (const o of listObjects(s3)) after += o.size;
     const aborted = await abortStaleUploads(s3, graceCut);
     if (aborted > 0) log(`gc: aborted ${aborted} multipart uploads begun before --grace`);
-    return report(after, deletedPaths, dirs, blobs, objects);
+    return report(after, deletedPaths, dirs, blobs, objects, rewrite);
   } finally {
     await directories.close();
     s3.close();
     await gc.close();
   }
+}
+
+/**
+ * Deletes the objects of `old` (older than --grace) that no blob row names:
+ * orphans, and packs a rewrite retired at least --grace ago. Returns how many.
+ */
+async function sweepObjects(gc: PgGc, s3: S3Objects, old: StoredObject[], graceMs: number): Promise<number> {
+  const named = await gc.referenced(old.map((o) => o.object));
+  const retired = await gc.retired();
+  // Judged now, not at the start: with --grace 0 a pack retired by this collection goes too.
+  const cut = Date.now() - graceMs;
+  const forget: string[] = [];
+  let n = 0;
+  for (const o of old) {
+    if (named.has(o.object)) continue;
+    const at = retired.get(o.object);
+    if (at !== undefined && at > cut) continue; // reads may still hold its old rows
+    await s3.delete(o.object);
+    n++;
+    if (at !== undefined) forget.push(o.object);
+  }
+  // Retired packs already gone (a collector killed between its delete and this).
+  const listed = new Set(old.map((o) => o.object));
+  for (const [object, at] of retired) if (!listed.has(object) && at <= cut) forget.push(object);
+  await gc.forgetRetired(forget);
+  return n;
 }
 
 /** Pins of a scale-out store, in PostgreSQL. */
