@@ -88,7 +88,7 @@ async function rewriteGroup(gc: PgGc, s3: S3Objects, group: PackObject[], result
   }
   if (retired.length === 0) return;
   const to = `packs/${randomUUID()}`;
-  if (offset > 0) await s3.put(to, Buffer.concat(parts, offset));
+  await s3.put(to, Buffer.concat(parts, offset)); // even empty: rows of empty blobs name it
   await gc.movePacked(to, moved, retired);
   log?.(`gc: rewrote ${retired.length} packs into ${to} (${offset} live bytes)`);
   result.rewritten += retired.length;

@@ -18,10 +18,12 @@ export class ReadRecorder {
   private pending = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(private readonly sink: ReadSink) {}
 
   read(storeDigest: Uint8Array): void {
+    if (this.closed) return;
     const key = Buffer.from(storeDigest).toString('hex');
     if (this.pending.size >= MAX_PENDING && !this.pending.has(key)) return;
     this.pending.set(key, now());
@@ -48,9 +50,17 @@ export class ReadRecorder {
           if (this.pending.size >= MAX_PENDING) break;
           if ((this.pending.get(k) ?? 0) < t) this.pending.set(k, t);
         }
-        this.arm();
+        if (!this.closed) this.arm();
       }
     });
     return this.flushing;
+  }
+
+  /** The last flush: what it cannot write is lost (the path looks older), and nothing is retried later. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }

@@ -44,6 +44,6 @@ export abstract class LocalPathInfoService implements PathInfoService {
   }
 
   async close(): Promise<void> {
-    await this.reads?.flush();
+    await this.reads?.close();
   }
 }
