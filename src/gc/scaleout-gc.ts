@@ -111,7 +111,10 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     if (opts.dryRun) {
       const dirs = await gc.unmarked('directories', graceCut, marks.dirs);
       const blobs = await gc.unmarked('blobs', graceCut, marks.blobs);
-      return report(before, doomed, dirs.length, blobs.length, 0);
+      const old: StoredObject[] = [];
+      for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
+      const rewrite = await packsToRewrite(gc, old, await gc.bytesByObject(blobs));
+      return report(before, doomed, dirs.length, blobs.length, 0, { rewritten: rewrite.length, liveBytesCopied: rewrite.reduce((n, p) => n + p.live, 0) });
     }
 
     await opts.beforeFence?.();

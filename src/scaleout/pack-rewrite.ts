@@ -31,12 +31,16 @@ export interface RewriteResult {
   warnings: string[];
 }
 
-/** Of `objects` (old enough to judge), the packs worth rewriting: some live, more than GARBAGE_SHARE dead. */
-export async function packsToRewrite(gc: PgGc, objects: PackObject[]): Promise<(PackObject & { live: number })[]> {
+/**
+ * Of `objects` (old enough to judge), the packs worth rewriting: some live,
+ * more than GARBAGE_SHARE dead. `dying`: bytes per object of rows about to
+ * be deleted (a dry run's view).
+ */
+export async function packsToRewrite(gc: PgGc, objects: PackObject[], dying = new Map<string, number>()): Promise<(PackObject & { live: number })[]> {
   const packs = objects.filter((o) => o.object.startsWith('packs/') && o.size <= MAX_PACK);
   const live = await gc.liveBytes(packs.map((p) => p.object));
   return packs.flatMap((p) => {
-    const l = live.get(p.object) ?? 0;
+    const l = (live.get(p.object) ?? 0) - (dying.get(p.object) ?? 0);
     return l > 0 && p.size - l > GARBAGE_SHARE * p.size ? [{ ...p, live: l }] : [];
   });
 }

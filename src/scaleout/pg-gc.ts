@@ -151,6 +151,19 @@ export class PgGc {
     return out;
   }
 
+  /** Bytes per object of the blob rows `digests` name. */
+  async bytesByObject(digests: Buffer[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < digests.length; i += BATCH) {
+      const r = await this.c.query<{ object: string; bytes: string }>(
+        'SELECT b.object, sum(b.length) AS bytes FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d GROUP BY b.object',
+        [digests.slice(i, i + BATCH)],
+      );
+      for (const row of r.rows) out.set(row.object, (out.get(row.object) ?? 0) + Number(row.bytes));
+    }
+    return out;
+  }
+
   /** The blobs an object holds, by offset. */
   async records(object: string): Promise<{ digest: Buffer; offset: number; length: number }[]> {
     const r = await this.c.query<{ digest: Buffer; offset: string; length: string }>('SELECT digest, "offset", length FROM blobs WHERE object = $1 ORDER BY "offset"', [object]);

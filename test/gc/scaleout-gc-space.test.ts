@@ -114,6 +114,10 @@ describe('gc returns the space of a scale-out store', () => {
 
       const before = (await rgwBucketStats(s.bucket))!;
       assert.ok(before, 'NIX_CASTORE_TEST_CEPH_CONF names the test cluster (scripts/scaleout/ceph-up.sh)');
+      const dry = await cli(['gc', '--store', s.addr, '--keep-since', '0', '--grace', '0', '--json', '--dry-run']);
+      assert.equal(dry.code, 0, dry.stderr);
+      const dryReport = JSON.parse(dry.stdout) as GcReport;
+      assert.deepEqual((await rgwBucketStats(s.bucket))!.bytes, before.bytes, 'a dry run changes nothing');
       const gc = await cli(['gc', '--store', s.addr, '--keep-since', '0', '--grace', '0', '--json']);
       assert.equal(gc.code, 0, gc.stderr);
       const report = JSON.parse(gc.stdout) as GcReport;
@@ -125,6 +129,7 @@ describe('gc returns the space of a scale-out store', () => {
       );
       assert.ok(report.packs.rewritten >= 1, `packs shared by kept and dropped paths are rewritten: ${JSON.stringify(report.packs)}`);
       assert.ok(before.bytes - afterStats.bytes >= 0.9 * unreachable, `the bucket dropped by ${before.bytes - afterStats.bytes} bytes, less than 90% of ${unreachable}`);
+      assert.deepEqual(dryReport.packs, { ...report.packs, deleted: 0 }, 'the dry run counted the packs to rewrite');
       assert.equal(report.bytes.before, before.bytes, 'gc reports the bucket bytes RGW counts');
       assert.equal(report.bytes.after, afterStats.bytes, 'gc reports the bucket bytes RGW counts');
 
