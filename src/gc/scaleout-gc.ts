@@ -9,9 +9,11 @@
 //      epoch so Puts checked before fail), then mark what the journal and
 //      the pins name now;
 //   6. delete PathInfo rows, then unmarked directory and blob rows older
-//      than --grace, then S3 objects no blob row names any more and older
-//      than --grace (whole objects: a pack with one live blob stays), then
-//      multipart uploads begun before --grace.
+//      than --grace; back to phase idle (no row is deleted after this);
+//   7. rewrite packs more than a quarter dead (scaleout/pack-rewrite.ts),
+//      then delete S3 objects no blob row names and older than --grace
+//      (retired packs once retired for --grace), then multipart uploads
+//      begun before --grace.
 // Killed anywhere, the store stays consistent: the lock and the phase die
 // with the session; at worst garbage is left for the next collection.
 import { openPgIndex } from '../scaleout/pg-index.js';
