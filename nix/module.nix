@@ -227,8 +227,9 @@ in
 
     (mkIf (cfg.enable && cfg.gc.enable) {
       assertions = [{
-        assertion = cfg.store == null && (cfg.gc.keepSince != null || cfg.gc.maxSize != null);
-        message = "services.nix-castore.gc needs the on-disk store (store = null) and keepSince or maxSize.";
+        assertion = (cfg.store == null || lib.hasPrefix "file://" cfg.store || lib.hasPrefix "s3://" cfg.store)
+          && (cfg.gc.keepSince != null || cfg.gc.maxSize != null);
+        message = "services.nix-castore.gc needs a store with a collector (the on-disk store: store = null or file:///…; or s3://…?index=postgres://…) and keepSince or maxSize.";
       }];
     })
 

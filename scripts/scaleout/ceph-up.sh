@@ -235,6 +235,7 @@ NIX_CASTORE_TEST_S3_ENDPOINT=$endpoint
 AWS_ACCESS_KEY_ID=$access_key
 AWS_SECRET_ACCESS_KEY=$secret_key
 AWS_REGION=us-east-1
+NIX_CASTORE_TEST_CEPH_CONF=$conf
 EOF
 ok=1
 echo "ceph-up: $objectstore cluster at $endpoint in $(elapsed_since "$t0") s (mon ${t_mon} s, osd ${t_osd} s; base $base)"

@@ -8,7 +8,7 @@ import { parseAddr } from '../addr/parse.js';
 import type { Store, StoreAddrs } from '../addr/open.js';
 import { DiskBlobService } from '../castore/disk/disk-blob-service.js';
 import { DiskDirectoryService } from '../castore/disk/disk-directory-service.js';
-import { DiskPathInfoService } from '../store/backends/disk-pathinfo-service.js';
+import { LocalPathInfoService } from '../store/backends/local-pathinfo-service.js';
 import { diskAdmin, policyOf, type GcAdmin, type GcRequest } from '../gc/admin.js';
 import { parseDuration } from '../gc/policy.js';
 import { formatReport } from '../gc/report.js';
@@ -29,7 +29,8 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
       --gc-grace D         what was written within D (default 1h).
       --gc-memory S        memory for the collector's marks (default
                            64MiB; beyond it they spill to disk).
-                           Needs an on-disk store; not with --read-only.
+                           Needs an on-disk or scale-out (s3://) store;
+                           not with --read-only.
                            'nix-castore gc --store grpc+…' and 'pin' reach
                            the same collector through
                            nixcastore.v1.AdminService (a write: token needed).`;
@@ -118,7 +119,7 @@ export function scheduleGc(
   };
 }
 
-/** Makes an on-disk store record the reads it serves (for --keep-since): the daemon and `nar` do. */
+/** Makes a store record the reads it serves (for --keep-since): the daemon and `nar` do (on disk and scale-out). */
 export function recordReads(store: Store): void {
-  if (store.pathInfos instanceof DiskPathInfoService) store.pathInfos.recordReads = true;
+  if (store.pathInfos instanceof LocalPathInfoService) store.pathInfos.recordReads = true;
 }

@@ -25,7 +25,9 @@ Options:
                         (a write: send the token with
                         NIX_CASTORE_AUTH_TOKEN_FILE; a --read-only daemon
                         refuses); or s3://bucket/prefix?index=postgres://…
-                        (a scale-out store, collected from here).
+                        (a scale-out store, collected from here; packs
+                        replaced by a rewrite are deleted once retired
+                        for --grace, by this or a later collection).
       --keep-since D    keep paths pushed or read within D: 30d, 12h, 90m,
                         45s, 2w; 0 keeps only pins (and --grace).
       --max-size S      keep the most recently used paths while their NAR

@@ -9,9 +9,11 @@
 //      epoch so Puts checked before fail), then mark what the journal and
 //      the pins name now;
 //   6. delete PathInfo rows, then unmarked directory and blob rows older
-//      than --grace, then S3 objects no blob row names any more and older
-//      than --grace (whole objects: a pack with one live blob stays), then
-//      multipart uploads begun before --grace.
+//      than --grace; back to phase idle (no row is deleted after this);
+//   7. rewrite packs more than a quarter dead (scaleout/pack-rewrite.ts),
+//      then delete S3 objects no blob row names and older than --grace
+//      (retired packs once retired for --grace), then multipart uploads
+//      begun before --grace.
 // Killed anywhere, the store stays consistent: the lock and the phase die
 // with the session; at worst garbage is left for the next collection.
 import { openPgIndex } from '../scaleout/pg-index.js';
@@ -19,7 +21,8 @@ import { parseS3Addr } from '../scaleout/addr.js';
 import { PgGc } from '../scaleout/pg-gc.js';
 import { PgDirectoryService } from '../scaleout/pg-directory-service.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
-import { abortStaleUploads, listObjects } from '../scaleout/s3-gc.js';
+import { abortStaleUploads, listObjects, type StoredObject } from '../scaleout/s3-gc.js';
+import { packsToRewrite, rewritePacks } from '../scaleout/pack-rewrite.js';
 import { parseAbsolute } from '../nix/store-path.js';
 import type { Node } from '../castore/messages.js';
 import { DEFAULT_GC_MEMORY, decideKept, type PathRecord, type PolicyOptions } from './policy.js';
@@ -60,7 +63,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
 
     log('gc: reading pins and PathInfos');
     const paths = new Map<string, ScaledPath>();
-    for await (const { digest, info, pushedMs } of gc.pathInfos()) {
+    for await (const { digest, info, pushedMs, readMs } of gc.pathInfos()) {
       const key = digest.toString('hex');
       if (!info.node) throw new Error(`PathInfo ${key}: no root node; nothing was deleted`);
       paths.set(key, {
@@ -69,7 +72,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
         refs: info.references.map((r) => Buffer.from(r).toString('hex')),
         narSize: info.narinfo?.narSize ?? 0,
         pushedMs,
-        readMs: pushedMs, // reads are not recorded in this backend yet
+        readMs, // pathinfos.read_at, recorded by the daemons serving the store (scaleout/pg-reads.ts)
         node: info.node,
         digest,
       });
@@ -96,7 +99,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     for await (const d of gc.youngDirectories(graceCut)) await marks.directory(d, false);
     const doomed = [...paths.values()].filter((p) => !decision.kept.has(p.key));
 
-    const report = (after: number, deletedPaths: ScaledPath[], dirs: number, blobs: number, objects: number): GcReport => {
+    const report = (after: number, deletedPaths: ScaledPath[], dirs: number, blobs: number, objects: number, rewrite = { rewritten: 0, liveBytesCopied: 0 }): GcReport => {
       const gone = new Set(deletedPaths.map((p) => p.key));
       return {
         dryRun: !!opts.dryRun,
@@ -105,7 +108,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
         deleted: deletedPaths.map((p) => p.name).sort(),
         directories: { deleted: dirs },
         blobs: { deleted: blobs },
-        packs: { rewritten: 0, deleted: objects, liveBytesCopied: 0 },
+        packs: { rewritten: rewrite.rewritten, deleted: objects, liveBytesCopied: rewrite.liveBytesCopied },
         bytes: { before, after, reclaimed: before - after },
         warnings,
         seconds: (Date.now() - t0) / 1000,
@@ -115,9 +118,16 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     };
     if (opts.dryRun) {
       let [dirs, blobs] = [0, 0];
+      const dying = new Map<string, number>();
       for await (const page of gc.unmarked('directories', graceCut, marks.dirs)) dirs += page.length;
-      for await (const page of gc.unmarked('blobs', graceCut, marks.blobs)) blobs += page.length;
-      return report(before, doomed, dirs, blobs, 0);
+      for await (const page of gc.unmarked('blobs', graceCut, marks.blobs)) {
+        blobs += page.length;
+        for (const [o, n] of await gc.bytesByObject(page)) dying.set(o, (dying.get(o) ?? 0) + n);
+      }
+      const old: StoredObject[] = [];
+      for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
+      const rewrite = await packsToRewrite(gc, old, dying);
+      return report(before, doomed, dirs, blobs, 0, { rewritten: rewrite.length, liveBytesCopied: rewrite.reduce((n, p) => n + p.live, 0) });
     }
 
     await opts.beforeFence?.();
@@ -145,26 +155,50 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     let [dirs, blobs] = [0, 0];
     for await (const page of gc.unmarked('directories', graceCut, marks.dirs)) dirs += await gc.deleteRows('directories', page);
     for await (const page of gc.unmarked('blobs', graceCut, marks.blobs)) blobs += await gc.deleteRows('blobs', page);
-    const old: { object: string; size: number }[] = [];
+    // No row is deleted from here on: PathInfo Puts may go on while packs are rewritten and objects deleted.
+    await gc.setPhase('idle');
+    const old: StoredObject[] = [];
     for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
-    const named = await gc.referenced(old.map((o) => o.object));
-    let objects = 0;
-    let after = before;
-    for (const o of old) {
-      if (named.has(o.object)) continue;
-      await s3.delete(o.object);
-      objects++;
-      after -= o.size;
-    }
+    const rewrite = await rewritePacks(gc, s3, await packsToRewrite(gc, old), { log });
+    warnings.push(...rewrite.warnings);
+    const objects = await sweepObjects(gc, s3, old, opts.graceMs);
+    let after = 0;
+    for await (const o of listObjects(s3)) after += o.size;
     const aborted = await abortStaleUploads(s3, graceCut);
     if (aborted > 0) log(`gc: aborted ${aborted} multipart uploads begun before --grace`);
-    return report(after, deletedPaths, dirs, blobs, objects);
+    return report(after, deletedPaths, dirs, blobs, objects, rewrite);
   } finally {
     await disposeMarks();
     await directories.close();
     s3.close();
     await gc.close();
   }
+}
+
+/**
+ * Deletes the objects of `old` (older than --grace) that no blob row names:
+ * orphans, and packs a rewrite retired at least --grace ago. Returns how many.
+ */
+async function sweepObjects(gc: PgGc, s3: S3Objects, old: StoredObject[], graceMs: number): Promise<number> {
+  const named = await gc.referenced(old.map((o) => o.object));
+  const retired = await gc.retired();
+  // Judged now, not at the start: with --grace 0 a pack retired by this collection goes too.
+  const cut = Date.now() - graceMs;
+  const forget: string[] = [];
+  let n = 0;
+  for (const o of old) {
+    if (named.has(o.object)) continue;
+    const at = retired.get(o.object);
+    if (at !== undefined && at > cut) continue; // reads may still hold its old rows
+    await s3.delete(o.object);
+    n++;
+    if (at !== undefined) forget.push(o.object);
+  }
+  // Retired packs already gone (a collector killed between its delete and this).
+  const listed = new Set(old.map((o) => o.object));
+  for (const [object, at] of retired) if (!listed.has(object) && at <= cut) forget.push(object);
+  await gc.forgetRetired(forget);
+  return n;
 }
 
 /** Pins of a scale-out store, in PostgreSQL. */

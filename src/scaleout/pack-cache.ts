@@ -3,7 +3,9 @@
 // packed. So a read fetches a window of the pack (WINDOW bytes from the
 // blob on) in one ranged GET, learns from the index which other blobs lie
 // in it, and keeps both: the next reads cost neither S3 nor PostgreSQL.
-// Blobs never move once indexed, so nothing here goes stale.
+// An object's bytes never change, so a window is never wrong; a location
+// goes stale when a collector moves the blob to a new pack and deletes the
+// old one, and the reader then looks it up afresh (s3-blob-service.ts).
 import type { PgIndex } from './pg-index.js';
 import type { S3Objects } from './s3-objects.js';
 
@@ -95,6 +97,11 @@ export class PackCache {
     const parts: Buffer[] = [];
     for await (const chunk of await this.s3.range(object, offset, length)) parts.push(Buffer.from(chunk));
     return Buffer.concat(parts);
+  }
+
+  /** Forgets every location in `object` (it is gone). */
+  forgetObject(object: string): void {
+    for (const [id, loc] of this.locations) if (loc.object === object) this.locations.delete(id);
   }
 
   remember(id: string, loc: Location): void {

@@ -67,15 +67,16 @@ export class PgGc {
     return (await this.c.query<{ phase: Phase }>('SELECT phase FROM gc_state WHERE id = 1')).rows[0].phase;
   }
 
-  /** Every PathInfo with its push time (keyset pages); any failure throws. */
-  async *pathInfos(): AsyncIterable<{ digest: Buffer; info: PathInfo; pushedMs: number }> {
+  /** Every PathInfo with its push and read times (keyset pages; readMs 0: never read); any failure throws. */
+  async *pathInfos(): AsyncIterable<{ digest: Buffer; info: PathInfo; pushedMs: number; readMs: number }> {
     let after: Buffer = Buffer.alloc(0);
     for (;;) {
-      const r = await this.c.query<{ digest: Buffer; data: Buffer; ms: string }>(
-        'SELECT digest, data, (extract(epoch FROM pushed_at) * 1000)::bigint AS ms FROM pathinfos WHERE digest > $1 ORDER BY digest LIMIT $2',
+      const r = await this.c.query<{ digest: Buffer; data: Buffer; ms: string; read_ms: string }>(
+        `SELECT digest, data, (extract(epoch FROM pushed_at) * 1000)::bigint AS ms, coalesce((extract(epoch FROM read_at) * 1000)::bigint, 0) AS read_ms
+           FROM pathinfos WHERE digest > $1 ORDER BY digest LIMIT $2`,
         [after, PAGE],
       );
-      for (const row of r.rows) yield { digest: row.digest, info: PathInfoCodec.decode(row.data), pushedMs: Number(row.ms) };
+      for (const row of r.rows) yield { digest: row.digest, info: PathInfoCodec.decode(row.data), pushedMs: Number(row.ms), readMs: Number(row.read_ms) };
       if (r.rows.length < PAGE) return;
       after = r.rows[r.rows.length - 1].digest;
     }
@@ -134,12 +135,83 @@ export class PgGc {
     }
   }
 
+  /** Rows are locked in digest order, as recorded reads lock them (pg-reads.ts): no deadlock. */
   async deleteRows(table: 'pathinfos' | 'directories' | 'blobs', digests: Buffer[]): Promise<number> {
+    const sorted = [...digests].sort(Buffer.compare);
     let n = 0;
-    for (let i = 0; i < digests.length; i += BATCH) {
-      n += (await this.c.query(`DELETE FROM ${table} WHERE digest = ANY($1::bytea[])`, [digests.slice(i, i + BATCH)])).rowCount ?? 0;
+    for (let i = 0; i < sorted.length; i += BATCH) {
+      n += (
+        await this.c.query(
+          `DELETE FROM ${table} WHERE digest IN (SELECT digest FROM ${table} WHERE digest = ANY($1::bytea[]) ORDER BY digest FOR UPDATE)`,
+          [sorted.slice(i, i + BATCH)],
+        )
+      ).rowCount ?? 0;
     }
     return n;
+  }
+
+  /** For each of `objects` some blob row names: how many bytes its rows cover. */
+  async liveBytes(objects: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < objects.length; i += BATCH) {
+      const r = await this.c.query<{ object: string; live: string }>(
+        'SELECT object, sum(length) AS live FROM blobs WHERE object = ANY($1::text[]) GROUP BY object',
+        [objects.slice(i, i + BATCH)],
+      );
+      for (const row of r.rows) out.set(row.object, Number(row.live));
+    }
+    return out;
+  }
+
+  /** Bytes per object of the blob rows `digests` name. */
+  async bytesByObject(digests: Buffer[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < digests.length; i += BATCH) {
+      const r = await this.c.query<{ object: string; bytes: string }>(
+        'SELECT b.object, sum(b.length) AS bytes FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d GROUP BY b.object',
+        [digests.slice(i, i + BATCH)],
+      );
+      for (const row of r.rows) out.set(row.object, (out.get(row.object) ?? 0) + Number(row.bytes));
+    }
+    return out;
+  }
+
+  /** The blobs an object holds, by offset. */
+  async records(object: string): Promise<{ digest: Buffer; offset: number; length: number }[]> {
+    const r = await this.c.query<{ digest: Buffer; offset: string; length: string }>('SELECT digest, "offset", length FROM blobs WHERE object = $1 ORDER BY "offset"', [object]);
+    return r.rows.map((row) => ({ digest: row.digest, offset: Number(row.offset), length: Number(row.length) }));
+  }
+
+  /**
+   * Points the rows of blobs copied into `to` at their new place and
+   * retires their old packs, in one transaction: a reader sees the old row
+   * or the new one, and an old pack is deleted only once retired for --grace.
+   */
+  async movePacked(to: string, moved: { digest: Buffer; from: string; offset: number }[], retired: string[]): Promise<number> {
+    await this.c.query('BEGIN');
+    try {
+      const r = await this.c.query(
+        `UPDATE blobs b SET object = $1, "offset" = k.o FROM unnest($2::bytea[], $3::text[], $4::bigint[]) AS k(d, f, o)
+          WHERE b.digest = k.d AND b.object = k.f`,
+        [to, moved.map((m) => m.digest), moved.map((m) => m.from), moved.map((m) => m.offset)],
+      );
+      await this.c.query('INSERT INTO gc_retired (object) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [retired]);
+      await this.c.query('COMMIT');
+      return r.rowCount ?? 0;
+    } catch (err) {
+      await this.c.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Packs retired by a rewrite, with when (ms). */
+  async retired(): Promise<Map<string, number>> {
+    const r = await this.c.query<{ object: string; ms: string }>('SELECT object, (extract(epoch FROM retired_at) * 1000)::bigint AS ms FROM gc_retired');
+    return new Map(r.rows.map((row) => [row.object, Number(row.ms)]));
+  }
+
+  async forgetRetired(objects: string[]): Promise<void> {
+    if (objects.length > 0) await this.c.query('DELETE FROM gc_retired WHERE object = ANY($1::text[])', [objects]);
   }
 
   /** Of `objects`, those some blob row still names. */

@@ -5,6 +5,8 @@ import { LocalPathInfoService } from '../store/backends/local-pathinfo-service.j
 import type { Castore } from '../store/render-nar.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { fenceEpoch, fencedSave } from './pg-gc-fence.js';
+import { pgReadSink } from './pg-reads.js';
+import { ReadRecorder } from '../store/read-recorder.js';
 
 const PAGE = 500;
 const STATS_PAGE = 5000;
@@ -14,6 +16,7 @@ export class PgPathInfoService extends LocalPathInfoService {
   constructor(url: string, castore: Castore) {
     super(castore);
     this.db = openPgIndex(url);
+    this.reads = new ReadRecorder(pgReadSink(this.db));
   }
 
   protected async load(storeDigest: Uint8Array): Promise<PathInfo | undefined> {
@@ -82,6 +85,7 @@ export class PgPathInfoService extends LocalPathInfoService {
   }
 
   override async close(): Promise<void> {
+    await super.close(); // the reads recorded so far
     await this.db.release();
   }
 }

@@ -17,7 +17,7 @@ import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
-import { S3Objects } from './s3-objects.js';
+import { ObjectGone, S3Objects } from './s3-objects.js';
 import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 
@@ -62,6 +62,7 @@ export class S3BlobService implements BlobService {
     return { count: Number(r.rows[0].n), bytes: Number(r.rows[0].b) };
   }
 
+  /** For reads: a cached location may be stale (moved by a collector), which read() handles. */
   private async locate(digest: Uint8Array): Promise<Location | undefined> {
     const id = Buffer.from(digest).toString('hex');
     const known = this.packCache.locations.get(id);
@@ -71,14 +72,32 @@ export class S3BlobService implements BlobService {
     return loc;
   }
 
+  // Stat and sizeOf ask the index, never the read cache: a PathInfo Put
+  // checks its content with them, and a blob a collector deleted must not
+  // look present (pg-gc-fence.ts).
   async stat(digest: Uint8Array) {
     checkB3(digest);
-    return (await this.locate(digest)) ? { chunks: [] } : undefined;
+    return (await this.locations.get(digest)) ? { chunks: [] } : undefined;
   }
 
   async sizeOf(digest: Uint8Array): Promise<number | undefined> {
     checkB3(digest);
-    return (await this.locate(digest))?.length;
+    return (await this.locations.get(digest))?.length;
+  }
+
+  /** A packed blob's bytes; if its pack is gone (rewritten by a collector), from where the index says it is now. */
+  private async packed(digest: Uint8Array, loc: Location): Promise<Buffer> {
+    try {
+      return await this.packCache.slice(loc);
+    } catch (err) {
+      if (!(err instanceof ObjectGone)) throw err;
+      this.packCache.forgetObject(loc.object);
+      const now = await this.locations.get(digest);
+      if (!now) throw storageError(`blob ${b3String(digest)}: ${loc.object} was deleted by a garbage collection, and so was the blob`, err);
+      if (now.object === loc.object) throw err;
+      if (now.object.startsWith('packs/')) this.packCache.remember(Buffer.from(digest).toString('hex'), now);
+      return this.packCache.slice(now);
+    }
   }
 
   async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
@@ -90,7 +109,7 @@ export class S3BlobService implements BlobService {
     if (loc.object.startsWith('packs/') && loc.length <= SMALL_MAX) {
       let bytes: Buffer;
       try {
-        bytes = await this.packCache.slice(loc);
+        bytes = await this.packed(digest, loc);
       } catch (err) {
         throw err instanceof CastoreError ? err : storageError(`blob ${name}: ${(err as Error).message}`, err);
       }

@@ -9,6 +9,17 @@ import type { S3Location } from './addr.js';
 
 export const PART_SIZE = 8 << 20;
 
+/** The object does not exist (any more): e.g. a pack a collector rewrote and deleted. */
+export class ObjectGone extends CastoreError {
+  constructor(
+    readonly object: string,
+    message: string,
+    cause: unknown,
+  ) {
+    super('storage', `storage error: ${message}`, { cause });
+  }
+}
+
 // The SDK version is pinned (later releases need Node 22); its warning
 // about future releases is not something our users can act on.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -104,6 +115,9 @@ export class S3Objects {
       );
       return r.Body as Readable;
     } catch (err) {
+      if (isServiceError(err) && (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404)) {
+        throw new ObjectGone(object, `reading ${object}: it is not in s3://${this.loc.bucket}/${this.loc.prefix}`, err);
+      }
       throw this.fail(`reading ${object}`, err);
     }
   }

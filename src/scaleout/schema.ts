@@ -40,6 +40,14 @@ const MIGRATIONS: string[] = [
    CREATE TABLE gc_journal (
      digest bytea PRIMARY KEY              -- PathInfos stored while a collector marked
    );`,
+  // Retention and pack rewriting (src/scaleout/pg-reads.ts, pack-rewrite.ts):
+  // when each PathInfo was last read (NULL: never), and packs whose live
+  // blobs a collector moved to a new pack, deleted once retired for --grace.
+  `ALTER TABLE pathinfos ADD COLUMN read_at timestamptz;
+   CREATE TABLE gc_retired (
+     object     text        PRIMARY KEY,   -- S3 key below the prefix (packs/…)
+     retired_at timestamptz NOT NULL DEFAULT now()
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -259,3 +259,21 @@ async function deleteBucket(s3: S3Client, bucket: string): Promise<void> {
     throw e;
   }
 }
+
+/**
+ * RGW's own accounting of a bucket (`radosgw-admin bucket stats`): bytes and
+ * objects stored. Needs the test cluster's ceph.conf
+ * (NIX_CASTORE_TEST_CEPH_CONF, written by ceph-up.sh); undefined without it.
+ */
+export async function rgwBucketStats(bucket: string): Promise<{ bytes: number; objects: number } | undefined> {
+  await scaleoutEnv();
+  const conf = process.env.NIX_CASTORE_TEST_CEPH_CONF;
+  if (!conf) return undefined;
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('radosgw-admin', ['--conf', conf, 'bucket', 'stats', `--bucket=${bucket}`], { timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`radosgw-admin bucket stats: ${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+  const main = (JSON.parse(out) as { usage?: Record<string, { size?: number; num_objects?: number }> }).usage?.['rgw.main'];
+  return { bytes: main?.size ?? 0, objects: main?.num_objects ?? 0 };
+}

@@ -356,8 +356,17 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
     const svc = config.systemd.services['nix-castore'];
     assert.match(svc.serviceConfig.ExecStart, / daemon '--listen' '\[::1\]:8000' '--data' '\/var\/lib\/nix-castore' '--gc-interval' '6h' '--gc-keep-since' '30d' '--gc-max-size' '500G'$/);
     assert.deepEqual(config.assertions.map((a: { assertion: boolean }) => a.assertion), [true]);
-    const s3 = await evalModule('{ services.nix-castore = { enable = true; store = "s3://b?index=postgres://x"; gc.enable = true; }; }');
-    assert.deepEqual(s3.config.assertions.map((a: { assertion: boolean }) => a.assertion), [false]);
+    // A scale-out store collects too (PostgreSQL's advisory lock, gc_state fence).
+    const s3 = await evalModule('{ services.nix-castore = { enable = true; store = "s3://b?index=postgres://x"; gc = { enable = true; keepSince = "14d"; }; }; }');
+    assert.deepEqual(s3.config.assertions.map((a: { assertion: boolean }) => a.assertion), [true]);
+    assert.match(s3.config.systemd.services['nix-castore'].serviceConfig.ExecStart, / daemon '--listen' '\[::1\]:8000' '--store' 's3:\/\/b\?index=postgres:\/\/x' '--gc-interval' '1d' '--gc-keep-since' '14d'$/);
+    const disk = await evalModule('{ services.nix-castore = { enable = true; store = "file:///srv/castore"; gc.enable = true; }; }');
+    assert.deepEqual(disk.config.assertions.map((a: { assertion: boolean }) => a.assertion), [true]);
+    // A daemon serving another daemon's store has no collector of its own; no policy at all keeps nothing.
+    const remote = await evalModule('{ services.nix-castore = { enable = true; store = "grpc+http://10.0.0.1:8000"; gc.enable = true; }; }');
+    assert.deepEqual(remote.config.assertions.map((a: { assertion: boolean }) => a.assertion), [false]);
+    const noPolicy = await evalModule('{ services.nix-castore = { enable = true; store = "s3://b?index=postgres://x"; gc = { enable = true; keepSince = null; }; }; }');
+    assert.deepEqual(noPolicy.config.assertions.map((a: { assertion: boolean }) => a.assertion), [false]);
   });
 
   it('postBuildHook (queue): nix.settings.post-build-hook is a wrapper; the daemon drains the spool', async () => {

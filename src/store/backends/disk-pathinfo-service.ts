@@ -13,19 +13,12 @@ import { ShardScan } from '../../castore/disk/shard-scan.js';
 import { AccessRecorder, recordPush } from './disk-retention.js';
 
 export class DiskPathInfoService extends LocalPathInfoService {
-  private readonly access: AccessRecorder;
-  /**
-   * Record reads for retention: set by those who serve the store (the
-   * daemon's gRPC Get and HTTP cache, `nar`), not by tools that merely look.
-   */
-  recordReads = false;
-
   constructor(
     private readonly layout: DiskLayout,
     castore: Castore,
   ) {
     super(castore);
-    this.access = new AccessRecorder(layout.root);
+    this.reads = new AccessRecorder(layout.root);
   }
 
   private async readPath(path: string): Promise<PathInfo | undefined> {
@@ -41,9 +34,7 @@ export class DiskPathInfoService extends LocalPathInfoService {
 
   protected async load(storeDigest: Uint8Array) {
     await this.layout.init();
-    const info = await this.readPath(this.layout.objectPath('pathinfo', storeDigest));
-    if (info && this.recordReads) this.access.read(storeDigest); // for retention (disk-retention.ts)
-    return info;
+    return this.readPath(this.layout.objectPath('pathinfo', storeDigest));
   }
 
   // The content check and the save run inside the collector's fence (gc-fence.ts).
@@ -93,9 +84,5 @@ export class DiskPathInfoService extends LocalPathInfoService {
         if (info) yield info;
       }
     }
-  }
-
-  override async close(): Promise<void> {
-    await this.access.flush();
   }
 }

@@ -3,48 +3,27 @@
 //   pathinfo/<hex[0..2]>/<hex40>   its mtime is when it was last pushed
 //   access/<hex[0..2]>/<hex40>     an empty file; its mtime is when the path was last read
 //   pins/<name>                    JSON: the store paths of one pin
-// Reads are recorded in memory and flushed every few seconds, one utimes
-// per path read meanwhile (never a write per read on the hot path); times
-// come from util/clock.ts so tests can move them.
+// Reads are batched by store/read-recorder.ts (as for every backend) and
+// written as one utimes per path read meanwhile; times come from
+// util/clock.ts so tests can move them.
 import { utimes, writeFile, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { now } from '../../util/clock.js';
 import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import { publishFiles } from '../../castore/disk/atomic-files.js';
 import { invalid } from '../../castore/errors.js';
-
-const FLUSH_MS = 2000;
+import { ReadRecorder } from '../read-recorder.js';
 
 function ignoreExists(err: NodeJS.ErrnoException): void {
   if (err.code !== 'EEXIST') throw err;
 }
-const FLUSH_AT = 4096;
 
-export class AccessRecorder {
-  private pending = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
-
-  constructor(private readonly root: string) {}
-
-  static file(root: string, hex: string): string {
-    return join(root, 'access', hex.slice(0, 2), hex);
-  }
-
-  read(storeDigest: Uint8Array): void {
-    this.pending.set(Buffer.from(storeDigest).toString('hex'), now());
-    if (this.pending.size >= FLUSH_AT) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
-  }
-
-  flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const batch = this.pending;
-    this.pending = new Map();
-    this.flushing = this.flushing.then(async () => {
+/** The on-disk store's reads (store/read-recorder.ts): one utimes per path read since the last flush. */
+export class AccessRecorder extends ReadRecorder {
+  constructor(root: string) {
+    super(async (batch) => {
       for (const [hex, t] of batch) {
-        const file = AccessRecorder.file(this.root, hex);
+        const file = AccessRecorder.file(root, hex);
         const when = new Date(t);
         try {
           await utimes(file, when, when);
@@ -52,7 +31,7 @@ export class AccessRecorder {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') continue; // a read-only store: nothing to record
           try {
             // Not recursive: a store removed meanwhile is not made again.
-            await mkdir(join(this.root, 'access')).catch(ignoreExists);
+            await mkdir(join(root, 'access')).catch(ignoreExists);
             await mkdir(dirname(file)).catch(ignoreExists);
             await writeFile(file, '');
             await utimes(file, when, when);
@@ -62,7 +41,10 @@ export class AccessRecorder {
         }
       }
     });
-    return this.flushing;
+  }
+
+  static file(root: string, hex: string): string {
+    return join(root, 'access', hex.slice(0, 2), hex);
   }
 }
 
