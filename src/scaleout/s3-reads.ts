@@ -10,7 +10,7 @@ import type { Location } from './pack-cache.js';
 import type { S3Objects } from './s3-objects.js';
 
 /** Largest gap between wanted records still fetched in the same GET (it is read and thrown away). */
-const MAX_GAP = 64 << 10;
+const MAX_GAP = 256 << 10;
 /** Longest single GET when merging neighbours. */
 const MAX_RUN = 8 << 20;
 /** GETs one readMany call has in flight. */

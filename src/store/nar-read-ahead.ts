@@ -33,10 +33,11 @@ export class ReadAheadStats {
 const DEFAULT_HINT: ReadAheadHint = { reads: 4, bytes: 8 << 20, sizesFromIndex: false, rangeBytes: 8 << 20 };
 /** Files up to this size are read whole, with their neighbours. */
 const SMALL_FILE = 1 << 20;
-const GROUP_BYTES = 4 << 20;
+const GROUP_BYTES = 8 << 20;
 const GROUP_FILES = 1024;
 /** Directories and files the scout may have planned that the writer has not reached. */
 const MAX_AHEAD = 8192;
+const RESUME_AT = 1024;
 
 export class NarReadAhead {
   readonly stats: ReadAheadStats;
@@ -198,16 +199,16 @@ export class NarReadAhead {
       return;
     }
     if (root.type !== 'directory') return;
-    const stack: { entries: Node[]; sizes?: (number | undefined)[]; i: number }[] = [];
-    const enter = async (digest: Uint8Array) => {
-      const d = await this.dirs.take(digest);
+    const stack: { entries: Node[]; sizes?: (number | undefined)[]; i: number; place: number[] }[] = [];
+    const enter = async (digest: Uint8Array, place: number[]) => {
+      const d = await this.dirs.take(digest, place);
       await this.room();
       this.dirQueue.push({ digest, entries: d.entries });
       this.ahead++;
       this.wakeWriter.wake();
-      stack.push({ entries: d.entries, sizes: d.sizes, i: 0 });
+      stack.push({ entries: d.entries, sizes: d.sizes, i: 0, place });
     };
-    await enter(root.digest);
+    await enter(root.digest, []);
     while (stack.length > 0) {
       const top = stack[stack.length - 1];
       if (top.i === top.entries.length) {
@@ -217,7 +218,7 @@ export class NarReadAhead {
       const i = top.i++;
       const e = top.entries[i];
       if (e.type === 'directory') {
-        await enter(e.digest);
+        await enter(e.digest, [...top.place, i]);
       } else if (e.type === 'file') {
         await this.room();
         if (!this.plan(e, top.sizes && { real: top.sizes[i] })) return;
@@ -225,11 +226,17 @@ export class NarReadAhead {
     }
   }
 
-  /** Waits while the scout is far enough ahead of the writer. */
+  /**
+   * Waits while the scout is far enough ahead of the writer, then until the
+   * writer has taken RESUME_AT entries (a group fills while it waits).
+   */
   private async room(): Promise<void> {
-    while (this.ahead >= MAX_AHEAD && !this.ctl.signal.aborted) {
-      this.closeOpen(); // the writer will get there: let the group go
-      await this.wakeScout.wait();
+    if (this.ahead >= MAX_AHEAD) {
+      while (this.ahead > MAX_AHEAD - RESUME_AT && !this.ctl.signal.aborted) {
+        // Nothing being read: the group still filling is better read now.
+        if (this.stats.inFlight === 0) this.closeOpen();
+        await this.wakeScout.wait();
+      }
     }
     this.ctl.signal.throwIfAborted();
   }
