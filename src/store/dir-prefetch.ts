@@ -21,7 +21,7 @@ export interface LoadedDir {
   sizes?: (number | undefined)[];
 }
 
-const MAX_DIRS_AHEAD = 1024;
+const MAX_DIRS_AHEAD = 256;
 const MAX_ENTRIES_AHEAD = 65_536;
 /** Directories known and not loaded yet, at most (the rest load when the walk gets there). */
 const MAX_WANTED = 65_536;
