@@ -66,7 +66,8 @@ export class NarReadAhead {
     stats?: ReadAheadStats,
   ) {
     this.stats = stats ?? new ReadAheadStats();
-    this.hint = store.blobs.readAhead ?? DEFAULT_HINT;
+    // A symlink's NAR needs no service at all: callers may pass none.
+    this.hint = (store.blobs as BlobService | undefined)?.readAhead ?? DEFAULT_HINT;
     // Every read in flight listens to it (the S3 SDK and our body watcher).
     setMaxListeners(16 * this.hint.reads + 16, this.ctl.signal);
     this.dirs = new DirPrefetch(store.directories, store.blobs, this.hint.sizesFromIndex);
