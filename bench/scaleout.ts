@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import { listObjects, readAll } from './s3-floor.js';
 import pg from 'pg';
 import { CLI, startDaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
@@ -96,13 +97,32 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const scaled = { seconds: median(scaledRuns.map((r) => r.seconds)) };
     const requests = median(scaledRuns.map((r) => r.requests));
     const ratio = scaled.seconds / local.seconds;
-    // Reading back: every path's NAR rendered from the S3 store, against nix-store --dump.
-    const narBack = await timed(async () => {
-      for (const p of paths) execFileSync(process.execPath, [CLI, 'nar', '--store', addr, p], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    });
-    const dump = await timed(async () => {
-      for (const p of paths) execFileSync('nix-store', ['--dump', p], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    });
+    // Reading back: every path's NAR rendered from the S3 store, against
+    // nix-store --dump and against what RGW itself serves (the store's
+    // objects by plain GETs: one at a time, 16 at once, 16 ranged GETs of
+    // 8 MiB at once), in interleaved rounds.
+    const reader = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+    const bucket = `bench${ROUNDS - 1}`;
+    const objects = await listObjects(reader, bucket, 'store/');
+    const objectBytes = objects.reduce((a, o) => a + o.size, 0);
+    const narBytes = paths.reduce((a, p) => a + Number(execFileSync('nix-store', ['--query', '--size', p], { encoding: 'utf8', env }).trim()), 0);
+    const read = { nar: [] as number[], dump: [] as number[], serial: [] as number[], parallel: [] as number[], ranged: [] as number[] };
+    for (let round = 0; round < ROUNDS; round++) {
+      read.nar.push((await flushedAround(() => {
+        for (const p of paths) execFileSync(process.execPath, [CLI, 'nar', '--store', addr, p], { stdio: ['ignore', 'ignore', 'inherit'], env });
+      })).seconds);
+      read.dump.push((await flushedAround(() => {
+        for (const p of paths) execFileSync('nix-store', ['--dump', p], { stdio: ['ignore', 'ignore', 'inherit'], env, maxBuffer: 1 << 30 });
+      })).seconds);
+      read.serial.push((await flushedAround(() => readAll(reader, bucket, objects, 1))).seconds);
+      read.parallel.push((await flushedAround(() => readAll(reader, bucket, objects, 16))).seconds);
+      read.ranged.push((await flushedAround(() => readAll(reader, bucket, objects, 16, 8 << 20))).seconds);
+    }
+    reader.destroy();
+    const narBack = median(read.nar);
+    const dumpSeconds = median(read.dump);
+    const narRatio = narBack / dumpSeconds;
+    const floor = (xs: number[]) => `${(objectBytes / median(xs) / 1e9).toFixed(2)} GB/s (${listRounds(xs)})`;
 
     // Stat: 10,000 digests, half of them present, all asked at once.
     const pool = new pg.Pool({ connectionString: dbUrl });
@@ -147,7 +167,10 @@ export async function scaleoutBench(target = GiB): Promise<string> {
       ['copy → local store (file://)', `${local.seconds.toFixed(2)} s`, `1.00× (reference; ${listRounds(locals)})`],
       ['copy → S3 + PostgreSQL (s3://…?index=postgres://…)', `${scaled.seconds.toFixed(2)} s`, `${ratio.toFixed(2)}× local (target ≤ 2×: ${verdict(ratio <= 2)}; ${listRounds(scaledRuns.map((x) => x.seconds))})`],
       ['S3 requests for that copy', `${requests}`, `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files (target ≥ 50×)`],
-      ['NARs rendered back from that store (nix-castore nar)', `${narBack.seconds.toFixed(2)} s`, `${(narBack.seconds / dump.seconds).toFixed(2)}× nix-store --dump (${dump.seconds.toFixed(2)} s)`],
+      ['NARs rendered back from that store (nix-castore nar)', `${narBack.toFixed(2)} s`, `${narRatio.toFixed(2)}× nix-store --dump (${dumpSeconds.toFixed(2)} s; target ≤ 3×: ${verdict(narRatio <= 3)}); ${(narBytes / narBack / 1e9).toFixed(2)} GB/s of NAR; ${listRounds(read.nar)}`],
+      [`RGW alone: the store's ${objects.length} objects (${(objectBytes / GiB).toFixed(2)} GiB), one GET at a time`, floor(read.serial), 'the backend\'s floor, single stream'],
+      ['RGW alone: 16 GETs at once', floor(read.parallel), 'whole objects'],
+      ['RGW alone: 16 ranged GETs of 8 MiB at once', floor(read.ranged), 'what the NAR rendering asks of RGW'],
       ['re-copy through a daemon on that store (all present)', `${again.seconds.toFixed(2)} s`, `${again.report.blobsSent} blobs sent`],
       [`Stat of ${STAT_DIGESTS} digests (half present), in-process`, `${(stat.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / stat.seconds).toFixed(0)} Stats/s; ${stat.value} found`],
       [`Stat of ${STAT_DIGESTS} digests through the daemon (gRPC)`, `${(statGrpc.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / statGrpc.seconds).toFixed(0)} Stats/s; ${statGrpc.value} found`],
@@ -156,7 +179,8 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     summary.rows.push(
       { what: '`copy` → S3 + PostgreSQL (Ceph RGW on bluestore, PostgreSQL fsync on)', measured: `${scaled.seconds.toFixed(2)} s`, compared: `${ratio.toFixed(2)}× \`copy\` → \`file://\` (${local.seconds.toFixed(2)} s); ${listRounds(scaledRuns.map((x) => x.seconds), 's', 1)}`, target: '≤ 2× → `file://`', met: ratio <= 2 },
       { what: 'S3 requests for that copy', measured: `${requests}`, compared: `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files`, target: '≥ 50× fewer', met: files / requests >= 50 },
-      ...[rows[3], rows[5], rows[6], rows[7]].map(([what, measured, compared]) => ({ what, measured, compared })),
+      { what: 'NARs rendered back from S3 + PostgreSQL (`nix-castore nar`)', measured: `${narBack.toFixed(2)} s`, compared: `${narRatio.toFixed(2)}× \`nix-store --dump\` (${dumpSeconds.toFixed(2)} s); RGW alone serves the objects at ${floor(read.ranged)} with 16 ranged GETs at once, ${floor(read.serial)} one GET at a time`, target: '≤ 3× `nix-store --dump`', met: narRatio <= 3 },
+      ...[rows[8], rows[9], rows[10]].map(([what, measured, compared]) => ({ what, measured, compared })),
     );
     return [`Scale-out store (Ceph ${cephVersion()} RGW on bluestore + PostgreSQL, fsync on; same closure, ${files} files):`, table(rows)].join('\n');
   } finally {

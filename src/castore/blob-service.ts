@@ -22,11 +22,47 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
+/** `signal`: the reader went away; a service that can stop its I/O does. */
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * How far NAR rendering should read ahead of what it writes, for services
+ * where each read is a round trip (an object store answers in
+ * milliseconds, so many reads must be in flight to keep a NAR flowing).
+ */
+export interface ReadAheadHint {
+  /** Reads in flight at once. */
+  reads: number;
+  /** Bytes read ahead (in flight or waiting to be written) at most. */
+  bytes: number;
+  /** sizeOf is one indexed lookup (batched): check stated sizes before reading. */
+  sizesFromIndex: boolean;
+  /** Pieces a large blob is read in, in parallel (with readRange). */
+  rangeBytes: number;
+}
+
 export interface BlobService {
   /** `undefined` when absent; otherwise the chunk list (empty = read the digest itself). */
   stat(digest: Uint8Array): Promise<{ chunks: ChunkMeta[] } | undefined>;
   /** The blob's bytes, or `undefined` when absent. */
-  read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined>;
+  read(digest: Uint8Array, opts?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>;
+  /**
+   * Bytes [offset, offset + length) of a blob, or `undefined` when the blob
+   * is absent; a range past its end is an error. Services that can fetch
+   * parts of one blob in parallel (S3) have it.
+   */
+  readRange?(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Buffer | undefined>;
+  /**
+   * Many whole blobs at once, in order (`undefined` for an absent one), for
+   * services that fetch neighbours in one request (S3 packs). Each result
+   * is at most `maxBytes[i]` long, else the call fails: callers budget
+   * memory by those.
+   */
+  readMany?(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Buffer | undefined)[]>;
+  /** See ReadAheadHint; absent: a few small files ahead. */
+  readonly readAhead?: ReadAheadHint;
   /**
    * The blob's length in bytes, or `undefined` when absent, from the
    * service's own index (no read). Services that cannot tell that cheaply

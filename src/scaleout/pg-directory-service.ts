@@ -1,20 +1,31 @@
 // Directories in PostgreSQL: one row per canonical encoding, keyed by its
 // BLAKE3. A closure goes in with one INSERT, so it appears all at once.
+// Gets made in the same turn of the event loop are one query (NAR
+// rendering asks for the subdirectories of a directory all at once).
 import { readDirectory, type Directory } from '../castore/messages.js';
 import { encodeDirectory } from '../castore/directory.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
+import { Batcher } from './batcher.js';
 
 export class PgDirectoryService extends LocalDirectoryService {
   private readonly db: PgIndex;
+  private readonly encodings: Batcher<Buffer>;
   constructor(url: string) {
     super();
     this.db = openPgIndex(url);
+    this.encodings = new Batcher(async (keys) => {
+      const r = await this.db.query<{ digest: Buffer; data: Buffer }>(
+        'SELECT d.digest, d.data FROM unnest($1::bytea[]) AS k(d) JOIN directories d ON d.digest = k.d',
+        [keys],
+      );
+      return new Map(r.rows.map((row) => [row.digest.toString('hex'), row.data]));
+    }, 256);
   }
 
   protected async load(digest: Uint8Array): Promise<Directory | undefined> {
-    const r = await this.db.query<{ data: Buffer }>('SELECT data FROM directories WHERE digest = $1', [Buffer.from(digest)]);
-    return r.rows.length ? readDirectory(r.rows[0].data) : undefined;
+    const data = await this.encodings.get(digest);
+    return data ? readDirectory(data) : undefined;
   }
 
   protected async save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void> {

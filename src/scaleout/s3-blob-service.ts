@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
-import type { BlobService, BlobWriter } from '../castore/blob-service.js';
+import type { BlobService, BlobWriter, ReadAheadHint, ReadOptions } from '../castore/blob-service.js';
 import { Blake3Stream, b3String, blake3, checkB3 } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
@@ -20,10 +20,16 @@ import { openPgIndex, type PgIndex } from './pg-index.js';
 import { ObjectGone, S3Objects } from './s3-objects.js';
 import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
+import { readLocated, readPart } from './s3-reads.js';
 
 export const SMALL_MAX = 1 << 20;
 /** Each large upload buffers up to 4 parts: this bounds the daemon's memory. */
 const LARGE_UPLOADS = 4;
+/**
+ * NAR rendering keeps this many GETs in flight within this many bytes:
+ * one GET streams at a fraction of what the server gives several.
+ */
+const READ_AHEAD: ReadAheadHint = { reads: 16, bytes: 64 << 20, sizesFromIndex: true, rangeBytes: 8 << 20 };
 
 
 export class S3BlobService implements BlobService {
@@ -33,6 +39,7 @@ export class S3BlobService implements BlobService {
   private readonly locations: Batcher<Location>;
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
   private readonly packCache: PackCache;
+  readonly readAhead = READ_AHEAD;
 
   constructor(addr: string) {
     const loc = parseS3Addr(addr);
@@ -100,7 +107,39 @@ export class S3BlobService implements BlobService {
     }
   }
 
-  async read(digest: Uint8Array): Promise<AsyncIterable<Uint8Array> | undefined> {
+  async readMany(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Buffer | undefined)[]> {
+    digests.forEach((d) => checkB3(d));
+    return this.atCurrentPlaces(digests, (locs) => readLocated(this.s3, digests, locs, maxBytes, opts));
+  }
+
+  async readRange(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Buffer | undefined> {
+    checkB3(digest);
+    return this.atCurrentPlaces([digest], ([loc]) => (loc ? readPart(this.s3, digest, loc, offset, length, opts) : Promise.resolve(undefined)));
+  }
+
+  /**
+   * Reads at the cached locations; if an object is gone (a pack a collector
+   * rewrote), forgets what was cached about it and reads once more where the
+   * index says the blobs are now — else a long-running daemon would fail
+   * every NAR that needs a moved blob.
+   */
+  private async atCurrentPlaces<T>(digests: Uint8Array[], run: (locs: (Location | undefined)[]) => Promise<T>): Promise<T> {
+    const locs = await Promise.all(digests.map((d) => this.locate(d)));
+    try {
+      return await run(locs);
+    } catch (err) {
+      if (!(err instanceof ObjectGone)) throw err;
+      for (const l of locs) if (l) this.packCache.forgetObject(l.object);
+      return run(await Promise.all(digests.map((d) => this.locate(d))));
+    }
+  }
+
+  /** Bytes received from S3 and GETs still open, for tests and benchmarks. */
+  get s3Reads(): { bytesReceived: number; getsInFlight: number } {
+    return { bytesReceived: this.s3.bytesReceived, getsInFlight: this.s3.getsInFlight };
+  }
+
+  async read(digest: Uint8Array, opts?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined> {
     checkB3(digest);
     const loc = await this.locate(digest);
     if (!loc) return undefined;
@@ -117,7 +156,7 @@ export class S3BlobService implements BlobService {
         yield bytes;
       })();
     }
-    const body = await this.s3.range(loc.object, loc.offset, loc.length);
+    const body = await this.s3.range(loc.object, loc.offset, loc.length, opts?.signal);
     return (async function* () {
       let got = 0;
       for await (const chunk of body) {

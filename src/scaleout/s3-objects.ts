@@ -30,6 +30,9 @@ export class S3Objects {
   private made: Promise<S3Client> | undefined;
   /** HTTP requests sent to S3 (each attempt), for tests and benchmarks. */
   requests = 0;
+  /** GETs whose body is not finished yet, and body bytes received: tests check that cancelled reads stop. */
+  getsInFlight = 0;
+  bytesReceived = 0;
   constructor(readonly loc: S3Location) {}
 
   /** The SDK client, made on first use. */
@@ -106,19 +109,48 @@ export class S3Objects {
     return { done, abort: () => up.then((u) => u.abort()).catch(() => {}) };
   }
 
-  /** Bytes [offset, offset+length) of an object, streamed. */
-  async range(object: string, offset: number, length: number): Promise<AsyncIterable<Uint8Array>> {
+  /**
+   * Bytes [offset, offset+length) of an object, streamed. `signal` aborts
+   * the GET (before or during the body); a consumer that stops early
+   * closes its connection too.
+   */
+  async range(object: string, offset: number, length: number, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    signal?.throwIfAborted();
+    this.getsInFlight++;
+    let body: Readable;
     try {
       const { GetObjectCommand } = await sdk();
       const r = await (await this.client()).send(
         new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(object), Range: `bytes=${offset}-${offset + length - 1}` }),
+        { abortSignal: signal },
       );
-      return r.Body as Readable;
+      body = r.Body as Readable;
     } catch (err) {
+      this.getsInFlight--;
+      if (signal?.aborted) throw signal.reason;
       if (isServiceError(err) && (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404)) {
         throw new ObjectGone(object, `reading ${object}: it is not in s3://${this.loc.bucket}/${this.loc.prefix}`, err);
       }
       throw this.fail(`reading ${object}`, err);
+    }
+    return this.counted(body, signal);
+  }
+
+  private async *counted(body: Readable, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const stop = () => body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const chunk of body) {
+        this.bytesReceived += (chunk as Uint8Array).length;
+        yield chunk as Uint8Array;
+      }
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      body.destroy();
+      this.getsInFlight--;
     }
   }
 

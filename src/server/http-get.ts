@@ -66,7 +66,7 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
   }
 
   async function serveNar(x: Exchange, name: string, ext: string): Promise<void> {
-    const compression = compressionOfExtension(ext);
+    let compression = compressionOfExtension(ext);
     let p: NixPathInfo;
     if (FILE_HASH_RE.test(name)) {
       // Nix's own naming, by the hash of the file it uploaded: Nix keeps
@@ -75,6 +75,9 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       const storeHash = await opts.aliasOf?.(nixbase32.decode(name));
       if (storeHash === undefined) throw new HttpError(404, `nar/${name}: no NAR was uploaded under this name`);
       p = await find(storeHash);
+      // There is no bzip2 encoder here; Nix (2.4 on) decodes what it
+      // downloads by its content (libarchive), whatever its narinfo says.
+      if (compression === 'bzip2') compression = 'zstd';
     } else {
       const m = NAR_NAME_RE.exec(name);
       if (!m) throw new HttpError(400, 'a NAR is named nar/<32-character store hash>-<52-character nixbase32 NAR sha256>.nar[.zst|.xz]');

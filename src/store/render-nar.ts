@@ -1,127 +1,39 @@
-// NAR rendering straight from the castore: directories are fetched as the
-// walk reaches them and file contents stream from the blob service, so
-// memory stays flat whatever the path's size.
+// NAR rendering straight from the castore: directories and file contents
+// are read ahead of the writer (nar-read-ahead.ts) within a byte budget,
+// so memory stays flat whatever the path's size.
 import { createHash } from 'node:crypto';
-import type { BlobService } from '../castore/blob-service.js';
-import type { DirectoryService } from '../castore/directory-service.js';
-import type { Directory, Node } from '../castore/messages.js';
-import { b3String } from '../castore/digest.js';
+import type { Node } from '../castore/messages.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { writeNar, type NarNode } from '../nix/nar.js';
+import { NarReadAhead, ReadAheadStats, type Castore } from './nar-read-ahead.js';
 
-export interface Castore {
-  blobs: BlobService;
-  directories: DirectoryService;
-}
-
-function sortedEntries(d: Directory): Node[] {
-  const all: Node[] = [
-    ...d.directories.map((n) => ({ type: 'directory' as const, ...n })),
-    ...d.files.map((n) => ({ type: 'file' as const, ...n })),
-    ...d.symlinks.map((n) => ({ type: 'symlink' as const, ...n })),
-  ];
-  return all.sort((a, b) => Buffer.compare(a.name, b.name));
-}
-
-// Small files of a directory are fetched a few ahead of the one being
-// written: over gRPC or from S3 every blob is a round trip, and a path of
-// thousands of small files would otherwise wait for each in turn.
-const PREFETCH_FILES = 16;
-const PREFETCH_MAX_SIZE = 64 << 10;
-
-/**
- * A small file's bytes, read ahead. Budgeted by what is really read, not
- * by the size the directory states: a blob longer than that is an error
- * as soon as its bytes say so (16 entries claiming 1 byte each that point
- * at a 128 MiB blob must not load 2 GiB).
- */
-async function readBlob(store: Castore, digest: Uint8Array, size: number): Promise<Buffer> {
-  const stream = await store.blobs.read(digest);
-  if (!stream) throw storageError(`blob ${b3String(digest)} not found`);
-  const parts: Uint8Array[] = [];
-  let got = 0;
-  for await (const c of stream) {
-    got += c.length;
-    if (got > size) throw storageError(`blob ${b3String(digest)} is longer than the ${size} bytes its directory entry states`);
-    parts.push(c);
-  }
-  return Buffer.concat(parts);
-}
-
-/** Starts reads of the next small files as the walk reaches each one. */
-class Prefetcher {
-  private readonly started = new Map<number, Promise<Buffer>>();
-  private next = 0;
-  constructor(
-    private readonly store: Castore,
-    private readonly entries: Node[],
-  ) {}
-
-  /** The bytes of entry `i` if it is a small file (reading ahead of it), else undefined. */
-  take(i: number): Promise<Buffer> | undefined {
-    // Entries before i are written already: never start those.
-    this.next = Math.max(this.next, i);
-    const limit = Math.min(this.entries.length, i + PREFETCH_FILES);
-    for (; this.next < limit; this.next++) {
-      const e = this.entries[this.next];
-      if (e.type !== 'file' || e.size > PREFETCH_MAX_SIZE) continue;
-      const p = readBlob(this.store, e.digest, e.size);
-      p.catch(() => {}); // observed when taken
-      this.started.set(this.next, p);
-    }
-    const p = this.started.get(i);
-    this.started.delete(i);
-    return p;
-  }
-}
+export { ReadAheadStats, type Castore };
 
 /**
  * How a rendering is bounded. `signal`: stop once the client is gone
  * (checked at every entry, so even a NAR of millions of tiny entries stops
- * at once). `maxBytes`: end with an error beyond this many NAR bytes — a
- * valid DAG whose entries share children renders exponentially more than it
- * stores, so a rendering is capped by what its PathInfo states.
+ * at once; reads in flight are aborted). `maxBytes`: end with an error
+ * beyond this many NAR bytes — a valid DAG whose entries share children
+ * renders exponentially more than it stores, so a rendering is capped by
+ * what its PathInfo states. `stats`: filled in as reads go.
  */
 export interface RenderLimits {
   signal?: AbortSignal;
   maxBytes?: number;
+  stats?: ReadAheadStats;
 }
 
-export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise<Buffer> | undefined, signal?: AbortSignal): NarNode {
+function narNodeOf(node: Node, ahead: NarReadAhead): NarNode {
   switch (node.type) {
     case 'symlink':
       return { type: 'symlink', target: node.target };
     case 'file':
-      return {
-        type: 'regular',
-        executable: node.executable,
-        size: node.size,
-        contents: async function* () {
-          signal?.throwIfAborted();
-          const early = prefetched?.();
-          if (early) {
-            yield await early;
-            return;
-          }
-          const stream = await store.blobs.read(node.digest);
-          if (!stream) throw storageError(`blob ${b3String(node.digest)} not found`);
-          yield* stream;
-        },
-      };
+      return { type: 'regular', executable: node.executable, size: node.size, contents: () => ahead.file(node) };
     case 'directory':
       return {
         type: 'directory',
         entries: async function* () {
-          signal?.throwIfAborted();
-          const dir = await store.directories.get(node.digest);
-          if (!dir) throw storageError(`directory ${b3String(node.digest)} not found`);
-          const children = sortedEntries(dir);
-          const ahead = new Prefetcher(store, children);
-          for (let i = 0; i < children.length; i++) {
-            signal?.throwIfAborted();
-            const at = i;
-            yield { name: children[i].name, node: narNodeOf(children[i], store, () => ahead.take(at), signal) };
-          }
+          for (const child of await ahead.directory(node.digest)) yield { name: child.name, node: narNodeOf(child, ahead) };
         },
       };
   }
@@ -129,13 +41,18 @@ export function narNodeOf(node: Node, store: Castore, prefetched?: () => Promise
 
 /** The NAR bytes of a castore root node. */
 export async function* renderNar(node: Node, store: Castore, limits: RenderLimits = {}): AsyncGenerator<Uint8Array> {
-  let total = 0;
-  for await (const chunk of writeNar(narNodeOf(node, store, undefined, limits.signal))) {
-    total += chunk.length;
-    if (limits.maxBytes !== undefined && total > limits.maxBytes) {
-      throw storageError(`the NAR is longer than the ${limits.maxBytes} bytes its PathInfo states; stopped rendering`);
+  const ahead = new NarReadAhead(node, store, limits.signal, limits.stats);
+  try {
+    let total = 0;
+    for await (const chunk of writeNar(narNodeOf(node, ahead))) {
+      total += chunk.length;
+      if (limits.maxBytes !== undefined && total > limits.maxBytes) {
+        throw storageError(`the NAR is longer than the ${limits.maxBytes} bytes its PathInfo states; stopped rendering`);
+      }
+      yield chunk;
     }
-    yield chunk;
+  } finally {
+    await ahead.close();
   }
 }
 

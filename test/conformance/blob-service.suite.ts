@@ -49,6 +49,31 @@ export function blobServiceSuite(name: string, make: () => Promise<Backend<BlobS
       await assert.rejects(() => blobs.sizeOf!(new Uint8Array(20)), (e) => isKind(e, 'invalid'));
     });
 
+    it('readRange and readMany (where a backend has them) give exact bytes, undefined when absent, and refuse out-of-bounds', async (t) => {
+      if (!blobs.readRange && !blobs.readMany) return t.skip('this backend reads one blob at a time');
+      const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+      const smalls = [pattern(10, 1), pattern(4000, 2), Buffer.alloc(0), pattern(70_000, 3)];
+      const large = pattern((1 << 20) * 2 + 7, 4); // an object of its own
+      const ds = await Promise.all(smalls.map((x) => putBytes(blobs, x)));
+      const dl = await putBytes(blobs, large);
+      const missing = blake3(b('never stored either'));
+      if (blobs.readMany) {
+        const got = await blobs.readMany([...ds, dl, missing], [...smalls.map((x) => x.length), large.length, 5]);
+        assert.deepEqual(got.slice(0, 4).map((x) => x && Buffer.from(x)), smalls);
+        assert.ok(got[4]?.equals(large));
+        assert.equal(got[5], undefined);
+        // A blob longer than its caller budgeted is refused before it is read.
+        await assert.rejects(() => blobs.readMany!([ds[1]], [100]), (e) => isKind(e, 'storage') && /4000 bytes/.test((e as Error).message));
+      }
+      if (blobs.readRange) {
+        assert.ok((await blobs.readRange(dl, 0, 5))?.equals(large.subarray(0, 5)));
+        assert.ok((await blobs.readRange(dl, (1 << 20) + 3, 1 << 20))?.equals(large.subarray((1 << 20) + 3, (2 << 20) + 3)));
+        assert.ok((await blobs.readRange(ds[1], 100, 200))?.equals(smalls[1].subarray(100, 300)));
+        assert.equal(await blobs.readRange(missing, 0, 1), undefined);
+        await assert.rejects(() => blobs.readRange!(dl, large.length - 2, 3), (e) => isKind(e, 'invalid'));
+      }
+    });
+
     it('reports absent blobs as undefined', async () => {
       const missing = blake3(b('never stored'));
       assert.equal(await blobs.stat(missing), undefined);

@@ -4,7 +4,9 @@
 // is substituted into a separate (chroot) store by `nix-store -r` with
 // signatures required — only the daemon's key trusted — and verified. A
 // second `nix copy --to` sends nothing. The castore root of every uploaded
-// path equals the one `nix-castore copy` makes from the file system.
+// path equals the one `nix-castore copy` makes from the file system. The
+// pusher pulls back through the narinfo Nix kept from its upload, also one
+// naming a .nar.bz2.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -148,5 +150,15 @@ describe('the pusher pulls back from the same cache', () => {
     await runNix('nix-store', ['--store', root, '-r', fx.link, '--option', 'substituters', cache.url, '--option', 'require-sigs', 'false'], { env });
     await runNix('nix-store', ['--store', root, '--verify-path', fx.link], { env });
     assert.ok(cache.d.stderr().split('\n').some((l) => /GET \/nar\/\w{52}\.nar\.xz 200/.test(l)), cache.d.stderr());
+  });
+
+  it('also after pushing with bzip2: its .nar.bz2 is served (zstd inside; Nix 2.8 decodes by content)', async () => {
+    const cache = await startCache('same-machine-bz2');
+    const env = pushEnv('same-machine-bz2');
+    await runNix('nix', ['copy', '--to', `${cache.url}?compression=bzip2`, fx.link], { env });
+    const root = join(tmp, 'root-same-machine-bz2');
+    await runNix('nix-store', ['--store', root, '-r', fx.link, '--option', 'substituters', cache.url, '--option', 'require-sigs', 'false'], { env });
+    await runNix('nix-store', ['--store', root, '--verify-path', fx.link], { env });
+    assert.ok(cache.d.stderr().split('\n').some((l) => /GET \/nar\/\w{52}\.nar\.bz2 200/.test(l)), cache.d.stderr());
   });
 });

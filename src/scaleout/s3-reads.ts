@@ -1,0 +1,109 @@
+// Reads for NAR rendering from the S3 store: many blobs at once, with
+// neighbours in a pack fetched by one ranged GET, and pieces of one large
+// blob, so the renderer can keep several GETs in flight (one GET streams
+// at a fraction of what RGW serves to several).
+import { b3String } from '../castore/digest.js';
+import { invalid, storageError } from '../castore/errors.js';
+import type { ReadOptions } from '../castore/blob-service.js';
+import { Limiter } from '../util/limiter.js';
+import type { Location } from './pack-cache.js';
+import type { S3Objects } from './s3-objects.js';
+
+/** Largest gap between wanted records still fetched in the same GET (it is read and thrown away). */
+const MAX_GAP = 256 << 10;
+/** Longest single GET when merging neighbours. */
+const MAX_RUN = 8 << 20;
+/** GETs one readMany call has in flight. */
+const RUNS_IN_FLIGHT = 4;
+
+interface Run {
+  object: string;
+  start: number;
+  end: number;
+  /** Wanted bytes in it: a gap may add at most as much again. */
+  wanted: number;
+  members: { i: number; loc: Location }[];
+}
+
+/** Bytes [offset, offset+length) of an object, exactly, in one buffer. */
+export async function fetchRange(s3: S3Objects, object: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let got = 0;
+  for await (const chunk of await s3.range(object, offset, length, signal)) {
+    if (got + chunk.length > length) throw storageError(`${object}: S3 returned more than the ${length} bytes asked for at ${offset}`);
+    out.set(chunk, got);
+    got += chunk.length;
+  }
+  if (got !== length) throw storageError(`${object} is shorter than the index says: ${got} of ${length} bytes at ${offset}`);
+  return out;
+}
+
+/** Groups located blobs into GETs: same object, in offset order, gaps no larger than what they save. */
+function runsOf(located: { i: number; loc: Location }[]): Run[] {
+  const byObject = new Map<string, { i: number; loc: Location }[]>();
+  for (const m of located) {
+    const list = byObject.get(m.loc.object);
+    if (list) list.push(m);
+    else byObject.set(m.loc.object, [m]);
+  }
+  const runs: Run[] = [];
+  for (const [object, members] of byObject) {
+    members.sort((a, b) => a.loc.offset - b.loc.offset);
+    let run: Run | undefined;
+    for (const m of members) {
+      const { offset, length } = m.loc;
+      const end = offset + length;
+      if (run && offset >= run.start && offset - run.end <= Math.min(MAX_GAP, run.wanted) && Math.max(run.end, end) - run.start <= MAX_RUN) {
+        run.end = Math.max(run.end, end);
+        run.wanted += length;
+        run.members.push(m);
+        continue;
+      }
+      run = { object, start: offset, end, wanted: length, members: [m] };
+      runs.push(run);
+    }
+  }
+  return runs;
+}
+
+/**
+ * Whole blobs by their locations (undefined: absent), each checked against
+ * the most bytes its caller budgeted before anything is fetched.
+ */
+export async function readLocated(
+  s3: S3Objects,
+  digests: Uint8Array[],
+  locs: (Location | undefined)[],
+  maxBytes: number[],
+  opts: ReadOptions = {},
+): Promise<(Buffer | undefined)[]> {
+  const out: (Buffer | undefined)[] = new Array(digests.length).fill(undefined);
+  const located: { i: number; loc: Location }[] = [];
+  locs.forEach((loc, i) => {
+    if (!loc) return;
+    if (loc.length > maxBytes[i]) {
+      throw storageError(`blob ${b3String(digests[i])} is ${loc.length} bytes, more than the ${maxBytes[i]} its directory entry states`);
+    }
+    if (loc.length === 0) out[i] = Buffer.alloc(0);
+    else located.push({ i, loc });
+  });
+  const limit = new Limiter(RUNS_IN_FLIGHT);
+  await Promise.all(
+    runsOf(located).map((run) =>
+      limit.run(async () => {
+        const bytes = await fetchRange(s3, run.object, run.start, run.end - run.start, opts.signal);
+        for (const { i, loc } of run.members) out[i] = bytes.subarray(loc.offset - run.start, loc.offset - run.start + loc.length);
+      }),
+    ),
+  );
+  return out;
+}
+
+/** Bytes [offset, offset+length) of a located blob. */
+export async function readPart(s3: S3Objects, digest: Uint8Array, loc: Location, offset: number, length: number, opts: ReadOptions = {}): Promise<Buffer> {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > loc.length) {
+    throw invalid(`range ${offset}+${length} is outside blob ${b3String(digest)} (${loc.length} bytes)`);
+  }
+  if (length === 0) return Buffer.alloc(0);
+  return fetchRange(s3, loc.object, loc.offset + offset, length, opts.signal);
+}
