@@ -20,6 +20,13 @@ import { fileSize, ShardScan } from './shard-scan.js';
  */
 export const PACK_BLOB_MAX = 256 << 10;
 
+/**
+ * Blobs of a batch are packed up to this size: they are in memory already
+ * (a streamed Put holds at most PACK_BLOB_MAX), and a file each cost a
+ * daemon two fsyncs, a rename and a dozen other calls per blob.
+ */
+export const BATCH_PACK_MAX = 1 << 20;
+
 /** Loose blob files listed at most; a store with more asks the disk about each. */
 const LOOSE_LISTING_MAX = 1_000_000;
 
@@ -245,7 +252,7 @@ export class DiskBlobService implements BlobService {
         // packed again: harmless, and the caller asked has() first.
         await Promise.all(
           batch.map(async (b) => {
-            if (b.data.length > PACK_BLOB_MAX) return void (await putBytes(this, b.data));
+            if (b.data.length > BATCH_PACK_MAX) return void (await putBytes(this, b.data));
             try {
               await this.packs.append(Buffer.from(b.digest.buffer, b.digest.byteOffset, b.digest.byteLength), b.data);
             } catch (err) {
