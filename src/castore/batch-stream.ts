@@ -3,8 +3,10 @@
 // copied into: a daemon takes megabytes of small blobs per call, and the
 // copy, and V8's collections for the fresh memory, were a good part of
 // its work. A Blob that lies within one piece is decoded in place; one
-// that spans pieces is copied together first. Unknown fields of the outer
-// message are skipped, as PutBlobsRequestCodec.decode skips them.
+// that spans pieces is copied together first, unless the pieces are
+// consecutive views of one buffer holding the whole message (`whole`),
+// which it is then a view of. Unknown fields of the outer message are
+// skipped, as PutBlobsRequestCodec.decode skips them.
 import { ProtoDecodeError } from '../proto/reader.js';
 import { decodeBatchBlob, type BatchBlob } from './batch-messages.js';
 
@@ -24,8 +26,16 @@ export class PutBlobsParser {
   private need = 0;
   private blob: Buffer | undefined;
   private filled = 0;
+  /** Where in the message the Blob being read starts (with `whole`). */
+  private blobStart = 0;
+  /** Where in the message the piece being fed starts. */
+  private pieceStart = 0;
 
-  constructor(length: number) {
+  /** `whole`: every piece fed is a view of it, at the piece's place in the message. */
+  constructor(
+    private readonly length: number,
+    private readonly whole?: Buffer,
+  ) {
     this.left = length;
   }
 
@@ -37,6 +47,7 @@ export class PutBlobsParser {
   /** Feeds the next bytes of the message; throws ProtoDecodeError on malformed input. */
   feed(piece: Buffer): void {
     if (piece.length > this.left) throw new ProtoDecodeError('more bytes than the message length');
+    this.pieceStart = this.length - this.left;
     this.left -= piece.length;
     let pos = 0;
     while (pos < piece.length) {
@@ -92,19 +103,22 @@ export class PutBlobsParser {
   }
 
   private readBlob(piece: Buffer, pos: number): number {
-    if (this.blob === undefined && piece.length - pos >= this.need) {
+    if (this.filled === 0 && piece.length - pos >= this.need) {
       this.endBlob(piece.subarray(pos, pos + this.need));
       return pos + this.need;
     }
-    this.blob ??= Buffer.allocUnsafe(this.need);
+    if (this.filled === 0) this.blobStart = this.pieceStart + pos;
     const n = Math.min(this.need - this.filled, piece.length - pos);
-    piece.copy(this.blob, this.filled, pos, pos + n);
+    if (!this.whole) {
+      this.blob ??= Buffer.allocUnsafe(this.need);
+      piece.copy(this.blob, this.filled, pos, pos + n);
+    }
     this.filled += n;
     if (this.filled === this.need) {
-      const whole = this.blob;
+      const bytes = this.whole ? this.whole.subarray(this.blobStart, this.blobStart + this.need) : this.blob!;
       this.blob = undefined;
       this.filled = 0;
-      this.endBlob(whole);
+      this.endBlob(bytes);
     }
     return pos + n;
   }

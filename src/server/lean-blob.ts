@@ -82,7 +82,9 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
         if (bad) return bad;
         blobs = req.blobs;
       }
-      return batch.Put.responseSerialize(await putMany({ blobs }));
+      const res = batch.Put.responseSerialize(await putMany({ blobs }));
+      call.recycle(); // the blobs are stored: their memory may take the next batch
+      return res;
     });
   });
   const modes = new Map<string, Mode>([...routes.keys()].map((path) => [path, path === batch.Put.path ? 'batch' : path.endsWith('/Put') ? 'chunks' : 'whole']));

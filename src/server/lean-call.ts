@@ -2,7 +2,8 @@
 // its request messages in order, with backpressure, then one answer or a
 // status. Messages that span DATA chunks are copied together, or, by the
 // call's Mode, taken from the chunks they arrive in: a large blob's
-// BlobChunks as pieces of data, a batch Put parsed blob by blob.
+// BlobChunks as pieces of data, a batch Put parsed blob by blob as it is
+// copied into a reused arena (receive-arenas.ts).
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type * as C from '../castore/messages.js';
 import type { BatchBlob } from '../castore/batch-messages.js';
@@ -11,6 +12,7 @@ import { invalid } from '../castore/errors.js';
 import { framed, MessageReader } from '../grpc/h2/framing.js';
 import { GrpcError } from '../grpc/h2/status.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
+import { receiveArenas } from './receive-arenas.js';
 
 /** Bytes, and messages, read ahead of a Put's writer before the stream is paused. */
 const MAX_QUEUED_BYTES = 4 << 20;
@@ -62,6 +64,9 @@ export class LeanCall extends MessageReader {
   private wake: (() => void) | undefined;
   private answered = false;
   private aborter: AbortController | undefined;
+  /** Arenas a batch Put's request was copied into (recycle()). */
+  private arenas: Buffer[] = [];
+  private arenaAt = 0;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -107,6 +112,12 @@ export class LeanCall extends MessageReader {
   }
 
   protected message(payload: Buffer): void {
+    if (this.mode === 'batch' && payload.length > 0) {
+      // Not a view of the network read: that would outlive young collections.
+      const arena = this.arena(payload.length);
+      payload.copy(arena);
+      payload = arena.subarray(0, payload.length);
+    }
     this.queue.push(payload);
     this.queuedBytes += payload.length;
   }
@@ -114,8 +125,26 @@ export class LeanCall extends MessageReader {
   protected override streamFrom(length: number, head: Buffer): number | undefined {
     if (this.mode === 'chunks') return blobChunkDataStart(length, head);
     if (this.mode !== 'batch') return undefined;
-    this.parser = new PutBlobsParser(length);
+    const arena = this.arena(length);
+    this.arenaAt = 0;
+    this.parser = new PutBlobsParser(length, arena.subarray(0, length));
     return 0;
+  }
+
+  private arena(length: number): Buffer {
+    const a = receiveArenas.take(length);
+    this.arenas.push(a);
+    return a;
+  }
+
+  /**
+   * The request's memory may be reused: call only once nothing refers to
+   * its bytes (a batch Put that succeeded). Without this call the arenas
+   * are left to the garbage collector.
+   */
+  recycle(): void {
+    for (const a of this.arenas) receiveArenas.give(a);
+    this.arenas = [];
   }
 
   protected override piece(bytes: Buffer): void {
@@ -126,8 +155,12 @@ export class LeanCall extends MessageReader {
     }
     const p = this.parser;
     if (!p) return; // the batch was malformed: the call has failed
+    const arena = this.arenas[this.arenas.length - 1];
+    bytes.copy(arena, this.arenaAt);
+    const copied = arena.subarray(this.arenaAt, this.arenaAt + bytes.length);
+    this.arenaAt += bytes.length;
     try {
-      p.feed(bytes);
+      p.feed(copied);
     } catch (err) {
       this.parser = undefined;
       return this.fail(invalid(`malformed request: ${(err as Error).message}`));

@@ -13,10 +13,13 @@ import { CastoreError } from '../castore/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { BatchQueue, type UploadStats } from './batch-queue.js';
+import { SharedSlabs } from './shared-slabs.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
 const sendReads = new ReadBuffers(8);
+/** 4 MiB slabs for small files: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
+const SLABS = 10;
 
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
@@ -35,14 +38,28 @@ export abstract class Uploads {
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
+  /** Where small files are read to, reused (shared-slabs.ts); shared with an upload thread if there is one. */
+  protected readonly slabs = new SharedSlabs(SLABS);
 
-  /** Memory to read a small file into before handing it to ensure() (or to release() if it never is). */
+  /** Shared slabs made, and how many are free (for tests). */
+  get sharedMemory(): { made: number; free: number } {
+    return this.slabs.counts;
+  }
+
+  /**
+   * Memory to read a small file into before handing it to ensure() (or to
+   * release() if it never is); reused memory once room(size) has resolved,
+   * fresh otherwise.
+   */
   memoryFor(size: number): Buffer {
-    return Buffer.allocUnsafe(size);
+    return this.slabs.region(size);
   }
 
   /** Gives back memory from memoryFor() that was not handed to ensure() (ensure() gives back what it takes). */
-  release(_bytes: Uint8Array): void {}
+  release(bytes: Uint8Array): void {
+    this.slabs.release(bytes);
+    this.wakeRoom();
+  }
 
   /** Stores one blob not asked for before (in this run). */
   protected abstract send(digest: Buffer, size: number, source: BlobSource): Promise<void>;
@@ -62,9 +79,8 @@ export abstract class Uploads {
       this.heldBytes += held;
       p = this.send(digest, size, source).finally(() => {
         // The memory is free before anyone waiting for room hears of it.
-        if ('bytes' in source) this.release(source.bytes);
         this.heldBytes -= held;
-        while (this.heldBytes < this.maxHeldBytes && this.roomWaiters.length > 0) this.roomWaiters.shift()!();
+        if ('bytes' in source) this.release(source.bytes);
       });
       this.seen.set(key, p);
       // A failed upload may be tried again by a later path.
@@ -73,9 +89,18 @@ export abstract class Uploads {
     return p;
   }
 
-  /** Resolves when queued in-memory blobs are under the budget: memory stays flat however fast files are read. */
-  async room(): Promise<void> {
-    while (this.heldBytes >= this.maxHeldBytes) await new Promise<void>((r) => this.roomWaiters.push(r));
+  /**
+   * Resolves when queued in-memory blobs are under the budget and `size`
+   * bytes (a file about to be read into memoryFor(size)) fit in the
+   * slabs: memory stays flat however fast files are read, and is reused.
+   */
+  async room(size = 0): Promise<void> {
+    while (this.heldBytes >= this.maxHeldBytes || !this.slabs.canServe(size)) await new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  private wakeRoom(): void {
+    // Each waiter checks again for itself.
+    for (const w of this.roomWaiters.splice(0)) w();
   }
 
   /** Releases what the uploader holds (threads, connections it opened). */

@@ -44,7 +44,8 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     executable: (st.mode & 0o100) !== 0,
     size: st.size,
     contents: async function* () {
-      // Small files are read into memory the uploader gives (maybe shared with its thread).
+      // Small files are read into memory the uploader gives (reused, maybe shared with its thread), once it has room.
+      if (inMemory) await opts.blobs.room(st.size);
       const memory = inMemory ? opts.blobs.memoryFor(st.size) : undefined;
       let handed = false;
       try {
@@ -64,7 +65,7 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
           }
           digest = hash.digest();
         }
-        await opts.blobs.room();
+        if (!memory) await opts.blobs.room();
         handed = true;
         const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
         upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile

@@ -1,10 +1,11 @@
-// Memory for the small files a copy reads, shared with the upload thread.
-// A fresh buffer per file (an ArrayBuffer each above 4 KiB) was then moved
-// to the upload thread: tens of thousands of external allocations, which
-// V8 answers with full garbage collections on both threads. Files are read
-// into regions of a few fixed SharedArrayBuffer slabs instead; the upload
-// thread sends from the same memory, and a slab is reused once every
-// region in it is settled.
+// Memory for the small files a copy reads, shared with the upload thread
+// (if there is one). A fresh buffer per file (an ArrayBuffer each above
+// 4 KiB) cost tens of thousands of external allocations, which V8 answers
+// with full garbage collections, and every byte read landed in memory the
+// process had not touched yet: a page fault per 4 KiB, as much system time
+// as the read itself. Files are read into regions of a few fixed
+// SharedArrayBuffer slabs instead; the upload thread sends from the same
+// memory, and a slab is reused once every region in it is settled.
 
 const SLAB_BYTES = 4 << 20;
 
@@ -38,6 +39,12 @@ export class SharedSlabs {
     s.used += size;
     s.live++;
     return b;
+  }
+
+  /** Whether region(size) can be served from the slabs now (otherwise it would be fresh memory). */
+  canServe(size: number): boolean {
+    if (size === 0 || size > SLAB_BYTES) return true;
+    return (this.current !== undefined && this.current.used + size <= SLAB_BYTES) || this.free.length > 0 || this.bySab.size < this.maxSlabs;
   }
 
   /** Whether `b` lies in one of the slabs. */

@@ -8,7 +8,6 @@ import { CastoreError, type ErrorKind } from '../castore/errors.js';
 import { B3_LEN } from '../castore/digest.js';
 import { Uploads, type BlobSource, type UploadStats } from './blob-uploader.js';
 import type { RetryPolicy } from './retry.js';
-import { SharedSlabs } from './shared-slabs.js';
 
 export interface UploadWorkerData {
   addr: string;
@@ -49,8 +48,6 @@ export type UploadReply =
 
 /** Requests sent in one message at most; more wait for the next. */
 const BATCH_ITEMS = 512;
-/** 4 MiB slabs shared with the upload thread: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
-const SHARED_SLABS = 10;
 
 export class WorkerUploads extends Uploads {
   readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
@@ -62,7 +59,6 @@ export class WorkerUploads extends Uploads {
   private smallBytes = 0;
   private transfers: ArrayBuffer[] = [];
   private outboxShared: SharedArrayBuffer[] = [];
-  private readonly slabs = new SharedSlabs(SHARED_SLABS);
   private nextId = 1;
   /** Set once the worker is gone: later uploads fail at once with it. */
   private gone: Error | undefined;
@@ -72,19 +68,6 @@ export class WorkerUploads extends Uploads {
     private readonly log: (msg: string) => void = () => {},
   ) {
     super();
-  }
-
-  /** Shared slabs made, and how many are free (for tests). */
-  get sharedMemory(): { made: number; free: number } {
-    return this.slabs.counts;
-  }
-
-  override memoryFor(size: number): Buffer {
-    return this.slabs.region(size);
-  }
-
-  override release(bytes: Uint8Array): void {
-    this.slabs.release(bytes);
   }
 
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {

@@ -45,6 +45,18 @@ describe('PutBlobsParser', () => {
     assert.equal(q.blobs[4].data.buffer, MSG.buffer);
   });
 
+  it('given the whole message the pieces are views of, a blob that spans pieces is a view of it too', () => {
+    const want = PutBlobsRequestCodec.decode(MSG).blobs;
+    for (const cut of [1, 40, MSG.length - 10_000, MSG.length - 3]) {
+      const whole = Buffer.from(MSG);
+      const p = new PutBlobsParser(whole.length, whole);
+      p.feed(whole.subarray(0, cut));
+      p.feed(whole.subarray(cut));
+      same(p.blobs, want);
+      for (const b of p.blobs) if (b.data.length > 0) assert.equal(b.data.buffer, whole.buffer, `cut at ${cut}`);
+    }
+  });
+
   it('skips unknown fields of every wire type, as the codec does', () => {
     const unknown = Buffer.from([
       0x10, 0x96, 0x01, // field 2, varint

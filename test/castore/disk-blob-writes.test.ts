@@ -43,6 +43,25 @@ describe('disk blob writes', () => {
     return w.close();
   };
 
+  it('gives every chunk back once it holds it no more (so a copy reads its next chunk into it), with slabs and without', async () => {
+    for (const [name, slabs] of [['released-direct', new AlignedSlabs(16)], ['released-cached', null]] as const) {
+      const dir = join(root, name);
+      const s = new DiskBlobService(new DiskLayout(dir), slabs);
+      for (const [size, chunk] of [[100, 100], [PACK_BLOB_MAX, 64 << 10], [3 * SLAB_BYTES + 5000, 70_000], [2 * SLAB_BYTES, SLAB_BYTES]]) {
+        const data = patterned(size, size);
+        const given = new Map<number, number>();
+        const w = s.put();
+        for (let off = 0; off < data.length; off += chunk) await w.write(data.subarray(off, off + chunk), () => given.set(off, (given.get(off) ?? 0) + 1));
+        assert.deepEqual(await w.close(), blake3(data));
+        const offs = [...given.keys()].sort((a, b) => a - b);
+        assert.equal(offs.length, Math.ceil(size / chunk), `${name}, ${size} bytes: every chunk given back`);
+        assert.ok([...given.values()].every((n) => n === 1), `${name}, ${size} bytes: once each`);
+        assert.deepEqual(await readAll(s, blake3(data)), data);
+      }
+      await s.close();
+    }
+  });
+
   it('writes large blobs with O_DIRECT from aligned slabs, exactly as long as the blob', async (t) => {
     const dir = join(root, 'direct');
     const slabs = new AlignedSlabs(16);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { PackStore } from '../../src/castore/disk/pack-store.js';
-import { DiskBlobService, PACK_BLOB_MAX } from '../../src/castore/disk/disk-blob-service.js';
+import { BATCH_PACK_MAX, DiskBlobService, PACK_BLOB_MAX } from '../../src/castore/disk/disk-blob-service.js';
 import { DiskLayout } from '../../src/castore/disk/disk-layout.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { blake3, b3Hex } from '../../src/castore/digest.js';
@@ -235,6 +235,28 @@ describe('on-disk blob service with packs', () => {
     assert.deepEqual(files, [join(b3Hex(blake3(large)).slice(0, 2), b3Hex(blake3(large)))]);
     for (const b of [small, large, empty]) assert.deepEqual(await readAll(s, blake3(b)), b);
     await s.close();
+  });
+
+  it(`packs the blobs of a batch up to ${BATCH_PACK_MAX} bytes, fsck finds the store clean`, async () => {
+    const root = await freshDir();
+    const s = new DiskBlobService(new DiskLayout(root));
+    const packed = [randomBytes(PACK_BLOB_MAX + 1), randomBytes(BATCH_PACK_MAX), randomBytes(1000)];
+    const large = randomBytes(BATCH_PACK_MAX + 1);
+    const batch = [...packed, large].map((data) => ({ digest: blake3(data), data }));
+    await (await s.batches()).put(batch);
+    const files = (await readdir(join(root, 'blobs'), { recursive: true })).filter((f) => f.length > 3);
+    assert.deepEqual(files, [join(b3Hex(blake3(large)).slice(0, 2), b3Hex(blake3(large)))], 'only the blob above the limit has a file');
+    await s.close();
+    const again = new DiskBlobService(new DiskLayout(root));
+    for (const b of [...packed, large]) {
+      assert.deepEqual(await again.sizeOf(blake3(b)), b.length);
+      assert.deepEqual(await readAll(again, blake3(b)), b);
+    }
+    assert.deepEqual((await (await again.batches()).has(batch.map((b) => b.digest))), [true, true, true, true]);
+    await again.close();
+    const checked = await fsck(root);
+    assert.deepEqual(checked.findings.filter((f) => f.severity === 'error'), []);
+    assert.equal(checked.blobs, 4);
   });
 
   it('still reads and finds small blobs stored one file each, as before packs', async () => {

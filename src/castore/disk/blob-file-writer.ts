@@ -43,7 +43,8 @@ async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number)
 }
 
 export interface BlobFileWriter {
-  write(chunk: Uint8Array): Promise<void>;
+  /** `released` is called once the chunk's memory is no longer needed (copied to a slab, or written). */
+  write(chunk: Uint8Array, released?: () => void): Promise<void>;
   /** Makes the file durable under its digest's name (a file already there is kept); returns the digest. */
   close(signal?: AbortSignal): Promise<Buffer>;
   abort(): Promise<void>;
@@ -61,6 +62,7 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   let slab: Uint8Array | undefined;
   let slabUsed = 0;
   let gathered: Uint8Array[] = [];
+  let gatheredReleases: (() => void)[] = [];
   let gatheredBytes = 0;
   let pendingBytes = 0;
   const pending = new Set<Promise<void>>();
@@ -128,13 +130,15 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   const writeGathered = async (): Promise<void> => {
     if (gatheredBytes === 0) return;
     const chunks = gathered;
+    const releases = gatheredReleases;
     const bytes = gatheredBytes;
     gathered = [];
+    gatheredReleases = [];
     gatheredBytes = 0;
     const h = await file();
     const at = offset;
     offset += bytes;
-    track(writeFully(h, chunks, at), bytes);
+    track(writeFully(h, chunks, at), bytes, () => releases.forEach((r) => r()));
     while (pendingBytes > MAX_PENDING && pending.size > 0) await Promise.race(pending);
   };
 
@@ -150,6 +154,7 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   const discard = async (): Promise<void> => {
     discarded = true;
     gathered = [];
+    for (const r of gatheredReleases.splice(0)) r();
     if (slab) slabs!.give(slab);
     slab = undefined;
     await Promise.allSettled(pending);
@@ -159,7 +164,7 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
   };
 
   return {
-    async write(chunk) {
+    async write(chunk, released) {
       let off = 0;
       while (direct && off < chunk.length) {
         if (writeError) throw writeError;
@@ -175,12 +180,13 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
         off += n;
         if (slabUsed === SLAB_BYTES) await submitSlab();
       }
-      if (off === chunk.length) return;
+      if (off === chunk.length) return released?.(); // all of it copied to slabs
       if (writeError) throw writeError;
       if (discarded) throw new Error('blob writer aborted');
       const rest = off === 0 ? chunk : chunk.subarray(off);
       hash.update(rest);
       gathered.push(rest);
+      if (released) gatheredReleases.push(released);
       gatheredBytes += rest.length;
       if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
     },

@@ -20,6 +20,13 @@ import { fileSize, ShardScan } from './shard-scan.js';
  */
 export const PACK_BLOB_MAX = 256 << 10;
 
+/**
+ * Blobs of a batch are packed up to this size: they are in memory already
+ * (a streamed Put holds at most PACK_BLOB_MAX), and a file each cost a
+ * daemon two fsyncs, a rename and a dozen other calls per blob.
+ */
+export const BATCH_PACK_MAX = 1 << 20;
+
 /** Loose blob files listed at most; a store with more asks the disk about each. */
 const LOOSE_LISTING_MAX = 1_000_000;
 
@@ -133,15 +140,19 @@ export class DiskBlobService implements BlobService {
    */
   put(): BlobWriter {
     let held: Uint8Array[] = [];
+    // Callers' release callbacks of held chunks: called once the blob no longer needs them.
+    let heldReleases: (() => void)[] = [];
+    const releaseHeld = (): void => heldReleases.splice(0).forEach((r) => r());
     let heldBytes = 0;
     let file: BlobFileWriter | undefined;
     let finished = false;
     return {
-      write: async (chunk) => {
+      write: async (chunk, released) => {
         if (finished) throw new Error('blob writer already closed');
-        if (chunk.length === 0) return;
+        if (chunk.length === 0) return released?.();
         if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
           held.push(chunk);
+          if (released) heldReleases.push(released);
           heldBytes += chunk.length;
           return;
         }
@@ -149,8 +160,9 @@ export class DiskBlobService implements BlobService {
           file = this.fileWriter();
           for (const c of held) await file.write(c);
           held = [];
+          releaseHeld(); // written to the file (or copied to its slabs) by now
         }
-        await file.write(chunk);
+        await file.write(chunk, released);
       },
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
@@ -168,12 +180,15 @@ export class DiskBlobService implements BlobService {
         } catch (err) {
           if (signal?.aborted || err instanceof CastoreError) throw err;
           throw storageError(`storing blob: ${(err as Error).message}`, err);
+        } finally {
+          releaseHeld(); // packed (or failed, and no longer queued)
         }
         return digest;
       },
       abort: async () => {
         finished = true;
         held = [];
+        releaseHeld();
         await file?.abort();
       },
     };
@@ -187,7 +202,7 @@ export class DiskBlobService implements BlobService {
     let writer: Promise<BlobFileWriter> | undefined;
     const get = () => (writer ??= direct.then((yes) => blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored)));
     return {
-      write: async (chunk) => (await get()).write(chunk),
+      write: async (chunk, released) => (await get()).write(chunk, released),
       close: async (signal) => (await get()).close(signal),
       abort: async () => (writer ? (await writer).abort() : undefined),
     };
@@ -245,7 +260,7 @@ export class DiskBlobService implements BlobService {
         // packed again: harmless, and the caller asked has() first.
         await Promise.all(
           batch.map(async (b) => {
-            if (b.data.length > PACK_BLOB_MAX) return void (await putBytes(this, b.data));
+            if (b.data.length > BATCH_PACK_MAX) return void (await putBytes(this, b.data));
             try {
               await this.packs.append(Buffer.from(b.digest.buffer, b.digest.byteOffset, b.digest.byteLength), b.data);
             } catch (err) {

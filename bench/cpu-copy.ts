@@ -1,0 +1,134 @@
+// CPU seconds (user + system, all threads) of a copy and of the daemon it
+// copies into, and their peak RSS: the figures to compare before and after
+// a change on a shared machine, where wall time moves with the neighbours.
+// Usage: node dist/bench/cpu-copy.js daemon|file|floor PATH...
+// CPU_PROF_DIR=DIR also writes --cpu-prof profiles of both processes there.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitForSocket, CLI } from '../test/helpers/daemon.js';
+import { nixEnv } from '../test/helpers/nix.js';
+import { fileAddr } from '../src/addr/parse.js';
+import { peakRssMiB } from './util.js';
+import { onePass } from './floor.js';
+
+function processCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Node's flags for a child: --cpu-prof into CPU_PROF_DIR, if set. */
+function profArgs(name: string): string[] {
+  const dir = process.env.CPU_PROF_DIR;
+  const extra = (process.env[`${name.toUpperCase()}_NODE_FLAGS`] ?? '').split(' ').filter(Boolean);
+  return dir ? [...extra, '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-\${pid}-\${time}.cpuprofile`] : extra;
+}
+
+async function startDaemon(): Promise<{ child: ChildProcess; addr: string; stop(): Promise<void> }> {
+  const tmp = await mkdtemp(join(tmpdir(), 'cpu-daemon-'));
+  const socket = join(tmp, 'daemon.sock');
+  const child = spawn(process.execPath, [...profArgs('daemon'), CLI, 'daemon', '--listen', `unix:${socket}`, '--data', join(tmp, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d) => (log += d));
+  await waitForSocket(socket, child, () => log);
+  return {
+    child,
+    addr: `grpc+unix://${socket}`,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** CPU seconds per thread of a process, by thread name, kept up to date by polling (threads that end keep their last figure). */
+function threadCpu(pid: number): { stop(): Map<string, number> } {
+  const last = new Map<string, { name: string; cpu: number }>();
+  const poll = (): void => {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+          const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          last.set(tid, { name, cpu: (Number(f[11]) + Number(f[12])) / 100 });
+        } catch {
+          // the thread ended meanwhile
+        }
+      }
+    } catch {
+      // the process ended
+    }
+  };
+  poll();
+  const timer = setInterval(poll, 100);
+  return {
+    stop() {
+      poll();
+      clearInterval(timer);
+      const byThread = new Map<string, number>();
+      for (const [tid, t] of last) byThread.set(tid === String(pid) ? 'main' : `${t.name}:${tid}`, t.cpu);
+      return byThread;
+    },
+  };
+}
+
+const showThreads = (m: Map<string, number>): string => [...m].sort((a, b) => b[1] - a[1]).filter(([, c]) => c >= 0.05).map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ');
+
+function runCopy(args: string[]): Promise<{ seconds: number; user: number; system: number; rss: number; sent: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [...profArgs('copy'), CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const threads = threadCpu(child.pid!);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`copy exited ${code}: ${err}`));
+      const r = JSON.parse(out);
+      if (process.env.THREADS) console.log(`  copy threads: ${showThreads(threads.stop())}`);
+      else threads.stop();
+      resolve({ seconds: (Date.now() - t0) / 1000, user: r.cpuSeconds.user, system: r.cpuSeconds.system, rss: r.peakRssMiB, sent: r.bytesSent });
+    });
+  });
+}
+
+const [mode, ...paths] = process.argv.slice(2);
+if (mode === 'floor') {
+  const c0 = process.cpuUsage();
+  let bytes = 0;
+  for (const p of paths) bytes += onePass(p).bytes;
+  const c = process.cpuUsage(c0);
+  console.log(`floor: ${((c.user + c.system) / 1e6).toFixed(2)} s CPU (${(c.user / 1e6).toFixed(2)} user), ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+} else if (mode === 'daemon') {
+  const d = await startDaemon();
+  try {
+    const c0 = processCpu(d.child.pid!);
+    const threads = threadCpu(d.child.pid!);
+    const r = await runCopy(['--store', d.addr, ...paths]);
+    if (process.env.THREADS) console.log(`  daemon threads (since start): ${showThreads(threads.stop())}`);
+    else threads.stop();
+    const dc = processCpu(d.child.pid!) - c0;
+    const rss = peakRssMiB(d.child.pid!);
+    console.log(`copy → daemon: ${r.seconds.toFixed(2)} s wall; copy CPU ${(r.user + r.system).toFixed(2)} s (${r.user.toFixed(2)} + ${r.system.toFixed(2)}), RSS ${r.rss} MiB; daemon CPU ${dc.toFixed(2)} s, RSS ${rss.toFixed(0)} MiB; sent ${(r.sent / 2 ** 20).toFixed(0)} MiB`);
+  } finally {
+    await d.stop();
+  }
+} else if (mode === 'file') {
+  const tmp = await mkdtemp(join(tmpdir(), 'cpu-copy-'));
+  try {
+    const r = await runCopy(['--store', fileAddr(join(tmp, 'store')), ...paths]);
+    console.log(`copy → file://: ${r.seconds.toFixed(2)} s wall; CPU ${(r.user + r.system).toFixed(2)} s (${r.user.toFixed(2)} + ${r.system.toFixed(2)}), RSS ${r.rss} MiB`);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+} else {
+  console.error('usage: cpu-copy daemon|file|floor PATH...');
+  process.exit(2);
+}
