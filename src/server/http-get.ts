@@ -17,6 +17,7 @@ import type { NarInfoSigner } from './narinfo-signer.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { compressionOfExtension, LEVELS, type ServedCompression } from '../nix/compression-names.js';
 import { HttpError, sendText, write, type Exchange, type Route } from './http-exchange.js';
+import { holdFor, narResponseBytes } from './http-budget.js';
 
 export interface GetOptions {
   /** Signs narinfos, only after checking the content renders the NAR claimed. */
@@ -82,7 +83,6 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       if (nixbase32.encode(p.narSha256) !== m[2]) throw new HttpError(404, `the NAR of ${m[1]} has another hash now`);
     }
     if (compression === undefined || compression === 'bzip2') throw new HttpError(404, `NARs are served as .nar, .nar.zst and .nar.xz, not .nar${ext}`);
-    const node = p.info.node!;
     const headers: Record<string, string | number> = { 'Content-Type': 'application/x-nix-nar' };
     if (compression === 'none') headers['Content-Length'] = p.narSize;
     if (x.head) {
@@ -90,6 +90,18 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       x.res.end();
       return;
     }
+    const held = holdFor(x, narResponseBytes(x));
+    try {
+      await sendNar(x, p, compression);
+    } finally {
+      held?.release();
+    }
+  }
+
+  async function sendNar(x: Exchange, p: NixPathInfo, compression: 'none' | 'zstd' | 'xz'): Promise<void> {
+    const node = p.info.node!;
+    const headers: Record<string, string | number> = { 'Content-Type': 'application/x-nix-nar' };
+    if (compression === 'none') headers['Content-Length'] = p.narSize;
     // Rendering stops when the client goes away, and at the NarSize stated.
     const gone = new AbortController();
     x.res.once('close', () => gone.abort(new Error('client went away')));
