@@ -166,8 +166,8 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
     widenConnectionWindow(server);
     const h2 = [...((server as unknown as ServerInternals).http2Servers?.keys() ?? [])];
     limitHttp2Connections(h2, limits);
-    stopWatch = resetStalledStreams(h2, limits.streamStallMs);
     routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}, budget), budget);
+    stopWatch = resetStalledStreams(h2, limits.streamStallMs); // after routeLean, which takes over the 'stream' listeners there are
     observeGrpc(server);
     if (opts.http) httpCache = await startHttpCache(store, opts.http, { ...opts.http, limits, budget });
   } catch (err) {

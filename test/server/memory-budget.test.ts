@@ -7,7 +7,7 @@
 // growth) the daemon's peak RSS stays near the budget, the requests beyond
 // it are answered RESOURCE_EXHAUSTED (HTTP: 503 with Retry-After), and it
 // serves normally once the attackers are gone.
-import { it, before, after } from 'node:test';
+import { it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -38,7 +38,8 @@ let baselineMiB: number;
 let w: Writer;
 let url: string;
 
-before(async () => {
+// A daemon of its own per test: its peak RSS is that test's.
+beforeEach(async () => {
   daemon = await startDaemonProcess({
     extraArgs: ['--http', '127.0.0.1:0'],
     // Long stall timeout: this test is about the budget alone.
@@ -52,7 +53,7 @@ before(async () => {
   baselineMiB = peakRssKiB(daemon.child.pid!) / 1024;
 });
 
-after(async () => {
+afterEach(async () => {
   w?.close();
   await daemon?.stop();
 });
