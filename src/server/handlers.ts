@@ -12,6 +12,7 @@ import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
 import { blobsWritten, directoriesWritten, pathInfosWritten } from '../metrics/metrics.js';
 import { cancellableUnary } from './cancellable.js';
+import { checkFileSizes } from '../store/check-content.js';
 import { UNLIMITED, type ByteBudget } from '../util/byte-budget.js';
 import { overBudget } from './request-budget.js';
 
@@ -229,14 +230,17 @@ export function directoryHandlers(store: Store, budget: ByteBudget = UNLIMITED()
     Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs, signal) => {
       const p = store.directories.putter();
       const held = budget.holding();
+      const dirs: C.Directory[] = [];
       try {
-        let n = 0;
         for await (const d of msgs) {
           if (!held.grow(directoryBytes(d))) throw overBudget(held);
           await p.put(d);
-          n++;
+          dirs.push(d);
         }
+        // Stated file sizes against the blobs the store has (tvix does not check; we do).
+        await checkFileSizes(dirs, store.blobs);
         const rootDigest = await p.close(signal);
+        const n = dirs.length;
         directoriesWritten.inc(n);
         return { rootDigest };
       } catch (err) {
