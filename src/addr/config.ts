@@ -45,6 +45,11 @@ export const ConfigFileSchema = z
     jobs: z.number().int().min(1).max(256).optional(),
     sizeFormula: z.enum(['auto', 'head', 'legacy']).optional(),
     signKeyFile: z.string().min(1).optional(),
+    // The daemon's limits (daemon --help): flags win, then NIX_CASTORE_<KEY> (see DAEMON_LIMIT_ENV).
+    maxBufferedBytes: z.number().int().positive().optional(),
+    maxConcurrentStreams: z.number().int().positive().optional(),
+    streamStallTimeout: z.number().int().positive().optional(),
+    httpWriteBuffer: z.number().int().positive().optional(),
   })
   .strict();
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
@@ -116,4 +121,34 @@ export async function effectiveConfig(flags: Flags, env: NodeJS.ProcessEnv = pro
     sources,
     configFile: filePath,
   };
+}
+
+/** The daemon limits that a config file key or an environment variable may set too. */
+export const DAEMON_LIMIT_ENV = {
+  maxBufferedBytes: 'NIX_CASTORE_MAX_BUFFERED_BYTES',
+  maxConcurrentStreams: 'NIX_CASTORE_MAX_CONCURRENT_STREAMS',
+  streamStallTimeout: 'NIX_CASTORE_STREAM_STALL_TIMEOUT',
+  httpWriteBuffer: 'NIX_CASTORE_HTTP_WRITE_BUFFER',
+} as const;
+export type DaemonLimitKey = keyof typeof DAEMON_LIMIT_ENV;
+
+/**
+ * One daemon limit: the flag's value, else its environment variable, else
+ * the config file's key (as text, for the flag parser to check), else
+ * undefined (the default).
+ */
+export async function daemonLimitSettings(
+  flags: Partial<Record<DaemonLimitKey, string>>,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): Promise<Partial<Record<DaemonLimitKey, string>>> {
+  const keys = Object.keys(DAEMON_LIMIT_ENV) as DaemonLimitKey[];
+  const needFile = keys.some((k) => flags[k] === undefined && !env[DAEMON_LIMIT_ENV[k]]);
+  const file = needFile ? (await loadConfigFile(cwd)).config : {};
+  const out: Partial<Record<DaemonLimitKey, string>> = {};
+  for (const k of keys) {
+    const v = flags[k] ?? (env[DAEMON_LIMIT_ENV[k]] || undefined) ?? (file[k] === undefined ? undefined : String(file[k]));
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
 }

@@ -70,6 +70,12 @@ export interface BlobService {
    */
   sizeOf?(digest: Uint8Array): Promise<number | undefined>;
   put(): BlobWriter;
+  /**
+   * Most bytes one writer keeps in memory before writing them out (a
+   * server counts them against its memory budget while a Put is
+   * unfinished); undefined: the service does not say.
+   */
+  readonly heldPerWriter?: number;
   close(): Promise<void>;
   /**
    * Blobs up to this many bytes cost no more to Put again than to Stat

@@ -8,7 +8,9 @@ Prints the effective configuration as JSON, with where each value came from
 found from the current directory upwards: a "nix-castore" key in
 package.json, .nix-castorerc(.json|.yaml|.yml|.js|.cjs|.mjs) or
 nix-castore.config.(js|cjs|mjs); keys: store, blobServiceAddr,
-directoryServiceAddr, pathInfoServiceAddr, jobs, sizeFormula, signKeyFile.`;
+directoryServiceAddr, pathInfoServiceAddr, jobs, sizeFormula, signKeyFile,
+and the daemon's maxBufferedBytes, maxConcurrentStreams, streamStallTimeout,
+httpWriteBuffer (see 'nix-castore daemon --help').`;
 
 export const configCommand: Command = {
   name: 'config',

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
-import { defaultDataDir } from '../addr/config.js';
+import { byteSizeFlag, parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
+import { daemonLimitSettings, defaultDataDir } from '../addr/config.js';
 import { openStore, addrsFromEnv, sameAddr, type Store } from '../addr/open.js';
 import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
@@ -58,6 +58,27 @@ Options:
       --idle-timeout S     close a connection on which nothing moves either
                            way for S seconds, e.g. a client that stopped
                            reading a NAR (default ${LIMITS.idleMs / 1000}).
+      --max-buffered-bytes N
+                           bytes held in memory for clients at once, daemon-
+                           wide: messages being received, unfinished Puts,
+                           NAR responses (K/M/G suffixes; default ${LIMITS.maxBufferedBytes / 2 ** 20}M).
+                           Beyond it a request gets RESOURCE_EXHAUSTED, or
+                           HTTP 503 with Retry-After.
+      --max-concurrent-streams N
+                           gRPC streams per connection (HTTP/2
+                           SETTINGS_MAX_CONCURRENT_STREAMS; default ${LIMITS.maxStreams}).
+      --stream-stall-timeout S
+                           reset a gRPC stream, or close an HTTP response,
+                           that has waited S seconds for its client to send
+                           or read (default ${LIMITS.streamStallMs / 1000}).
+      --http-write-buffer N
+                           bytes queued per HTTP response before waiting for
+                           the client to read (default ${LIMITS.httpWriteBufferBytes / 1024}K).
+                           These four may also be set with the environment
+                           (NIX_CASTORE_MAX_BUFFERED_BYTES, …_MAX_CONCURRENT_STREAMS,
+                           …_STREAM_STALL_TIMEOUT, …_HTTP_WRITE_BUFFER) or the
+                           config file (maxBufferedBytes, maxConcurrentStreams,
+                           streamStallTimeout, httpWriteBuffer).
   -h, --help               show this help.
 
 Access (reads are always open over gRPC):
@@ -140,6 +161,10 @@ export const daemonCommand: Command = {
       'max-connections': { type: 'string' },
       'handshake-timeout': { type: 'string' },
       'idle-timeout': { type: 'string' },
+      'max-buffered-bytes': { type: 'string' },
+      'max-concurrent-streams': { type: 'string' },
+      'stream-stall-timeout': { type: 'string' },
+      'http-write-buffer': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -160,6 +185,7 @@ export const daemonCommand: Command = {
       maxConnections: positiveIntFlag(values['max-connections'], '--max-connections', LIMITS.maxConnections),
       handshakeMs: positiveIntFlag(values['handshake-timeout'], '--handshake-timeout', LIMITS.handshakeMs / 1000) * 1000,
       idleMs: positiveIntFlag(values['idle-timeout'], '--idle-timeout', LIMITS.idleMs / 1000) * 1000,
+      ...(await streamLimits(values)),
     };
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
@@ -270,6 +296,23 @@ async function readSecretKey(file: string): Promise<SecretKey> {
   } catch (err) {
     throw new UsageError(`--sign-key-file ${file}: ${(err as Error).message}`);
   }
+}
+
+/** The limits that may also come from the environment or the config file. */
+async function streamLimits(values: Record<string, unknown>) {
+  const v = (k: string) => values[k] as string | undefined;
+  const set = await daemonLimitSettings({
+    maxBufferedBytes: v('max-buffered-bytes'),
+    maxConcurrentStreams: v('max-concurrent-streams'),
+    streamStallTimeout: v('stream-stall-timeout'),
+    httpWriteBuffer: v('http-write-buffer'),
+  });
+  return {
+    maxBufferedBytes: byteSizeFlag(set.maxBufferedBytes, '--max-buffered-bytes', LIMITS.maxBufferedBytes),
+    maxStreams: positiveIntFlag(set.maxConcurrentStreams, '--max-concurrent-streams', LIMITS.maxStreams),
+    streamStallMs: positiveIntFlag(set.streamStallTimeout, '--stream-stall-timeout', LIMITS.streamStallMs / 1000) * 1000,
+    httpWriteBufferBytes: byteSizeFlag(set.httpWriteBuffer, '--http-write-buffer', LIMITS.httpWriteBufferBytes),
+  };
 }
 
 function servesItself(addr: string, listen: ListenAddr[]): boolean {

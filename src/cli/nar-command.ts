@@ -15,7 +15,8 @@ is written (memory stays flat whatever the size) — the same bytes as
 
 The NAR's size and SHA-256 are checked against what the store recorded;
 a mismatch is reported and the exit status is 1 (the bytes are already
-out by then: treat the output as bad).
+out by then: treat the output as bad). Rendering stops as soon as the NAR
+grows past the recorded size.
 
 STOREPATH is /nix/store/<hash>-<name>, its basename, or a symlink to one.
 
@@ -57,14 +58,21 @@ export const narCommand: Command = {
       out.on('error', onError);
       const hash = createHash('sha256');
       let size = 0;
+      const ni = info.narinfo;
+      const recorded = ni && ni.narSha256.length === 32 ? ni : undefined;
       try {
-        for await (const chunk of renderNar(info.node, store)) {
+        // Stops once past the recorded NarSize: a Directory DAG can render exponentially more than it stores.
+        for await (const chunk of renderNar(info.node, store, { maxBytes: recorded?.narSize })) {
           hash.update(chunk);
           size += chunk.length;
           if (!out.write(chunk)) await drained(out);
           if (outError) break;
         }
         await new Promise<void>((resolve) => out.write('', () => resolve()));
+      } catch (err) {
+        if (outError) throw err;
+        console.error(`nix-castore: rendering the NAR of ${path} failed after ${size} bytes (the output is incomplete: discard it): ${(err as Error).message}`);
+        return 1;
       } finally {
         out.off('error', onError);
       }
@@ -72,13 +80,12 @@ export const narCommand: Command = {
         console.error(`nix-castore: writing the NAR of ${path} failed: ${outError.message}`);
         return 1;
       }
-      const ni = info.narinfo;
-      if (ni && ni.narSha256.length === 32) {
+      if (recorded) {
         const got = hash.digest();
-        if (size !== ni.narSize || !got.equals(Buffer.from(ni.narSha256))) {
+        if (size !== recorded.narSize || !got.equals(Buffer.from(recorded.narSha256))) {
           console.error(
             `nix-castore: the NAR of ${path} does not match the store's record: ` +
-              `got ${size} bytes, ${formatNix32(got)}; recorded ${ni.narSize} bytes, ${formatNix32(ni.narSha256)}`,
+              `got ${size} bytes, ${formatNix32(got)}; recorded ${recorded.narSize} bytes, ${formatNix32(recorded.narSha256)}`,
           );
           return 1;
         }

@@ -19,7 +19,8 @@ export async function narMismatch(info: PathInfo, castore: Castore, path: string
   const ni = info.narinfo!;
   let got;
   try {
-    got = await calculateNar(info.node!, castore);
+    // Rendered at most up to the NarSize stated: a DAG bomb ends with an error.
+    got = await calculateNar(info.node!, castore, { maxBytes: ni.narSize });
   } catch (err) {
     return `${path}: the NAR cannot be rendered: ${message(err)}`;
   }

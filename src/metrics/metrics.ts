@@ -86,6 +86,33 @@ export const storeStatsFailures = new Counter({
   registers: [registry],
 });
 
+// The daemon's budget of bytes held for clients (--max-buffered-bytes).
+let bufferedNow: (() => number) | undefined;
+export const bufferedBytes: Gauge = new Gauge({
+  name: `${P}buffered_bytes`,
+  help: 'Bytes held in memory for clients now (messages being received, unfinished Puts, NAR responses), counted against --max-buffered-bytes.',
+  registers: [registry],
+  collect() {
+    bufferedBytes.set(bufferedNow?.() ?? 0);
+  },
+});
+export const bufferedBytesLimit = new Gauge({
+  name: `${P}buffered_bytes_limit`,
+  help: 'The daemon\'s --max-buffered-bytes.',
+  registers: [registry],
+});
+export const bufferRefusals = new Counter({
+  name: `${P}buffer_refusals_total`,
+  help: 'Requests refused because --max-buffered-bytes was reached (RESOURCE_EXHAUSTED, HTTP 503).',
+  registers: [registry],
+});
+
+/** Where the buffered_bytes gauge reads from (the daemon's budget). */
+export function observeBufferedBytes(inUse: () => number, limit: number): void {
+  bufferedNow = inUse;
+  bufferedBytesLimit.set(limit);
+}
+
 // The post-build hook's spool and its drainer (daemon --drain-spool, drain --watch).
 export const hookQueueDepth = new Gauge({
   name: `${P}hook_queue_entries`,

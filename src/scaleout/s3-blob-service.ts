@@ -17,7 +17,7 @@ import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
-import { ObjectGone, S3Objects } from './s3-objects.js';
+import { ObjectGone, PART_SIZE, S3Objects } from './s3-objects.js';
 import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
@@ -33,6 +33,8 @@ const READ_AHEAD: ReadAheadHint = { reads: 16, bytes: 64 << 20, sizesFromIndex: 
 
 
 export class S3BlobService implements BlobService {
+  /** A small blob's bytes, the upload body's buffer, one multipart part. */
+  readonly heldPerWriter = SMALL_MAX + (4 << 20) + PART_SIZE;
   private readonly s3: S3Objects;
   private readonly db: PgIndex;
   private readonly packer: Packer;

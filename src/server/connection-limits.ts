@@ -5,6 +5,7 @@
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import { DEFAULT_MAX_BUFFERED_BYTES } from './request-budget.js';
 
 export interface ConnectionLimits {
   /** Connections served at once per listener; more are closed at once. */
@@ -13,12 +14,24 @@ export interface ConnectionLimits {
   handshakeMs: number;
   /** A connection on which no bytes move either way for this long is closed (a stalled read or write included). */
   idleMs: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of gRPC connections (both paths). */
+  maxStreams: number;
+  /** A single stream (gRPC) or response (HTTP) that waits on its client this long without progress is reset (stream-stall.ts). */
+  streamStallMs: number;
+  /** Bytes queued on one HTTP response before waiting for the client to read them. */
+  httpWriteBufferBytes: number;
+  /** The daemon-wide budget of bytes held in memory for clients (request-budget.ts). */
+  maxBufferedBytes: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxConnections: 1024,
   handshakeMs: 10_000,
   idleMs: 300_000,
+  maxStreams: 1000,
+  streamStallMs: 60_000,
+  httpWriteBufferBytes: 256 * 1024,
+  maxBufferedBytes: DEFAULT_MAX_BUFFERED_BYTES,
 };
 
 /** Applies `limits` to grpc-js's HTTP/2 servers (already bound). */

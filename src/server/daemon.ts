@@ -21,6 +21,9 @@ import { observeGrpc } from './grpc-metrics.js';
 import { storeStatsHandlers } from './store-stats-service.js';
 import { handOverGuarded } from './framing-guard.js';
 import { DEFAULT_CONNECTION_LIMITS, limitHttp2Connections, type ConnectionLimits } from './connection-limits.js';
+import { resetStalledStreams } from './stream-stall.js';
+import { requestBudget } from './request-budget.js';
+import type { ByteBudget } from '../util/byte-budget.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../../protos', import.meta.url));
 export const PROTO_FILES = PACKAGES.flatMap((p) => [
@@ -59,16 +62,23 @@ export interface RunningDaemon {
 
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}): grpc.Server {
+/** What createServer's streams may hold: concurrent streams per connection, and the budget of buffered request bytes. */
+export interface ServerBounds {
+  maxStreams: number;
+  budget: ByteBudget;
+}
+
+export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}, bounds: ServerBounds = { maxStreams: DEFAULT_CONNECTION_LIMITS.maxStreams, budget: requestBudget(DEFAULT_CONNECTION_LIMITS.maxBufferedBytes) }): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': -1,
     // Copy clients run many blob streams at once over one connection.
-    'grpc.max_concurrent_streams': 1000,
+    'grpc.max_concurrent_streams': bounds.maxStreams,
   });
+  const { budget } = bounds;
   for (const pkg of PACKAGES) {
-    server.addService(tolerantDecoding(blobServiceDef(pkg)), guardWrite(blobHandlers(store), WRITE_METHODS.blob, access));
-    server.addService(tolerantDecoding(directoryServiceDef(pkg)), guardWrite(directoryHandlers(store), WRITE_METHODS.directory, access));
+    server.addService(tolerantDecoding(blobServiceDef(pkg)), guardWrite(blobHandlers(store, budget), WRITE_METHODS.blob, access));
+    server.addService(tolerantDecoding(directoryServiceDef(pkg)), guardWrite(directoryHandlers(store, budget), WRITE_METHODS.directory, access));
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
   server.addService(blobBatchServiceForServer(), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
@@ -113,21 +123,29 @@ function widenConnectionWindow(server: grpc.Server): void {
 type StreamListener = (stream: import('node:http2').ServerHttp2Stream, headers: import('node:http2').IncomingHttpHeaders, ...rest: unknown[]) => void;
 
 /** Streams `route` takes are served by it; the rest go to grpc-js's own listeners, as before. */
-function routeLean(server: grpc.Server, route: LeanRoute): void {
+function routeLean(server: grpc.Server, route: LeanRoute, budget: ByteBudget): void {
   for (const h of (server as unknown as ServerInternals).http2Servers?.keys() ?? []) {
     const grpcListeners = h.listeners('stream') as StreamListener[];
     h.removeAllListeners('stream');
     h.on('stream', (stream, headers, ...rest: unknown[]) => {
       if (route(stream, headers)) return;
-      handOverGuarded(stream, headers, () => {
-        for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
-      });
+      handOverGuarded(
+        stream,
+        headers,
+        () => {
+          for (const l of grpcListeners) l.call(h, stream, headers, ...rest);
+        },
+        budget.holding(),
+      );
     });
   }
 }
 
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
-  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log);
+  const limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
+  const budget = requestBudget(limits.maxBufferedBytes);
+  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log, { maxStreams: limits.maxStreams, budget });
+  let stopWatch: (() => void) | undefined;
   const addrs: string[] = [];
   const sockets: string[] = [];
   let httpCache: RunningHttpCache | undefined;
@@ -146,11 +164,14 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       addrs.push(clientAddr(l, port));
     }
     widenConnectionWindow(server);
-    limitHttp2Connections((server as unknown as ServerInternals).http2Servers?.keys() ?? [], opts.limits ?? DEFAULT_CONNECTION_LIMITS);
-    routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}));
+    const h2 = [...((server as unknown as ServerInternals).http2Servers?.keys() ?? [])];
+    limitHttp2Connections(h2, limits);
+    routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}, budget), budget);
+    stopWatch = resetStalledStreams(h2, limits.streamStallMs); // after routeLean, which takes over the 'stream' listeners there are
     observeGrpc(server);
-    if (opts.http) httpCache = await startHttpCache(store, opts.http, { ...opts.http, limits: opts.limits });
+    if (opts.http) httpCache = await startHttpCache(store, opts.http, { ...opts.http, limits, budget });
   } catch (err) {
+    stopWatch?.();
     server.forceShutdown();
     throw err;
   }
@@ -161,6 +182,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
     httpUrl: httpCache?.url,
     stop(graceMs = 5000) {
       stopped ??= (async () => {
+        stopWatch?.();
         await httpCache?.close();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {

@@ -7,9 +7,16 @@
 // error, answers INTERNAL itself and stops passing the stream's data and
 // end to grpc-js, which then sees only the stream closing (a cancelled
 // call: nothing is published).
+//
+// It also counts each message being reassembled for grpc-js, at its
+// declared length, against the daemon's budget for buffered request bytes
+// (request-budget.ts), until the message is complete or the stream closes;
+// a message the budget cannot take is answered RESOURCE_EXHAUSTED.
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import { PREFIX_BYTES } from '../grpc/h2/framing.js';
+import type { Holding } from '../util/byte-budget.js';
+import { overBudget } from './request-budget.js';
 
 type Listener = (...args: unknown[]) => void;
 
@@ -18,7 +25,7 @@ type Listener = (...args: unknown[]) => void;
  * framing check: grpc-js's 'data' and 'end' listeners are wrapped so that
  * they no longer fire once the guard has answered.
  */
-export function handOverGuarded(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handOver: () => void): void {
+export function handOverGuarded(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handOver: () => void, holding: Holding): void {
   const enc = headers['grpc-encoding'];
   const compressed = enc !== undefined && enc !== 'identity';
   let refused = false;
@@ -26,13 +33,16 @@ export function handOverGuarded(stream: ServerHttp2Stream, headers: IncomingHttp
   let prefixSeen = 0;
   const prefix = Buffer.alloc(PREFIX_BYTES);
   let payloadLeft = 0;
+  let declared = 0;
+  // grpc-js keeps what it was given of a refused message until the stream closes.
+  stream.once('close', () => holding.release());
 
-  const refuse = (details: string) => {
+  const refuse = (details: string, code = status.INTERNAL) => {
     refused = true;
     if (stream.destroyed || stream.closed) return;
     if (!stream.headersSent) {
       stream.respond(
-        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(status.INTERNAL), 'grpc-message': encodeURI(details) },
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeURI(details) },
         { endStream: true },
       );
     } else stream.close(constants.NGHTTP2_INTERNAL_ERROR);
@@ -58,8 +68,10 @@ export function handOverGuarded(stream: ServerHttp2Stream, headers: IncomingHttp
       if (prefix[0] !== 0 && !compressed) {
         return refuse(`received a compressed message (flag ${prefix[0]}), but no compression was negotiated`);
       }
-      payloadLeft = prefix.readUInt32BE(1);
+      payloadLeft = declared = prefix.readUInt32BE(1);
     }
+    // Charged before grpc-js buffers the message's bytes; a message that ends in this chunk is not held.
+    if (!holding.set(payloadLeft > 0 ? declared : 0)) refuse(overBudget(holding).message, status.RESOURCE_EXHAUSTED);
   };
   const onEnd = () => {
     if (!refused && (prefixSeen > 0 || payloadLeft > 0)) refuse('the request ended inside a message');

@@ -12,6 +12,9 @@ import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
 import { blobsWritten, directoriesWritten, pathInfosWritten } from '../metrics/metrics.js';
 import { cancellableUnary } from './cancellable.js';
+import { checkFileSizes } from '../store/check-content.js';
+import { UNLIMITED, type ByteBudget } from '../util/byte-budget.js';
+import { overBudget } from './request-budget.js';
 
 /** Largest BlobChunk the server sends. */
 const SEND_CHUNK = 1 << 20;
@@ -137,7 +140,7 @@ function isStatus(x: unknown): x is StatusObject {
   return typeof x === 'object' && x !== null && 'code' in x && 'details' in x && typeof (x as StatusObject).code === 'number';
 }
 
-export function blobHandlers(store: Store): UntypedServiceImplementation {
+export function blobHandlers(store: Store, budget: ByteBudget = UNLIMITED()): UntypedServiceImplementation {
   return {
     Stat: unaryHandler<C.StatBlobRequest, C.StatBlobResponse | StatusObject>(statBlob(store)),
     Read: streaming<C.ReadBlobRequest, C.BlobChunk>(async (req, call) => {
@@ -151,7 +154,7 @@ export function blobHandlers(store: Store): UntypedServiceImplementation {
         }
       }
     }),
-    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(putBlob(store)),
+    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(putBlob(store, budget)),
   };
 }
 
@@ -166,23 +169,49 @@ export function statBlob(store: Store) {
   };
 }
 
-/** BlobService.Put, shared by the grpc-js handler and the lean path (lean-blob.ts). */
-export function putBlob(store: Store) {
+/** What a store's blob writer may keep in memory when its service does not say (BlobService.heldPerWriter). */
+const DEFAULT_HELD_PER_WRITER = 4 << 20;
+
+/**
+ * BlobService.Put, shared by the grpc-js handler and the lean path
+ * (lean-blob.ts). The bytes the store's writer may still hold in memory
+ * count against `budget` until the Put ends: an unfinished Put of 257 KiB
+ * holds all of it in a `file://` store's writer.
+ */
+export function putBlob(store: Store, budget: ByteBudget = UNLIMITED()) {
+  const heldMax = store.blobs.heldPerWriter ?? DEFAULT_HELD_PER_WRITER;
   return async (msgs: AsyncIterable<C.BlobChunk>, signal: AbortSignal): Promise<C.PutBlobResponse> => {
     const w = store.blobs.put();
+    const held = budget.holding();
+    let written = 0;
     try {
-      for await (const m of msgs) await w.write(m.data);
+      for await (const m of msgs) {
+        written += m.data.length;
+        if (held.bytes < heldMax && !held.set(Math.min(written, heldMax))) throw overBudget(held);
+        await w.write(m.data);
+      }
       const digest = await w.close(signal);
       blobsWritten.inc();
       return { digest };
     } catch (err) {
       await w.abort().catch(() => {});
       throw err;
+    } finally {
+      held.release();
     }
   };
 }
 
-export function directoryHandlers(store: Store): UntypedServiceImplementation {
+/** Roughly what a Directory message holds in memory once decoded: its names and targets, and per entry a digest and an object. */
+function directoryBytes(d: C.Directory): number {
+  let n = 0;
+  for (const e of d.directories) n += e.name.length + 96;
+  for (const e of d.files) n += e.name.length + 96;
+  for (const e of d.symlinks) n += e.name.length + e.target.length + 64;
+  return n;
+}
+
+export function directoryHandlers(store: Store, budget: ByteBudget = UNLIMITED()): UntypedServiceImplementation {
   return {
     Get: streaming<C.GetDirectoryRequest, C.Directory>(async (req, call) => {
       if (req.digest === undefined) return fail(status.INVALID_ARGUMENT, 'by_what needs to be specified');
@@ -196,20 +225,29 @@ export function directoryHandlers(store: Store): UntypedServiceImplementation {
       }
       for await (const d of store.directories.getRecursive(req.digest)) await send(call, d);
     }),
+    // The store keeps a stream's directories until it ends (a closure is
+    // checked whole), so they count against the budget until then.
     Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs, signal) => {
       const p = store.directories.putter();
+      const held = budget.holding();
+      const dirs: C.Directory[] = [];
       try {
-        let n = 0;
         for await (const d of msgs) {
+          if (!held.grow(directoryBytes(d))) throw overBudget(held);
           await p.put(d);
-          n++;
+          dirs.push(d);
         }
+        // Stated file sizes against the blobs the store has (tvix does not check; we do).
+        await checkFileSizes(dirs, store.blobs);
         const rootDigest = await p.close(signal);
+        const n = dirs.length;
         directoriesWritten.inc(n);
         return { rootDigest };
       } catch (err) {
         await p.abort().catch(() => {});
         throw err;
+      } finally {
+        held.release();
       }
     }),
   };

@@ -22,6 +22,7 @@ import { enableProcessMetrics } from '../metrics/metrics.js';
 
 import { NarInfoSigner } from './narinfo-signer.js';
 import { DEFAULT_CONNECTION_LIMITS, limitHttpConnections, type ConnectionLimits } from './connection-limits.js';
+import type { ByteBudget } from '../util/byte-budget.js';
 
 export { httpUrl, parseHttpAddr, type HttpListenAddr } from './http-listen.js';
 
@@ -53,6 +54,8 @@ export interface HttpCacheOptions {
   persistSignatures?: boolean;
   /** Connection limits and timeouts (connection-limits.ts). */
   limits?: ConnectionLimits;
+  /** The daemon's budget of bytes held for clients (request-budget.ts); none: unbounded. */
+  budget?: ByteBudget;
 }
 
 /** The metrics' route label of a request path. */
@@ -118,7 +121,7 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
 
   return (req, res) => {
     const start = process.hrtime.bigint();
-    const x: Exchange = { req, res, head: req.method === 'HEAD', bytes: 0, route: 'other' };
+    const x: Exchange = { req, res, head: req.method === 'HEAD', bytes: 0, route: 'other', writeBufferBytes: opts.limits?.httpWriteBufferBytes, stallMs: opts.limits?.streamStallMs, budget: opts.budget };
     // The log line waits for the handler too: an upload cut short is still
     // being cleaned up when its connection closes.
     let handled!: () => void;

@@ -1,6 +1,7 @@
 // One request of the HTTP binary cache as the route handlers see it, and
 // what they share: errors with a status, text answers, backpressured writes.
 import type * as http from 'node:http';
+import type { ByteBudget } from '../util/byte-budget.js';
 
 export class HttpError extends Error {
   constructor(
@@ -21,10 +22,15 @@ export interface Exchange {
   note?: string;
   /** The metrics' route label. */
   route: string;
+  /** Bytes queued on the response before waiting for 'drain' (default 256 KiB). */
+  writeBufferBytes?: number;
+  /** A write that waits this long for the client to read is given up: the connection is closed. */
+  stallMs?: number;
+  /** The daemon's budget of bytes held for clients (request-budget.ts). */
+  budget?: ByteBudget;
 }
 
-/** Bytes queued on a response before waiting for 'drain' (per connection). */
-const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_WRITE_BUFFER_BYTES = 256 * 1024;
 
 export function sendText(x: Exchange, status: number, contentType: string, text: string): void {
   const body = Buffer.from(text, 'utf8');
@@ -42,16 +48,19 @@ export function write(x: Exchange, chunk: Uint8Array): Promise<boolean> | boolea
   x.bytes += chunk.length;
   // A 1 MiB chunk always exceeds the socket's 16 KiB high-water mark;
   // waiting for 'drain' after each would leave the socket idle between
-  // chunks, so keep up to WRITE_BUFFER_BYTES queued instead.
-  if (x.res.write(chunk) || x.res.writableLength < WRITE_BUFFER_BYTES) return true;
+  // chunks, so keep up to writeBufferBytes queued instead.
+  if (x.res.write(chunk) || x.res.writableLength < (x.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES)) return true;
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
+      clearTimeout(stalled);
       x.res.off('drain', onDrain);
       x.res.off('close', onClose);
       resolve(ok);
     };
     const onDrain = () => done(true);
     const onClose = () => done(false);
+    // A client that stopped reading: its queued bytes are freed with the connection.
+    const stalled = x.stallMs === undefined ? undefined : setTimeout(() => (x.res.destroy(), done(false)), x.stallMs);
     x.res.on('drain', onDrain);
     x.res.on('close', onClose);
   });

@@ -9,7 +9,7 @@
 // every form stays available). Uncompressed they have Content-Length =
 // NarSize; compressed their length is known only at the end (chunked).
 import type { Store } from '../store/store.js';
-import { renderNar } from '../store/render-nar.js';
+import { renderStatedNar } from '../store/render-nar.js';
 import { MissingNarInfoError, narInfoOf, nixPathInfo, type NixPathInfo } from '../store/nix-view.js';
 import { renderNarInfo } from '../nix/narinfo.js';
 import * as nixbase32 from '../nix/nixbase32.js';
@@ -17,6 +17,7 @@ import type { NarInfoSigner } from './narinfo-signer.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { compressionOfExtension, LEVELS, type ServedCompression } from '../nix/compression-names.js';
 import { HttpError, sendText, write, type Exchange, type Route } from './http-exchange.js';
+import { holdFor, narResponseBytes } from './http-budget.js';
 
 export interface GetOptions {
   /** Signs narinfos, only after checking the content renders the NAR claimed. */
@@ -85,7 +86,6 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       if (nixbase32.encode(p.narSha256) !== m[2]) throw new HttpError(404, `the NAR of ${m[1]} has another hash now`);
     }
     if (compression === undefined || compression === 'bzip2') throw new HttpError(404, `NARs are served as .nar, .nar.zst and .nar.xz, not .nar${ext}`);
-    const node = p.info.node!;
     const headers: Record<string, string | number> = { 'Content-Type': 'application/x-nix-nar' };
     if (compression === 'none') headers['Content-Length'] = p.narSize;
     if (x.head) {
@@ -93,10 +93,22 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       x.res.end();
       return;
     }
+    const held = holdFor(x, narResponseBytes(x));
+    try {
+      await sendNar(x, p, compression);
+    } finally {
+      held?.release();
+    }
+  }
+
+  async function sendNar(x: Exchange, p: NixPathInfo, compression: 'none' | 'zstd' | 'xz'): Promise<void> {
+    const node = p.info.node!;
+    const headers: Record<string, string | number> = { 'Content-Type': 'application/x-nix-nar' };
+    if (compression === 'none') headers['Content-Length'] = p.narSize;
     // Rendering stops when the client goes away, and at the NarSize stated.
     const gone = new AbortController();
     x.res.once('close', () => gone.abort(new Error('client went away')));
-    const nar = checkedLength(renderNar(node, store, { signal: gone.signal, maxBytes: p.narSize }), p.narSize);
+    const nar = renderStatedNar(node, p.narSize, store, gone.signal);
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
     let first: IteratorResult<Uint8Array>;
@@ -137,21 +149,6 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     { methods: ['GET', 'HEAD'], path: NARINFO_PATH_RE, handle: (x, m) => serveNarInfo(x, m[1]) },
     { methods: ['GET', 'HEAD'], path: NAR_PATH_RE, handle: (x, m) => serveNar(x, m[1], m[2] ?? '') },
   ];
-}
-
-/** The NAR pieces, refusing to go past or stop short of its NarSize. */
-async function* checkedLength(nar: AsyncGenerator<Uint8Array>, narSize: number): AsyncGenerator<Uint8Array> {
-  let sent = 0;
-  try {
-    for await (const chunk of nar) {
-      if (sent + chunk.length > narSize) throw new Error(`the NAR is longer than its NarSize ${narSize}`);
-      sent += chunk.length;
-      yield chunk;
-    }
-  } finally {
-    await nar.return(undefined).catch(() => {});
-  }
-  if (sent !== narSize) throw new Error(`the NAR is ${sent} bytes, its NarSize says ${narSize}`);
 }
 
 async function* withFirst(first: IteratorResult<Uint8Array>, rest: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {

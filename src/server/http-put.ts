@@ -27,6 +27,7 @@ import { receiveNar, TooLargeError } from '../cache/receive-nar.js';
 import { alreadyPresent, checkContent, checkReferences, checkSignatures, pathInfoOf, PublishError } from '../cache/publish.js';
 import { HttpError, sendText, type Exchange, type Route } from './http-exchange.js';
 import { NARINFO_PATH_RE, NAR_PATH_RE, STORE_HASH_RE } from './http-get.js';
+import { growOr503, holdFor } from './http-budget.js';
 
 export interface UploadOptions {
   staging: NarStaging;
@@ -54,18 +55,27 @@ function declaredLength(x: Exchange, max: number, what: string): void {
   }
 }
 
-/** The whole body, refusing more than `max` bytes. */
+/** The whole body, refusing more than `max` bytes; held against the daemon's budget while it is read. */
 async function readBody(x: Exchange, max: number, what: string): Promise<Buffer> {
   declaredLength(x, max, what);
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of x.req as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > max) throw new HttpError(413, `${what} larger than ${max} bytes`);
-    parts.push(chunk);
+  const held = holdFor(x, 0);
+  try {
+    for await (const chunk of x.req as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > max) throw new HttpError(413, `${what} larger than ${max} bytes`);
+      growOr503(x, held, chunk.length);
+      parts.push(chunk);
+    }
+    return Buffer.concat(parts);
+  } finally {
+    held?.release();
   }
-  return Buffer.concat(parts);
 }
+
+/** What one NAR upload holds while it is ingested: the store writer's bytes, the body's chunk and decompression in flight. */
+const INGEST_BYTES = (heldPerWriter = 4 << 20) => heldPerWriter + (1 << 20);
 
 async function drain(x: Exchange, what: string): Promise<void> {
   declaredLength(x, MAX_IGNORED_BYTES, what);
@@ -92,6 +102,7 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
     // Compressed NARs can grow a lot; the NAR size is bounded separately.
     declaredLength(x, maxNarSize, 'a NAR file');
     const received = await ingests.run(async () => {
+      const held = holdFor(x, INGEST_BYTES(store.blobs.heldPerWriter));
       try {
         return await receiveNar(x.req, compression, store, { maxNarSize, maxFileSize: maxNarSize });
       } catch (err) {
@@ -100,6 +111,8 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
         if (err instanceof TooLargeError) throw new HttpError(413, err.message);
         if (err instanceof CastoreError && err.kind === 'invalid') throw new HttpError(400, `the NAR cannot be stored: ${err.message}`);
         throw err;
+      } finally {
+        held?.release();
       }
     });
     if (nixbase32.encode(received.fileSha256) !== name) {

@@ -21,14 +21,15 @@ import { DataPiece, LeanCall, ParsedBatch, statusOf, type Mode } from './lean-ca
 import { MalformedRequest, malformedError, malformedStatus, tolerantDecoding } from './decode.js';
 import { putBlob, statBlob } from './handlers.js';
 import { writeRefusalFor, type AccessPolicy } from './access.js';
+import type { ByteBudget } from '../util/byte-budget.js';
 
 /** Handles one stream; false leaves it to grpc-js. */
 export type LeanRoute = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
-export function leanBlobRoute(store: Store, maxMessageBytes: number, access: AccessPolicy): LeanRoute {
+export function leanBlobRoute(store: Store, maxMessageBytes: number, access: AccessPolicy, budget: ByteBudget): LeanRoute {
   const def = tolerantDecoding(blobServiceDef());
   const stat = statBlob(store);
-  const put = putBlob(store);
+  const put = putBlob(store, budget);
   const routes = new Map<string, (call: LeanCall) => void>();
   for (const pkg of PACKAGES) {
     const p = `/${pkg}.castore.v1.BlobService/`;
@@ -92,7 +93,7 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
     const path = headers[':path'] as string;
     const route = routes.get(path);
     if (!route || !speaksLean(headers)) return false;
-    route(new LeanCall(stream, headers, maxMessageBytes, modes.get(path)!));
+    route(new LeanCall(stream, headers, maxMessageBytes, modes.get(path)!, budget.holding()));
     return true;
   };
 }

@@ -13,6 +13,8 @@ import { framed, MessageReader } from '../grpc/h2/framing.js';
 import { GrpcError } from '../grpc/h2/status.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { receiveArenas } from './receive-arenas.js';
+import type { Holding } from '../util/byte-budget.js';
+import { overBudget } from './request-budget.js';
 
 /** Bytes, and messages, read ahead of a Put's writer before the stream is paused. */
 const MAX_QUEUED_BYTES = 4 << 20;
@@ -31,7 +33,11 @@ export class DataPiece implements C.BlobChunk {
 
 /** A PutBlobsRequest parsed from the DATA chunks it arrived in. */
 export class ParsedBatch {
-  constructor(readonly blobs: BatchBlob[]) {}
+  constructor(
+    readonly blobs: BatchBlob[],
+    /** Request bytes it was parsed from (what it holds of the budget until taken). */
+    readonly bytes = 0,
+  ) {}
 }
 
 /**
@@ -57,6 +63,8 @@ export class LeanCall extends MessageReader {
   readonly path: string;
   private readonly queue: (Buffer | DataPiece | ParsedBatch)[] = [];
   private parser: PutBlobsParser | undefined;
+  /** Bytes fed to `parser` so far. */
+  private parsedBytes = 0;
   private queuedBytes = 0;
   private head = 0;
   private ended = false;
@@ -73,6 +81,8 @@ export class LeanCall extends MessageReader {
     private readonly headers: IncomingHttpHeaders,
     maxMessageBytes: number,
     private readonly mode: Mode,
+    /** What this call holds of the daemon's budget for buffered request bytes. */
+    private readonly holding: Holding,
   ) {
     super(maxMessageBytes);
     this.path = headers[':path'] as string;
@@ -82,6 +92,7 @@ export class LeanCall extends MessageReader {
       if (this.failure) return;
       const bad = this.readData(chunk);
       if (bad) this.fail(bad);
+      else if (!this.holding.set(this.heldBytes)) this.fail(overBudget(this.holding));
       else if (this.queuedBytes >= MAX_QUEUED_BYTES || this.queue.length - this.head >= MAX_QUEUED_ITEMS) stream.pause();
       this.notify();
     });
@@ -91,6 +102,7 @@ export class LeanCall extends MessageReader {
       this.notify();
     });
     stream.on('close', () => {
+      this.drop();
       if (this.answered) return;
       const err = new Error('call cancelled by the client');
       this.fail(err);
@@ -165,9 +177,12 @@ export class LeanCall extends MessageReader {
       this.parser = undefined;
       return this.fail(invalid(`malformed request: ${(err as Error).message}`));
     }
+    this.parsedBytes += bytes.length;
     if (!p.complete) return;
     this.parser = undefined;
-    this.queue.push(new ParsedBatch(p.blobs));
+    this.queue.push(new ParsedBatch(p.blobs, this.parsedBytes));
+    this.queuedBytes += this.parsedBytes;
+    this.parsedBytes = 0;
   }
 
   /** The next request message (a batch Put's parsed, if it spanned DATA chunks); undefined after the last; throws if the stream failed. */
@@ -184,7 +199,8 @@ export class LeanCall extends MessageReader {
       if (this.head < this.queue.length) {
         const m = this.queue[this.head];
         this.queue[this.head++] = undefined as never;
-        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? 0 : m.length;
+        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? m.bytes : m.length;
+        this.holding.set(this.heldBytes); // shrinks: always granted
         if (this.head === this.queue.length) {
           this.queue.length = this.head = 0;
           if (this.stream.isPaused()) this.stream.resume();
@@ -221,8 +237,24 @@ export class LeanCall extends MessageReader {
     return !this.stream.destroyed && !this.stream.closed;
   }
 
+  /** Request bytes this call holds in memory: a message being reassembled, a batch being parsed, messages queued. */
+  private get heldBytes(): number {
+    return this.pendingBytes + this.parsedBytes + this.queuedBytes;
+  }
+
   private fail(err: Error): void {
     this.failure ??= err;
+    this.drop();
+  }
+
+  /** Frees what a failed or closed call holds: nothing of it will be read. */
+  private drop(): void {
+    this.dropPending();
+    this.parser = undefined;
+    this.parsedBytes = 0;
+    this.queue.length = this.head = 0;
+    this.queuedBytes = 0;
+    this.holding.release();
   }
 
   private notify(): void {

@@ -56,6 +56,27 @@ export async function* renderNar(node: Node, store: Castore, limits: RenderLimit
   }
 }
 
+/**
+ * The NAR of a PathInfo's root node, checked against the NarSize the
+ * PathInfo states: rendering ends with an error as soon as it passes it
+ * (a Directory DAG whose entries share children renders exponentially
+ * more than it stores), and a NAR that ends short of it is an error too.
+ * What the daemon's binary cache, `nar` and `fsck --nar` render.
+ */
+export async function* renderStatedNar(node: Node, narSize: number, store: Castore, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const nar = renderNar(node, store, { signal, maxBytes: narSize });
+  let sent = 0;
+  try {
+    for await (const chunk of nar) {
+      sent += chunk.length;
+      yield chunk;
+    }
+  } finally {
+    await nar.return(undefined).catch(() => {});
+  }
+  if (sent !== narSize) throw storageError(`the NAR is ${sent} bytes, its PathInfo states ${narSize}`);
+}
+
 export interface NarLimits extends RenderLimits {
   /** Stop with a NarTooLargeError once the NAR grows past this many bytes (a Directory DAG can render exponentially). */
   maxSize?: number;

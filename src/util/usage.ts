@@ -29,3 +29,12 @@ export function positiveIntFlag(v: string | undefined, flag: string, dflt: numbe
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got ${JSON.stringify(v)}`);
   return n;
 }
+
+/** A size in bytes: a whole number, optionally with K, M or G (powers of 1024). */
+export function byteSizeFlag(v: string | undefined, flag: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const m = /^(\d+)([KMG]i?B?)?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** ('KMG'.indexOf((m[2] ?? ' ')[0].toUpperCase()) + 1) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive size in bytes (e.g. 268435456 or 256M), got ${JSON.stringify(v)}`);
+  return n;
+}

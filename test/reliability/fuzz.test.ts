@@ -60,6 +60,8 @@ let client: grpc.Client;
 
 /** Everything the store must hold at the end, by hex digest / key. */
 const expectedBlobs = new Set<string>();
+/** Sizes of the blobs the daemon has, by hex digest: Directory Put checks files against them. */
+const blobSizes = new Map<string, number>();
 const expectedDirs = new Map<string, Buffer>();
 const expectedPathInfos = new Map<string, Buffer[]>();
 
@@ -193,6 +195,7 @@ async function putBlob(data: Buffer): Promise<Buffer> {
   assert.equal(showCode(r.code), 'OK', r.details);
   const digest = Buffer.from(blake3(data));
   expectedBlobs.add(hex(digest));
+  blobSizes.set(hex(digest), data.length);
   return digest;
 }
 
@@ -333,7 +336,7 @@ describe(`wire fuzzing (seed ${SEED})`, () => {
     const accepted: { root: Buffer; canonical: Buffer }[] = [];
     const started = performance.now();
     await runBatched(cases, async (c, i) => {
-      const want = directoryPutOutcome(c.msgs);
+      const want = directoryPutOutcome(c.msgs, blobSizes);
       const r = await rawClientStream(dirPut, c.msgs);
       const where = () => `case ${i} [${c.label.join(', ')}] ${c.msgs.map(hex).join(' | ').slice(0, 400)}`;
       if (want.ok) {

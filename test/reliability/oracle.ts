@@ -339,9 +339,11 @@ export type DirPutOutcome = { ok: true; root: Buffer; stored: { digest: Buffer; 
 /**
  * wire.md §5.2: the outcome of a DirectoryService/Put stream of these raw
  * messages: each decodes and is valid, every child was sent earlier in the
- * stream with a size matching either formula, and exactly one root.
+ * stream with a size matching either formula, and exactly one root. And
+ * (nix-castore, not tvix) every file whose blob the store has (`blobSizes`,
+ * by hex digest) states that blob's size.
  */
-export function directoryPutOutcome(msgs: Buffer[]): DirPutOutcome {
+export function directoryPutOutcome(msgs: Buffer[], blobSizes: ReadonlyMap<string, number> = new Map()): DirPutOutcome {
   if (msgs.length === 0) return { ok: false, why: 'empty stream' };
   const seen = new Map<string, { head: number; legacy: number }>();
   const referenced = new Set<string>();
@@ -358,6 +360,10 @@ export function directoryPutOutcome(msgs: Buffer[]): DirPutOutcome {
       const s = seen.get(c.digest.toString('hex'));
       if (!s) return { ok: false, why: `message ${i}: unknown child` };
       if (c.size !== s.head && c.size !== s.legacy) return { ok: false, why: `message ${i}: wrong child size` };
+    }
+    for (const f of d.files) {
+      const real = blobSizes.get(f.digest.toString('hex'));
+      if (real !== undefined && real !== f.size) return { ok: false, why: `message ${i}: a file states size ${f.size}, its blob has ${real}` };
     }
     const digest = directoryDigest(d);
     const k = digest.toString('hex');

@@ -24,7 +24,7 @@ const MAX_PENDING = 16 << 20;
 /** Slabs in flight per blob with O_DIRECT: enough to keep the thread pool's 4 threads busy. */
 const MAX_PENDING_SLABS = 4;
 /** Chunks are gathered into one writev of this many bytes, or chunks (well under IOV_MAX). */
-const WRITE_MIN = 1 << 20;
+export const WRITE_MIN = 1 << 20;
 const WRITE_MAX_CHUNKS = 256;
 
 async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number): Promise<void> {
@@ -40,6 +40,16 @@ async function writeFully(h: FileHandle, chunks: Uint8Array[], position: number)
     position += c.length;
     bytesWritten = 0;
   }
+}
+
+/**
+ * `chunk`, or a copy of it when it is a small view of a much larger buffer
+ * (a daemon's network reads: 16 KiB of one stream inside a 64 KiB read
+ * shared with others). Bytes a writer keeps while its client idles must
+ * not keep four times their size alive.
+ */
+export function owned(chunk: Uint8Array): Uint8Array {
+  return chunk.byteLength * 2 >= chunk.buffer.byteLength ? chunk : Buffer.from(chunk);
 }
 
 export interface BlobFileWriter {
@@ -185,8 +195,12 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
       if (discarded) throw new Error('blob writer aborted');
       const rest = off === 0 ? chunk : chunk.subarray(off);
       hash.update(rest);
-      gathered.push(rest);
-      if (released) gatheredReleases.push(released);
+      // A caller that hands memory back (released) manages it; otherwise keep
+      // our own copy of a small view (owned): see owned().
+      if (released) {
+        gathered.push(rest);
+        gatheredReleases.push(released);
+      } else gathered.push(owned(rest));
       gatheredBytes += rest.length;
       if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
     },

@@ -7,7 +7,7 @@ import { b3Hex, blake3, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { exists } from './atomic-files.js';
 import { blobSlabs, type AlignedSlabs } from './aligned-slabs.js';
-import { blobFileWriter, type BlobFileWriter } from './blob-file-writer.js';
+import { blobFileWriter, owned, WRITE_MIN, type BlobFileWriter } from './blob-file-writer.js';
 import { directWritesWork } from './direct-io.js';
 import type { DiskLayout } from './disk-layout.js';
 import { readAhead } from './read-ahead.js';
@@ -32,6 +32,8 @@ const LOOSE_LISTING_MAX = 1_000_000;
 
 export class DiskBlobService implements BlobService {
   readonly packs: PackStore;
+  /** A small blob's bytes until it is packed, then a gathered write (blob-file-writer.ts). */
+  readonly heldPerWriter = PACK_BLOB_MAX + WRITE_MIN;
   /**
    * Names of the loose blob files (large blobs, and small ones of stores
    * from before packs): listed once, then kept up to date with this
@@ -151,8 +153,10 @@ export class DiskBlobService implements BlobService {
         if (finished) throw new Error('blob writer already closed');
         if (chunk.length === 0) return released?.();
         if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
-          held.push(chunk);
-          if (released) heldReleases.push(released);
+          if (released) {
+            held.push(chunk);
+            heldReleases.push(released);
+          } else held.push(owned(chunk));
           heldBytes += chunk.length;
           return;
         }

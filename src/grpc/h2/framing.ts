@@ -55,6 +55,16 @@ export abstract class MessageReader {
 
   protected piece(_bytes: Buffer): void {}
 
+  /** Bytes allocated for a message (or prefix) begun in an earlier chunk. */
+  protected get pendingBytes(): number {
+    return this.pending?.length ?? 0;
+  }
+
+  /** Forgets a message begun in an earlier chunk (the stream has failed). */
+  protected dropPending(): void {
+    this.pending = undefined;
+  }
+
   /** Whether the bytes so far stop inside a message. */
   protected get midMessage(): boolean {
     return this.pending !== undefined || this.streamLeft > 0;
