@@ -21,7 +21,7 @@ let url: string;
 
 before(async () => {
   daemon = await startDaemonProcess({
-    args: ['--store', 'memory://', '--http', '127.0.0.1:0', '--handshake-timeout', '1', '--idle-timeout', '2', '--max-connections', '20'],
+    args: ['--store', 'memory://', '--http', '127.0.0.1:0', '--handshake-timeout', '1', '--idle-timeout', '10', '--max-connections', '20'],
   });
   url = await cacheUrlOf(daemon);
 });
