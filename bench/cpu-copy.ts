@@ -3,12 +3,12 @@
 // a change on a shared machine, where wall time moves with the neighbours.
 // Usage: node dist/bench/cpu-copy.js daemon|file|floor PATH...
 // CPU_PROF_DIR=DIR also writes --cpu-prof profiles of both processes there.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitForSocket, CLI } from '../test/helpers/daemon.js';
+import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { fileAddr } from '../src/addr/parse.js';
 import { peakRssMiB } from './util.js';
@@ -25,25 +25,6 @@ function profArgs(name: string): string[] {
   const dir = process.env.CPU_PROF_DIR;
   const extra = (process.env[`${name.toUpperCase()}_NODE_FLAGS`] ?? '').split(' ').filter(Boolean);
   return dir ? [...extra, '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-\${pid}-\${time}.cpuprofile`] : extra;
-}
-
-async function startDaemon(): Promise<{ child: ChildProcess; addr: string; stop(): Promise<void> }> {
-  const tmp = await mkdtemp(join(tmpdir(), 'cpu-daemon-'));
-  const socket = join(tmp, 'daemon.sock');
-  const child = spawn(process.execPath, [...profArgs('daemon'), CLI, 'daemon', '--listen', `unix:${socket}`, '--data', join(tmp, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d) => (log += d));
-  await waitForSocket(socket, child, () => log);
-  return {
-    child,
-    addr: `grpc+unix://${socket}`,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      await rm(tmp, { recursive: true, force: true });
-    },
-  };
 }
 
 /** CPU seconds per thread of a process, by thread name, kept up to date by polling (threads that end keep their last figure). */
@@ -107,7 +88,7 @@ if (mode === 'floor') {
   const c = process.cpuUsage(c0);
   console.log(`floor: ${((c.user + c.system) / 1e6).toFixed(2)} s CPU (${(c.user / 1e6).toFixed(2)} user), ${(bytes / 2 ** 20).toFixed(0)} MiB`);
 } else if (mode === 'daemon') {
-  const d = await startDaemon();
+  const d = await startDaemonProcess({ nodeArgs: profArgs('daemon') });
   try {
     const c0 = processCpu(d.child.pid!);
     const threads = threadCpu(d.child.pid!);

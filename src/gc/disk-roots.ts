@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import type { DiskLayout } from '../castore/disk/disk-layout.js';
 import { DiskPins } from '../store/backends/disk-retention.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
-import { parseAbsolute } from '../nix/store-path.js';
-import { decideKept, type KeptSet, type PolicyOptions } from './policy.js';
+import { decideWithPins, pinnedKeys, type KeptSet, type PolicyOptions } from './policy.js';
 import { scanPathInfos, type ScannedPath } from './disk-scan.js';
 
 export interface Roots {
@@ -16,25 +15,10 @@ export interface Roots {
   decision: KeptSet;
 }
 
-/** Store-path digests (hex) of the pins' paths; a pinned path the store lacks is a warning. */
-export function pinnedKeys(list: { name: string; paths: string[] }[], paths: Map<string, unknown>, warnings: string[]): Set<string> {
-  const keys = new Set<string>();
-  for (const pin of list) {
-    for (const p of pin.paths) {
-      const key = Buffer.from(parseAbsolute(p).digest).toString('hex');
-      keys.add(key);
-      if (!paths.has(key)) warnings.push(`pin ${pin.name}: ${p} is not in the store`);
-    }
-  }
-  return keys;
-}
-
 export async function readRoots(layout: DiskLayout, opts: PolicyOptions, warnings: string[]): Promise<Roots> {
   const pins = await new DiskPins(layout).list();
   const paths = await scanPathInfos(layout.root);
-  const decision = decideKept(paths, pinnedKeys(pins, paths, warnings), opts);
-  for (const m of decision.missingRefs) warnings.push(`${m.from} refers to a path the store lacks (digest ${m.ref}): its closure was incomplete already`);
-  return { paths, decision };
+  return { paths, decision: decideWithPins(paths, pins, opts, warnings) };
 }
 
 /** Paths journalled by PathInfo Puts during the collection, and paths pinned meanwhile, that the decision did not keep. */

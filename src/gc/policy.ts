@@ -4,6 +4,7 @@
 // max-size). Closed under references: whatever the store still serves can
 // be substituted completely.
 import { UsageError } from '../util/usage.js';
+import { parseAbsolute } from '../nix/store-path.js';
 
 export interface PolicyOptions {
   /** Keep paths pushed or read within this many ms (undefined: this rule keeps nothing). */
@@ -127,4 +128,24 @@ export function parseSize(v: string, flag: string): number {
   const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[unit]);
   if (!Number.isSafeInteger(bytes)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is too large`);
   return bytes;
+}
+
+/** Store-path digests (hex) of the pins' paths; a pinned path the store lacks is a warning. */
+export function pinnedKeys(list: { name: string; paths: string[] }[], paths: Map<string, unknown>, warnings: string[]): Set<string> {
+  const keys = new Set<string>();
+  for (const pin of list) {
+    for (const p of pin.paths) {
+      const key = Buffer.from(parseAbsolute(p).digest).toString('hex');
+      keys.add(key);
+      if (!paths.has(key)) warnings.push(`pin ${pin.name}: ${p} is not in the store`);
+    }
+  }
+  return keys;
+}
+
+/** decideKept with the pins' paths as roots; absent pins and references the store lacks become warnings. */
+export function decideWithPins(paths: Map<string, PathRecord>, pins: { name: string; paths: string[] }[], opts: PolicyOptions, warnings: string[]): KeptSet {
+  const decision = decideKept(paths, pinnedKeys(pins, paths, warnings), opts);
+  for (const m of decision.missingRefs) warnings.push(`${m.from} refers to a path the store lacks (digest ${m.ref}): its closure was incomplete already`);
+  return decision;
 }

@@ -23,9 +23,8 @@ import { PgDirectoryService } from '../scaleout/pg-directory-service.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
 import { abortStaleUploads, listObjects, type StoredObject } from '../scaleout/s3-gc.js';
 import { packsToRewrite, rewritePacks } from '../scaleout/pack-rewrite.js';
-import { parseAbsolute } from '../nix/store-path.js';
 import type { Node } from '../castore/messages.js';
-import { DEFAULT_GC_MEMORY, decideKept, type PathRecord, type PolicyOptions } from './policy.js';
+import { DEFAULT_GC_MEMORY, decideWithPins, pinnedKeys, type PathRecord, type PolicyOptions } from './policy.js';
 import { Marks } from './marks.js';
 import { tmpdir } from 'node:os';
 import type { GcReport } from './report.js';
@@ -77,19 +76,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
         digest,
       });
     }
-    const pinnedKeys = (list: { name: string; paths: string[] }[]): Set<string> => {
-      const keys = new Set<string>();
-      for (const pin of list) {
-        for (const p of pin.paths) {
-          const key = Buffer.from(parseAbsolute(p).digest).toString('hex');
-          keys.add(key);
-          if (!paths.has(key)) warnings.push(`pin ${pin.name}: ${p} is not in the store`);
-        }
-      }
-      return keys;
-    };
-    const decision = decideKept(paths, pinnedKeys(await gc.pins()), opts);
-    for (const m of decision.missingRefs) warnings.push(`${m.from} refers to a path the store lacks (digest ${m.ref}): its closure was incomplete already`);
+    const decision = decideWithPins(paths, await gc.pins(), opts, warnings);
 
     opts.signal?.throwIfAborted();
     log(`gc: marking from ${decision.kept.size} kept paths`);
@@ -135,7 +122,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     // Fence: waits for PathInfo Puts in flight; later ones are refused until we are done.
     await gc.setPhase('deleting');
     const spared = new Set<string>();
-    const late = [...(await gc.journal()).map((d) => d.toString('hex')), ...pinnedKeys(await gc.pins())].filter((k) => !decision.kept.has(k));
+    const late = [...(await gc.journal()).map((d) => d.toString('hex')), ...pinnedKeys(await gc.pins(), paths, warnings)].filter((k) => !decision.kept.has(k));
     const todo = [...late];
     while (todo.length > 0) {
       const k = todo.pop()!;

@@ -35,11 +35,11 @@ async function healthy(target: string): Promise<boolean> {
 }
 
 /** `args` replace the default `--data DIR`; `extraArgs` come after it. */
-export async function startDaemonProcess(opts: { args?: string[]; extraArgs?: string[]; dataDir?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<DaemonProcess> {
+export async function startDaemonProcess(opts: { args?: string[]; extraArgs?: string[]; dataDir?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; cwd?: string } = {}): Promise<DaemonProcess> {
   const tmp = await mkdtemp(join(tmpdir(), 'castore-daemon-'));
   const socket = join(tmp, 'daemon.sock');
   const dataDir = opts.dataDir ?? join(tmp, 'data');
-  const args = [CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir]), ...(opts.extraArgs ?? [])];
+  const args = [...(opts.nodeArgs ?? []), CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir]), ...(opts.extraArgs ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
