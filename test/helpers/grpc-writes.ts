@@ -8,6 +8,7 @@ import type { Directory } from '../../src/castore/messages.js';
 import type { PathInfo } from '../../src/store/messages.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { encode as nix32 } from '../../src/nix/nixbase32.js';
+import { calculateNar, type Castore } from '../../src/store/render-nar.js';
 
 export interface Answer<T> {
   code: status;
@@ -86,4 +87,41 @@ export function symlinkPathInfo(label: string): { info: PathInfo; storeDigest: B
     narinfo: { narSize: 120, narSha256: Buffer.alloc(32, 7), signatures: [], referenceNames: [] },
   };
   return { info, storeDigest };
+}
+
+/** One blob Put in 1 MiB messages (a gRPC message is at most 4 MiB); its status name. */
+export function putLargeBlob(socket: string, data: Buffer): Promise<string> {
+  const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
+  const m = blobServiceDef().Put;
+  return new Promise((resolve) => {
+    const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), (err) => {
+      client.close();
+      resolve(err ? status[err.code] : 'OK');
+    });
+    call.on('error', () => {});
+    for (let off = 0; off < data.length; off += 1 << 20) call.write({ data: data.subarray(off, off + (1 << 20)) });
+    call.end();
+  });
+}
+
+/**
+ * Stores `data` as a store path whose root is one file, through the daemon
+ * at `socket`; answers its NAR's URL path on the binary cache (`/nar/….nar`).
+ */
+export async function storeSingleFilePath(socket: string, label: string, data: Buffer): Promise<string> {
+  const put = await putLargeBlob(socket, data);
+  if (put !== 'OK') throw new Error(`blob Put: ${put}`);
+  const storeDigest = Buffer.from(blake3(Buffer.from(label)).subarray(0, 20));
+  const node = { type: 'file' as const, name: Buffer.from(`${nix32(storeDigest)}-${label}`), digest: blake3(data), size: data.length, executable: false };
+  const castore = { blobs: { read: async () => (async function* () { yield data; })() } } as unknown as Castore;
+  const nar = await calculateNar(node, castore);
+  const info: PathInfo = { node, references: [], narinfo: { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] } };
+  const w = new Writer(socket);
+  try {
+    const a = await w.putPathInfo(info);
+    if (a.code !== status.OK) throw new Error(`PathInfo Put: ${a.name} ${a.details}`);
+  } finally {
+    w.close();
+  }
+  return `/nar/${nix32(storeDigest)}-${nix32(nar.narSha256)}.nar`;
 }

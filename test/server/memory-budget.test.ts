@@ -11,18 +11,13 @@ import { it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
-import { Writer } from '../helpers/grpc-writes.js';
+import { Writer, storeSingleFilePath } from '../helpers/grpc-writes.js';
 import { flood, prefix, type Flood } from '../helpers/h2-flood.js';
 import { peakRssKiB } from '../helpers/proc-usage.js';
 import { cacheUrlOf, request } from '../http/http-helpers.js';
-import { blake3 } from '../../src/castore/digest.js';
-import { calculateNar, type Castore } from '../../src/store/render-nar.js';
-import type { PathInfo } from '../../src/store/messages.js';
-import { encode as nix32 } from '../../src/nix/nixbase32.js';
 
 const MiB = 1 << 20;
 const BUDGET_MIB = 64;
@@ -93,20 +88,6 @@ async function stillServes(): Promise<void> {
   assert.equal(put.name, 'OK', put.details);
 }
 
-/** One blob Put in 1 MiB messages (a message is at most 4 MiB). */
-function putLarge(data: Buffer): Promise<string> {
-  const client = new grpc.Client(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
-  const m = blobServiceDef().Put;
-  return new Promise((resolve) => {
-    const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), (err) => {
-      client.close();
-      resolve(err ? grpc.status[err.code] : 'OK');
-    });
-    call.on('error', () => {});
-    for (let off = 0; off < data.length; off += MiB) call.write({ data: data.subarray(off, off + MiB) });
-    call.end();
-  });
-}
 
 const statPath = blobServiceDef().Stat.path;
 const STAT_BODY = [prefix(4 * MiB), Buffer.alloc(4 * MiB - 1, 7)];
@@ -145,15 +126,7 @@ it('4 connections × 300 unfinished Puts of 257 KiB stay within the budget', { t
 
 it('HTTP: 300 clients that stop reading a NAR stay within the budget; the rest get 503 with Retry-After', { timeout: 300_000 }, async () => {
   const u = new URL(url);
-  const data = randomBytes(24 * MiB);
-  assert.equal(await putLarge(data), 'OK');
-  const storeDigest = Buffer.from(blake3(Buffer.from('budget-nar')).subarray(0, 20));
-  const node = { type: 'file' as const, name: Buffer.from(`${nix32(storeDigest)}-budget`), digest: blake3(data), size: data.length, executable: false };
-  const castore = { blobs: { read: async () => (async function* () { yield data; })() } } as unknown as Castore;
-  const nar = await calculateNar(node, castore);
-  const info: PathInfo = { node, references: [], narinfo: { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] } };
-  assert.equal((await w.putPathInfo(info)).name, 'OK');
-  const target = `/nar/${nix32(storeDigest)}-${nix32(nar.narSha256)}.nar`;
+  const target = await storeSingleFilePath(daemon.socket, 'budget-nar', randomBytes(24 * MiB));
 
   // Each client reads the response head, then never another byte.
   const heads: Promise<string>[] = [];

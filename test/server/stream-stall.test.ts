@@ -13,12 +13,9 @@ import * as grpc from '@grpc/grpc-js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
-import { Writer } from '../helpers/grpc-writes.js';
+import { Writer, putLargeBlob, storeSingleFilePath } from '../helpers/grpc-writes.js';
 import { connectUnix, prefix } from '../helpers/h2-flood.js';
 import { cacheUrlOf, request } from '../http/http-helpers.js';
-import { calculateNar, type Castore } from '../../src/store/render-nar.js';
-import type { PathInfo } from '../../src/store/messages.js';
-import { encode as nix32 } from '../../src/nix/nixbase32.js';
 
 const MiB = 1 << 20;
 const blobDef = blobServiceDef();
@@ -113,7 +110,7 @@ it('a Put that stops sending mid-blob is reset and stores nothing', { timeout: 6
 
 it('a Read whose client stops reading the response is reset', { timeout: 60_000 }, async () => {
   const data = randomBytes(16 * MiB);
-  assert.equal(await putLarge(data), 'OK');
+  assert.equal(await putLargeBlob(daemon.socket, data), 'OK');
   const session = connectUnix(daemon.socket);
   const stop = keepBusy(session);
   try {
@@ -149,18 +146,10 @@ it('a slow client that keeps sending is not reset', { timeout: 60_000 }, async (
 });
 
 it('HTTP: a client that stops reading a NAR is cut off after the stall timeout, not the idle timeout', { timeout: 60_000 }, async () => {
-  const data = randomBytes(32 * MiB);
-  assert.equal(await putLarge(data), 'OK');
-  const storeDigest = Buffer.from(blake3(Buffer.from('stall-nar')).subarray(0, 20));
-  const node = { type: 'file' as const, name: Buffer.from(`${nix32(storeDigest)}-stall`), digest: blake3(data), size: data.length, executable: false };
-  const castore = { blobs: { read: async () => (async function* () { yield data; })() } } as unknown as Castore;
-  const nar = await calculateNar(node, castore);
-  const info: PathInfo = { node, references: [], narinfo: { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] } };
-  assert.equal((await w.putPathInfo(info)).name, 'OK');
+  const target = await storeSingleFilePath(daemon.socket, 'stall-nar', randomBytes(32 * MiB));
   const u = new URL(url);
   const s = connect({ host: u.hostname, port: Number(u.port) });
   s.on('error', () => {});
-  const target = `/nar/${nix32(storeDigest)}-${nix32(nar.narSha256)}.nar`;
   try {
     s.once('data', () => s.pause()); // the response head, then nothing more
     s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
@@ -172,17 +161,3 @@ it('HTTP: a client that stops reading a NAR is cut off after the stall timeout, 
   }
 });
 
-/** One blob Put in 1 MiB messages. */
-function putLarge(data: Buffer): Promise<string> {
-  const client = new grpc.Client(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
-  const m = blobDef.Put;
-  return new Promise((resolve) => {
-    const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), (err) => {
-      client.close();
-      resolve(err ? grpc.status[err.code] : 'OK');
-    });
-    call.on('error', () => {});
-    for (let off = 0; off < data.length; off += MiB) call.write({ data: data.subarray(off, off + MiB) });
-    call.end();
-  });
-}
