@@ -7,7 +7,6 @@
 // against exactly the routes' shapes (no decoding, no normalisation, no
 // file system behind it), so there is no path to traverse.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/store.js';
 import { CastoreError } from '../castore/errors.js';
 import type { SecretKey } from '../nix/signature.js';
@@ -16,7 +15,7 @@ import { authorizes } from './access.js';
 import { HttpError, sendText, showTarget, type Exchange, type Route } from './http-exchange.js';
 import { getRoutes } from './http-get.js';
 import { putRoutes, refusedPutRoutes, type UploadOptions } from './http-put.js';
-import { httpUrl, type HttpListenAddr } from './http-listen.js';
+import { listenHttp, type HttpListenAddr } from './http-listen.js';
 import { countHttpRequest, metricsAllowed, sendMetrics, trackHttpConnections } from './metrics-endpoint.js';
 import { enableProcessMetrics } from '../metrics/metrics.js';
 
@@ -174,23 +173,13 @@ export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: H
   enableProcessMetrics();
   trackHttpConnections(server);
   limitHttpConnections(server, opts.limits ?? DEFAULT_CONNECTION_LIMITS);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`cannot serve HTTP on ${httpUrl(addr)}: ${err.message}`));
-    server.once('error', onError);
-    server.listen({ host: addr.host, port: addr.port }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  const listening = await listenHttp(server, addr, 'HTTP');
   let closed: Promise<void> | undefined;
   return {
     server,
-    url: httpUrl(server.address() as AddressInfo),
+    url: listening.url,
     close() {
-      closed ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }).then(() => opts.uploads?.staging.close?.());
+      closed ??= listening.close().then(() => opts.uploads?.staging.close?.());
       return closed;
     },
   };

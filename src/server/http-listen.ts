@@ -1,4 +1,5 @@
 // Addresses of the HTTP listeners (the binary cache, --metrics).
+import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface HttpListenAddr {
@@ -24,4 +25,33 @@ export function parseHttpAddr(s: string): HttpListenAddr {
 export function httpUrl(addr: AddressInfo | HttpListenAddr): string {
   const host = 'address' in addr ? addr.address : addr.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+}
+
+/** A listening HTTP server: its URL and a close that also ends kept-alive connections (idempotent). */
+export interface ListeningHttp {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Listens on `addr`; `what` names the listener in the error a taken port gives. */
+export async function listenHttp(server: http.Server, addr: HttpListenAddr, what: string): Promise<ListeningHttp> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`cannot serve ${what} on ${httpUrl(addr)}: ${err.message}`));
+    server.once('error', onError);
+    server.listen({ host: addr.host, port: addr.port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    url: httpUrl(server.address() as AddressInfo),
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
 }

@@ -2,10 +2,9 @@
 // listener (http-cache.ts routes it here) or on a listener of its own
 // (`--metrics ADDR`, for a daemon without --http and for `drain --watch`).
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { enableProcessMetrics, exposition, httpDuration, httpRequests, trackSocket } from '../metrics/metrics.js';
 import { authorizes } from './access.js';
-import { httpUrl, type HttpListenAddr } from './http-listen.js';
+import { listenHttp, type HttpListenAddr } from './http-listen.js';
 
 export interface MetricsAccess {
   /** With `tokenRequired`, /metrics needs this bearer token (or Basic auth with it as password). */
@@ -67,23 +66,5 @@ export async function startMetricsServer(addr: HttpListenAddr, access: MetricsAc
     });
   });
   trackHttpConnections(server);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`cannot serve metrics on ${httpUrl(addr)}: ${err.message}`));
-    server.once('error', onError);
-    server.listen({ host: addr.host, port: addr.port }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  let closed: Promise<void> | undefined;
-  return {
-    url: httpUrl(server.address() as AddressInfo),
-    close() {
-      closed ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closed;
-    },
-  };
+  return listenHttp(server, addr, 'metrics');
 }
