@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { copyFixture, type CopyFixture } from '../helpers/copy-fixtures.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { runCli } from '../copy/run-cli.js';
+import { assertReported, errorLines } from '../helpers/fsck-output.js';
 import { parseAbsolute } from '../../src/nix/store-path.js';
 import { PathInfoCodec, type PathInfo } from '../../src/store/messages.js';
 import { readDirectory, type Directory } from '../../src/castore/messages.js';
@@ -93,21 +94,9 @@ async function fsckCli(store: string, ...flags: string[]) {
   return runCli(['fsck', '--data', store, ...flags]);
 }
 
-function errorLines(stdout: string): string[] {
-  return stdout.split('\n').filter((l) => l.startsWith('error: '));
-}
-
 /** Runs fsck, expects exit 1 and an error line about `object` matching `what`. */
-async function assertReported(store: string, kind: string, object: string, what: RegExp, flags: string[] = []): Promise<string[]> {
-  const r = await fsckCli(store, ...flags);
-  assert.equal(r.code, 1, `exit 1:\n${r.stdout}${r.stderr}`);
-  const errors = errorLines(r.stdout);
-  assert.ok(
-    errors.some((l) => l.startsWith(`error: ${kind} ${object}: `) && what.test(l)),
-    `an error line "${kind} ${object}: ${what}" in:\n${r.stdout}`,
-  );
-  assert.match(r.stdout, new RegExp(`fsck .*: ${errors.length} problems?, `), 'summary counts the problems');
-  return errors;
+async function fsckReports(store: string, kind: string, object: string, what: RegExp, flags: string[] = []): Promise<string[]> {
+  return assertReported(await fsckCli(store, ...flags), kind, object, what);
 }
 
 describe('nix-castore fsck', () => {
@@ -150,7 +139,7 @@ describe('nix-castore fsck', () => {
     const data = await readFile(join(store, blob));
     data[data.length >> 1] ^= 0x01;
     await writeFile(join(store, blob), data);
-    const errors = await assertReported(store, 'blob', blob, /hashes to [0-9a-f]{64}, not to its name/);
+    const errors = await fsckReports(store, 'blob', blob, /hashes to [0-9a-f]{64}, not to its name/);
     // What it breaks is named too: the store path holding it (not its size, which is unchanged).
     assert.ok(errors.some((l) => l.includes(`${fx.paths.big}: directory closure incomplete`)), errors.join('\n'));
   });
@@ -160,7 +149,7 @@ describe('nix-castore fsck', () => {
     const { digest, dir } = await rootDir(store, fx.paths.big);
     const blob = rel('blobs', hex(entry(dir.files, 'big.bin').digest));
     await truncate(join(store, blob), 12345);
-    const errors = await assertReported(store, 'blob', blob, /content \(12345 bytes\) hashes to/);
+    const errors = await fsckReports(store, 'blob', blob, /content \(12345 bytes\) hashes to/);
     const dirLine = `error: directory ${(await packedDirectory(store, hex(digest))).object}: file 'big.bin': the entry says 104857600 bytes but blob ${blob.slice(-64)} has 12345`;
     assert.ok(errors.includes(dirLine), `${dirLine}\nin:\n${errors.join('\n')}`);
   });
@@ -172,7 +161,7 @@ describe('nix-castore fsck', () => {
     const data = await readFile(p.pack);
     data[p.offset + RECORD_HEADER + (p.length >> 1)] ^= 0x40;
     await writeFile(p.pack, data);
-    const errors = await assertReported(store, 'directory', p.object, new RegExp(`directory ${hex(digest)}: content \\(${p.length} bytes\\) hashes to`));
+    const errors = await fsckReports(store, 'directory', p.object, new RegExp(`directory ${hex(digest)}: content \\(${p.length} bytes\\) hashes to`));
     assert.ok(errors.some((l) => l.includes(`${fx.paths.tree}: root directory ${hex(digest)} is corrupt`)), errors.join('\n'));
   });
 
@@ -183,7 +172,7 @@ describe('nix-castore fsck', () => {
     const file = rel('directories', hex(digest));
     await mkdir(join(store, file, '..'), { recursive: true });
     await writeFile(join(store, file), Buffer.from('\x0a\x05hello, this is not a Directory at all\xff\xff', 'latin1'));
-    const errors = await assertReported(store, 'directory', file, /does not decode|hashes to/);
+    const errors = await fsckReports(store, 'directory', file, /does not decode|hashes to/);
     assert.ok(errors.some((l) => l.includes(`${fx.paths.tree}: root directory ${hex(digest)} is corrupt`)), errors.join('\n'));
   });
 
@@ -193,7 +182,7 @@ describe('nix-castore fsck', () => {
     const child = hex(entry(dir.directories, 'a').digest);
     await removePacked(store, child, 'directory-packs');
     const parent = (await packedDirectory(store, hex(digest))).object;
-    const errors = await assertReported(store, 'directory', parent, new RegExp(`directory 'a' refers to ${child}, which is missing`));
+    const errors = await fsckReports(store, 'directory', parent, new RegExp(`directory 'a' refers to ${child}, which is missing`));
     assert.ok(errors.some((l) => l.includes(`${fx.paths.tree}: directory closure incomplete`)), errors.join('\n'));
   });
 
@@ -203,7 +192,7 @@ describe('nix-castore fsck', () => {
     assert.equal(info.node?.type, 'file');
     const blob = hex(info.node!.digest);
     await removePacked(store, blob);
-    await assertReported(store, 'pathinfo', file.slice(store.length + 1), new RegExp(`${fx.paths.file}: root file: blob ${blob} is missing`));
+    await fsckReports(store, 'pathinfo', file.slice(store.length + 1), new RegExp(`${fx.paths.file}: root file: blob ${blob} is missing`));
   });
 
   it('a PathInfo with a wrong NAR hash: only --nar sees it', async () => {
@@ -213,7 +202,7 @@ describe('nix-castore fsck', () => {
     await writeFile(file, PathInfoCodec.encode(info));
     const plain = await fsckCli(store);
     assert.equal(plain.code, 0, `without --nar the NAR is not rendered:\n${plain.stdout}`);
-    await assertReported(store, 'pathinfo', file.slice(store.length + 1), /the NAR renders to \d+ bytes, sha256:\w+; the narinfo records \d+ bytes, sha256:/, ['--nar']);
+    await fsckReports(store, 'pathinfo', file.slice(store.length + 1), /the NAR renders to \d+ bytes, sha256:\w+; the narinfo records \d+ bytes, sha256:/, ['--nar']);
   });
 
   it('a PathInfo file under the wrong key', async () => {
@@ -224,7 +213,7 @@ describe('nix-castore fsck', () => {
     const target = join(store, rel('pathinfo', wrong));
     await mkdir(join(target, '..'), { recursive: true });
     await rename(file, target);
-    await assertReported(store, 'pathinfo', rel('pathinfo', wrong), new RegExp(`holds the PathInfo of ${fx.paths.middle}, which belongs under ${rel('pathinfo', key)}`));
+    await fsckReports(store, 'pathinfo', rel('pathinfo', wrong), new RegExp(`holds the PathInfo of ${fx.paths.middle}, which belongs under ${rel('pathinfo', key)}`));
   });
 
   it('temp files of dead processes and stray files are warnings; unreferenced objects are only counted', async () => {

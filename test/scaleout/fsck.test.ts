@@ -13,6 +13,7 @@ import { GetObjectCommand, PutObjectCommand, DeleteObjectCommand, CreateMultipar
 import pg from 'pg';
 import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client } from '../helpers/scaleout.js';
 import { runCli } from '../copy/run-cli.js';
+import { assertReported, errorLines } from '../helpers/fsck-output.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import { putClosure } from '../../src/castore/directory-service.js';
@@ -159,21 +160,9 @@ function fsckCli(fx: Fixture | string, ...flags: string[]) {
   return runCli(['fsck', '--store', typeof fx === 'string' ? fx : fx.addr, ...flags]);
 }
 
-function errorLines(stdout: string): string[] {
-  return stdout.split('\n').filter((l) => l.startsWith('error: '));
-}
-
 /** Runs fsck, expects exit 1 and an error line `kind object: …` matching `what`; returns the error lines. */
-async function assertReported(fx: Fixture, kind: string, object: string, what: RegExp, flags: string[] = []): Promise<string[]> {
-  const r = await fsckCli(fx, ...flags);
-  assert.equal(r.code, 1, `exit 1:\n${r.stdout}${r.stderr}`);
-  const errors = errorLines(r.stdout);
-  assert.ok(
-    errors.some((l) => l.startsWith(`error: ${kind} ${object}: `) && what.test(l)),
-    `an error line "${kind} ${object}: ${what}" in:\n${r.stdout}`,
-  );
-  assert.match(r.stdout, new RegExp(`fsck .*: ${errors.length} problems?, `), 'summary counts the problems');
-  return errors;
+async function fsckReports(fx: Fixture, kind: string, object: string, what: RegExp, flags: string[] = []): Promise<string[]> {
+  return assertReported(await fsckCli(fx, ...flags), kind, object, what);
 }
 
 describe('nix-castore fsck --store s3://…', () => {
@@ -299,7 +288,7 @@ describe('nix-castore fsck --store s3://…', () => {
     const fx = await populate('deleted');
     const { object } = await whereIs(fx, fx.blob.big);
     await deleteObject(fx.addr, object);
-    const errors = await assertReported(fx, 'object', object, new RegExp(`missing from s3://.*, but 1 indexed blob points into it \\(1572864 bytes; ${fx.blob.big}\\)`));
+    const errors = await fsckReports(fx, 'object', object, new RegExp(`missing from s3://.*, but 1 indexed blob points into it \\(1572864 bytes; ${fx.blob.big}\\)`));
     const dirLine = `error: directory directories/${fx.root}: file 'big.bin': blob ${fx.blob.big} is in ${object}, which is missing`;
     assert.ok(errors.includes(dirLine), `${dirLine}\nin:\n${errors.join('\n')}`);
     assert.ok(errors.some((l) => l.startsWith(`error: pathinfo ${fx.treeRow}: ${TREE}: directory closure incomplete: directory ${fx.root} at the root`)), errors.join('\n'));
@@ -310,7 +299,7 @@ describe('nix-castore fsck --store s3://…', () => {
     const c = await whereIs(fx, fx.blob.c);
     const bytes = await getObject(fx.addr, c.object);
     await putObject(fx.addr, c.object, bytes.subarray(0, c.offset + 1));
-    const errors = await assertReported(
+    const errors = await fsckReports(
       fx,
       'object',
       c.object,
@@ -329,7 +318,7 @@ describe('nix-castore fsck --store s3://…', () => {
     await putObject(fx.addr, c.object, bytes);
     const plain = await fsckCli(fx);
     assert.equal(plain.code, 0, `without --verify-blobs the bytes are not read:\n${plain.stdout}`);
-    const errors = await assertReported(
+    const errors = await fsckReports(
       fx,
       'object',
       c.object,
@@ -350,7 +339,7 @@ describe('nix-castore fsck --store s3://…', () => {
       Buffer.from(fx.root, 'hex'),
       Buffer.from('\x0a\x05hello, this is not a Directory at all\xff\xff', 'latin1'),
     ]);
-    const errors = await assertReported(fx, 'directory', `directories/${fx.root}`, /does not decode|hashes to .*, not to its key/);
+    const errors = await fsckReports(fx, 'directory', `directories/${fx.root}`, /does not decode|hashes to .*, not to its key/);
     assert.ok(errors.includes(`error: pathinfo ${fx.treeRow}: ${TREE}: root directory ${fx.root} is corrupt`), errors.join('\n'));
   });
 
@@ -358,7 +347,7 @@ describe('nix-castore fsck --store s3://…', () => {
     const fx = await populate('no-root');
     await sql(fx, 'DELETE FROM directories WHERE digest = $1', [Buffer.from(fx.root, 'hex')]);
     await sql(fx, 'DELETE FROM blobs WHERE digest = $1', [Buffer.from(fx.blob.file, 'hex')]);
-    const errors = await assertReported(fx, 'pathinfo', fx.treeRow, new RegExp(`^error: pathinfo \\S+: ${TREE}: root directory ${fx.root} is missing$`));
+    const errors = await fsckReports(fx, 'pathinfo', fx.treeRow, new RegExp(`^error: pathinfo \\S+: ${TREE}: root directory ${fx.root} is missing$`));
     assert.ok(errors.includes(`error: pathinfo ${fx.fileRow}: ${FILE}: root file: blob ${fx.blob.file} is not indexed`), errors.join('\n'));
     // Nothing else: the unreferenced sub directory is only counted, the unindexed bytes at most orphaned.
     assert.equal(errors.length, 2, errors.join('\n'));
