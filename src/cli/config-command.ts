@@ -18,10 +18,6 @@ export const configCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parse(argv, { store: { type: 'string' } });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     console.log(JSON.stringify(await effectiveConfig({ store: values.store }), null, 2));
     return 0;
   },

@@ -72,10 +72,6 @@ export const copyCommand: Command = {
       },
       true,
     );
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const sizeFormula = values['size-formula'];
     if (sizeFormula !== undefined && !['auto', 'head', 'legacy'].includes(sizeFormula)) {
       throw new UsageError(`--size-formula takes auto, head or legacy, got ${JSON.stringify(sizeFormula)}`);

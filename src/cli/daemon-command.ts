@@ -166,10 +166,6 @@ export const daemonCommand: Command = {
       'stream-stall-timeout': { type: 'string' },
       'http-write-buffer': { type: 'string' },
     });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (values.data && values.store) throw new UsageError('give either --data or --store, not both');
     const listen = (values.listen?.length ? values.listen : [DEFAULT_LISTEN]).map(parseListenAddr);
     const base = values.store ?? fileAddr(values.data ?? defaultDataDir());

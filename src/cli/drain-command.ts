@@ -31,10 +31,6 @@ export const drainCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parse(argv, { spool: { type: 'string' }, store: { type: 'string' }, watch: { type: 'boolean' }, metrics: { type: 'string' } });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (values.metrics !== undefined && !values.watch) throw new UsageError('--metrics goes with --watch (a single drain ends before anyone could scrape it)');
     const metricsAt = metricsAddr(values.metrics);
     const dir = values.spool ?? spoolDir();

@@ -76,10 +76,6 @@ export const fsckCommand: Command = {
       json: { type: 'boolean' },
       jobs: { type: 'string' },
     });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (values.data !== undefined && values.store !== undefined) throw new UsageError('give either --data or --store, not both');
     const target = await storeTarget(values.data, values.store);
     const concurrency = positiveIntFlag(values.jobs, '--jobs', 8);

@@ -68,10 +68,6 @@ export const gcCommand: Command = {
       },
       true,
     );
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (positionals.length > 0) throw new UsageError(`gc takes no arguments (got ${JSON.stringify(positionals[0])}); pin paths to keep them`);
     const req: GcRequest = { keepSince: values['keep-since'], maxSize: values['max-size'], grace: values.grace, memory: values.memory, dryRun: values['dry-run'] === true };
     try {

@@ -15,10 +15,6 @@ export const healthCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, { wait: { type: 'string' } }, true);
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (positionals.length !== 1) throw new UsageError('give exactly one daemon address, e.g. grpc+unix:///run/nix-castore.sock');
     const target = parseGrpcAddr(positionals[0]);
     const wait = values.wait === undefined ? 0 : Number(values.wait);

@@ -41,10 +41,6 @@ export const hookCommand: Command = {
       strict: { type: 'boolean' },
       timeout: { type: 'string' },
     });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const mode = values.mode ?? process.env.NIX_CASTORE_HOOK_MODE ?? 'direct';
     if (mode !== 'direct' && mode !== 'queue') throw new UsageError(`--mode takes direct or queue, got ${JSON.stringify(mode)}`);
     const drvPath = process.env.DRV_PATH || undefined;

@@ -46,10 +46,6 @@ export const importCommand: Command = {
       { store: { type: 'string' }, jobs: { type: 'string', short: 'j' }, quiet: { type: 'boolean', short: 'q' }, json: { type: 'boolean' } },
       true,
     );
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (positionals.length === 0) throw new UsageError('give the binary cache to import, e.g. file:///srv/cache or http://cache.example:8080');
     const jobs = positiveIntFlag(values.jobs, '--jobs', 4);
     const roots = positionals.slice(1).map(parseStorePathArg);

@@ -2,7 +2,7 @@
 // nix-castore: get Nix store paths into a tvix-compatible castore and back.
 // Commands are loaded on demand: the queued post-build hook must start fast,
 // without loading gRPC, zod or cosmiconfig.
-import { UsageError, type Command } from '../util/usage.js';
+import { HelpRequested, UsageError, type Command } from '../util/usage.js';
 import { CastoreError } from '../castore/errors.js';
 
 interface Entry {
@@ -51,7 +51,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const entry = COMMANDS.find((c) => c.name === name);
   if (!entry) throw new UsageError(`unknown command ${JSON.stringify(name)}\n\n${mainHelp()}`);
-  return (await entry.load()).run(rest);
+  const command = await entry.load();
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (!(err instanceof HelpRequested)) throw err;
+    console.log(command.help);
+    return 0;
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -35,10 +35,6 @@ export const narCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, { store: { type: 'string' } }, true);
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (positionals.length !== 1) throw new UsageError('give exactly one store path, e.g. /nix/store/<hash>-<name>');
     const sp = parseStorePathArg(positionals[0]);
     const path = absolute(sp);

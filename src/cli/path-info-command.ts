@@ -159,10 +159,6 @@ export const pathInfoCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, { store: { type: 'string' }, json: { type: 'boolean' } }, true);
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (positionals.length === 0) throw new UsageError('give at least one store path, e.g. /nix/store/<hash>-<name>');
     const paths = positionals.map(parseStorePathArg);
     const { store, where } = await openConfiguredStore(values.store);

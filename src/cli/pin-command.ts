@@ -36,10 +36,6 @@ export const pinCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, { data: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' } }, true);
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const [sub, ...args] = positionals;
     if (sub !== 'add' && sub !== 'list' && sub !== 'rm') throw new UsageError(`pin takes add, list or rm${sub ? `, not ${JSON.stringify(sub)}` : ''}\n\n${HELP}`);
     const name = args[0];

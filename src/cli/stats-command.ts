@@ -32,10 +32,6 @@ export const statsCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, { store: { type: 'string' }, json: { type: 'boolean' } }, true);
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     if (positionals.length) throw new UsageError(`stats takes no arguments, got ${JSON.stringify(positionals[0])}`);
     const { store, where, addrs } = await openConfiguredStore(values.store);
     try {

@@ -6,6 +6,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Thrown by parse() for -h/--help: the entry point prints the command's help and exits 0. */
+export class HelpRequested extends Error {
+  override name = 'HelpRequested';
+}
+
 export interface Command {
   name: string;
   summary: string;
@@ -17,8 +22,11 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    const parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    if ((parsed.values as { help?: boolean }).help) throw new HelpRequested('help requested');
+    return parsed;
   } catch (err) {
+    if (err instanceof HelpRequested) throw err;
     throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
 }
