@@ -14,6 +14,17 @@ describe('nix-castore CLI', () => {
     assert.match(r.stdout, /Usage: nix-castore <command>/);
     assert.match(r.stdout, /daemon/);
   });
+  it('every command listed in the main help answers --help and -h with its usage, exit 0', () => {
+    const names = [...run('--help').stdout.matchAll(/^  ([a-z-]+)  /gm)].map((m) => m[1]);
+    assert.ok(names.length >= 13, `commands in the main help: ${names}`);
+    for (const name of names) {
+      for (const flag of ['--help', '-h']) {
+        const r = run(name, flag);
+        assert.equal(r.status, 0, `${name} ${flag}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^Usage: nix-castore ${name}\\b`), `${name} ${flag}`);
+      }
+    }
+  });
   it('prints daemon help mentioning the loopback default', () => {
     const r = run('daemon', '--help');
     assert.equal(r.status, 0);
