@@ -17,7 +17,7 @@ import type { NarInfoSigner } from './narinfo-signer.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { compressionOfExtension, LEVELS, type ServedCompression } from '../nix/compression-names.js';
 import { HttpError, sendText, write, type Exchange, type Route } from './http-exchange.js';
-import { holdFor, narResponseBytes } from './http-budget.js';
+import { holdFor, narResponseBytes, NAR_RENDER_BYTES } from './http-budget.js';
 
 export interface GetOptions {
   /** Signs narinfos, only after checking the content renders the NAR claimed. */
@@ -108,7 +108,9 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     // Rendering stops when the client goes away, and at the NarSize stated.
     const gone = new AbortController();
     x.res.once('close', () => gone.abort(new Error('client went away')));
-    const nar = renderStatedNar(node, p.narSize, store, gone.signal);
+    // Reads ahead beyond the working set narResponseBytes holds come out of the daemon's budget too.
+    const readAhead = x.budget?.holding();
+    const nar = renderStatedNar(node, p.narSize, store, gone.signal, readAhead && { holding: readAhead, free: NAR_RENDER_BYTES });
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
     let first: IteratorResult<Uint8Array>;
@@ -135,6 +137,7 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     } finally {
       await body.return(undefined).catch(() => {});
       await nar.return(undefined).catch(() => {});
+      readAhead?.release();
     }
   }
 

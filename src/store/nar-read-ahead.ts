@@ -13,6 +13,19 @@ import { b3String, sameBytes } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { DirPrefetch } from './dir-prefetch.js';
 import { Fifo, Wake, notFound, runJob, type FileItem, type Job } from './read-jobs.js';
+import type { Holding } from '../util/byte-budget.js';
+
+/**
+ * A share of the daemon's byte budget for one rendering: what its reads
+ * ahead hold beyond `free` bytes (already held by whoever asked for the
+ * NAR) is held in `holding`. When the budget refuses, reads wait for the
+ * writer to take what was read; one read always proceeds, so every
+ * rendering progresses.
+ */
+export interface ReadAheadBudget {
+  holding: Holding;
+  free: number;
+}
 
 export interface Castore {
   blobs: BlobService;
@@ -64,6 +77,7 @@ export class NarReadAhead {
     private readonly store: Castore,
     private readonly outer?: AbortSignal,
     stats?: ReadAheadStats,
+    private readonly budget?: ReadAheadBudget,
   ) {
     this.stats = stats ?? new ReadAheadStats();
     // A symlink's NAR needs no service at all: callers may pass none.
@@ -146,6 +160,7 @@ export class NarReadAhead {
     this.stop(new Error('NAR rendering ended'));
     await this.scoutRun;
     await Promise.all([...this.running]);
+    this.budget?.holding.release();
   }
 
   private stop(reason: unknown): void {
@@ -304,6 +319,7 @@ export class NarReadAhead {
       const s = this.stats;
       if (s.inFlight >= this.hint.reads) return;
       if (s.held > 0 && s.held + job.bytes > this.hint.bytes) return;
+      if (!this.holdShared(s.held + job.bytes) && s.held > 0) return;
       if ('closed' in next) this.pending.shift();
       else {
         next.parts!.jobs.push(job);
@@ -339,7 +355,17 @@ export class NarReadAhead {
 
   private release(bytes: number): void {
     this.stats.held -= bytes;
+    const b = this.budget;
+    if (b) b.holding.set(Math.min(b.holding.bytes, Math.max(0, this.stats.held - b.free)));
     this.pump();
+  }
+
+  /** Holds what `held` bytes of reads need of the shared budget; false if it refuses. */
+  private holdShared(held: number): boolean {
+    const b = this.budget;
+    if (!b) return true;
+    const need = Math.max(0, held - b.free);
+    return need <= b.holding.bytes || b.holding.set(need);
   }
 
   /** A job's result, starting it first if the writer got there before the budget did. */

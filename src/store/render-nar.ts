@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import type { Node } from '../castore/messages.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { writeNar, type NarNode } from '../nix/nar.js';
-import { NarReadAhead, ReadAheadStats, type Castore } from './nar-read-ahead.js';
+import { NarReadAhead, ReadAheadStats, type Castore, type ReadAheadBudget } from './nar-read-ahead.js';
 
-export { ReadAheadStats, type Castore };
+export { ReadAheadStats, type Castore, type ReadAheadBudget };
 
 /**
  * How a rendering is bounded. `signal`: stop once the client is gone
@@ -15,12 +15,14 @@ export { ReadAheadStats, type Castore };
  * at once; reads in flight are aborted). `maxBytes`: end with an error
  * beyond this many NAR bytes — a valid DAG whose entries share children
  * renders exponentially more than it stores, so a rendering is capped by
- * what its PathInfo states. `stats`: filled in as reads go.
+ * what its PathInfo states. `stats`: filled in as reads go. `budget`: the
+ * daemon's, which its reads ahead are held in.
  */
 export interface RenderLimits {
   signal?: AbortSignal;
   maxBytes?: number;
   stats?: ReadAheadStats;
+  budget?: ReadAheadBudget;
 }
 
 function narNodeOf(node: Node, ahead: NarReadAhead): NarNode {
@@ -41,7 +43,7 @@ function narNodeOf(node: Node, ahead: NarReadAhead): NarNode {
 
 /** The NAR bytes of a castore root node. */
 export async function* renderNar(node: Node, store: Castore, limits: RenderLimits = {}): AsyncGenerator<Uint8Array> {
-  const ahead = new NarReadAhead(node, store, limits.signal, limits.stats);
+  const ahead = new NarReadAhead(node, store, limits.signal, limits.stats, limits.budget);
   try {
     let total = 0;
     for await (const chunk of writeNar(narNodeOf(node, ahead))) {
@@ -63,8 +65,8 @@ export async function* renderNar(node: Node, store: Castore, limits: RenderLimit
  * more than it stores), and a NAR that ends short of it is an error too.
  * What the daemon's binary cache, `nar` and `fsck --nar` render.
  */
-export async function* renderStatedNar(node: Node, narSize: number, store: Castore, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  const nar = renderNar(node, store, { signal, maxBytes: narSize });
+export async function* renderStatedNar(node: Node, narSize: number, store: Castore, signal?: AbortSignal, budget?: ReadAheadBudget): AsyncGenerator<Uint8Array> {
+  const nar = renderNar(node, store, { signal, maxBytes: narSize, budget });
   let sent = 0;
   try {
     for await (const chunk of nar) {

@@ -25,6 +25,7 @@ import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { copyFixture, BIG_FILE_SIZE, type CopyFixture } from '../helpers/copy-fixtures.js';
 import { nixEnv, nixStoreDump, runNix } from '../helpers/nix.js';
 import { b } from '../helpers/castore-fixtures.js';
+import { ByteBudget } from '../../src/util/byte-budget.js';
 
 const BUDGET = 64 << 20; // S3BlobService's read-ahead budget
 const RANGE = 8 << 20;
@@ -146,6 +147,34 @@ describe('NAR rendering from S3 + PostgreSQL reads ahead', () => {
     assert.ok(stats.held > RANGE, `read ahead ${stats.held} bytes`);
     for await (const c of nar) parts.push(c);
     assert.ok(Buffer.concat(parts).equals(await nixStoreDump(fx.paths.big)));
+  });
+
+  it("within the daemon's byte budget: holds what the budget grants, gives it all back, and progresses when the budget is spent", async () => {
+    const budget = new ByteBudget(16 << 20);
+    const free = 2 << 20;
+    const stats = new ReadAheadStats();
+    const nar = renderNar(await nodeOf(fx.paths.big), store, { stats, budget: { holding: budget.holding(), free } });
+    const parts: Uint8Array[] = [];
+    const first = await nar.next();
+    assert.ok(!first.done);
+    parts.push(first.value);
+    await until(() => stats.inFlight === 0);
+    assert.ok(budget.inUse <= 16 << 20, `the budget holds ${budget.inUse} bytes`);
+    assert.ok(stats.held <= (16 << 20) + free, `holding ${stats.held} bytes, beyond the 16 MiB budget and ${free} free`);
+    assert.ok(stats.held > RANGE, `still reads ahead: ${stats.held} bytes`);
+    for await (const c of nar) parts.push(c);
+    assert.ok(Buffer.concat(parts).equals(await nixStoreDump(fx.paths.big)));
+    assert.equal(budget.inUse, 0, 'all given back');
+
+    // Another holder has the whole budget: one read at a time, to the end.
+    const other = budget.holding();
+    assert.ok(other.set(16 << 20));
+    const slow = new ReadAheadStats();
+    const whole = await collect(renderNar(await nodeOf(fx.paths.big), store, { stats: slow, budget: { holding: budget.holding(), free } }));
+    assert.ok(whole.equals(await nixStoreDump(fx.paths.big)));
+    assert.ok(slow.peakHeld <= RANGE, `held ${slow.peakHeld} bytes with the budget spent`);
+    assert.equal(budget.inUse, 16 << 20, 'only the other holder');
+    other.release();
   });
 
   it('a client going away aborts the GETs in flight and starts no more', async () => {
