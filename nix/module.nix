@@ -42,7 +42,28 @@ let
     ++ (if cfg.gc.enable then [ "--gc-interval" cfg.gc.interval ] else [ ])
     ++ (if cfg.gc.enable && cfg.gc.keepSince != null then [ "--gc-keep-since" cfg.gc.keepSince ] else [ ])
     ++ (if cfg.gc.enable && cfg.gc.maxSize != null then [ "--gc-max-size" cfg.gc.maxSize ] else [ ])
+    ++ (if cfg.gc.enable && cfg.gc.grace != null then [ "--gc-grace" cfg.gc.grace ] else [ ])
+    ++ (if cfg.gc.enable && cfg.gc.memory != null then [ "--gc-memory" cfg.gc.memory ] else [ ])
+    ++ builtins.concatLists (lib.mapAttrsToList (name: flag: let v = cfg.limits.${name}; in if v == null then [ ] else [ flag (toString v) ]) limitFlags)
     ++ cfg.extraArgs;
+
+  # services.nix-castore.limits.<name> → the daemon's flag.
+  limitFlags = {
+    maxMessageSize = "--max-message-size";
+    maxConnections = "--max-connections";
+    handshakeTimeout = "--handshake-timeout";
+    idleTimeout = "--idle-timeout";
+    maxBufferedBytes = "--max-buffered-bytes";
+    maxConcurrentStreams = "--max-concurrent-streams";
+    streamStallTimeout = "--stream-stall-timeout";
+    httpWriteBuffer = "--http-write-buffer";
+  };
+  limitOption = what: example: type: mkOption {
+    type = types.nullOr type;
+    default = null;
+    inherit example;
+    description = "${what}; null: the daemon's default (README, \"Limits\").";
+  };
 
   hookWrapper = pkgs.writeShellScript "nix-castore-post-build-hook" ''
     export NIX_CASTORE_HOOK_MODE=${q hook.mode}
@@ -141,6 +162,29 @@ in
         example = "500G";
         description = "Also keep the most recently used paths while their NARs fit in this size (`--gc-max-size`).";
       };
+      grace = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "2h";
+        description = "Never delete what was written or read this recently (`--gc-grace`); null: the daemon's default.";
+      };
+      memory = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "256MiB";
+        description = "Memory a collection may hold for its marks before it spills to scratch files (`--gc-memory`); null: the daemon's default (64MiB).";
+      };
+    };
+
+    limits = {
+      maxMessageSize = limitOption "Largest gRPC message, in bytes (`--max-message-size`)" 4194304 types.ints.positive;
+      maxConnections = limitOption "Connections per listener, gRPC and HTTP (`--max-connections`)" 1024 types.ints.positive;
+      handshakeTimeout = limitOption "Seconds a new connection has to send its preface or first request (`--handshake-timeout`)" 10 types.ints.positive;
+      idleTimeout = limitOption "Seconds a connection may move no bytes either way (`--idle-timeout`)" 300 types.ints.positive;
+      maxBufferedBytes = limitOption "Bytes held in memory for clients, daemon-wide, with K/M/G suffixes (`--max-buffered-bytes`)" "512M" types.str;
+      maxConcurrentStreams = limitOption "Concurrent streams per gRPC connection (`--max-concurrent-streams`)" 1000 types.ints.positive;
+      streamStallTimeout = limitOption "Seconds a stream may wait on its client while its connection is busy (`--stream-stall-timeout`)" 60 types.ints.positive;
+      httpWriteBuffer = limitOption "Bytes queued per HTTP response before waiting for the client, with K/M/G suffixes (`--http-write-buffer`)" "256K" types.str;
     };
 
     postBuildHook = {

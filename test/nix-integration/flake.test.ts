@@ -326,6 +326,16 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
         'gc.interval': 'string',
         'gc.keepSince': 'null or string',
         'gc.maxSize': 'null or string',
+        'gc.grace': 'null or string',
+        'gc.memory': 'null or string',
+        'limits.maxMessageSize': 'null or (positive integer, meaning >0)',
+        'limits.maxConnections': 'null or (positive integer, meaning >0)',
+        'limits.handshakeTimeout': 'null or (positive integer, meaning >0)',
+        'limits.idleTimeout': 'null or (positive integer, meaning >0)',
+        'limits.maxBufferedBytes': 'null or string',
+        'limits.maxConcurrentStreams': 'null or (positive integer, meaning >0)',
+        'limits.streamStallTimeout': 'null or (positive integer, meaning >0)',
+        'limits.httpWriteBuffer': 'null or string',
         'postBuildHook.enable': 'boolean',
         'postBuildHook.mode': 'one of "queue", "direct"',
         'postBuildHook.store': 'string',
@@ -349,6 +359,30 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
     assert.deepEqual(config.users.groups, { 'nix-castore': {} });
     assert.deepEqual(config.systemd.tmpfiles.rules, ["d '/var/lib/nix-castore' 0750 nix-castore nix-castore - -"]);
     assert.equal(config.nix, undefined, 'no post-build hook unless asked');
+  });
+
+  it('limits and the gc memory and grace become daemon flags that a real daemon accepts', async () => {
+    const { config } = await evalModule(
+      '{ services.nix-castore = { enable = true; gc = { enable = true; grace = "2h"; memory = "128MiB"; }; limits = { maxBufferedBytes = "512M"; maxConcurrentStreams = 200; streamStallTimeout = 30; httpWriteBuffer = "128K"; maxConnections = 64; idleTimeout = 120; handshakeTimeout = 5; maxMessageSize = 8388608; }; }; }',
+    );
+    const exec: string = config.systemd.services['nix-castore'].serviceConfig.ExecStart;
+    const words = [...exec.matchAll(/'((?:[^']|'\\'')*)'/g)].map((m) => m[1]);
+    const flags = words.slice(words.indexOf('/var/lib/nix-castore') + 1);
+    assert.deepEqual(flags, [
+      '--gc-interval', '1d', '--gc-keep-since', '30d', '--gc-grace', '2h', '--gc-memory', '128MiB',
+      '--handshake-timeout', '5', '--http-write-buffer', '128K', '--idle-timeout', '120', '--max-buffered-bytes', '512M',
+      '--max-concurrent-streams', '200', '--max-connections', '64', '--max-message-size', '8388608', '--stream-stall-timeout', '30',
+    ]);
+    // Null limits add nothing.
+    const plain = await evalModule('{ services.nix-castore.enable = true; }');
+    assert.doesNotMatch(plain.config.systemd.services['nix-castore'].serviceConfig.ExecStart, /--max-|timeout|--http-write/);
+    // The daemon takes every one of them (a wrong name or value would stop it with exit 2).
+    const daemon = await startDaemonProcess({ extraArgs: flags });
+    try {
+      assert.equal(await checkHealth(`unix://${daemon.socket}`, false, 5000), 'SERVING');
+    } finally {
+      await daemon.stop();
+    }
   });
 
   it('gc: the daemon collects on a schedule with the policy', async () => {
