@@ -5,11 +5,18 @@ import type { MethodDefinition } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { fromServiceError, isServiceError } from './status.js';
 
-export function unary<Req, Res>(client: grpc.Client, m: MethodDefinition<Req, Res>, req: Req): Promise<Res> {
+/** A unary call; aborting `signal` cancels it on the server too (its handler sees the stream close). */
+export function unary<Req, Res>(client: grpc.Client, m: MethodDefinition<Req, Res>, req: Req, signal?: AbortSignal): Promise<Res> {
+  signal?.throwIfAborted();
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, (err, res) =>
-      err ? reject(err) : resolve(res!),
-    );
+    const onAbort = () => call.cancel();
+    const call = client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, (err, res) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (err && signal?.aborted) reject(signal.reason);
+      else if (err) reject(err);
+      else resolve(res!);
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -42,13 +42,14 @@ export class GrpcPathInfoService implements PathInfoService {
     if (stream) yield* stream;
   }
 
-  /** Sends an anonymous root first (tvix HEAD); retries named for older servers. */
-  async calculateNar(node: Node): Promise<CalculateNarResponse> {
+  /** Sends an anonymous root first (tvix HEAD); retries named for older servers. Aborting cancels the server's work. */
+  async calculateNar(node: Node, signal?: AbortSignal): Promise<CalculateNarResponse> {
     await this.shared.ready;
     const call = async (n: Node) => {
       try {
-        return await unary(this.shared.client, this.def.CalculateNAR, { node: n });
+        return await unary(this.shared.client, this.def.CalculateNAR, { node: n }, signal);
       } catch (err) {
+        if (signal?.aborted) throw err;
         throw fromServiceError(err, 'CalculateNAR');
       }
     };
