@@ -38,6 +38,8 @@ export interface ScaleoutGcOptions extends PolicyOptions {
   memoryBytes?: number;
   /** Tests: runs after marking, before the fence (a PathInfo Put racing the collection). */
   beforeFence?: () => Promise<void>;
+  /** Tests: runs after packs are rewritten, before objects are swept (retired packs still there). */
+  beforeSweep?: () => Promise<void>;
 }
 
 interface ScaledPath extends PathRecord {
@@ -149,6 +151,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
     const rewrite = await rewritePacks(gc, s3, await packsToRewrite(gc, old), { log });
     warnings.push(...rewrite.warnings);
+    await opts.beforeSweep?.();
     const objects = await sweepObjects(gc, s3, old, opts.graceMs);
     let after = 0;
     for await (const o of listObjects(s3)) after += o.size;
