@@ -55,6 +55,9 @@ export async function fencedSave(c: pg.PoolClient, digest: Buffer, info: PathInf
   if (row.phase === 'deleting' || (epochAtCheck !== undefined && row.epoch !== epochAtCheck)) {
     throw new CastoreError('precondition', RETRY);
   }
+  // A statement of its own, after the row lock: its snapshot then holds every
+  // deletion of a collector past `deleting` (one statement keeps the snapshot
+  // it began with, even when it waited for the lock).
   const refs = foreignReferences(info, digest);
   if (refs.length > 0) {
     const gone = await c.query<{ digest: Buffer }>(
