@@ -162,6 +162,9 @@ function scaleoutSummary(name: string, c: ScaleoutFsckCounts, nar: boolean, veri
     `  S3 objects   ${c.objects} listed (${formatBytes(c.objectBytes)}), ${c.orphanedObjects} orphaned (${formatBytes(c.orphanedObjectBytes)}), ` +
       `${formatBytes(c.deadBytes)} unindexed inside packs, ${plural(c.unfinishedUploads, 'unfinished multipart upload')}` +
       (c.unfinishedUploads ? ` (${formatBytes(c.unfinishedUploadBytes)})` : ''),
+    ...(c.retiredPacks
+      ? [`  retired      ${plural(c.retiredPacks, 'pack')} (${formatBytes(c.retiredPackBytes)}) a pack rewrite replaced, kept until retired for --grace (a later gc deletes them)`]
+      : []),
     `  blobs        ${c.blobs} indexed (${formatBytes(c.blobBytes)}), ` +
       (verify ? `${c.verifiedBlobs} hashed (${formatBytes(c.verifiedBytes)} read)` : 'not hashed (--verify-blobs)') +
       `, ${c.orphanedBlobs} unreferenced`,

@@ -37,8 +37,9 @@ Options:
       --memory S        memory for the marks and the lists of what to
                         delete (default 64MiB); beyond it they spill to
                         scratch files (under the store's gc/; for s3://
-                        stores under TMPDIR). Not with a daemon's
-                        address: it uses its own (--gc-memory).
+                        stores under TMPDIR). With a daemon's address,
+                        the daemon's collector gets it (at most half of
+                        its machine's memory).
       --dry-run         say what would be deleted; change nothing.
       --json            print the report as one JSON object.
   -h, --help            show this help.
@@ -88,7 +89,6 @@ export const gcCommand: Command = {
         await admin.close();
       }
     } else {
-      if (values.memory !== undefined) throw new UsageError('--memory is for collections run by this process; a daemon collects within its own budget (--gc-memory, 64MiB by default)');
       const { AdminClient } = await import('../grpc/admin-client.js');
       const client = new AdminClient(target.addr);
       try {

@@ -28,6 +28,9 @@ export interface ScaleoutFsckCounts {
   /** Objects no index row refers to (warnings), and their bytes. */
   orphanedObjects: number;
   orphanedObjectBytes: number;
+  /** Packs a collection's rewrite retired, kept until retired for --grace (not a problem), and their bytes. */
+  retiredPacks: number;
+  retiredPackBytes: number;
   /** Bytes of referenced objects that no index row covers (a pack some of whose blobs another writer indexed first). */
   deadBytes: number;
   /** Multipart uploads under the prefix never completed nor aborted (warnings), and the bytes of their parts. */
@@ -142,6 +145,8 @@ export class ScaleoutCheckState {
     narBytes: 0,
     orphanedObjects: 0,
     orphanedObjectBytes: 0,
+    retiredPacks: 0,
+    retiredPackBytes: 0,
     deadBytes: 0,
     unfinishedUploads: 0,
     unfinishedUploadBytes: 0,

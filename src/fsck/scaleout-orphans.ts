@@ -1,5 +1,8 @@
 // What nothing refers to in a scale-out store: unreferenced rows (counted),
 // S3 objects no index row names and unfinished multipart uploads (warned).
+// Packs a collection's rewrite retired are not orphans: they are kept on
+// purpose until retired for --grace (reads may still hold their old rows),
+// then a collection deletes them; they are counted apart, not warned about.
 import { ListMultipartUploadsCommand, ListPartsCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { storageError } from '../castore/errors.js';
 import { DigestSpill } from '../util/digest-spill.js';
@@ -42,8 +45,14 @@ export class ScaleoutOrphans {
           ])
         ).map((r) => r.object),
       );
+      const retired = await this.retired(batch.map(([o]) => o));
       for (const [object, size] of batch) {
         if (indexed.has(object)) continue;
+        if (retired.has(object)) {
+          this.s.counts.retiredPacks++;
+          this.s.counts.retiredPackBytes += size;
+          continue;
+        }
         this.s.counts.orphanedObjects++;
         this.s.counts.orphanedObjectBytes += size;
         const odd = OBJECT_NAME.test(object) ? '' : '; nix-castore does not write objects by this name';
@@ -55,6 +64,17 @@ export class ScaleoutOrphans {
             `(left by a daemon killed between writing and indexing it, or by a lost race; harmless)`,
         );
       }
+    }
+  }
+
+  /** Of `objects`, the packs a rewrite retired (gc_retired; none before schema version 3). */
+  private async retired(objects: string[]): Promise<Set<string>> {
+    try {
+      const rows = await this.s.q<{ object: string }>('SELECT r.object FROM gc_retired r JOIN unnest($1::text[]) AS k(o) ON r.object = k.o', [objects]);
+      return new Set(rows.map((r) => r.object));
+    } catch (err) {
+      if ((err as { cause?: { code?: string } }).cause?.code === '42P01') return new Set(); // undefined_table
+      throw err;
     }
   }
 

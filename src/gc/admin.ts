@@ -1,6 +1,7 @@
 // Pins and collections of one store, as the CLI (on a local store) and the
 // daemon's AdminService (for remote callers) both use them.
 import { existsSync, readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { diskLayout } from '../addr/open.js';
 import { CastoreError, invalid } from '../castore/errors.js';
@@ -51,6 +52,19 @@ export function policyOf(req: GcRequest) {
     if (err instanceof UsageError) throw invalid(err.message);
     throw err;
   }
+}
+
+/**
+ * A collection a daemon's caller asks for: as policyOf, and its memory at
+ * most half of the machine's (the daemon goes on serving meanwhile).
+ */
+export function remotePolicyOf(req: GcRequest) {
+  const policy = policyOf(req);
+  const most = Math.floor(totalmem() / 2);
+  if (policy.memoryBytes > most) {
+    throw invalid(`--memory ${req.memory} is more than half of the daemon's machine's memory; ask for at most ${Math.floor(most / (1 << 20))}MiB`);
+  }
+  return policy;
 }
 
 /** `beforeCollect`: e.g. a daemon seals its own packs, so they can be compacted too. */

@@ -8,7 +8,8 @@
 //   5. fence: phase `deleting` (waits for PathInfo Puts in flight, bumps the
 //      epoch so Puts checked before fail), then mark what the journal and
 //      the pins name now;
-//   6. delete PathInfo rows, then unmarked directory and blob rows older
+//   6. delete PathInfo rows (recorded in gc_deleted, so a later Put that
+//      refers to one is refused), then unmarked directory and blob rows older
 //      than --grace; back to phase idle (no row is deleted after this);
 //   7. rewrite packs more than a quarter dead (scaleout/pack-rewrite.ts),
 //      then delete S3 objects no blob row names and older than --grace
@@ -37,6 +38,8 @@ export interface ScaleoutGcOptions extends PolicyOptions {
   memoryBytes?: number;
   /** Tests: runs after marking, before the fence (a PathInfo Put racing the collection). */
   beforeFence?: () => Promise<void>;
+  /** Tests: runs after packs are rewritten, before objects are swept (retired packs still there). */
+  beforeSweep?: () => Promise<void>;
 }
 
 interface ScaledPath extends PathRecord {
@@ -137,7 +140,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
 
     log('gc: deleting');
     const deletedPaths = doomed.filter((p) => !spared.has(p.key));
-    await gc.deleteRows('pathinfos', deletedPaths.map((p) => p.digest));
+    await gc.deletePathInfos(deletedPaths.map((p) => p.digest));
     // Page by page, as the join finds them (directories first: they refer to blobs).
     let [dirs, blobs] = [0, 0];
     for await (const page of gc.unmarked('directories', graceCut, marks.dirs)) dirs += await gc.deleteRows('directories', page);
@@ -148,6 +151,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     for await (const o of listObjects(s3)) if (o.modifiedMs < graceCut) old.push(o);
     const rewrite = await rewritePacks(gc, s3, await packsToRewrite(gc, old), { log });
     warnings.push(...rewrite.warnings);
+    await opts.beforeSweep?.();
     const objects = await sweepObjects(gc, s3, old, opts.graceMs);
     let after = 0;
     for await (const o of listObjects(s3)) after += o.size;

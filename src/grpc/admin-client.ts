@@ -9,6 +9,7 @@ export interface RemoteGcRequest {
   keepSince?: string;
   maxSize?: string;
   grace?: string;
+  memory?: string;
   dryRun?: boolean;
 }
 
@@ -45,7 +46,7 @@ export class AdminClient {
   async collect(req: RemoteGcRequest): Promise<string> {
     const res = await this.call(
       this.def.CollectGarbage,
-      { keepSince: req.keepSince ?? '', maxSize: req.maxSize ?? '', grace: req.grace ?? '', dryRun: req.dryRun === true },
+      { keepSince: req.keepSince ?? '', maxSize: req.maxSize ?? '', grace: req.grace ?? '', dryRun: req.dryRun === true, memory: req.memory ?? '' },
       'CollectGarbage',
     );
     return res.reportJson;

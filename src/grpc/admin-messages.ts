@@ -21,6 +21,8 @@ export interface CollectGarbageRequest {
   maxSize: string;
   grace: string;
   dryRun: boolean;
+  /** Field 5, added later: '' from older clients. */
+  memory: string;
 }
 export interface CollectGarbageResponse {
   reportJson: string;
@@ -80,14 +82,15 @@ export const ListPinsResponseCodec: Codec<ListPinsResponse> = {
 };
 
 export const CollectGarbageRequestCodec: Codec<CollectGarbageRequest> = {
-  encode: (m) => encodeWith((w, v: CollectGarbageRequest) => w.string(1, v.keepSince).string(2, v.maxSize).string(3, v.grace).bool(4, v.dryRun), m),
+  encode: (m) => encodeWith((w, v: CollectGarbageRequest) => w.string(1, v.keepSince).string(2, v.maxSize).string(3, v.grace).bool(4, v.dryRun).string(5, v.memory), m),
   decode: (buf) => {
-    const m: CollectGarbageRequest = { keepSince: '', maxSize: '', grace: '', dryRun: false };
+    const m: CollectGarbageRequest = { keepSince: '', maxSize: '', grace: '', dryRun: false, memory: '' };
     for (const f of readFields(buf)) {
       if (f.field === 1) m.keepSince = text(expectLen(f));
       else if (f.field === 2) m.maxSize = text(expectLen(f));
       else if (f.field === 3) m.grace = text(expectLen(f));
       else if (f.field === 4) m.dryRun = expectVarint(f) !== 0;
+      else if (f.field === 5) m.memory = text(expectLen(f));
     }
     return m;
   },

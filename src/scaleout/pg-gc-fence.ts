@@ -10,8 +10,22 @@
 // collector enters `deleting` with an UPDATE of that row, which waits for
 // every such transaction in flight, then reads the journal and spares what
 // it names. So no PathInfo is stored whose content a collection removed.
+//
+// Nor one whose reference a collection deleted (its uploader found it
+// present before): the collector records each PathInfo it deletes in
+// gc_deleted in the very statement that deletes it, and the Put's
+// transaction, after taking gc_state FOR SHARE, refuses a reference that
+// gc_deleted names and pathinfos lacks. Under READ COMMITTED both orders
+// hold: a deletion committed before that statement is seen by it (its
+// collector was past `deleting`, or dead, when the row lock was granted);
+// one after it cannot happen before the Put commits, as entering
+// `deleting` waits for the row lock — and a Put stored while the collector
+// marked is journalled, so its references are spared. Records are kept for
+// the last 16 collections and at most a day, as on disk (gc-fence.ts).
 import type pg from 'pg';
 import { CastoreError } from '../castore/errors.js';
+import type { PathInfo } from '../store/messages.js';
+import { collectedReferenceError, foreignReferences } from '../store/collected-reference.js';
 import type { PgIndex } from './pg-index.js';
 import { GC_LOCK_HELD } from './pg-gc.js';
 
@@ -34,12 +48,23 @@ export async function fenceEpoch(db: PgIndex): Promise<string> {
 }
 
 /** In the PathInfo's transaction, before it is stored. */
-export async function fencedSave(c: pg.PoolClient, digest: Buffer, epochAtCheck: string | undefined): Promise<void> {
+export async function fencedSave(c: pg.PoolClient, digest: Buffer, info: PathInfo, epochAtCheck: string | undefined): Promise<void> {
   const r = await c.query<{ epoch: string; phase: string }>(`SELECT epoch, CASE WHEN ${GC_LOCK_HELD} THEN phase ELSE 'idle' END AS phase FROM gc_state WHERE id = 1 FOR SHARE`);
   const row = r.rows[0];
   if (!row) return;
   if (row.phase === 'deleting' || (epochAtCheck !== undefined && row.epoch !== epochAtCheck)) {
     throw new CastoreError('precondition', RETRY);
+  }
+  // A statement of its own, after the row lock: its snapshot then holds every
+  // deletion of a collector past `deleting` (one statement keeps the snapshot
+  // it began with, even when it waited for the lock).
+  const refs = foreignReferences(info, digest);
+  if (refs.length > 0) {
+    const gone = await c.query<{ digest: Buffer }>(
+      `SELECT d.digest FROM gc_deleted d WHERE d.digest = ANY($1::bytea[]) AND NOT EXISTS (SELECT 1 FROM pathinfos p WHERE p.digest = d.digest) LIMIT 1`,
+      [refs.map((r) => Buffer.from(r))],
+    );
+    if (gone.rows.length > 0) throw collectedReferenceError(info, gone.rows[0].digest);
   }
   if (row.phase === 'marking') await c.query('INSERT INTO gc_journal (digest) VALUES ($1) ON CONFLICT DO NOTHING', [digest]);
 }

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
+import { DELETED_KEEP_COLLECTIONS, DELETED_KEEP_MS } from '../castore/disk/gc-fence.js';
 
 /** The collectors' advisory lock: ('nixc', 'gc'), apart from the schema's. */
 export const GC_LOCK = [0x6e697863, 0x6763] as const;
@@ -50,12 +51,26 @@ export class PgGc {
     }
   }
 
-  /** Entering `deleting` waits for PathInfo Puts in flight (they hold the row FOR SHARE) and bumps the epoch. */
+  /**
+   * Entering `deleting` waits for PathInfo Puts in flight (they hold the row
+   * FOR SHARE), bumps the epoch and forgets the deleted paths of all but the
+   * last collections (as the disk store does).
+   */
   async setPhase(phase: Phase): Promise<void> {
     await this.c.query('BEGIN');
     try {
       if (phase === 'marking') await this.c.query('DELETE FROM gc_journal');
-      await this.c.query(`UPDATE gc_state SET phase = $1, epoch = epoch + $2 WHERE id = 1`, [phase, phase === 'deleting' ? 1 : 0]);
+      const r = await this.c.query<{ epoch: string }>(`UPDATE gc_state SET phase = $1, epoch = epoch + $2 WHERE id = 1 RETURNING epoch`, [
+        phase,
+        phase === 'deleting' ? 1 : 0,
+      ]);
+      if (phase === 'deleting') {
+        await this.c.query(`DELETE FROM gc_deleted WHERE epoch <= $1::bigint - $2 OR deleted_at < now() - make_interval(secs => $3)`, [
+          r.rows[0].epoch,
+          DELETED_KEEP_COLLECTIONS,
+          DELETED_KEEP_MS / 1000,
+        ]);
+      }
       await this.c.query('COMMIT');
     } catch (err) {
       await this.c.query('ROLLBACK').catch(() => {});
@@ -135,8 +150,30 @@ export class PgGc {
     }
   }
 
+  /**
+   * Deletes PathInfo rows and records them in gc_deleted with the current
+   * epoch, in one statement: a Put that no longer sees a row sees its record.
+   */
+  async deletePathInfos(digests: Buffer[]): Promise<number> {
+    const sorted = [...digests].sort(Buffer.compare);
+    let n = 0;
+    for (let i = 0; i < sorted.length; i += BATCH) {
+      n += (
+        await this.c.query(
+          `WITH gone AS (
+             DELETE FROM pathinfos WHERE digest IN (SELECT digest FROM pathinfos WHERE digest = ANY($1::bytea[]) ORDER BY digest FOR UPDATE) RETURNING digest
+           )
+           INSERT INTO gc_deleted (digest, epoch) SELECT digest, (SELECT epoch FROM gc_state WHERE id = 1) FROM gone
+           ON CONFLICT (digest) DO UPDATE SET epoch = EXCLUDED.epoch, deleted_at = now()`,
+          [sorted.slice(i, i + BATCH)],
+        )
+      ).rowCount ?? 0;
+    }
+    return n;
+  }
+
   /** Rows are locked in digest order, as recorded reads lock them (pg-reads.ts): no deadlock. */
-  async deleteRows(table: 'pathinfos' | 'directories' | 'blobs', digests: Buffer[]): Promise<number> {
+  async deleteRows(table: 'directories' | 'blobs', digests: Buffer[]): Promise<number> {
     const sorted = [...digests].sort(Buffer.compare);
     let n = 0;
     for (let i = 0; i < sorted.length; i += BATCH) {

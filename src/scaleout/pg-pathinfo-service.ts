@@ -35,7 +35,7 @@ export class PgPathInfoService extends LocalPathInfoService {
   protected async save(storeDigest: Uint8Array, info: PathInfo): Promise<void> {
     const digest = Buffer.from(storeDigest);
     await this.db.transaction(async (c) => {
-      await fencedSave(c, digest, this.epochs.get(info));
+      await fencedSave(c, digest, info, this.epochs.get(info));
       await c.query(
         'INSERT INTO pathinfos (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET data = EXCLUDED.data, pushed_at = now()',
         [digest, PathInfoCodec.encode(info)],

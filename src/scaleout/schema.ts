@@ -48,6 +48,15 @@ const MIGRATIONS: string[] = [
      object     text        PRIMARY KEY,   -- S3 key below the prefix (packs/…)
      retired_at timestamptz NOT NULL DEFAULT now()
    );`,
+  // PathInfos recent collections deleted (pg-gc-fence.ts): a PathInfo Put
+  // referring to one that is still gone is refused. Kept as on disk: the
+  // last 16 collections, at most a day.
+  `CREATE TABLE gc_deleted (
+     digest     bytea       PRIMARY KEY,   -- the store path's 20-byte digest
+     epoch      bigint      NOT NULL,      -- gc_state.epoch of the collection
+     deleted_at timestamptz NOT NULL DEFAULT now()
+   );
+   CREATE INDEX gc_deleted_epoch ON gc_deleted (epoch);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -2,7 +2,7 @@
 // garbage collection over the daemon's store. Every method is a write:
 // it needs the token and a --read-only daemon refuses it (daemon.ts).
 import { status, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { GcAdmin } from '../gc/admin.js';
+import { remotePolicyOf, type GcAdmin } from '../gc/admin.js';
 import type { CollectGarbageRequest, CollectGarbageResponse, Empty, ListPinsResponse, RemovePinRequest, SetPinRequest } from '../grpc/admin-messages.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { malformedStatus } from './decode.js';
@@ -32,6 +32,11 @@ export function adminHandlers(admin: GcAdmin | undefined, log: (msg: string) => 
     CollectGarbage: (call: ServerUnaryCall<CollectGarbageRequest, CollectGarbageResponse>, cb: sendUnaryData<CollectGarbageResponse>) => {
       const malformed = malformedStatus(call.request);
       if (malformed) return cb(malformed);
+      try {
+        remotePolicyOf(call.request);
+      } catch (err) {
+        return cb(toStatus(err));
+      }
       const ac = new AbortController();
       call.once('cancelled', () => ac.abort(new Error('the caller went away; nothing was deleted')));
       admin.collect({ ...call.request, signal: ac.signal }, log).then(

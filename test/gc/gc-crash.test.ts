@@ -1,5 +1,7 @@
 // kill -9 of the collector at seeded random moments (GC_CRASH_SEED,
-// GC_CRASH_TRIALS; 20 trials by default): after each kill, fsck --nar is
+// GC_CRASH_TRIALS; 20 trials by default), spread over a whole collection
+// as long as it takes on this machine, counted from its first progress line
+// (so a slow start under load does not move every kill before the work): after each kill, fsck --nar is
 // clean, the kept paths are whole (their NARs equal nix-store --dump), and
 // the next collection completes.
 import { describe, it } from 'node:test';
@@ -15,18 +17,30 @@ const SEED = seedFromEnv('GC_CRASH_SEED');
 const TRIALS = Number(process.env.GC_CRASH_TRIALS || 20);
 const fx = gcClosures('gc-crash', '3');
 
-/** Runs a collection and kills it with SIGKILL after `ms` (if still running); resolves to how it ended. */
-function gcKilledAfter(store: string, ms: number): Promise<string> {
+/**
+ * Runs a collection and SIGKILLs it `ms` after its first progress line (it
+ * holds the store's lock then), if still running. Resolves to how it ended
+ * and how long after that line.
+ */
+function gcKilledAfter(store: string, ms: number): Promise<{ outcome: string; afterStartMs: number }> {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [CLI, 'gc', '--store', store, '--keep-since', '1d', '--grace', '0'], { env: nixEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    c.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => c.kill('SIGKILL'), ms);
+    let started: number | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    c.stderr.on('data', (d) => {
+      err += d;
+      if (started === undefined && err.includes('gc: ')) {
+        started = Date.now();
+        timer = setTimeout(() => c.kill('SIGKILL'), ms);
+      }
+    });
     c.on('error', reject);
     c.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve('killed');
-      else if (code === 0) resolve('finished');
+      const afterStartMs = Date.now() - (started ?? Date.now());
+      if (signal === 'SIGKILL') resolve({ outcome: 'killed', afterStartMs });
+      else if (code === 0) resolve({ outcome: 'finished', afterStartMs });
       else reject(new Error(`gc exited ${code}: ${err}`));
     });
   });
@@ -40,12 +54,21 @@ describe(`gc killed at random moments (GC_CRASH_SEED=${SEED}, ${TRIALS} trials)`
     const old = await testClock(Date.now() - 30 * DAY);
     const keep = await cli(['copy', '--quiet', '--store', store, live[0], live[1]]);
     assert.equal(keep.code, 0, keep.stderr);
-    const outcomes: string[] = [];
-    for (let t = 0; t < TRIALS; t++) {
-      // Fresh garbage: the twins (and a live path) pushed long ago.
+    // Fresh garbage: the twins (and a live path) pushed long ago.
+    const seedGarbage = async () => {
       const seed = await cli(['copy', '--quiet', '--store', store, ...twins, live[2]], old.env());
       assert.equal(seed.code, 0, seed.stderr);
-      outcomes.push(await gcKilledAfter(store, rng.range(50, 700)));
+    };
+    // How long a whole collection takes on this machine now: the kills are
+    // spread over it (and a little past it), whatever the load. Not asserted.
+    await seedGarbage();
+    const first = await gcKilledAfter(store, 3_600_000);
+    assert.equal(first.outcome, 'finished');
+    const whole = first.afterStartMs;
+    const outcomes: string[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      await seedGarbage();
+      outcomes.push((await gcKilledAfter(store, Math.round((rng.range(0, 1100) / 1000) * whole))).outcome);
       const fsck = await cli(['fsck', '--data', join(tmp, 'data'), '--nar']);
       assert.equal(fsck.code, 0, `trial ${t} (GC_CRASH_SEED=${SEED}): ${fsck.stdout}${fsck.stderr}`);
       const p = live[rng.int(2)];
@@ -53,6 +76,6 @@ describe(`gc killed at random moments (GC_CRASH_SEED=${SEED}, ${TRIALS} trials)`
       const next = await cli(['gc', '--store', store, '--keep-since', '1d', '--grace', '0', '--json']);
       assert.equal(next.code, 0, `trial ${t} (GC_CRASH_SEED=${SEED}): ${next.stderr}`);
     }
-    process.stderr.write(`gc-crash: ${outcomes.filter((o) => o === 'killed').length} of ${TRIALS} collections killed\n`);
+    process.stderr.write(`gc-crash: ${outcomes.filter((o) => o === 'killed').length} of ${TRIALS} collections killed (a whole one took ${whole} ms after its first line)\n`);
   });
 });

@@ -128,7 +128,10 @@ describe('a PathInfo Put racing the collector', () => {
     // Old twins of the live path's files, and of the shared path it refers to.
     const seed = await cli(['copy', '--quiet', '--store', fileStore, twin, shared], old.env());
     assert.equal(seed.code, 0, seed.stderr);
-    daemon = await startDaemonProcess({ args: ['--data', data2] });
+    // The daemon records the copy's lookups as reads (written every 2 s): at
+    // the old time, or a slow machine would flush the read of `shared` before
+    // the collection and --keep-since would keep it.
+    daemon = await startDaemonProcess({ args: ['--data', data2], env: old.env() });
     const remote = openStore(sameAddr(daemon.addr));
     const logs: string[] = [];
     let collections = 0;

@@ -25,6 +25,7 @@ import { parseAbsolute } from '../../src/nix/store-path.js';
 import { parseS3Addr } from '../../src/scaleout/addr.js';
 import { ScaleoutChecker, redactUrl } from '../../src/fsck/scaleout-fsck.js';
 import type { Finding } from '../../src/fsck/fsck.js';
+import { collectScaleout } from '../../src/gc/scaleout-gc.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
 const hex = (d: Uint8Array): string => Buffer.from(d).toString('hex');
@@ -282,6 +283,54 @@ describe('nix-castore fsck --store s3://…', () => {
     const wrong = await fsckCli(fx.addr.replace('/store?', '/elsewhere?'));
     assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
     assert.match(wrong.stderr, /no objects under s3:\/\/\S+\/elsewhere\/ .*, but the blob index at .* lists 7 blobs: is the bucket or prefix wrong\?/);
+  });
+
+  it('a pack a collection rewrote, still within --grace, is counted as retired, not as orphaned bytes', async () => {
+    const s = await freshScaleoutAddr('fsck-retired');
+    fixtures.push({ addr: s.addr, pgUrl: s.pgUrl, drop: () => s.drop() } as Fixture);
+    const KEEP = `/nix/store/${'3'.repeat(32)}-fsck-keep`;
+    const JUNK = `/nix/store/${'4'.repeat(32)}-fsck-junk`;
+    const store = openStore(sameAddr(s.addr));
+    try {
+      // At once, so that both share a pack: three quarters of it die with JUNK.
+      const [keep, junk] = [randomBytes(20_000), randomBytes(60_000)];
+      const [keepD, junkD] = await Promise.all([putBytes(store.blobs, keep), putBytes(store.blobs, junk)]);
+      for (const [path, digest, size] of [[KEEP, keepD, keep.length], [JUNK, junkD, junk.length]] as const) {
+        const node: Node = { type: 'file', name: b(path.slice(11)), digest, size, executable: false };
+        const nar = await store.pathInfos.calculateNar(node);
+        await store.pathInfos.put({ node, references: [], narinfo: { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] } });
+      }
+    } finally {
+      await store.close();
+    }
+    const pin = await runCli(['pin', 'add', 'keep', KEEP, '--store', s.addr]);
+    assert.equal(pin.code, 0, pin.stderr);
+    // The collector's own rewrite, stopped before its sweep: the old pack is retired, not yet deleted.
+    let during: { code: number | null; stdout: string; stderr: string } | undefined;
+    let duringText = '';
+    const report = await collectScaleout(s.addr, {
+      keepSinceMs: 0,
+      graceMs: 0,
+      nowMs: Date.now(),
+      beforeSweep: async () => {
+        during = await fsckCli(s.addr, '--json');
+        duringText = (await fsckCli(s.addr)).stdout;
+      },
+    });
+    assert.equal(report.packs.rewritten, 1, JSON.stringify(report));
+    assert.equal(during!.code, 0, during!.stdout + during!.stderr);
+    const json = JSON.parse(during!.stdout);
+    assert.deepEqual(json.warnings, [], 'a retired pack is no problem');
+    assert.equal(json.counts.orphanedObjects, 0);
+    assert.equal(json.counts.retiredPacks, 1);
+    assert.ok(json.counts.retiredPackBytes >= 80_000, JSON.stringify(json.counts));
+    assert.match(duringText, /: ok, 0 warnings\n/);
+    assert.match(duringText, /\n  retired +1 pack \(\S+ KiB\) a pack rewrite replaced, kept until retired for --grace/);
+    // After the sweep (--grace 0) it is gone.
+    const text = await fsckCli(s.addr);
+    assert.equal(text.code, 0, text.stdout + text.stderr);
+    assert.match(text.stdout, /: ok, 0 warnings\n/);
+    assert.doesNotMatch(text.stdout, /\n  retired /);
   });
 
   it('an index row pointing at a deleted object', async () => {

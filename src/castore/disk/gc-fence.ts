@@ -52,9 +52,14 @@ export function statePid(file: string): number | undefined {
 
 const nonce = randomBytes(4).toString('hex');
 
-/** Collections whose deleted paths a PathInfo Put checks its references against. */
-const DELETED_KEEP_MS = 24 * 3_600_000;
-const DELETED_KEEP_FILES = 16;
+/**
+ * Collections whose deleted paths a PathInfo Put checks its references
+ * against: the last 16, and none older than a day (an uploader's "present"
+ * answer is older than its Put by minutes, not days). The scale-out store
+ * keeps the same (scaleout/pg-gc.ts).
+ */
+export const DELETED_KEEP_MS = 24 * 3_600_000;
+export const DELETED_KEEP_COLLECTIONS = 16;
 let markerCount = 0;
 
 export class GcFence {
@@ -120,7 +125,7 @@ export class GcFence {
       .map((n) => ({ n, t: statSync(join(this.deletedDir, n)).mtimeMs }))
       .sort((a, b) => b.t - a.t);
     files.forEach((f, i) => {
-      if (i >= DELETED_KEEP_FILES - 1 || Date.now() - f.t > DELETED_KEEP_MS) unlinkSync(join(this.deletedDir, f.n));
+      if (i >= DELETED_KEEP_COLLECTIONS - 1 || Date.now() - f.t > DELETED_KEEP_MS) unlinkSync(join(this.deletedDir, f.n));
     });
     writeFileSync(join(this.deletedDir, epoch), hexes.map((h) => h + '\n').join(''));
   }

@@ -2,8 +2,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PathInfoCodec, type PathInfo } from '../messages.js';
 import { existsSync } from 'node:fs';
-import { CastoreError, storageError } from '../../castore/errors.js';
-import { encode as nix32 } from '../../nix/nixbase32.js';
+import { storageError } from '../../castore/errors.js';
+import { collectedReferenceError, foreignReferences } from '../collected-reference.js';
 import { publishFiles } from '../../castore/disk/atomic-files.js';
 import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import type { Castore } from '../render-nar.js';
@@ -41,11 +41,9 @@ export class DiskPathInfoService extends LocalPathInfoService {
   override async put(info: PathInfo): Promise<PathInfo> {
     const sp = validatePathInfo(info);
     return this.layout.gc.guardPut(sp.digest, async () => {
-      for (const r of info.references) {
+      for (const r of foreignReferences(info, sp.digest)) {
         const path = this.layout.objectPath('pathinfo', r);
-        if (this.layout.gc.wasCollected(Buffer.from(r).toString('hex'), () => !existsSync(path))) {
-          throw new CastoreError('precondition', `reference ${nix32(r)}-${info.narinfo?.referenceNames[info.references.indexOf(r)]?.slice(33) ?? '…'} was garbage-collected; upload it before the PathInfo`);
-        }
+        if (this.layout.gc.wasCollected(Buffer.from(r).toString('hex'), () => !existsSync(path))) throw collectedReferenceError(info, r);
       }
       return super.put(info);
     });
