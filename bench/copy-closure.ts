@@ -8,7 +8,7 @@ import { mkdtemp, rm, readdir, lstat, appendFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemonProcess, CLI, type DaemonProcess } from '../test/helpers/daemon.js';
+import { startDaemonProcess, CLI, CLI_NODE_FLAGS, type DaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { formatNix32 } from '../src/nix/hash.js';
 import { fileAddr } from '../src/addr/parse.js';
@@ -31,7 +31,7 @@ interface CopyJson {
 function runCopy(args: string[]): Promise<{ seconds: number; report: CopyJson }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

@@ -8,7 +8,7 @@
 import { open } from 'node:fs/promises';
 import { ReadBuffers, readAhead } from '../castore/disk/read-ahead.js';
 import type { BlobService } from '../castore/blob-service.js';
-import { b3Hex, b3String } from '../castore/digest.js';
+import { b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
@@ -20,6 +20,8 @@ import { SharedSlabs } from './shared-slabs.js';
 const sendReads = new ReadBuffers(8);
 /** 4 MiB slabs for small files: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
 const SLABS = 10;
+
+const STORED = Promise.resolve();
 
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
@@ -35,6 +37,8 @@ export abstract class Uploads {
   readonly maxHeldBytes = 32 << 20;
   abstract readonly stats: UploadStats;
   private readonly seen = new Map<string, Promise<void>>();
+  /** False where the caller deduplicates already (the upload thread: its parent keeps the run's digests). */
+  protected dedup = true;
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
@@ -70,8 +74,9 @@ export abstract class Uploads {
    * them afterwards (an uploader on another thread may take their memory).
    */
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
-    const key = b3Hex(digest);
-    let p = this.seen.get(key);
+    // 32 one-byte chars: half the memory of hex, for a key kept all run.
+    const key = this.dedup ? digest.toString('latin1') : undefined;
+    let p = key === undefined ? undefined : this.seen.get(key);
     if (p) {
       if ('bytes' in source) this.release(source.bytes); // the upload under way has bytes of its own
     } else {
@@ -82,9 +87,15 @@ export abstract class Uploads {
         this.heldBytes -= held;
         if ('bytes' in source) this.release(source.bytes);
       });
-      this.seen.set(key, p);
-      // A failed upload may be tried again by a later path.
-      p.catch(() => this.seen.delete(key));
+      if (key !== undefined) {
+        this.seen.set(key, p);
+        // Once stored, one shared promise stands for it (not a promise and its reactions per blob, all run long);
+        // a failed upload may be tried again by a later path.
+        p.then(
+          () => this.seen.set(key, STORED),
+          () => this.seen.delete(key),
+        );
+      }
     }
     return p;
   }
@@ -119,9 +130,11 @@ export class BlobUploader extends Uploads {
     concurrency: number,
     private readonly retry: RetryPolicy,
     private readonly log: (msg: string) => void = () => {},
+    opts: { dedup?: boolean } = {},
   ) {
     super();
     this.limiter = new Limiter(concurrency);
+    this.dedup = opts.dedup ?? true;
   }
 
   /** Set once the store said whether it takes batches. */
