@@ -14,12 +14,17 @@ import { Limiter } from '../util/limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { BatchQueue, type UploadStats } from './batch-queue.js';
 import { SharedSlabs } from './shared-slabs.js';
+import { DigestTable } from '../util/digest-table.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
 const sendReads = new ReadBuffers(8);
-/** 4 MiB slabs for small files: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
-const SLABS = 10;
+/**
+ * 4 MiB slabs for small files: the bytes an uploader may hold
+ * (Uploads.maxHeldBytes, 24 MiB: the 4 batch Puts of ~3 MiB in flight, as
+ * many queued behind them) and the ends of slabs left unfilled.
+ */
+const SLABS = 7;
 
 const STORED = Promise.resolve();
 
@@ -34,9 +39,15 @@ export type { UploadStats } from './batch-queue.js';
  */
 export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
-  readonly maxHeldBytes = 32 << 20;
+  readonly maxHeldBytes = 24 << 20;
   abstract readonly stats: UploadStats;
-  private readonly seen = new Map<string, Promise<void>>();
+  /**
+   * Each digest is handled once per run: uploads under way by key, stored
+   * digests in a table of 33 bytes each (a string key and a Map entry per
+   * blob, tens of thousands kept all run, made up a tenth of the copy's heap).
+   */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly stored = new DigestTable();
   /** False where the caller deduplicates already (the upload thread: its parent keeps the run's digests). */
   protected dedup = true;
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
@@ -74,9 +85,12 @@ export abstract class Uploads {
    * them afterwards (an uploader on another thread may take their memory).
    */
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
-    // 32 one-byte chars: half the memory of hex, for a key kept all run.
+    if (this.dedup && this.stored.has(digest)) {
+      if ('bytes' in source) this.release(source.bytes);
+      return STORED;
+    }
     const key = this.dedup ? digest.toString('latin1') : undefined;
-    let p = key === undefined ? undefined : this.seen.get(key);
+    let p = key === undefined ? undefined : this.inFlight.get(key);
     if (p) {
       if ('bytes' in source) this.release(source.bytes); // the upload under way has bytes of its own
     } else {
@@ -88,12 +102,14 @@ export abstract class Uploads {
         if ('bytes' in source) this.release(source.bytes);
       });
       if (key !== undefined) {
-        this.seen.set(key, p);
-        // Once stored, one shared promise stands for it (not a promise and its reactions per blob, all run long);
-        // a failed upload may be tried again by a later path.
+        this.inFlight.set(key, p);
+        // Once stored, the digest moves to the compact table; a failed upload may be tried again by a later path.
         p.then(
-          () => this.seen.set(key, STORED),
-          () => this.seen.delete(key),
+          () => {
+            this.inFlight.delete(key);
+            this.stored.add(digest);
+          },
+          () => this.inFlight.delete(key),
         );
       }
     }
