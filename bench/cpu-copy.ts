@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
+import { startDaemonProcess, CLI, CLI_NODE_FLAGS } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { fileAddr } from '../src/addr/parse.js';
 import { peakRssMiB } from './util.js';
@@ -64,7 +64,7 @@ const showThreads = (m: Map<string, number>): string => [...m].sort((a, b) => b[
 function runCopy(args: string[]): Promise<{ seconds: number; user: number; system: number; rss: number; sent: number }> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, [...profArgs('copy'), CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, ...profArgs('copy'), CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const threads = threadCpu(child.pid!);
     let out = '';
     let err = '';

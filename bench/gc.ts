@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile, readdir, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, dirname } from 'node:path';
-import { CLI } from '../test/helpers/daemon.js';
+import { CLI, CLI_NODE_FLAGS } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { realFilesClosure } from './copy-closure.js';
 import { fileCount } from './closure-data.js';
@@ -16,7 +16,7 @@ import { ROUNDS, flushedAround, listRounds, median, verdict } from './rounds.js'
 function run(args: string[], env: NodeJS.ProcessEnv = nixEnv()): Promise<{ seconds: number; out: string }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

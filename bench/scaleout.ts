@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
 import { listObjects, readAll } from './s3-floor.js';
 import pg from 'pg';
-import { CLI, startDaemonProcess } from '../test/helpers/daemon.js';
+import { CLI, CLI_NODE_FLAGS, startDaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { openStore, sameAddr } from '../src/addr/open.js';
 import { fileAddr } from '../src/addr/parse.js';
@@ -31,7 +31,7 @@ function parseEnv(text: string): Record<string, string> {
 function copy(store: string, paths: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; report: { blobsSent: number; bytesSent: number } }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [CLI, 'copy', '--json', '--store', store, ...paths], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, 'copy', '--json', '--store', store, ...paths], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

@@ -90,8 +90,12 @@ buildNpmPackage {
   # packages are optional *production* dependencies, so pruning keeps them —
   # and a node wrapper for each "bin" entry. The hook is a shell script:
   # its wrapper (which would run it with node) is replaced by the script.
+  # The wrapper runs node on main.js directly, so main.js's
+  # `#!/usr/bin/env -S node --max-semi-space-size=4` is not read: the flag
+  # (smaller young generations, see the README's Benchmarks) goes here.
   postInstall = ''
     install -Dm755 bin/nix-castore-hook "$out/bin/nix-castore-hook"
+    wrapProgram "$out/bin/nix-castore" --prefix NODE_OPTIONS ' ' --max-semi-space-size=4
   '' + (if extraAddon == null then "" else ''
     addonDir=$out/lib/node_modules/nix-castore/node_modules/@napi-rs/blake-hash
     if [ ! -e "$addonDir/${extraAddon.file}" ]; then

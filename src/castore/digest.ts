@@ -12,7 +12,17 @@ export const B3_LEN = 32;
  * thousands of those on each side.
  */
 export function blake3(data: Uint8Array): Buffer {
-  return blake3OneShot(data);
+  return pooled(blake3OneShot(data));
+}
+
+/**
+ * The addon gives every digest an ArrayBuffer of its own (a backing store,
+ * an extension, two objects: ~250 bytes for 32). A copy and a daemon keep
+ * tens of thousands of digests alive for a whole store path, so they are
+ * copied into Node's shared pool (a view each) and the original dies young.
+ */
+function pooled(digest: Buffer): Buffer {
+  return Buffer.from(digest);
 }
 
 /** Updates are gathered to this size: BLAKE3 runs half as fast on 13 KiB pieces (network reads) as on 64 KiB. */
@@ -46,7 +56,7 @@ export class Blake3Stream {
   digest(): Buffer {
     if (this.staged > 0) this.h.update(this.stage!.subarray(0, this.staged));
     this.staged = 0;
-    return this.h.digestBuffer();
+    return pooled(this.h.digestBuffer());
   }
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // nix-castore: get Nix store paths into a tvix-compatible castore and back.
 // Commands are loaded on demand: the queued post-build hook must start fast,
 // without loading gRPC, zod or cosmiconfig.

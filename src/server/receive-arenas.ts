@@ -7,8 +7,8 @@
 // reused once the Put that filled it has succeeded (a failed Put may have
 // left a write queued that still reads it: its arena is dropped instead).
 
-/** Arenas made at most: the batch Puts one client keeps in flight (4), and some. */
-const KEEP = 8;
+/** Arenas made at most: the batch Puts one client keeps in flight (4), and one (each is 4 MiB of the daemon's RSS). */
+const KEEP = 5;
 /** Arenas are this large (the default message limit); larger messages get memory of their own. */
 export const ARENA_BYTES = 4 << 20;
 

@@ -8,18 +8,25 @@
 import { open } from 'node:fs/promises';
 import { ReadBuffers, readAhead } from '../castore/disk/read-ahead.js';
 import type { BlobService } from '../castore/blob-service.js';
-import { b3Hex, b3String } from '../castore/digest.js';
+import { b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { BatchQueue, type UploadStats } from './batch-queue.js';
 import { SharedSlabs } from './shared-slabs.js';
+import { DigestTable } from '../util/digest-table.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
 const sendReads = new ReadBuffers(8);
-/** 4 MiB slabs for small files: the bytes an uploader may hold (Uploads.maxHeldBytes, 32 MiB) and the ends of slabs left unfilled. */
-const SLABS = 10;
+/**
+ * 4 MiB slabs for small files: the bytes an uploader may hold
+ * (Uploads.maxHeldBytes, 24 MiB: the 4 batch Puts of ~3 MiB in flight, as
+ * many queued behind them) and the ends of slabs left unfilled.
+ */
+const SLABS = 7;
+
+const STORED = Promise.resolve();
 
 /** A blob's bytes, or the file to read them from. */
 export type BlobSource = { bytes: Uint8Array } | { file: string | Buffer };
@@ -32,9 +39,17 @@ export type { UploadStats } from './batch-queue.js';
  */
 export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
-  readonly maxHeldBytes = 32 << 20;
+  readonly maxHeldBytes = 24 << 20;
   abstract readonly stats: UploadStats;
-  private readonly seen = new Map<string, Promise<void>>();
+  /**
+   * Each digest is handled once per run: uploads under way by key, stored
+   * digests in a table of 33 bytes each (a string key and a Map entry per
+   * blob, tens of thousands kept all run, made up a tenth of the copy's heap).
+   */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly stored = new DigestTable();
+  /** False where the caller deduplicates already (the upload thread: its parent keeps the run's digests). */
+  protected dedup = true;
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
   private readonly roomWaiters: (() => void)[] = [];
@@ -70,8 +85,12 @@ export abstract class Uploads {
    * them afterwards (an uploader on another thread may take their memory).
    */
   ensure(digest: Buffer, size: number, source: BlobSource): Promise<void> {
-    const key = b3Hex(digest);
-    let p = this.seen.get(key);
+    if (this.dedup && this.stored.has(digest)) {
+      if ('bytes' in source) this.release(source.bytes);
+      return STORED;
+    }
+    const key = this.dedup ? digest.toString('latin1') : undefined;
+    let p = key === undefined ? undefined : this.inFlight.get(key);
     if (p) {
       if ('bytes' in source) this.release(source.bytes); // the upload under way has bytes of its own
     } else {
@@ -82,9 +101,17 @@ export abstract class Uploads {
         this.heldBytes -= held;
         if ('bytes' in source) this.release(source.bytes);
       });
-      this.seen.set(key, p);
-      // A failed upload may be tried again by a later path.
-      p.catch(() => this.seen.delete(key));
+      if (key !== undefined) {
+        this.inFlight.set(key, p);
+        // Once stored, the digest moves to the compact table; a failed upload may be tried again by a later path.
+        p.then(
+          () => {
+            this.inFlight.delete(key);
+            this.stored.add(digest);
+          },
+          () => this.inFlight.delete(key),
+        );
+      }
     }
     return p;
   }
@@ -119,9 +146,11 @@ export class BlobUploader extends Uploads {
     concurrency: number,
     private readonly retry: RetryPolicy,
     private readonly log: (msg: string) => void = () => {},
+    opts: { dedup?: boolean } = {},
   ) {
     super();
     this.limiter = new Limiter(concurrency);
+    this.dedup = opts.dedup ?? true;
   }
 
   /** Set once the store said whether it takes batches. */

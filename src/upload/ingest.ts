@@ -12,6 +12,7 @@ import { directoryDigest, directorySize, type SizeFormula } from '../castore/dir
 import { narInto, type NarNode } from '../nix/nar.js';
 import type { Uploads } from './blob-uploader.js';
 import { readChunks, readWholeSync } from './file-reader.js';
+import { PendingGroup } from '../util/pending-group.js';
 
 export class IngestError extends Error {
   override name = 'IngestError';
@@ -35,7 +36,7 @@ type Built = { kind: 'dir'; node: DirectoryNode } | { kind: 'file'; node: FileNo
 
 export async function ingestPath(path: string, name: Uint8Array, opts: IngestOptions): Promise<IngestResult> {
   const directories: Directory[] = [];
-  const uploads: Promise<void>[] = [];
+  const uploads = new PendingGroup();
   let bytesRead = 0;
 
   /** Hashes a file's bytes as the NAR writer pulls them, then queues its blob. */
@@ -68,8 +69,7 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
         if (!memory) await opts.blobs.room();
         handed = true;
         const upload = opts.blobs.ensure(digest, st.size, data ? { bytes: data } : { file: p });
-        upload.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
-        uploads.push(upload);
+        uploads.add(upload); // awaited below (its failure too)
         done({ kind: 'file', node: { name, digest, size: st.size, executable: (st.mode & 0o100) !== 0 } });
       } finally {
         if (memory && !handed) opts.blobs.release(memory); // never handed to ensure()
@@ -84,14 +84,15 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
       // than the thread-pool round trips of their async forms. Names come as
       // latin1, one char per byte (lossless, and sorted bytewise as strings):
       // as Buffers Node would give each its own backing store.
+      // Each child's path and Stats are made as it comes: held for the
+      // whole subtree, a large directory's would outlive young collections.
       const names = readdirSync(p, { encoding: 'latin1' })
         .sort()
         .map((n) => Buffer.from(n, 'latin1'));
-      const paths = names.map((n) => joinBytes(p, n));
-      const stats = paths.map((c) => lstatSync(c));
       const children: Built[] = [];
       for (let i = 0; i < names.length; i++) {
-        const node = await narNodeFor(paths[i], stats[i], names[i], (b) => children.push(b));
+        const child = joinBytes(p, names[i]);
+        const node = await narNodeFor(child, lstatSync(child), names[i], (b) => children.push(b));
         yield { name: names[i], node };
       }
       const dir: Directory = { directories: [], files: [], symlinks: [] };
@@ -126,7 +127,7 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     hash.update(chunk);
     narSize += chunk.length;
   });
-  await Promise.all(uploads);
+  await uploads.all();
   if (!root) throw new IngestError(`${path}: nothing was ingested`);
   const r = root as Built;
   const node: Node = r.kind === 'dir' ? { type: 'directory', ...r.node } : r.kind === 'file' ? { type: 'file', ...r.node } : { type: 'symlink', ...r.node };

@@ -9,7 +9,8 @@ import { B3_LEN } from '../castore/digest.js';
 
 const port = parentPort!;
 const data = workerData as UploadWorkerData;
-const uploader = new BlobUploader(new GrpcBlobService(data.addr), data.concurrency, data.retry, (msg) => port.postMessage({ type: 'log', msg } satisfies UploadReply));
+// The parent sends each digest once per run (it keeps the run's dedup), so this side keeps no digests.
+const uploader = new BlobUploader(new GrpcBlobService(data.addr), data.concurrency, data.retry, (msg) => port.postMessage({ type: 'log', msg } satisfies UploadReply), { dedup: false });
 
 let results: Extract<UploadReply, { type: 'done' }>['results'] = [];
 

@@ -4,10 +4,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { checkHealth } from '../../src/grpc/health-client.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/**
+ * Node's flags from the CLI's `#!/usr/bin/env -S node …` line: what
+ * `nix-castore` runs with. Children started as `node CLI` take them too,
+ * so tests and benchmarks measure what users run.
+ */
+export const CLI_NODE_FLAGS: string[] = (() => {
+  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node( .*)?$/.exec(first);
+  return m?.[1]?.trim().split(/\s+/) ?? [];
+})();
 
 export interface DaemonProcess {
   child: ChildProcess;
@@ -39,7 +51,7 @@ export async function startDaemonProcess(opts: { args?: string[]; extraArgs?: st
   const tmp = await mkdtemp(join(tmpdir(), 'castore-daemon-'));
   const socket = join(tmp, 'daemon.sock');
   const dataDir = opts.dataDir ?? join(tmp, 'data');
-  const args = [...(opts.nodeArgs ?? []), CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir]), ...(opts.extraArgs ?? [])];
+  const args = [...CLI_NODE_FLAGS, ...(opts.nodeArgs ?? []), CLI, 'daemon', '--listen', `unix:${socket}`, ...(opts.args ?? ['--data', dataDir]), ...(opts.extraArgs ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
