@@ -178,7 +178,9 @@ describe('flake outputs with a stand-in nixpkgs', () => {
 
   it('builds (stand-in buildNpmPackage) running package.nix\'s postInstall and install check; bin/nix-castore-hook is `nix-castore hook`', async () => {
     const out = await buildExpr(`${OUTPUTS}.self.packages.${SYSTEM}.default`);
-    assert.deepEqual((await readdir(join(out, 'bin'))).sort(), ['nix-castore', 'nix-castore-hook']);
+    // bin/nix-castore wraps npm's wrapper (makeWrapper's wrapProgram) to give node its heap flag.
+    assert.deepEqual((await readdir(join(out, 'bin'))).sort(), ['.nix-castore-wrapped', 'nix-castore', 'nix-castore-hook']);
+    assert.match(await readFile(join(out, 'bin', 'nix-castore'), 'utf8'), /NODE_OPTIONS=.*--max-semi-space-size=4/);
     const hookHelp = await run(join(out, 'bin', 'nix-castore-hook'), ['--help'], process.env);
     assert.equal(hookHelp.code, 0, hookHelp.stderr);
     assert.match(hookHelp.stdout, /^Usage: nix-castore hook /);
