@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import type { BlobService, BlobWriter, ReadAheadHint, ReadOptions } from '../castore/blob-service.js';
-import { Blake3Stream, b3String, blake3, checkB3 } from '../castore/digest.js';
+import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
@@ -47,7 +47,7 @@ export class S3BlobService implements BlobService {
     const loc = parseS3Addr(addr);
     this.s3 = new S3Objects(loc);
     this.db = openPgIndex(loc.indexUrl);
-    this.packer = new Packer(this.s3, this.db);
+    this.packer = new Packer(this.s3, this.db, SMALL_MAX);
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
@@ -228,12 +228,11 @@ export class S3BlobService implements BlobService {
         if (finished) throw new Error('blob writer already closed');
         finished = true;
         if (small) {
-          // One copy: the packer keeps it until the pack is uploaded, and a
-          // view could pin a much larger buffer (a daemon's network read).
-          const data = Buffer.concat(small, smallSize);
-          const digest = blake3(data);
+          // Copied into its pack, not kept: a view could pin a much larger buffer (a daemon's network read).
           signal?.throwIfAborted();
-          await this.packer.add(digest, data);
+          const { digest, done } = this.packer.add(small, smallSize);
+          small = undefined;
+          await done;
           return digest;
         }
         const digest = hash!.digest();
