@@ -176,6 +176,11 @@ export class S3BlobService implements BlobService {
     let hash: Blake3Stream | undefined;
     let small: Uint8Array[] | undefined = [];
     let smallSize = 0;
+    /** Callers to tell once the small chunks are copied (their memory is read into again: no garbage per chunk). */
+    const smallReleased: (() => void)[] = [];
+    const releaseSmall = () => {
+      for (const r of smallReleased.splice(0)) r();
+    };
     let total = 0;
     let large: PartUpload | undefined;
     let finished = false;
@@ -197,6 +202,7 @@ export class S3BlobService implements BlobService {
         hash.update(part);
         await large.write(part);
       }
+      releaseSmall();
     };
     const discardLarge = async () => {
       if (!large) return;
@@ -206,13 +212,14 @@ export class S3BlobService implements BlobService {
     };
 
     return {
-      write: async (chunk) => {
+      write: async (chunk, released) => {
         if (finished) throw new Error('blob writer already closed');
-        if (chunk.length === 0) return;
+        if (chunk.length === 0) return released?.();
         // Kept, not copied: a caller does not change a chunk it has written (BlobWriter).
         total += chunk.length;
         if (small) {
           small.push(chunk);
+          if (released) smallReleased.push(released);
           smallSize += chunk.length;
           if (smallSize > SMALL_MAX) {
             await acquireSlot();
@@ -222,6 +229,7 @@ export class S3BlobService implements BlobService {
         }
         hash!.update(chunk);
         await large!.write(chunk);
+        released?.(); // copied into a part
       },
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
@@ -231,6 +239,7 @@ export class S3BlobService implements BlobService {
           signal?.throwIfAborted();
           const { digest, done } = this.packer.add(small, smallSize);
           small = undefined;
+          releaseSmall();
           await done;
           return digest;
         }
@@ -256,6 +265,7 @@ export class S3BlobService implements BlobService {
       abort: async () => {
         finished = true;
         small = undefined;
+        releaseSmall();
         try {
           await discardLarge();
         } finally {
