@@ -39,8 +39,8 @@ export class S3BlobService implements BlobService {
   private readonly packer: Packer;
   private readonly locations: Batcher<Location>;
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
-  /** A couple kept between parts and blobs: enough to reuse in steady state, little held by an idle daemon. */
-  private readonly partBuffers = new PartBuffers(2);
+  /** One kept between parts and blobs: reused in steady state; more kept raised a copy's peak RSS by ~60 MiB. */
+  private readonly partBuffers = new PartBuffers(1);
   private readonly packCache: PackCache;
   readonly readAhead = READ_AHEAD;
 

@@ -2,7 +2,8 @@
 // reused buffers (part-upload.ts), against the real Ceph RGW: multipart and
 // single-PUT blobs read back byte for byte whatever the chunk sizes they
 // were written in, the buffers are reused from part to part, an aborted
-// upload leaves no multipart upload or object behind, and a failing S3
+// upload leaves no multipart upload or object behind, every chunk written
+// is released to its caller once copied, and a failing S3
 // fails the upload with an error that says what to fix.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,8 +48,12 @@ describe('scale-out large blobs in parts', () => {
       for (const [i, size] of [(1 << 20) + 1, PART_SIZE, 2 * PART_SIZE + 12345].entries()) {
         const data = bytes(size, i + 7);
         const w = store.blobs.put();
-        await writeIn(w, data, [1, 65536, 3 << 20, 4097]);
+        // Every chunk is handed back once copied (the caller reads into it again).
+        let chunks = 0;
+        let released = 0;
+        await writeIn({ write: (c) => (chunks++, w.write(c, () => released++)) }, data, [1, 65536, 3 << 20, 4097]);
         assert.deepEqual(await w.close(), blake3(data));
+        assert.equal(released, chunks, `${released} of ${chunks} chunks released`);
         assert.ok((await readAll(store.blobs, blake3(data)))?.equals(data), `${size} bytes read back`);
       }
     } finally {
