@@ -10,7 +10,8 @@
 // A blob's bytes are copied once, straight into its pack's buffer, and
 // hashed there; that buffer is the PUT's body. (A copy per blob, then one
 // per pack, cost a copy → S3 seconds of memcpy, page faults, and garbage
-// collections for tens of thousands of fresh ArrayBuffers.)
+// collections for tens of thousands of fresh ArrayBuffers.) Buffers are not
+// kept for reuse: a spare one raised a copy's peak RSS more than it saved.
 import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
@@ -19,8 +20,6 @@ import { blake3 } from '../castore/digest.js';
 export const PACK_TARGET = 16 << 20;
 const UPLOAD_SLOTS = 2;
 const LINGER_MS = 50;
-/** Pack buffers kept for reuse: one, so a copy reuses them in steady state while an idle daemon holds little (17 MiB). */
-const SPARE_BUFFERS = 1;
 
 interface Entry {
   digest: Buffer;
@@ -43,9 +42,6 @@ export class Packer {
   private timer: NodeJS.Timeout | undefined;
   /** Digests waiting in an open or uploading pack, so duplicates share it. */
   private readonly inFlight = new Map<string, Promise<void>>();
-  private readonly spare: Buffer[] = [];
-  /** Pack buffers allocated so far (for tests: they are reused). */
-  buffersMade = 0;
 
   constructor(
     private readonly s3: S3Objects,
@@ -94,16 +90,7 @@ export class Packer {
     let settle!: (err?: unknown) => void;
     const done = new Promise<void>((res, rej) => (settle = (err) => (err ? rej(err) : res())));
     done.catch(() => {});
-    let buf = this.spare.pop();
-    if (!buf) {
-      buf = Buffer.allocUnsafe(PACK_TARGET + this.blobMax);
-      this.buffersMade++;
-    }
-    return { buf, entries: [], size: 0, settle, done };
-  }
-
-  private giveBack(buf: Buffer): void {
-    if (this.spare.length < SPARE_BUFFERS) this.spare.push(buf);
+    return { buf: Buffer.allocUnsafe(PACK_TARGET + this.blobMax), entries: [], size: 0, settle, done };
   }
 
   private lingered(): void {
@@ -116,7 +103,6 @@ export class Packer {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.open && this.open.entries.length) this.sealed.push(this.open);
-    else if (this.open) this.giveBack(this.open.buf);
     this.open = undefined;
     this.pump();
   }
@@ -130,7 +116,6 @@ export class Packer {
         (err) => pack.settle(err),
       ).finally(() => {
         this.uploading--;
-        this.giveBack(pack.buf);
         if (!this.sealed.length && this.open && !this.timer) this.seal();
         else this.pump();
       });

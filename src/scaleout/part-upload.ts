@@ -1,6 +1,7 @@
-// A large blob's upload to S3: its bytes are copied once, into part-sized
-// buffers reused across parts and blobs, and each full buffer is one
-// UploadPart (a few in flight); a blob that fits one part is one PUT.
+// A large blob's upload to S3: its bytes are copied once, into a part-sized
+// buffer, and each full buffer is one UploadPart (a few in flight); a blob
+// that fits one part is one PUT. (Buffers kept for reuse raised a copy's
+// peak RSS more than they saved.)
 // lib-storage's Upload, fed through a PassThrough, copied every byte twice
 // more (the stream merging buffered chunks, then joining them into parts)
 // into fresh 8 MiB buffers: most of a copy → S3's memcpy and page faults.
@@ -10,25 +11,6 @@ import { PART_SIZE, type S3Objects } from './s3-objects.js';
 const PARTS_IN_FLIGHT = 2;
 /** Bytes one upload holds at most: the parts in flight and the one filling. */
 export const PART_UPLOAD_HOLDS = (PARTS_IN_FLIGHT + 1) * PART_SIZE;
-
-/** Part buffers kept between uploads (the rest are left to the garbage collector). */
-export class PartBuffers {
-  private readonly free: Buffer[] = [];
-  /** Buffers allocated so far (for tests). */
-  made = 0;
-  constructor(private readonly keep: number) {}
-
-  take(): Buffer {
-    const b = this.free.pop();
-    if (b) return b;
-    this.made++;
-    return Buffer.allocUnsafe(PART_SIZE);
-  }
-
-  give(b: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(b);
-  }
-}
 
 export class PartUpload {
   private current: Buffer | undefined;
@@ -41,7 +23,6 @@ export class PartUpload {
   constructor(
     private readonly s3: S3Objects,
     readonly object: string,
-    private readonly buffers: PartBuffers,
   ) {}
 
   /** Takes a copy of `chunk`; resolves when more may be written (parts in flight bound the memory). */
@@ -49,7 +30,7 @@ export class PartUpload {
     let off = 0;
     while (off < chunk.length) {
       if (this.failed !== undefined) throw this.failed;
-      this.current ??= this.buffers.take();
+      this.current ??= Buffer.allocUnsafe(PART_SIZE);
       const n = Math.min(chunk.length - off, PART_SIZE - this.filled);
       this.current.set(chunk.subarray(off, off + n), this.filled);
       this.filled += n;
@@ -92,14 +73,12 @@ export class PartUpload {
   }
 
   private release(): void {
-    if (this.current) this.buffers.give(this.current);
     this.current = undefined;
     this.filled = 0;
   }
 
   private sendPart(): void {
     const body = this.current!.subarray(0, this.filled);
-    const buf = this.current!;
     this.current = undefined;
     this.filled = 0;
     const n = this.etags.length + 1;
@@ -110,10 +89,7 @@ export class PartUpload {
     const settled = etag.then(
       () => {},
       () => {},
-    ).finally(() => {
-      this.inFlight.delete(settled);
-      this.buffers.give(buf);
-    });
+    ).finally(() => this.inFlight.delete(settled));
     this.inFlight.add(settled);
   }
 }

@@ -16,7 +16,7 @@ import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { ObjectGone, S3Objects } from './s3-objects.js';
-import { PartBuffers, PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
+import { PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
 import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
@@ -39,8 +39,6 @@ export class S3BlobService implements BlobService {
   private readonly packer: Packer;
   private readonly locations: Batcher<Location>;
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
-  /** One kept between parts and blobs: reused in steady state; more kept raised a copy's peak RSS by ~60 MiB. */
-  private readonly partBuffers = new PartBuffers(1);
   private readonly packCache: PackCache;
   readonly readAhead = READ_AHEAD;
 
@@ -194,7 +192,7 @@ export class S3BlobService implements BlobService {
       });
 
     const startLarge = async () => {
-      large = new PartUpload(this.s3, `blobs/${randomUUID()}`, this.partBuffers);
+      large = new PartUpload(this.s3, `blobs/${randomUUID()}`);
       hash = new Blake3Stream();
       const parts = small!;
       small = undefined;

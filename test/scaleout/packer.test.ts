@@ -1,5 +1,5 @@
 // Small blobs of the scale-out store are copied once, into their pack's
-// buffer, which is the PUT's body and is reused for later packs; against
+// buffer, which is the PUT's body; against
 // the real Ceph RGW and PostgreSQL, every blob reads back byte for byte:
 // from a pack sent whole, from one without a blob that another writer
 // indexed meanwhile, and when the same bytes are put twice at once.
@@ -33,7 +33,7 @@ describe('scale-out packer', () => {
   });
   after(() => where.drop());
 
-  it('reuses its pack buffers, and every blob of several packs reads back', async () => {
+  it('every blob of several packs, added whole or in chunks, reads back', async () => {
     const loc = parseS3Addr(where.addr);
     const s3 = new S3Objects(loc);
     const db = openPgIndex(loc.indexUrl);
@@ -49,7 +49,6 @@ describe('scale-out packer', () => {
       if (i % 3 === 0) await done;
     }
     await packer.flush();
-    assert.ok(packer.buffersMade <= 3, `${packer.buffersMade} pack buffers for ${blobs.length} blobs in several packs`);
     assert.throws(() => packer.add([Buffer.alloc(10)], 11), /not the 11 stated/);
     s3.close();
     await db.release();
