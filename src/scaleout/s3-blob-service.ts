@@ -1,23 +1,22 @@
 // Blob bytes in S3, their index in PostgreSQL.
 //
 // Blobs up to SMALL_MAX are buffered and packed with others (packer.ts);
-// larger ones stream into an object of their own (multipart above
+// larger ones stream into an object of their own (part-upload.ts: multipart above
 // PART_SIZE). Objects get random names — a blob's digest is known only
 // after its last byte — and the index maps digest → (object, offset,
 // length). A blob is indexed only after its bytes are durably in S3, so a
 // crash can orphan bytes (fsck reports them) but never leave an index entry
 // pointing at nothing. Stat and read look up the index in batches.
 import { randomUUID } from 'node:crypto';
-import { PassThrough } from 'node:stream';
-import { once } from 'node:events';
 import type { BlobService, BlobWriter, ReadAheadHint, ReadOptions } from '../castore/blob-service.js';
-import { Blake3Stream, b3String, blake3, checkB3 } from '../castore/digest.js';
+import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
 import { Packer } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
-import { ObjectGone, PART_SIZE, S3Objects } from './s3-objects.js';
+import { ObjectGone, S3Objects } from './s3-objects.js';
+import { PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
 import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
@@ -33,8 +32,8 @@ const READ_AHEAD: ReadAheadHint = { reads: 16, bytes: 64 << 20, sizesFromIndex: 
 
 
 export class S3BlobService implements BlobService {
-  /** A small blob's bytes, the upload body's buffer, one multipart part. */
-  readonly heldPerWriter = SMALL_MAX + (4 << 20) + PART_SIZE;
+  /** A small blob's bytes, then a large one's parts in flight and filling. */
+  readonly heldPerWriter = SMALL_MAX + PART_UPLOAD_HOLDS;
   private readonly s3: S3Objects;
   private readonly db: PgIndex;
   private readonly packer: Packer;
@@ -47,7 +46,7 @@ export class S3BlobService implements BlobService {
     const loc = parseS3Addr(addr);
     this.s3 = new S3Objects(loc);
     this.db = openPgIndex(loc.indexUrl);
-    this.packer = new Packer(this.s3, this.db);
+    this.packer = new Packer(this.s3, this.db, SMALL_MAX);
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
@@ -175,8 +174,13 @@ export class S3BlobService implements BlobService {
     let hash: Blake3Stream | undefined;
     let small: Uint8Array[] | undefined = [];
     let smallSize = 0;
+    /** Callers to tell once the small chunks are copied (their memory is read into again: no garbage per chunk). */
+    const smallReleased: (() => void)[] = [];
+    const releaseSmall = () => {
+      for (const r of smallReleased.splice(0)) r();
+    };
     let total = 0;
-    let large: { object: string; body: PassThrough; up: ReturnType<S3Objects['upload']> } | undefined;
+    let large: PartUpload | undefined;
     let finished = false;
     let releaseSlot: (() => void) | undefined;
     const acquireSlot = () =>
@@ -187,60 +191,60 @@ export class S3BlobService implements BlobService {
         }));
       });
 
-    const startLarge = () => {
-      const object = `blobs/${randomUUID()}`;
-      const body = new PassThrough({ highWaterMark: 4 << 20 });
-      large = { object, body, up: this.s3.upload(object, body) };
+    const startLarge = async () => {
+      large = new PartUpload(this.s3, `blobs/${randomUUID()}`);
       hash = new Blake3Stream();
-      for (const part of small!) {
-        hash.update(part);
-        body.write(part);
-      }
+      const parts = small!;
       small = undefined;
+      for (const part of parts) {
+        hash.update(part);
+        await large.write(part);
+      }
+      releaseSmall();
     };
     const discardLarge = async () => {
       if (!large) return;
-      large.body.destroy();
-      await large.up.abort();
+      await large.abort();
       // A single-PUT upload may have completed already.
       await this.s3.delete(large.object).catch(() => {});
     };
 
     return {
-      write: async (chunk) => {
+      write: async (chunk, released) => {
         if (finished) throw new Error('blob writer already closed');
-        if (chunk.length === 0) return;
+        if (chunk.length === 0) return released?.();
         // Kept, not copied: a caller does not change a chunk it has written (BlobWriter).
         total += chunk.length;
         if (small) {
           small.push(chunk);
+          if (released) smallReleased.push(released);
           smallSize += chunk.length;
           if (smallSize > SMALL_MAX) {
             await acquireSlot();
-            startLarge();
+            await startLarge();
           }
           return;
         }
         hash!.update(chunk);
-        if (!large!.body.write(chunk)) await Promise.race([once(large!.body, 'drain'), large!.up.done]);
+        await large!.write(chunk);
+        released?.(); // copied into a part
       },
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
         finished = true;
         if (small) {
-          // One copy: the packer keeps it until the pack is uploaded, and a
-          // view could pin a much larger buffer (a daemon's network read).
-          const data = Buffer.concat(small, smallSize);
-          const digest = blake3(data);
+          // Copied into its pack, not kept: a view could pin a much larger buffer (a daemon's network read).
           signal?.throwIfAborted();
-          await this.packer.add(digest, data);
+          const { digest, done } = this.packer.add(small, smallSize);
+          small = undefined;
+          releaseSmall();
+          await done;
           return digest;
         }
         const digest = hash!.digest();
         const l = large!;
-        l.body.end();
         try {
-          await l.up.done;
+          await l.finish();
           signal?.throwIfAborted();
         } catch (err) {
           await discardLarge();
@@ -259,6 +263,7 @@ export class S3BlobService implements BlobService {
       abort: async () => {
         finished = true;
         small = undefined;
+        releaseSmall();
         try {
           await discardLarge();
         } finally {

@@ -87,26 +87,48 @@ export class S3Objects {
     }
   }
 
-  /** A streamed upload: one PUT when small, multipart above PART_SIZE. */
-  upload(object: string, body: Readable): { done: Promise<void>; abort(): Promise<void> } {
-    const up = Promise.all([import('@aws-sdk/lib-storage'), this.client()]).then(
-      ([{ Upload }, client]) =>
-        new Upload({
-          client,
-          params: { Bucket: this.loc.bucket, Key: this.key(object), Body: body },
-          partSize: PART_SIZE,
-          queueSize: 4,
-          leavePartsOnError: false,
-        }),
-    );
-    const done = up.then((u) => u.done()).then(
-      () => {},
-      (err) => {
-        throw this.fail(`writing ${object}`, err);
-      },
-    );
-    done.catch(() => {});
-    return { done, abort: () => up.then((u) => u.abort()).catch(() => {}) };
+  /** Starts a multipart upload of `object`; its upload id. */
+  async startMultipart(object: string): Promise<string> {
+    try {
+      const { CreateMultipartUploadCommand } = await sdk();
+      const r = await (await this.client()).send(new CreateMultipartUploadCommand({ Bucket: this.loc.bucket, Key: this.key(object) }));
+      if (!r.UploadId) throw new Error('no UploadId in the answer');
+      return r.UploadId;
+    } catch (err) {
+      throw this.fail(`starting an upload of ${object}`, err);
+    }
+  }
+
+  /** Part `n` (from 1) of a multipart upload; its ETag. */
+  async putPart(object: string, uploadId: string, n: number, body: Buffer): Promise<string> {
+    try {
+      const { UploadPartCommand } = await sdk();
+      const r = await (await this.client()).send(new UploadPartCommand({ Bucket: this.loc.bucket, Key: this.key(object), UploadId: uploadId, PartNumber: n, Body: body, ContentLength: body.length }));
+      if (!r.ETag) throw new Error('no ETag in the answer');
+      return r.ETag;
+    } catch (err) {
+      throw this.fail(`writing part ${n} of ${object}`, err);
+    }
+  }
+
+  async completeMultipart(object: string, uploadId: string, etags: string[]): Promise<void> {
+    try {
+      const { CompleteMultipartUploadCommand } = await sdk();
+      await (await this.client()).send(
+        new CompleteMultipartUploadCommand({ Bucket: this.loc.bucket, Key: this.key(object), UploadId: uploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }),
+      );
+    } catch (err) {
+      throw this.fail(`finishing the upload of ${object}`, err);
+    }
+  }
+
+  async abortMultipart(object: string, uploadId: string): Promise<void> {
+    try {
+      const { AbortMultipartUploadCommand } = await sdk();
+      await (await this.client()).send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: this.key(object), UploadId: uploadId }));
+    } catch (err) {
+      throw this.fail(`abandoning the upload of ${object}`, err);
+    }
   }
 
   /**

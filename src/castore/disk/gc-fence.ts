@@ -69,6 +69,10 @@ export class GcFence {
   private readonly listeners: (() => Promise<void>)[] = [];
   private syncing: Promise<void> | undefined;
   private deleted: Set<string> | undefined;
+  /** The look at the epoch that callers of sync() wait for, until it is taken. */
+  private nextLook: Promise<void> | undefined;
+  /** Looks at the epoch taken so far (for tests). */
+  looks = 0;
 
   constructor(root: string) {
     this.dir = join(root, 'gc');
@@ -150,8 +154,23 @@ export class GcFence {
     }
   }
 
-  /** Drops cached knowledge if a collector started deleting since the last look (a small file read). */
+  /**
+   * Drops cached knowledge if a collector started deleting since the last
+   * look. One look (a stat and a small file read) serves every caller that
+   * asked before it was taken: each still sees the epoch as of after its
+   * call, and a batch of lookups (a PathInfo check of 50k blobs, a gRPC
+   * read of many Stats) costs one look, not one each.
+   */
   sync(): Promise<void> {
+    this.nextLook ??= Promise.resolve().then(() => {
+      this.nextLook = undefined;
+      return this.look();
+    });
+    return this.nextLook;
+  }
+
+  private look(): Promise<void> {
+    this.looks++;
     const epoch = this.readEpoch();
     if (epoch === this.seenEpoch) return this.syncing ?? Promise.resolve();
     if (this.seenEpoch === undefined) {

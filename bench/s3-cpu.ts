@@ -1,0 +1,102 @@
+// Where the time of a copy → S3 + PostgreSQL goes: wall time, CPU seconds
+// of the copy (per thread with THREADS=1), and CPU seconds of the servers
+// it writes to — RGW, the OSD and the monitor, PostgreSQL with its
+// backends — which share this machine's cores with the copy.
+// Run under scripts/scaleout/with-scaleout.sh (for durable servers as the
+// bench has them: CEPH_OBJECTSTORE=bluestore PG_FSYNC=on):
+//   node dist/bench/s3-cpu.js PATH...
+// CPU_PROF_DIR=DIR also writes a --cpu-prof profile of the copy there.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { CLI } from '../test/helpers/daemon.js';
+import { nixEnv } from '../test/helpers/nix.js';
+
+/** utime + stime (+ reaped children's, for PostgreSQL's exited backends) in seconds. */
+function cpuOf(pid: number, withChildren = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+    return (x[11] + x[12] + (withChildren ? x[13] + x[14] : 0)) / 100;
+  } catch {
+    return 0; // gone
+  }
+}
+
+/** The processes serving this run's S3 and PostgreSQL, found from with-scaleout's files. */
+function servers(): Map<string, () => number> {
+  const conf = process.env.NIX_CASTORE_TEST_CEPH_CONF;
+  if (!conf || !process.env.NIX_CASTORE_TEST_PG_URL) throw new Error('run under scripts/scaleout/with-scaleout.sh');
+  const cephBase = dirname(conf);
+  const out = new Map<string, () => number>();
+  for (const f of readdirSync(join(cephBase, 'pids'))) {
+    const pid = Number(readFileSync(join(cephBase, 'pids', f), 'utf8').trim());
+    out.set(f.replace(/\.pid$/, ''), () => cpuOf(pid));
+  }
+  const postmaster = Number(readFileSync(join(dirname(cephBase), 'pg', 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  out.set('postgres', () => {
+    let sum = cpuOf(postmaster, true);
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+        if (Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) sum += cpuOf(Number(p));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return sum;
+  });
+  return out;
+}
+
+async function freshStore(): Promise<string> {
+  const endpoint = process.env.NIX_CASTORE_TEST_S3_ENDPOINT!;
+  const name = `cpu${randomBytes(4).toString('hex')}`;
+  const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true });
+  await s3.send(new CreateBucketCommand({ Bucket: name }));
+  s3.destroy();
+  const admin = new pg.Client(process.env.NIX_CASTORE_TEST_PG_URL);
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const db = process.env.NIX_CASTORE_TEST_PG_URL!.replace(/\/[^/]*$/, `/${name}`);
+  return `s3://${name}/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(db)}`;
+}
+
+function copy(addr: string, paths: string[]): Promise<{ seconds: number; report: { cpuSeconds: { user: number; system: number }; peakRssMiB: number; blobsSent: number } }> {
+  const dir = process.env.CPU_PROF_DIR;
+  const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(process.execPath, [...prof, CLI, 'copy', '--json', '--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`copy exited ${code}: ${err}`));
+      resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, report: JSON.parse(out) });
+    });
+  });
+}
+
+const paths = process.argv.slice(2);
+if (paths.length === 0) {
+  console.error('usage: s3-cpu PATH... (under scripts/scaleout/with-scaleout.sh)');
+  process.exit(2);
+}
+const addr = await freshStore();
+const procs = servers();
+const before = new Map([...procs].map(([n, f]) => [n, f()]));
+const r = await copy(addr, paths);
+const used = [...procs].map(([n, f]) => [n, f() - before.get(n)!] as const);
+const serverCpu = used.reduce((a, [, c]) => a + c, 0);
+const c = r.report.cpuSeconds;
+console.log(
+  `copy → S3 + PostgreSQL: ${r.seconds.toFixed(2)} s wall; copy CPU ${(c.user + c.system).toFixed(2)} s (${c.user.toFixed(2)} + ${c.system.toFixed(2)}), RSS ${r.report.peakRssMiB} MiB; ` +
+    `servers CPU ${serverCpu.toFixed(2)} s (${used.map(([n, s]) => `${n} ${s.toFixed(2)}`).join(', ')}); ${r.report.blobsSent} blobs sent`,
+);
