@@ -438,7 +438,7 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
     const { config } = await evalModule(`{ services.nix-castore = ${m[1]}; }`);
     assert.match(
       config.systemd.services['nix-castore'].serviceConfig.ExecStart,
-      / daemon '--listen' '\[::1\]:8000' '--listen' 'unix:\/run\/nix-castore\/daemon\.sock' '--data' '\/var\/lib\/nix-castore' '--drain-spool' '\/var\/spool\/nix-castore' '--http' '127\.0\.0\.1:8080'$/,
+      / daemon '--listen' '\[::1\]:8000' '--listen' 'unix:\/run\/nix-castore\/daemon\.sock' '--data' '\/var\/lib\/nix-castore' '--drain-spool' '\/var\/spool\/nix-castore' '--gc-interval' '1d' '--gc-keep-since' '30d' '--max-buffered-bytes' '512M' '--http' '127\.0\.0\.1:8080'$/,
     );
     assert.ok(config.nix.settings['post-build-hook']);
   });
