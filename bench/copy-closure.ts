@@ -3,12 +3,12 @@
 // the same bytes, all in one run: every contender ROUNDS times, interleaved,
 // each between untimed flushes of the dirty pages and each copy into an
 // empty store; the median is reported with every round listed.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, readdir, lstat, appendFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemonProcess, CLI, CLI_NODE_FLAGS, type DaemonProcess } from '../test/helpers/daemon.js';
+import { startDaemonProcess, type DaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { formatNix32 } from '../src/nix/hash.js';
 import { fileAddr } from '../src/addr/parse.js';
@@ -17,31 +17,11 @@ import { ROUNDS, flush, flushedAround, listRounds, median, seconds, verdict } fr
 import { onePass } from './floor.js';
 import { diskWriteSeconds } from './disk-write.js';
 import { fileCount, nixNarHash, realFilesClosure } from './closure-data.js';
+import { runCopyJson, type CopyJson } from './run-copy.js';
 
 export { realFilesClosure } from './closure-data.js';
 
-interface CopyJson {
-  bytesRead: number;
-  bytesSent: number;
-  blobsSent: number;
-  peakRssMiB: number;
-  cpuSeconds: { user: number; system: number };
-}
-
-function runCopy(args: string[]): Promise<{ seconds: number; report: CopyJson }> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`copy exited ${code}: ${err}`));
-      resolve({ seconds: seconds(t0), report: JSON.parse(out) });
-    });
-  });
-}
+const runCopy = (args: string[]) => runCopyJson(args);
 
 /** CPU seconds a process has used so far, all its threads (Linux /proc). */
 function processCpu(pid: number): { user: number; system: number } {

@@ -3,13 +3,12 @@
 // a change on a shared machine, where wall time moves with the neighbours.
 // Usage: node dist/bench/cpu-copy.js daemon|file|floor PATH...
 // CPU_PROF_DIR=DIR also writes --cpu-prof profiles of both processes there.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemonProcess, CLI, CLI_NODE_FLAGS } from '../test/helpers/daemon.js';
-import { nixEnv } from '../test/helpers/nix.js';
+import { startDaemonProcess } from '../test/helpers/daemon.js';
+import { runCopyJson } from './run-copy.js';
 import { fileAddr } from '../src/addr/parse.js';
 import { peakRssMiB } from './util.js';
 import { onePass } from './floor.js';
@@ -61,23 +60,15 @@ function threadCpu(pid: number): { stop(): Map<string, number> } {
 
 const showThreads = (m: Map<string, number>): string => [...m].sort((a, b) => b[1] - a[1]).filter(([, c]) => c >= 0.05).map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ');
 
-function runCopy(args: string[]): Promise<{ seconds: number; user: number; system: number; rss: number; sent: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, ...profArgs('copy'), CLI, 'copy', '--json', ...args], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const threads = threadCpu(child.pid!);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`copy exited ${code}: ${err}`));
-      const r = JSON.parse(out);
-      if (process.env.THREADS) console.log(`  copy threads: ${showThreads(threads.stop())}`);
-      else threads.stop();
-      resolve({ seconds: (Date.now() - t0) / 1000, user: r.cpuSeconds.user, system: r.cpuSeconds.system, rss: r.peakRssMiB, sent: r.bytesSent });
-    });
-  });
+async function runCopy(args: string[]): Promise<{ seconds: number; user: number; system: number; rss: number; sent: number }> {
+  let threads: ReturnType<typeof threadCpu> | undefined;
+  try {
+    const { seconds, report: r } = await runCopyJson(args, { nodeArgs: profArgs('copy'), onSpawn: (child) => (threads = threadCpu(child.pid!)) });
+    if (process.env.THREADS) console.log(`  copy threads: ${showThreads(threads!.stop())}`);
+    return { seconds, user: r.cpuSeconds.user, system: r.cpuSeconds.system, rss: r.peakRssMiB, sent: r.bytesSent };
+  } finally {
+    threads?.stop();
+  }
 }
 
 const [mode, ...paths] = process.argv.slice(2);

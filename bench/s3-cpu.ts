@@ -6,14 +6,13 @@
 // bench has them: CEPH_OBJECTSTORE=bluestore PG_FSYNC=on):
 //   node dist/bench/s3-cpu.js PATH...
 // CPU_PROF_DIR=DIR also writes a --cpu-prof profile of the copy there.
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { CLI } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
+import { runCopyJson } from './run-copy.js';
 
 /** utime + stime (+ reaped children's, for PostgreSQL's exited backends) in seconds. */
 function cpuOf(pid: number, withChildren = false): number {
@@ -67,21 +66,9 @@ async function freshStore(): Promise<string> {
   return `s3://${name}/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(db)}`;
 }
 
-function copy(addr: string, paths: string[]): Promise<{ seconds: number; report: { cpuSeconds: { user: number; system: number }; peakRssMiB: number; blobsSent: number } }> {
+function copy(addr: string, paths: string[]) {
   const dir = process.env.CPU_PROF_DIR;
-  const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [...prof, CLI, 'copy', '--json', '--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`copy exited ${code}: ${err}`));
-      resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, report: JSON.parse(out) });
-    });
-  });
+  return runCopyJson(['--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, nodeArgs: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [] });
 }
 
 const paths = process.argv.slice(2);

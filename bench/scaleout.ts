@@ -4,7 +4,7 @@
 //
 // Ceph runs on bluestore (not memstore) and PostgreSQL with fsync on, so
 // the scale-out store writes as durably as the local one does.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
 import { listObjects, readAll } from './s3-floor.js';
 import pg from 'pg';
-import { CLI, CLI_NODE_FLAGS, startDaemonProcess } from '../test/helpers/daemon.js';
+import { CLI, startDaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
+import { runCopyJson } from './run-copy.js';
 import { openStore, sameAddr } from '../src/addr/open.js';
 import { fileAddr } from '../src/addr/parse.js';
 import { batchesOf } from '../src/castore/blob-service.js';
@@ -28,20 +29,7 @@ function parseEnv(text: string): Record<string, string> {
   return Object.fromEntries(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
-function copy(store: string, paths: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; report: { blobsSent: number; bytesSent: number } }> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, 'copy', '--json', '--store', store, ...paths], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`copy to ${store} exited ${code}: ${err}`));
-      resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, report: JSON.parse(out) });
-    });
-  });
-}
+const copy = (store: string, paths: string[], env: NodeJS.ProcessEnv) => runCopyJson(['--store', store, ...paths], { env });
 
 /** Requests RGW has served so far, from its own perf counters. */
 async function rgwRequests(cephBase: string): Promise<number> {
