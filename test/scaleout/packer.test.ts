@@ -14,17 +14,10 @@ import { S3Objects } from '../../src/scaleout/s3-objects.js';
 import { openPgIndex } from '../../src/scaleout/pg-index.js';
 import { SMALL_MAX } from '../../src/scaleout/s3-blob-service.js';
 import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
+import { Rng } from '../helpers/seeded-random.js';
 
-/** Distinct, deterministic bytes. */
-function seededBytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed * 2654435761;
-  for (let i = 0; i + 4 <= n; i += 4) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b.writeUInt32LE(x, i);
-  }
-  return b;
-}
+/** Distinct, deterministic bytes (the tests' one seeded PRNG). */
+const seededBytes = (n: number, seed: number): Buffer => new Rng(seed).bytes(n);
 
 describe('scale-out packer', () => {
   let where: ScaleoutAddr;

@@ -15,16 +15,10 @@ import { parseS3Addr } from '../../src/scaleout/addr.js';
 import { PART_SIZE, S3Objects } from '../../src/scaleout/s3-objects.js';
 import { PartUpload } from '../../src/scaleout/part-upload.js';
 import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client, type ScaleoutAddr } from '../helpers/scaleout.js';
+import { Rng } from '../helpers/seeded-random.js';
 
-function bytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0;
-  for (let i = 0; i + 4 <= n; i += 4) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b.writeUInt32LE(x, i);
-  }
-  return b;
-}
+/** Distinct, deterministic bytes (the tests' one seeded PRNG). */
+const seededBytes = (n: number, seed: number): Buffer => new Rng(seed).bytes(n);
 
 /** Writes `data` in chunks of the given sizes, round robin. */
 async function writeIn(w: { write(c: Uint8Array): Promise<void> }, data: Buffer, sizes: number[]): Promise<void> {
@@ -46,7 +40,7 @@ describe('scale-out large blobs in parts', () => {
     const store = openStore(sameAddr(where.addr));
     try {
       for (const [i, size] of [(1 << 20) + 1, PART_SIZE, 2 * PART_SIZE + 12345].entries()) {
-        const data = bytes(size, i + 7);
+        const data = seededBytes(size, i + 7);
         const w = store.blobs.put();
         // Every chunk is handed back once copied (the caller reads into it again).
         let chunks = 0;
@@ -64,7 +58,7 @@ describe('scale-out large blobs in parts', () => {
   it('a blob of 7 parts becomes one object of its size', async () => {
     const s3 = new S3Objects(parseS3Addr(where.addr));
     try {
-      const data = bytes(6 * PART_SIZE + 5, 99);
+      const data = seededBytes(6 * PART_SIZE + 5, 99);
       const up = new PartUpload(s3, 'blobs/seven-parts');
       await writeIn(up, data, [1 << 20]);
       await up.finish();
@@ -80,7 +74,7 @@ describe('scale-out large blobs in parts', () => {
     const client = scaleoutS3Client(await scaleoutEnv());
     try {
       const up = new PartUpload(s3, 'blobs/aborted');
-      await writeIn(up, bytes(2 * PART_SIZE + 1, 5), [1 << 20]);
+      await writeIn(up, seededBytes(2 * PART_SIZE + 1, 5), [1 << 20]);
       await up.abort();
       const open = await client.send(new ListMultipartUploadsCommand({ Bucket: where.bucket }));
       assert.deepEqual((open.Uploads ?? []).map((u) => u.Key), []);
@@ -95,7 +89,7 @@ describe('scale-out large blobs in parts', () => {
     const s3 = new S3Objects({ ...parseS3Addr(where.addr), bucket: `no-such-bucket-${process.pid}` });
     try {
       const up = new PartUpload(s3, 'blobs/x');
-      const err = await writeIn(up, bytes(4 * PART_SIZE, 1), [1 << 20]).then(() => up.finish()).then(() => undefined, (e: unknown) => e);
+      const err = await writeIn(up, seededBytes(4 * PART_SIZE, 1), [1 << 20]).then(() => up.finish()).then(() => undefined, (e: unknown) => e);
       assert.match(String(err), /bucket no-such-bucket-\d+ does not exist .*create it first/);
       await up.abort();
     } finally {
