@@ -70,6 +70,10 @@ export async function startDaemonProcess(opts: { args?: string[]; extraArgs?: st
         await exited;
       }
       await rm(tmp, { recursive: true, force: true });
+      // The daemon logs an unhandled rejection and keeps serving (process-guard.ts):
+      // every test that starts one fails if one escaped, not only the tests aimed at it.
+      const escaped = /nix-castore daemon: BUG: unhandled rejection[^\n]*(\n\s+at [^\n]*)*/.exec(log);
+      if (escaped) throw new Error(`the daemon logged an unhandled rejection during this test:\n${escaped[0]}`);
       return child.exitCode;
     },
   };
