@@ -206,7 +206,7 @@ export const daemonCommand: Command = {
     keepServingOnUnhandledRejection();
 
     let opened: Store | undefined;
-    const admin = adminFor(addrs, () => opened);
+    const admin = adminFor(addrs, () => opened, values['gc-memory']);
     const gcLog = (m: string) => console.error(`nix-castore daemon: ${m}`);
     const gcSchedule = scheduleGc(values, admin, readOnly, gcLog);
     await probeScaleout(Object.values(addrs));

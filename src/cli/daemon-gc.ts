@@ -28,7 +28,9 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
       --gc-max-size S      the most recently used paths up to S (e.g. 500G);
       --gc-grace D         what was written within D (default 1h).
       --gc-memory S        memory for the collector's marks (default
-                           64MiB; beyond it they spill to disk).
+                           64MiB; beyond it they spill to disk), also for
+                           collections asked through AdminService that
+                           name none (needs no --gc-interval).
                            Needs an on-disk or scale-out (s3://) store;
                            not with --read-only.
                            'nix-castore gc --store grpc+…' and 'pin' reach
@@ -40,9 +42,14 @@ export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' f
  * all three services). Before each collection the daemon seals the packs it
  * writes to, so their garbage can go too.
  */
-export function adminFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
+export function adminFor(addrs: StoreAddrs, store: () => Store | undefined, memory?: string): GcAdmin | undefined {
   const admin = collectorFor(addrs, store);
-  return admin && metered(admin);
+  return admin && metered(memory === undefined ? admin : withMemory(admin, memory));
+}
+
+/** --gc-memory is also what a caller's collection gets when it names no memory of its own. */
+function withMemory(admin: GcAdmin, memory: string): GcAdmin {
+  return { ...admin, collect: (req, log) => admin.collect({ ...req, memory: req.memory || memory }, log) };
 }
 
 function collectorFor(addrs: StoreAddrs, store: () => Store | undefined): GcAdmin | undefined {
@@ -71,8 +78,12 @@ export function scheduleGc(
   const interval = values['gc-interval'];
   const req: GcRequest = { keepSince: values['gc-keep-since'], maxSize: values['gc-max-size'], grace: values['gc-grace'], memory: values['gc-memory'] };
   if (interval === undefined) {
-    for (const f of ['gc-keep-since', 'gc-max-size', 'gc-grace', 'gc-memory'] as const) {
+    for (const f of ['gc-keep-since', 'gc-max-size', 'gc-grace'] as const) {
       if (values[f] !== undefined) throw new UsageError(`--${f} is a policy for scheduled collections: give --gc-interval D too`);
+    }
+    if (values['gc-memory'] !== undefined) {
+      if (!admin) throw new UsageError('--gc-memory needs a store with a collector: on disk (--data DIR or --store file:///DIR) or scale-out (--store s3://…?index=postgres://…)');
+      checkPolicy({ keepSince: '0', memory: values['gc-memory'] });
     }
     return undefined;
   }
@@ -80,11 +91,7 @@ export function scheduleGc(
   if (everyMs < 1000) throw new UsageError('--gc-interval must be at least 1s');
   if (readOnly) throw new UsageError('--gc-interval deletes from the store: not with --read-only');
   if (!admin) throw new UsageError('--gc-interval needs a store with a collector: on disk (--data DIR or --store file:///DIR) or scale-out (--store s3://…?index=postgres://…)');
-  try {
-    policyOf(req);
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/--(keep-since|max-size|grace|memory)/g, '--gc-$1'));
-  }
+  checkPolicy(req);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   const ac = new AbortController();
@@ -122,4 +129,13 @@ export function scheduleGc(
 /** Makes a store record the reads it serves (for --keep-since): the daemon and `nar` do (on disk and scale-out). */
 export function recordReads(store: Store): void {
   if (store.pathInfos instanceof LocalPathInfoService) store.pathInfos.recordReads = true;
+}
+
+/** The policy flags' errors, named as the daemon's --gc-… flags. */
+function checkPolicy(req: GcRequest): void {
+  try {
+    policyOf(req);
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/--(keep-since|max-size|grace|memory)/g, '--gc-$1'));
+  }
 }

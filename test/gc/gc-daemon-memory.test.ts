@@ -1,7 +1,8 @@
 // `gc --memory S` against a daemon: the budget travels in AdminService's
 // CollectGarbageRequest (field 5) and the daemon's collector uses it; none
 // given is the default; more than half of the daemon's machine's memory is
-// refused and nothing is deleted.
+// refused and nothing is deleted. A daemon's --gc-memory is what a
+// request that names none gets.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,8 +21,10 @@ const A = `/nix/store/${'f'.repeat(32)}-gc-memory-a`;
 describe('gc --memory through a daemon', () => {
   let dir: string | undefined;
   let daemon: DaemonProcess | undefined;
+  let second: DaemonProcess | undefined;
   after(async () => {
     await daemon?.stop();
+    await second?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -60,5 +63,26 @@ describe('gc --memory through a daemon', () => {
     }
     const fsck = await runCli(['fsck', '--store', fileAddr(dir), '--nar']);
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  });
+
+  it("a daemon's --gc-memory is the budget of requests that name none (no --gc-interval needed)", async () => {
+    const data = await mkdtemp(join(tmpdir(), 'gc-daemon-memory-default-'));
+    try {
+      const refused = await runCli(['daemon', '--data', data, '--listen', `unix:${join(data, 'never.sock')}`, '--gc-memory', '10K']);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /--gc-memory must be at least 1MiB/);
+      second = await startDaemonProcess({ args: ['--data', data, '--gc-memory', '3MiB'] });
+      const gc = (...flags: string[]) => runCli(['gc', '--store', second!.addr, '--keep-since', '0', '--dry-run', '--json', ...flags]);
+      const none = await gc();
+      assert.equal(none.code, 0, none.stderr);
+      assert.equal((JSON.parse(none.stdout) as GcReport).memory?.budgetBytes, 3 << 20, "the daemon's --gc-memory");
+      const own = await gc('--memory', '2MiB');
+      assert.equal(own.code, 0, own.stderr);
+      assert.equal((JSON.parse(own.stdout) as GcReport).memory?.budgetBytes, 2 << 20, "the request's own");
+    } finally {
+      await second?.stop();
+      second = undefined;
+      await rm(data, { recursive: true, force: true });
+    }
   });
 });
