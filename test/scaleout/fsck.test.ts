@@ -404,10 +404,10 @@ describe('nix-castore fsck --store s3://…', () => {
 
   it('other addresses are refused (exit 2); an unreachable database is an error (exit 1)', async () => {
     const bad = await runCli(['fsck', '--store', 'postgres://127.0.0.1/x']);
-    assert.equal(bad.code, 2);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.match(bad.stderr, /on-disk store .* or a scale-out one/);
     const noIndex = await runCli(['fsck', '--store', 's3://bucket/prefix']);
-    assert.equal(noIndex.code, 2);
+    assert.equal(noIndex.code, 2, noIndex.stdout + noIndex.stderr);
     assert.match(noIndex.stderr, /needs index=postgres/);
     const q = new URLSearchParams({ index: 'postgres://nobody:sekret@127.0.0.1:1/none', endpoint: 'http://127.0.0.1:1' });
     const r = await fsckCli(`s3://bucket/prefix?${q}`);
