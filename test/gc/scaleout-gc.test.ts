@@ -261,6 +261,10 @@ describe('gc of a scale-out store', () => {
 
   it('a PathInfo Put arriving while a collector deletes waits for it, then is stored', async () => {
     const { s, junkD, junk } = await populate('gc-wait');
+    // populate's connections are closed, but a backend may linger a moment: its fence looks do not count.
+    const watcher = new pg.Client({ connectionString: s.pgUrl });
+    await watcher.connect();
+    const before = (await watcher.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')).rows.map((r) => r.pid);
     const gc = await PgGc.open(s.pgUrl);
     const store = openStore(sameAddr(s.addr));
     try {
@@ -270,13 +274,27 @@ describe('gc of a scale-out store', () => {
       info.narinfo = { narSize: nar.narSize, narSha256: nar.narSha256, signatures: [], referenceNames: [] };
       let settled = false;
       const putting = store.pathInfos.put(info).finally(() => (settled = true));
-      // Let the Put read the phase at least once while it says `deleting`.
-      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
+      // The Put waits once one backend has run the fence's look at gc_state
+      // twice (a later query_start): it read `deleting` and looked again.
+      // Without the wait it would go on to its content checks and the FOR
+      // SHARE look, and never repeat this one.
+      const firstLook = new Map<number, string>();
+      for (const deadline = Date.now() + 60_000; ; ) {
+        const r = await watcher.query<{ pid: number; started: string }>(
+          `SELECT pid, query_start::text AS started FROM pg_stat_activity WHERE datname = current_database() AND pid <> ALL($1::int[]) AND query LIKE 'SELECT epoch, CASE WHEN%' AND query NOT LIKE '%FOR SHARE%'`,
+          [before],
+        );
+        if (r.rows.some((row) => firstLook.has(row.pid) && firstLook.get(row.pid) !== row.started)) break;
+        for (const row of r.rows) if (!firstLook.has(row.pid)) firstLook.set(row.pid, row.started);
+        assert.ok(Date.now() < deadline, 'the Put did not look at the collector’s phase again: it did not wait');
+        await new Promise((r) => setTimeout(r, 5));
+      }
       assert.equal(settled, false, 'the Put was not refused at once');
       await gc.close();
       await putting;
       assert.ok(await store.pathInfos.get(parseAbsolute(LATE).digest));
     } finally {
+      await watcher.end();
       await gc.close();
       await store.close();
     }
