@@ -108,12 +108,12 @@ export class S3BlobService implements BlobService {
     }
   }
 
-  async readMany(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Buffer | undefined)[]> {
+  async readMany(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Uint8Array[] | undefined)[]> {
     digests.forEach((d) => checkB3(d));
     return this.atCurrentPlaces(digests, (locs) => readLocated(this.s3, digests, locs, maxBytes, opts));
   }
 
-  async readRange(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Buffer | undefined> {
+  async readRange(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Uint8Array[] | undefined> {
     checkB3(digest);
     return this.atCurrentPlaces([digest], ([loc]) => (loc ? readPart(this.s3, digest, loc, offset, length, opts) : Promise.resolve(undefined)));
   }
