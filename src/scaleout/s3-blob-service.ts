@@ -29,6 +29,12 @@ const LARGE_UPLOADS = 4;
  * one GET streams at a fraction of what the server gives several.
  */
 const READ_AHEAD: ReadAheadHint = { reads: 16, bytes: 64 << 20, sizesFromIndex: true, rangeBytes: 8 << 20 };
+/**
+ * Locations sizeOf found, kept for the read that follows it (NAR rendering
+ * asks every file's size ahead, then reads it): without them each blob was
+ * looked up in the index twice. Taken once; the oldest go first.
+ */
+const SIZED_KEPT = 32_768;
 
 
 export class S3BlobService implements BlobService {
@@ -41,6 +47,9 @@ export class S3BlobService implements BlobService {
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
   private readonly packCache: PackCache;
   readonly readAhead = READ_AHEAD;
+  private readonly sized = new Map<string, Location>();
+  /** Digests looked up in the blob index so far, for tests and benchmarks. */
+  indexLookups = 0;
 
   constructor(addr: string) {
     const loc = parseS3Addr(addr);
@@ -49,6 +58,7 @@ export class S3BlobService implements BlobService {
     this.packer = new Packer(this.s3, this.db, SMALL_MAX);
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
+      this.indexLookups += keys.length;
       const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
         // A join with unnest() keeps PostgreSQL on the primary key for
         // large batches, where `= ANY($1)` may choose a sequential scan.
@@ -73,7 +83,7 @@ export class S3BlobService implements BlobService {
   /** For reads: a cached location may be stale (moved by a collector), which read() handles. */
   private async locate(digest: Uint8Array): Promise<Location | undefined> {
     const id = Buffer.from(digest).toString('hex');
-    const known = this.packCache.locations.get(id);
+    const known = this.packCache.locations.get(id) ?? this.takeSized(id);
     if (known) return known;
     const loc = await this.locations.get(digest);
     if (loc && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
@@ -90,7 +100,23 @@ export class S3BlobService implements BlobService {
 
   async sizeOf(digest: Uint8Array): Promise<number | undefined> {
     checkB3(digest);
-    return (await this.locations.get(digest))?.length;
+    const loc = await this.locations.get(digest);
+    if (loc) {
+      const id = Buffer.from(digest).toString('hex');
+      this.sized.delete(id);
+      if (this.sized.size >= SIZED_KEPT) this.sized.delete(this.sized.keys().next().value!);
+      this.sized.set(id, loc);
+    }
+    return loc?.length;
+  }
+
+  private takeSized(id: string): Location | undefined {
+    const loc = this.sized.get(id);
+    if (loc) {
+      this.sized.delete(id);
+      if (loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
+    }
+    return loc;
   }
 
   /** A packed blob's bytes; if its pack is gone (rewritten by a collector), from where the index says it is now. */
