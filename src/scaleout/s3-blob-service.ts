@@ -81,12 +81,17 @@ export class S3BlobService implements BlobService {
   }
 
   /** For reads: a cached location may be stale (moved by a collector), which read() handles. */
-  private async locate(digest: Uint8Array): Promise<Location | undefined> {
+  /**
+   * `forWindows`: the read goes through the pack cache, which keeps the
+   * location; NAR rendering's reads (readMany, readRange) do not, so their
+   * tens of thousands of locations are not kept for hours in a daemon.
+   */
+  private async locate(digest: Uint8Array, forWindows = true): Promise<Location | undefined> {
     const id = Buffer.from(digest).toString('hex');
-    const known = this.packCache.locations.get(id) ?? this.takeSized(id);
+    const known = this.packCache.locations.get(id) ?? this.takeSized(id, forWindows);
     if (known) return known;
     const loc = await this.locations.get(digest);
-    if (loc && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
+    if (forWindows && loc && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
     return loc;
   }
 
@@ -110,11 +115,11 @@ export class S3BlobService implements BlobService {
     return loc?.length;
   }
 
-  private takeSized(id: string): Location | undefined {
+  private takeSized(id: string, forWindows: boolean): Location | undefined {
     const loc = this.sized.get(id);
     if (loc) {
       this.sized.delete(id);
-      if (loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
+      if (forWindows && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
     }
     return loc;
   }
@@ -151,14 +156,19 @@ export class S3BlobService implements BlobService {
    * every NAR that needs a moved blob.
    */
   private async atCurrentPlaces<T>(digests: Uint8Array[], run: (locs: (Location | undefined)[]) => Promise<T>): Promise<T> {
-    const locs = await Promise.all(digests.map((d) => this.locate(d)));
+    const locs = await Promise.all(digests.map((d) => this.locate(d, false)));
     try {
       return await run(locs);
     } catch (err) {
       if (!(err instanceof ObjectGone)) throw err;
       for (const l of locs) if (l) this.packCache.forgetObject(l.object);
-      return run(await Promise.all(digests.map((d) => this.locate(d))));
+      return run(await Promise.all(digests.map((d) => this.locate(d, false))));
     }
+  }
+
+  /** Locations the pack cache keeps (at most 200,000), for tests. */
+  get locationsKept(): number {
+    return this.packCache.locations.size;
   }
 
   /** Bytes received from S3 and GETs still open, for tests and benchmarks. */

@@ -115,6 +115,7 @@ describe('NAR rendering from S3 + PostgreSQL reads ahead', () => {
       const stats = new ReadAheadStats();
       const requests = svc.s3Requests;
       const lookups = svc.indexLookups;
+      const kept = svc.locationsKept;
       const nar = await collect(renderNar(await nodeOf(path), store, { stats }));
       assert.ok(nar.equals(await nixStoreDump(path)), `${path}: the NAR differs from nix-store --dump`);
       assert.ok(stats.peakHeld <= BUDGET, `${path}: held ${stats.peakHeld} bytes`);
@@ -125,6 +126,8 @@ describe('NAR rendering from S3 + PostgreSQL reads ahead', () => {
         // Each file's location is looked up once: the read takes what its size lookup found.
         const looked = svc.indexLookups - lookups;
         assert.ok(looked <= treeFiles, `${treeFiles} files took ${looked} blob index lookups`);
+        // ... and not kept afterwards (a daemon would hold them for hours).
+        assert.ok(svc.locationsKept - kept < 10, `${svc.locationsKept - kept} locations kept`);
       }
       if (path === fx.paths.big) {
         assert.ok(stats.peakInFlight > 1, `the 100 MiB file was read ${stats.peakInFlight} GET at a time`);
