@@ -51,16 +51,18 @@ export interface BlobService {
   /**
    * Bytes [offset, offset + length) of a blob, or `undefined` when the blob
    * is absent; a range past its end is an error. Services that can fetch
-   * parts of one blob in parallel (S3) have it.
+   * parts of one blob in parallel (S3) have it. The bytes come as the
+   * chunks they arrived in (views, not copies: a copy of every byte read
+   * cost the S3 renderer more CPU than the rest of its own work).
    */
-  readRange?(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Buffer | undefined>;
+  readRange?(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Uint8Array[] | undefined>;
   /**
    * Many whole blobs at once, in order (`undefined` for an absent one), for
    * services that fetch neighbours in one request (S3 packs). Each result
    * is at most `maxBytes[i]` long, else the call fails: callers budget
-   * memory by those.
+   * memory by those. Each blob comes as chunks, like readRange's.
    */
-  readMany?(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Buffer | undefined)[]>;
+  readMany?(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Uint8Array[] | undefined)[]>;
   /** See ReadAheadHint; absent: a few small files ahead. */
   readonly readAhead?: ReadAheadHint;
   /**

@@ -29,6 +29,12 @@ const LARGE_UPLOADS = 4;
  * one GET streams at a fraction of what the server gives several.
  */
 const READ_AHEAD: ReadAheadHint = { reads: 16, bytes: 64 << 20, sizesFromIndex: true, rangeBytes: 8 << 20 };
+/**
+ * Locations sizeOf found, kept for the read that follows it (NAR rendering
+ * asks every file's size ahead, then reads it): without them each blob was
+ * looked up in the index twice. Taken once; the oldest go first.
+ */
+const SIZED_KEPT = 32_768;
 
 
 export class S3BlobService implements BlobService {
@@ -41,6 +47,9 @@ export class S3BlobService implements BlobService {
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
   private readonly packCache: PackCache;
   readonly readAhead = READ_AHEAD;
+  private readonly sized = new Map<string, Location>();
+  /** Digests looked up in the blob index so far, for tests and benchmarks. */
+  indexLookups = 0;
 
   constructor(addr: string) {
     const loc = parseS3Addr(addr);
@@ -49,6 +58,7 @@ export class S3BlobService implements BlobService {
     this.packer = new Packer(this.s3, this.db, SMALL_MAX);
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
+      this.indexLookups += keys.length;
       const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
         // A join with unnest() keeps PostgreSQL on the primary key for
         // large batches, where `= ANY($1)` may choose a sequential scan.
@@ -71,12 +81,17 @@ export class S3BlobService implements BlobService {
   }
 
   /** For reads: a cached location may be stale (moved by a collector), which read() handles. */
-  private async locate(digest: Uint8Array): Promise<Location | undefined> {
+  /**
+   * `forWindows`: the read goes through the pack cache, which keeps the
+   * location; NAR rendering's reads (readMany, readRange) do not, so their
+   * tens of thousands of locations are not kept for hours in a daemon.
+   */
+  private async locate(digest: Uint8Array, forWindows = true): Promise<Location | undefined> {
     const id = Buffer.from(digest).toString('hex');
-    const known = this.packCache.locations.get(id);
+    const known = this.packCache.locations.get(id) ?? this.takeSized(id, forWindows);
     if (known) return known;
     const loc = await this.locations.get(digest);
-    if (loc && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
+    if (forWindows && loc && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
     return loc;
   }
 
@@ -90,7 +105,23 @@ export class S3BlobService implements BlobService {
 
   async sizeOf(digest: Uint8Array): Promise<number | undefined> {
     checkB3(digest);
-    return (await this.locations.get(digest))?.length;
+    const loc = await this.locations.get(digest);
+    if (loc) {
+      const id = Buffer.from(digest).toString('hex');
+      this.sized.delete(id);
+      if (this.sized.size >= SIZED_KEPT) this.sized.delete(this.sized.keys().next().value!);
+      this.sized.set(id, loc);
+    }
+    return loc?.length;
+  }
+
+  private takeSized(id: string, forWindows: boolean): Location | undefined {
+    const loc = this.sized.get(id);
+    if (loc) {
+      this.sized.delete(id);
+      if (forWindows && loc.object.startsWith('packs/')) this.packCache.remember(id, loc);
+    }
+    return loc;
   }
 
   /** A packed blob's bytes; if its pack is gone (rewritten by a collector), from where the index says it is now. */
@@ -108,12 +139,12 @@ export class S3BlobService implements BlobService {
     }
   }
 
-  async readMany(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Buffer | undefined)[]> {
+  async readMany(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Uint8Array[] | undefined)[]> {
     digests.forEach((d) => checkB3(d));
     return this.atCurrentPlaces(digests, (locs) => readLocated(this.s3, digests, locs, maxBytes, opts));
   }
 
-  async readRange(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Buffer | undefined> {
+  async readRange(digest: Uint8Array, offset: number, length: number, opts?: ReadOptions): Promise<Uint8Array[] | undefined> {
     checkB3(digest);
     return this.atCurrentPlaces([digest], ([loc]) => (loc ? readPart(this.s3, digest, loc, offset, length, opts) : Promise.resolve(undefined)));
   }
@@ -125,14 +156,19 @@ export class S3BlobService implements BlobService {
    * every NAR that needs a moved blob.
    */
   private async atCurrentPlaces<T>(digests: Uint8Array[], run: (locs: (Location | undefined)[]) => Promise<T>): Promise<T> {
-    const locs = await Promise.all(digests.map((d) => this.locate(d)));
+    const locs = await Promise.all(digests.map((d) => this.locate(d, false)));
     try {
       return await run(locs);
     } catch (err) {
       if (!(err instanceof ObjectGone)) throw err;
       for (const l of locs) if (l) this.packCache.forgetObject(l.object);
-      return run(await Promise.all(digests.map((d) => this.locate(d))));
+      return run(await Promise.all(digests.map((d) => this.locate(d, false))));
     }
+  }
+
+  /** Locations the pack cache keeps (at most 200,000), for tests. */
+  get locationsKept(): number {
+    return this.packCache.locations.size;
   }
 
   /** Bytes received from S3 and GETs still open, for tests and benchmarks. */

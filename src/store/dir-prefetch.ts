@@ -25,6 +25,14 @@ const MAX_DIRS_AHEAD = 256;
 const MAX_ENTRIES_AHEAD = 65_536;
 /** Directories known and not loaded yet, at most (the rest load when the walk gets there). */
 const MAX_WANTED = 65_536;
+/**
+ * Directories taken lately, kept by digest up to this many entries: a
+ * tree holds the same directory at several places (the bench's /usr/share:
+ * 467 of 3,420), and each such place used to wait for a fresh load (two
+ * queries) because the load ahead had gone to the first place.
+ */
+const RECENT_ENTRIES = 16_384;
+const RECENT_DIRS = 1024;
 
 export function sortedEntries(d: Directory): Node[] {
   const all: Node[] = [
@@ -52,6 +60,9 @@ export class DirPrefetch {
   /** Directories the walk loaded itself before their turn came here: skipped once. */
   private readonly passed = new Map<string, number>();
   private stopped = false;
+  /** Taken lately, least recently used first (Map order), with their entry counts. */
+  private readonly recent = new Map<string, { p: Promise<LoadedDir>; entries: number }>();
+  private recentEntries = 0;
 
   constructor(
     private readonly dirs: DirectoryService,
@@ -59,7 +70,7 @@ export class DirPrefetch {
     private readonly withSizes: boolean,
   ) {}
 
-  /** The directory at `place` in the walk, from the loads ahead or loaded now. */
+  /** The directory at `place` in the walk, from the loads ahead, the ones taken lately, or loaded now. */
   take(digest: Uint8Array, place: number[]): Promise<LoadedDir> {
     const key = b3Hex(digest);
     const a = this.ahead.get(key);
@@ -67,12 +78,36 @@ export class DirPrefetch {
       this.ahead.delete(key);
       this.entriesAhead -= a.entries;
       this.fill();
-      return a.p;
+      return this.keep(key, a.p);
     }
     // The walk got here first: its turn in `wanted`, if any, is skipped.
     if (this.passed.size < MAX_WANTED) this.passed.set(key, (this.passed.get(key) ?? 0) + 1);
+    const r = this.recent.get(key);
+    if (r) {
+      this.recent.delete(key); // most recently used: to the end
+      this.recent.set(key, r);
+      return r.p;
+    }
     const p = this.load(digest, place);
     this.fill();
+    return this.keep(key, p);
+  }
+
+  /** Remembers a taken directory once loaded, within RECENT_ENTRIES / RECENT_DIRS. */
+  private keep(key: string, p: Promise<LoadedDir>): Promise<LoadedDir> {
+    p.then(
+      (d) => {
+        if (this.stopped || this.recent.has(key) || d.entries.length > RECENT_ENTRIES) return;
+        this.recent.set(key, { p, entries: d.entries.length });
+        this.recentEntries += d.entries.length;
+        for (const [k, old] of this.recent) {
+          if (this.recentEntries <= RECENT_ENTRIES && this.recent.size <= RECENT_DIRS) break;
+          this.recent.delete(k);
+          this.recentEntries -= old.entries;
+        }
+      },
+      () => {}, // seen by whoever took it
+    );
     return p;
   }
 
@@ -80,6 +115,7 @@ export class DirPrefetch {
   stop(): void {
     this.stopped = true;
     this.ahead.clear();
+    this.recent.clear();
     this.wanted = new PlaceHeap();
   }
 
@@ -105,7 +141,7 @@ export class DirPrefetch {
         else this.passed.delete(key);
         continue;
       }
-      if (this.ahead.has(key)) continue;
+      if (this.ahead.has(key) || this.recent.has(key)) continue;
       const a: Ahead = { p: this.load(digest, place), entries: 0, digest, place };
       a.p.then(
         (d) => {

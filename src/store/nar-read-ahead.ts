@@ -127,7 +127,7 @@ export class NarReadAhead {
         const b = (await this.resultOf(item.group.job))[item.group.index];
         holding = item.bytes;
         if (b instanceof Error) throw b;
-        if (b.length > 0) yield b;
+        yield* b;
       } else if (item.parts) {
         for (let k = 0, done = 0; done < item.bytes; k++) {
           const job = await this.part(item, k);
@@ -135,7 +135,7 @@ export class NarReadAhead {
           item.parts.jobs[k] = undefined as never; // the writer has it now
           holding += job.bytes;
           if (b instanceof Error) throw b;
-          yield b;
+          yield* b;
           this.release(job.bytes);
           holding -= job.bytes;
           done += job.bytes;
@@ -369,7 +369,7 @@ export class NarReadAhead {
   }
 
   /** A job's result, starting it first if the writer got there before the budget did. */
-  private async resultOf(job: Job): Promise<(Buffer | Error)[]> {
+  private async resultOf(job: Job): Promise<(Uint8Array[] | Error)[]> {
     if (this.open === job) this.closeOpen();
     while (!job.result) {
       this.checkOuter();

@@ -28,8 +28,8 @@ export interface Job {
   closed: boolean;
   files?: FileItem[];
   range?: { digest: Uint8Array; offset: number; length: number };
-  /** Set when started: one buffer or error per member (a piece: one). */
-  result?: Promise<(Buffer | Error)[]>;
+  /** Set when started: one list of chunks or error per member (a piece: one). */
+  result?: Promise<(Uint8Array[] | Error)[]>;
 }
 
 /** Reads of one group at once, where the service has no readMany. */
@@ -37,8 +37,8 @@ const ONE_BY_ONE_READS = 16;
 
 export const notFound = (digest: Uint8Array): Error => storageError(`blob ${b3String(digest)} not found`);
 
-/** A whole blob of at most `max` bytes (else an error as soon as its bytes say so). */
-export async function readWhole(blobs: BlobService, digest: Uint8Array, max: number, signal: AbortSignal): Promise<Buffer | undefined> {
+/** A whole blob of at most `max` bytes, as chunks (else an error as soon as its bytes say so). */
+export async function readWhole(blobs: BlobService, digest: Uint8Array, max: number, signal: AbortSignal): Promise<Uint8Array[] | undefined> {
   const stream = await blobs.read(digest, { signal });
   if (!stream) return undefined;
   const parts: Uint8Array[] = [];
@@ -48,15 +48,16 @@ export async function readWhole(blobs: BlobService, digest: Uint8Array, max: num
     if (got > max) throw storageError(`blob ${b3String(digest)} is longer than the ${max} bytes its directory entry states`);
     parts.push(c);
   }
-  return parts.length === 1 ? Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].length) : Buffer.concat(parts, got);
+  return parts;
 }
 
-export async function runJob(job: Job, blobs: BlobService, signal: AbortSignal): Promise<(Buffer | Error)[]> {
+export async function runJob(job: Job, blobs: BlobService, signal: AbortSignal): Promise<(Uint8Array[] | Error)[]> {
   if (job.range) {
     const { digest, offset, length } = job.range;
     const b = await blobs.readRange!(digest, offset, length, { signal });
     if (!b) return [notFound(digest)];
-    if (b.length !== length) throw storageError(`blob ${b3String(digest)}: read ${b.length} of the ${length} bytes at ${offset}`);
+    const got = b.reduce((n, c) => n + c.length, 0);
+    if (got !== length) throw storageError(`blob ${b3String(digest)}: read ${got} of the ${length} bytes at ${offset}`);
     return [b];
   }
   const files = job.files!;

@@ -1,6 +1,7 @@
 // NAR rendering reads the next small files of a directory ahead of the one
 // being written (each is a round trip over gRPC or S3), in NAR order, and a
-// read that fails still fails the render, naming the blob.
+// read that fails still fails the render, naming the blob; a directory at
+// many places is loaded once.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { openStore, sameAddr } from '../../src/addr/open.js';
@@ -87,5 +88,40 @@ it('a missing blob among the prefetched ones fails the render, naming it', async
     collect(renderNar({ type: 'directory', name: b('root'), digest: directoryDigest(dir), size: 3 }, store)),
     (e: Error) => e.message.includes('not found') && e.message.includes('b3:'),
   );
+  await store.close();
+});
+
+it('a directory found at many places in the tree is loaded once, not once per place', async () => {
+  const store = openStore(sameAddr('memory://'));
+  const data = b('the same file\n');
+  const digest = await putBytes(store.blobs, data);
+  const file = (name: string) => ({ name: b(name), digest, size: data.length, executable: false });
+  const inner: Directory = { directories: [], symlinks: [], files: [file('x')] };
+  const mid: Directory = { directories: [{ name: b('inner'), digest: directoryDigest(inner), size: 1 }], symlinks: [], files: [file('a'), file('b')] };
+  const PLACES = 30;
+  const names = Array.from({ length: PLACES }, (_, i) => `d${String(i).padStart(2, '0')}`);
+  const root: Directory = { directories: names.map((n) => ({ name: b(n), digest: directoryDigest(mid), size: 4 })), symlinks: [], files: [] };
+  await putClosure(store.directories, [inner, mid, root]);
+  // The real memory service, counting its Gets.
+  let gets = 0;
+  const directories = new Proxy(store.directories, {
+    get(target, key) {
+      if (key === 'get') return (d: Uint8Array) => (gets++, target.get(d));
+      const v = Reflect.get(target, key) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const nar = await collect(renderNar({ type: 'directory', name: b('root'), digest: directoryDigest(root), size: 1 + 4 * PLACES }, { blobs: store.blobs, directories }));
+
+  const regular: NarNode = { type: 'regular', executable: false, size: data.length, contents: async function* () { yield data; } };
+  const dirOf = (entries: [string, NarNode][]): NarNode => ({
+    type: 'directory',
+    entries: async function* () {
+      for (const [name, node] of entries) yield { name: b(name), node };
+    },
+  });
+  const midNode = dirOf([['a', regular], ['b', regular], ['inner', dirOf([['x', regular]])]]);
+  assert.ok(nar.equals(await collect(writeNar(dirOf(names.map((n) => [n, midNode]))))));
+  assert.ok(gets <= 3 + 2, `3 distinct directories at ${1 + 2 * PLACES} places took ${gets} Gets`);
   await store.close();
 });

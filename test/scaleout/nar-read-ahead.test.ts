@@ -2,8 +2,8 @@
 // PostgreSQL) reads ahead: the NAR equals `nix-store --dump`, small files
 // come several per GET, a large file in several GETs at once, the bytes
 // held stay within the budget when the client stops reading, a client that
-// goes away aborts the GETs in flight, and a directory entry whose size
-// lies costs no read at all.
+// goes away aborts the GETs in flight, a file's location is looked up in
+// the index once, and a directory entry whose size lies costs no read at all.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -114,6 +114,8 @@ describe('NAR rendering from S3 + PostgreSQL reads ahead', () => {
     for (const path of [...fx.closure, tree]) {
       const stats = new ReadAheadStats();
       const requests = svc.s3Requests;
+      const lookups = svc.indexLookups;
+      const kept = svc.locationsKept;
       const nar = await collect(renderNar(await nodeOf(path), store, { stats }));
       assert.ok(nar.equals(await nixStoreDump(path)), `${path}: the NAR differs from nix-store --dump`);
       assert.ok(stats.peakHeld <= BUDGET, `${path}: held ${stats.peakHeld} bytes`);
@@ -121,6 +123,11 @@ describe('NAR rendering from S3 + PostgreSQL reads ahead', () => {
       if (path === tree) {
         const used = svc.s3Requests - requests;
         assert.ok(used * 10 <= treeFiles, `${treeFiles} files took ${used} S3 requests`);
+        // Each file's location is looked up once: the read takes what its size lookup found.
+        const looked = svc.indexLookups - lookups;
+        assert.ok(looked <= treeFiles, `${treeFiles} files took ${looked} blob index lookups`);
+        // ... and not kept afterwards (a daemon would hold them for hours).
+        assert.ok(svc.locationsKept - kept < 10, `${svc.locationsKept - kept} locations kept`);
       }
       if (path === fx.paths.big) {
         assert.ok(stats.peakInFlight > 1, `the 100 MiB file was read ${stats.peakInFlight} GET at a time`);
