@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemonProcess, CLI, type DaemonProcess } from '../test/helpers/daemon.js';
+import { startDaemonProcess, CLI, CLI_NODE_FLAGS, type DaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { realFilesClosure } from './copy-closure.js';
 import { GiB, MiB, peakRssMiB, rate, summary, table } from './util.js';
@@ -104,7 +104,7 @@ export async function httpCacheBench(size = GiB): Promise<string> {
     // Import of the cache Nix wrote (zstd) into an empty store.
     const importRounds: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const t = await flushedAround(() => run(process.execPath, [CLI, 'import', '--quiet', '--store', `file://${join(tmp, `imported-${i}`)}`, `file://${join(tmp, 'file-cache-0')}`]));
+      const t = await flushedAround(() => run(process.execPath, [...CLI_NODE_FLAGS, CLI, 'import', '--quiet', '--store', `file://${join(tmp, `imported-${i}`)}`, `file://${join(tmp, 'file-cache-0')}`]));
       importRounds.push(t.seconds);
     }
     const importBest = median(importRounds);

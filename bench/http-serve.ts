@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemonProcess, CLI } from '../test/helpers/daemon.js';
+import { startDaemonProcess, CLI, CLI_NODE_FLAGS } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { formatSecretKey, generateSecretKey } from '../src/nix/signature.js';
 import { GiB, MiB, peakRssMiB, pseudoRandomChunks, rate, summary, table, timed } from './util.js';
@@ -113,7 +113,7 @@ export async function httpServeBench(requested = GiB): Promise<string> {
       if (!url) await new Promise((r) => setTimeout(r, 25));
     }
     if (!url) throw new Error(`no cache URL from the daemon:\n${daemon.stderr()}`);
-    execFileSync(process.execPath, [CLI, 'copy', '--quiet', '--store', daemon.addr, path], { env: nixEnv(), stdio: 'inherit' });
+    execFileSync(process.execPath, [...CLI_NODE_FLAGS, CLI, 'copy', '--quiet', '--store', daemon.addr, path], { env: nixEnv(), stdio: 'inherit' });
 
     const hash = path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
     const agent = new http.Agent({ keepAlive: true, maxSockets: NARINFO_CONCURRENCY });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
 import { listObjects, readAll } from './s3-floor.js';
 import pg from 'pg';
-import { CLI, startDaemonProcess } from '../test/helpers/daemon.js';
+import { CLI, CLI_NODE_FLAGS, startDaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { runCopyJson } from './run-copy.js';
 import { openStore, sameAddr } from '../src/addr/open.js';
@@ -97,7 +97,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const read = { nar: [] as number[], dump: [] as number[], serial: [] as number[], parallel: [] as number[], ranged: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
       read.nar.push((await flushedAround(() => {
-        for (const p of paths) execFileSync(process.execPath, [CLI, 'nar', '--store', addr, p], { stdio: ['ignore', 'ignore', 'inherit'], env });
+        for (const p of paths) execFileSync(process.execPath, [...CLI_NODE_FLAGS, CLI, 'nar', '--store', addr, p], { stdio: ['ignore', 'ignore', 'inherit'], env });
       })).seconds);
       read.dump.push((await flushedAround(() => {
         for (const p of paths) execFileSync('nix-store', ['--dump', p], { stdio: ['ignore', 'ignore', 'inherit'], env, maxBuffer: 1 << 30 });
