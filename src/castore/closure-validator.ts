@@ -2,41 +2,46 @@
 // children sent earlier in the same stream with a size matching either
 // formula, and exactly one root at the end. Backends buffer the accepted
 // directories and write them only once the whole stream checks out, so a
-// rejected or cancelled stream leaves nothing behind.
+// rejected or cancelled stream leaves nothing behind. They are kept as
+// their canonical encodings, not decoded: a large path's closure is tens of
+// thousands of entries, and a decoded entry (an object and two views of
+// the request's memory) takes several times its encoding's bytes.
 import type { Directory } from './messages.js';
-import { directoryDigest, directorySize, validateDirectory, showName, SIZE_FORMULAS } from './directory.js';
-import { b3Hex, b3String } from './digest.js';
+import { encodeDirectory, directorySize, validateDirectory, showName, SIZE_FORMULAS } from './directory.js';
+import { blake3, b3Hex, b3String } from './digest.js';
 import { invalid } from './errors.js';
 
-interface Seen {
+/** An accepted directory: its digest and canonical encoding (what the backends store). */
+export interface EncodedDirectory {
   digest: Buffer;
-  dir: Directory;
-  sizes: number[];
+  encoded: Buffer;
 }
 
 export class ClosureValidator {
-  private readonly seen = new Map<string, Seen>();
+  /** Sizes (by either formula) of the directories seen, by digest. */
+  private readonly seen = new Map<string, number[]>();
   private readonly referenced = new Set<string>();
   /** Accepted directories in arrival order (children before parents). */
-  readonly ordered: { digest: Buffer; dir: Directory }[] = [];
+  readonly ordered: EncodedDirectory[] = [];
 
   add(dir: Directory): Buffer {
     validateDirectory(dir);
     for (const child of dir.directories) {
-      const known = this.seen.get(b3Hex(child.digest));
-      if (!known) {
+      const sizes = this.seen.get(b3Hex(child.digest));
+      if (!sizes) {
         throw invalid(`${showName(child.name)} refers to unseen child dir: ${b3String(child.digest)} (unknown directory was referenced)`);
       }
-      if (!known.sizes.includes(child.size)) {
-        throw invalid(`${showName(child.name)} has wrong size, specified ${child.size}, recorded ${known.sizes[0]}`);
+      if (!sizes.includes(child.size)) {
+        throw invalid(`${showName(child.name)} has wrong size, specified ${child.size}, recorded ${sizes[0]}`);
       }
     }
-    const digest = directoryDigest(dir);
+    const encoded = encodeDirectory(dir);
+    const digest = blake3(encoded);
     const key = b3Hex(digest);
     if (!this.seen.has(key)) {
-      const sizes = [...new Set(SIZE_FORMULAS.map((f) => directorySize(dir, f)))];
-      this.seen.set(key, { digest, dir, sizes });
-      this.ordered.push({ digest, dir });
+      this.seen.set(key, [...new Set(SIZE_FORMULAS.map((f) => directorySize(dir, f)))]);
+      // A copy of its own size: the writer's buffer may be twice as large.
+      this.ordered.push({ digest, encoded: Buffer.from(encoded) });
       for (const child of dir.directories) this.referenced.add(b3Hex(child.digest));
     }
     return digest;

@@ -4,13 +4,13 @@
 import type { DirectoryService, DirectoryPutter } from './directory-service.js';
 import type { Directory } from './messages.js';
 import { checkB3 } from './digest.js';
-import { ClosureValidator } from './closure-validator.js';
+import { ClosureValidator, type EncodedDirectory } from './closure-validator.js';
 import { walkClosure } from './traverse.js';
 
 export abstract class LocalDirectoryService implements DirectoryService {
   protected abstract load(digest: Uint8Array): Promise<Directory | undefined>;
-  /** Stores an accepted closure, children before parents. */
-  protected abstract save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void>;
+  /** Stores an accepted closure, children before parents, as canonical encodings. */
+  protected abstract save(ordered: EncodedDirectory[]): Promise<void>;
 
   async get(digest: Uint8Array): Promise<Directory | undefined> {
     checkB3(digest);

@@ -3,7 +3,7 @@
 // Gets made in the same turn of the event loop are one query (NAR
 // rendering asks for the subdirectories of a directory all at once).
 import { readDirectory, type Directory } from '../castore/messages.js';
-import { encodeDirectory } from '../castore/directory.js';
+import type { EncodedDirectory } from '../castore/closure-validator.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { Batcher } from './batcher.js';
@@ -28,10 +28,10 @@ export class PgDirectoryService extends LocalDirectoryService {
     return data ? readDirectory(data) : undefined;
   }
 
-  protected async save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void> {
+  protected async save(ordered: EncodedDirectory[]): Promise<void> {
     await this.db.query(
       'INSERT INTO directories (digest, data) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING',
-      [ordered.map((o) => o.digest), ordered.map((o) => encodeDirectory(o.dir))],
+      [ordered.map((o) => o.digest), ordered.map((o) => o.encoded)],
     );
   }
 

@@ -12,7 +12,7 @@ import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
 import { blobsWritten, directoriesWritten, pathInfosWritten } from '../metrics/metrics.js';
 import { cancellableUnary } from './cancellable.js';
-import { checkFileSizes } from '../store/check-content.js';
+import { fileSizeChecks } from '../store/check-content.js';
 import { UNLIMITED, type ByteBudget } from '../util/byte-budget.js';
 import { overBudget } from './request-budget.js';
 
@@ -230,17 +230,18 @@ export function directoryHandlers(store: Store, budget: ByteBudget = UNLIMITED()
     Put: clientStreamHandler<C.Directory, C.PutDirectoryResponse>(async (msgs, signal) => {
       const p = store.directories.putter();
       const held = budget.holding();
-      const dirs: C.Directory[] = [];
+      // Stated file sizes against the blobs the store has (tvix does not check; we do), as they come.
+      const sizes = fileSizeChecks(store.blobs);
+      let n = 0;
       try {
         for await (const d of msgs) {
           if (!held.grow(directoryBytes(d))) throw overBudget(held);
           await p.put(d);
-          dirs.push(d);
+          await sizes?.add(d);
+          n++;
         }
-        // Stated file sizes against the blobs the store has (tvix does not check; we do).
-        await checkFileSizes(dirs, store.blobs);
+        await sizes?.flush();
         const rootDigest = await p.close(signal);
-        const n = dirs.length;
         directoriesWritten.inc(n);
         return { rootDigest };
       } catch (err) {

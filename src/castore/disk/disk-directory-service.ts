@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readDirectory, type Directory } from '../messages.js';
-import { encodeDirectory } from '../directory.js';
+import type { EncodedDirectory } from '../closure-validator.js';
 import { b3Hex } from '../digest.js';
 import { storageError } from '../errors.js';
 import { LocalDirectoryService } from '../local-directory-service.js';
@@ -49,13 +49,13 @@ export class DiskDirectoryService extends LocalDirectoryService {
   // Children come before parents, and a batch's index entries are written
   // in order after its records are durable, so no reader ever sees a
   // directory whose children are missing.
-  protected async save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void> {
+  protected async save(ordered: EncodedDirectory[]): Promise<void> {
     await this.layout.init();
     await this.layout.gc.sync();
     const writes: Promise<void>[] = [];
-    for (const { digest, dir } of ordered) {
+    for (const { digest, encoded } of ordered) {
       if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('directories', digest)))) continue;
-      writes.push(this.packs.append(digest, encodeDirectory(dir)));
+      writes.push(this.packs.append(digest, encoded));
     }
     try {
       await Promise.all(writes);

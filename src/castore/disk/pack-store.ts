@@ -100,6 +100,11 @@ export class PackStore {
     return this.refresh();
   }
 
+  /** The length of blob `hex` if it is packed and durable, from what this process knows already (no I/O). */
+  lengthOf(hex: string): number | undefined {
+    return this.index.get(hex)?.length;
+  }
+
   /** Whether blob `hex` is packed and durable, from what this process knows already (no I/O). */
   knows(hex: string): boolean {
     return this.index.has(hex);

@@ -1,22 +1,23 @@
-import type { Directory } from '../messages.js';
+import { readDirectory, type Directory } from '../messages.js';
 import { b3Hex } from '../digest.js';
-import { encodeDirectory } from '../directory.js';
 import { LocalDirectoryService } from '../local-directory-service.js';
+import type { EncodedDirectory } from '../closure-validator.js';
 
 export class MemoryDirectoryService extends LocalDirectoryService {
-  private readonly dirs = new Map<string, Directory>();
+  private readonly dirs = new Map<string, Buffer>();
 
   protected async load(digest: Uint8Array): Promise<Directory | undefined> {
-    return this.dirs.get(b3Hex(digest));
+    const data = this.dirs.get(b3Hex(digest));
+    return data && readDirectory(data);
   }
 
-  protected async save(ordered: { digest: Buffer; dir: Directory }[]): Promise<void> {
-    for (const { digest, dir } of ordered) this.dirs.set(b3Hex(digest), dir);
+  protected async save(ordered: EncodedDirectory[]): Promise<void> {
+    for (const { digest, encoded } of ordered) this.dirs.set(b3Hex(digest), encoded);
   }
 
   async stats() {
     let bytes = 0;
-    for (const d of this.dirs.values()) bytes += encodeDirectory(d).length;
+    for (const d of this.dirs.values()) bytes += d.length;
     return { count: this.dirs.size, bytes };
   }
 }
