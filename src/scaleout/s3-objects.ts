@@ -156,13 +156,67 @@ export class S3Objects {
       body = await this.getter.get(this.key(object), offset, length, signal);
     } catch (err) {
       this.getsInFlight--;
-      if (signal?.aborted) throw signal.reason;
-      if (isServiceError(err) && err.name !== 'NoSuchBucket' && (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404)) {
-        throw new ObjectGone(object, `reading ${object}: it is not in s3://${this.loc.bucket}/${this.loc.prefix}`, err);
-      }
-      throw this.fail(`reading ${object}`, err);
+      throw this.readFailure(object, err, signal);
     }
     return this.counted(body, signal);
+  }
+
+  /**
+   * Exactly bytes [offset, offset+length) of an object, as the chunks they
+   * arrived in (views, not copies). Taken by 'data' events: two async
+   * iterator layers per 64 KiB chunk cost measurable CPU over a NAR's GETs.
+   */
+  async rangeChunks(object: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
+    signal?.throwIfAborted();
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw storageError(`reading ${object}: bad range ${offset}+${length}`);
+    if (length === 0) return [];
+    this.getsInFlight++;
+    let body: Readable;
+    try {
+      body = await this.getter.get(this.key(object), offset, length, signal);
+    } catch (err) {
+      this.getsInFlight--;
+      throw this.readFailure(object, err, signal);
+    }
+    const chunks: Uint8Array[] = [];
+    let got = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const stop = () => body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+        signal?.addEventListener('abort', stop, { once: true });
+        const done = (err?: unknown) => {
+          signal?.removeEventListener('abort', stop);
+          body.off('data', onData);
+          if (err !== undefined) reject(signal?.aborted ? signal.reason : err);
+          else resolve();
+        };
+        const onData = (chunk: Buffer) => {
+          this.bytesReceived += chunk.length;
+          if (got + chunk.length > length) return body.destroy(storageError(`${object}: S3 returned more than the ${length} bytes asked for at ${offset}`));
+          if (chunk.length > 0) chunks.push(chunk);
+          got += chunk.length;
+        };
+        body.on('data', onData);
+        body.once('end', () => done());
+        body.once('error', done);
+        body.once('close', () => {
+          if (!body.readableEnded) done(new Error('S3 closed the connection before the end of the answer'));
+        });
+      });
+    } finally {
+      body.destroy();
+      this.getsInFlight--;
+    }
+    if (got !== length) throw storageError(`${object} is shorter than the index says: ${got} of ${length} bytes at ${offset}`);
+    return chunks;
+  }
+
+  private readFailure(object: string, err: unknown, signal?: AbortSignal): unknown {
+    if (signal?.aborted) return signal.reason;
+    if (isServiceError(err) && err.name !== 'NoSuchBucket' && (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404)) {
+      return new ObjectGone(object, `reading ${object}: it is not in s3://${this.loc.bucket}/${this.loc.prefix}`, err);
+    }
+    return this.fail(`reading ${object}`, err);
   }
 
   private async *counted(body: Readable, signal?: AbortSignal): AsyncGenerator<Uint8Array> {

@@ -100,6 +100,13 @@ describe('S3 GETs signed by hand (real RGW)', () => {
     assert.deepEqual(await collect(await direct.range('small', 99_000, 8000)), small.subarray(99_000));
   });
 
+  it('rangeChunks returns exactly the range, and refuses an object shorter than asked', async () => {
+    assert.deepEqual(Buffer.concat(await direct.rangeChunks('big', 12345, 9 << 20)), big.subarray(12345, 12345 + (9 << 20)));
+    await assert.rejects(direct.rangeChunks('small', 99_000, 8000), /small is shorter than the index says: 1000 of 8000 bytes at 99000/);
+    await assert.rejects(direct.rangeChunks('no-such-object', 0, 10), ObjectGone);
+    assert.equal(direct.getsInFlight, 0);
+  });
+
   it('keys that need percent-encoding are signed as S3 expects', async () => {
     assert.deepEqual(await collect(await direct.range('dir with space/a+b=c&d!(x)*ü~', 10, 20)), small.subarray(10, 30));
   });
@@ -189,6 +196,18 @@ describe('S3 GETs signed by hand (real RGW)', () => {
         await assert.rejects(got, /client went away/);
         await relay.allClosed();
         assert.equal(s3.getsInFlight, 0);
+      }));
+
+    it('an aborted rangeChunks closes its connection', () =>
+      throughRelay(async (s3, relay) => {
+        const ac = new AbortController();
+        const got = s3.rangeChunks('big', 0, big.length, ac.signal);
+        while (s3.bytesReceived === 0) await new Promise((r) => setImmediate(r));
+        ac.abort(new Error('client went away'));
+        await assert.rejects(got, /client went away/);
+        await relay.allClosed();
+        assert.equal(s3.getsInFlight, 0);
+        assert.ok(s3.bytesReceived < big.length, 'not read to the end');
       }));
 
     it('a reader that stops early closes the connection', () =>
