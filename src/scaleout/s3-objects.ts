@@ -1,4 +1,5 @@
-// The few S3 operations the blob store needs, over @aws-sdk/client-s3, with
+// The few S3 operations the blob store needs, over @aws-sdk/client-s3
+// (GETs signed by hand: s3-get.ts), with
 // failures turned into our error kinds and messages that say what to fix.
 // The SDK is loaded on first use: it takes about 150 ms, which every copy
 // and daemon start would pay even when no address names S3.
@@ -163,8 +164,8 @@ export class S3Objects {
 
   /**
    * Exactly bytes [offset, offset+length) of an object, as the chunks they
-   * arrived in (views, not copies). Taken by 'data' events: two async
-   * iterator layers per 64 KiB chunk cost measurable CPU over a NAR's GETs.
+   * arrived in (views, not copies). Taken by 'data' events: the renderer
+   * wants whole ranges, so no async-iterator step (promises) per chunk.
    */
   async rangeChunks(object: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
     signal?.throwIfAborted();
