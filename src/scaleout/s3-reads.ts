@@ -30,16 +30,8 @@ interface Run {
  * arrived in: copying them into one buffer (a fresh, page-faulted 8 MiB
  * each time) cost more CPU than anything else the renderer did.
  */
-export async function fetchRange(s3: S3Objects, object: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
-  const chunks: Uint8Array[] = [];
-  let got = 0;
-  for await (const chunk of await s3.range(object, offset, length, signal)) {
-    if (got + chunk.length > length) throw storageError(`${object}: S3 returned more than the ${length} bytes asked for at ${offset}`);
-    if (chunk.length > 0) chunks.push(chunk);
-    got += chunk.length;
-  }
-  if (got !== length) throw storageError(`${object} is shorter than the index says: ${got} of ${length} bytes at ${offset}`);
-  return chunks;
+export function fetchRange(s3: S3Objects, object: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
+  return s3.rangeChunks(object, offset, length, signal);
 }
 
 /** Views of bytes [from, from+length) of what `chunks` hold end to end (`starts`: each chunk's offset). */

@@ -125,3 +125,33 @@ it('a directory found at many places in the tree is loaded once, not once per pl
   assert.ok(gets <= 3 + 2, `3 distinct directories at ${1 + 2 * PLACES} places took ${gets} Gets`);
   await store.close();
 });
+
+it('a wide tree (more directories than are loaded ahead at once) loads each directory once', async () => {
+  const store = openStore(sameAddr('memory://'));
+  const WIDE = 600;
+  const dirs: Directory[] = [];
+  const subs = [];
+  for (let i = 0; i < WIDE; i++) {
+    const data = b(`file ${i}\n`);
+    const digest = await putBytes(store.blobs, data);
+    const leaf: Directory = { directories: [], symlinks: [], files: [{ name: b('f'), digest, size: data.length, executable: false }] };
+    const mid: Directory = { directories: [{ name: b('leaf'), digest: directoryDigest(leaf), size: 2 }], symlinks: [], files: [] };
+    dirs.push(leaf, mid);
+    subs.push({ name: b(`d${String(i).padStart(3, '0')}`), digest: directoryDigest(mid), size: 3 });
+  }
+  const root: Directory = { directories: subs, symlinks: [], files: [] };
+  await putClosure(store.directories, [...dirs, root]);
+  let gets = 0;
+  const directories = new Proxy(store.directories, {
+    get(target, key) {
+      if (key === 'get') return (d: Uint8Array) => (gets++, target.get(d));
+      const v = Reflect.get(target, key) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const nar = await collect(renderNar({ type: 'directory', name: b('root'), digest: directoryDigest(root), size: 1 + 3 * WIDE }, { blobs: store.blobs, directories }));
+  assert.ok(nar.length > 0);
+  // Loads ahead dropped for room were loaded a second time when the walk got there.
+  assert.equal(gets, 1 + 2 * WIDE);
+  await store.close();
+});

@@ -1,0 +1,155 @@
+// Ranged GETs of S3 objects without the AWS SDK: a SigV4-signed request
+// (s3-sigv4.ts) over a keep-alive agent, the body handed on as the socket
+// delivers it. The SDK still does every other request; its client supplies
+// the credentials (its default chain, refreshed when they expire) so both
+// paths use the same ones. Errors come back shaped like the SDK's service
+// errors (name, $fault, $metadata), so one mapping (s3-objects.ts) serves both.
+import http from 'node:http';
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { encodeKeyPath, signGet, type S3Credentials } from './s3-sigv4.js';
+
+/** Sockets to S3 at most (the SDK's default too); further GETs queue in the agent. */
+export const MAX_SOCKETS = 50;
+/** Attempts per GET, as the SDK's standard retry mode makes. */
+const MAX_ATTEMPTS = 3;
+/** Time allowed until the response headers arrive; the body is not timed (its reader may be slow). */
+const HEADERS_TIMEOUT_MS = 60_000;
+/** An error answer's body read at most (it is XML of a few hundred bytes). */
+const ERROR_BODY_MAX = 16 << 10;
+const RETRIED_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
+
+export interface S3Target {
+  bucket: string;
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+}
+
+/** An S3 error answer, shaped like the SDK's S3ServiceException. */
+export class S3ServiceError extends Error {
+  readonly $fault: 'client' | 'server';
+  readonly $metadata: { httpStatusCode: number };
+  constructor(name: string, message: string, status: number) {
+    super(message);
+    this.name = name;
+    this.$fault = status >= 500 ? 'server' : 'client';
+    this.$metadata = { httpStatusCode: status };
+  }
+}
+
+export class S3Getter {
+  private readonly agent: http.Agent;
+  private readonly secure: boolean;
+  private readonly hostname: string;
+  private readonly port: number;
+  private readonly host: string;
+  private readonly pathBase: string;
+  /** Called for each attempt sent (request counting). */
+  onAttempt = (): void => {};
+
+  constructor(
+    readonly target: S3Target,
+    private readonly credentials: () => Promise<S3Credentials>,
+  ) {
+    const base = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
+    this.secure = base.protocol === 'https:';
+    // Buckets with dots break TLS host names; the SDK too falls back to path style for them.
+    const pathStyle = target.forcePathStyle || !/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(target.bucket);
+    this.hostname = pathStyle ? base.hostname : `${target.bucket}.${base.hostname}`;
+    this.port = base.port ? Number(base.port) : this.secure ? 443 : 80;
+    this.host = base.port ? `${this.hostname}:${base.port}` : this.hostname;
+    const prefix = base.pathname.replace(/\/+$/, '');
+    this.pathBase = pathStyle ? `${prefix}/${encodeKeyPath(target.bucket)}/` : `${prefix}/`;
+    const opts = { keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: MAX_SOCKETS };
+    this.agent = this.secure ? new https.Agent(opts) : new http.Agent(opts);
+  }
+
+  /**
+   * The response to a GET of bytes [offset, offset+length) of `key` (206,
+   * or 200 when that is the whole object), retried like the SDK retries:
+   * network errors, 5xx and throttling, before any body byte is handed on.
+   */
+  async get(key: string, offset: number, length: number, signal?: AbortSignal): Promise<IncomingMessage> {
+    for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted();
+      try {
+        return await this.attempt(key, offset, length, signal);
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (attempt >= MAX_ATTEMPTS || !retried(err)) throw err;
+      }
+      // Full jitter on an exponential base, as the SDK's standard strategy.
+      await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
+    }
+  }
+
+  private async attempt(key: string, offset: number, length: number, signal?: AbortSignal): Promise<IncomingMessage> {
+    const path = this.pathBase + encodeKeyPath(key);
+    const range = `bytes=${offset}-${offset + length - 1}`;
+    const headers = signGet({ host: this.host, path, range, region: this.target.region, credentials: await this.credentials(), now: new Date() });
+    this.onAttempt();
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (this.secure ? https : http).request({ agent: this.agent, hostname: this.hostname, port: this.port, path, method: 'GET', headers, signal }, resolve);
+      req.setTimeout(HEADERS_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no answer from S3 within ${HEADERS_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+      req.once('response', () => req.setTimeout(0));
+      req.once('error', reject);
+      req.end();
+    });
+    const status = res.statusCode ?? 0;
+    if (status === 206 || (status === 200 && offset === 0)) {
+      const size = Number(res.headers['content-length']);
+      if (Number.isSafeInteger(size) && size > length) {
+        res.destroy();
+        throw new S3ServiceError('InvalidResponse', `S3 answered ${size} bytes to a GET of ${length}`, status);
+      }
+      return res;
+    }
+    throw await errorOf(res, status);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** The SDK-shaped error of a non-2xx answer, from the XML body's Code and Message (HEAD-like bodies have none). */
+async function errorOf(res: IncomingMessage, status: number): Promise<S3ServiceError> {
+  let text = '';
+  try {
+    for await (const chunk of res) {
+      text += (chunk as Buffer).toString('utf8');
+      if (text.length > ERROR_BODY_MAX) break;
+    }
+  } catch {
+    // the status alone will do
+  } finally {
+    res.destroy();
+  }
+  const tag = (t: string) => new RegExp(`<${t}>([^<]*)</${t}>`).exec(text)?.[1];
+  const code = tag('Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
+  return new S3ServiceError(code, tag('Message') ?? `HTTP ${status}`, status);
+}
+
+function retried(err: unknown): boolean {
+  if (err instanceof S3ServiceError) {
+    const s = err.$metadata.httpStatusCode;
+    return s >= 500 || s === 429 || err.name === 'SlowDown' || err.name === 'RequestTimeout';
+  }
+  return RETRIED_CODES.has((err as NodeJS.ErrnoException).code ?? '');
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener('abort', stop);
+      resolve();
+    }
+    function stop() {
+      clearTimeout(t);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener('abort', stop, { once: true });
+  });
+}
