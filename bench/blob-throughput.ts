@@ -17,7 +17,7 @@ const POOL = 8;
  * making a fresh GiB per round cost the client a page fault per 4 KiB,
  * up to seconds on this VM, which the Put was charged for.
  */
-async function putFromPool(blobs: GrpcBlobService, size: number, round: number): Promise<Buffer> {
+export async function putFromPool(blobs: GrpcBlobService, size: number, round: number): Promise<Buffer> {
   const base = pseudoRandomChunks(MiB).next().value as Buffer;
   const free = Array.from({ length: POOL }, () => Buffer.from(base));
   let waiting: (() => void) | undefined;

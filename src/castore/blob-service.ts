@@ -23,6 +23,11 @@ export interface BlobWriter {
 }
 
 /** `signal`: the reader went away; a service that can stop its I/O does. */
+export interface LentRead {
+  chunks: AsyncIterable<Uint8Array>;
+  giveBack(chunk: Uint8Array): void;
+}
+
 export interface ReadOptions {
   signal?: AbortSignal;
 }
@@ -48,6 +53,15 @@ export interface BlobService {
   stat(digest: Uint8Array): Promise<{ chunks: ChunkMeta[] } | undefined>;
   /** The blob's bytes, or `undefined` when absent. */
   read(digest: Uint8Array, opts?: ReadOptions): Promise<AsyncIterable<Uint8Array> | undefined>;
+  /**
+   * read(), with each chunk lent: the caller gives it back once it keeps
+   * no reference to it (or never: then it is garbage), and the service
+   * reads later chunks into it again rather than into fresh memory. For
+   * services that read into memory of their own (files); a caller that
+   * copies each chunk away (a gRPC server serializing it) saves a fresh
+   * buffer, and its page faults, per chunk.
+   */
+  readLent?(digest: Uint8Array): Promise<LentRead | undefined>;
   /**
    * Bytes [offset, offset + length) of a blob, or `undefined` when the blob
    * is absent; a range past its end is an error. Services that can fetch

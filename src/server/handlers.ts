@@ -15,9 +15,7 @@ import { cancellableUnary } from './cancellable.js';
 import { fileSizeChecks } from '../store/check-content.js';
 import { UNLIMITED, type ByteBudget } from '../util/byte-budget.js';
 import { overBudget } from './request-budget.js';
-
-/** Largest BlobChunk the server sends. */
-const SEND_CHUNK = 1 << 20;
+import { sendBlob } from './blob-read.js';
 
 const fail = (code: status, details: string): StatusObject => ({ code, details });
 
@@ -146,13 +144,7 @@ export function blobHandlers(store: Store, budget: ByteBudget = UNLIMITED()): Un
     Read: streaming<C.ReadBlobRequest, C.BlobChunk>(async (req, call) => {
       const bad = digestProblem(req.digest);
       if (bad) return bad;
-      const stream = await store.blobs.read(req.digest);
-      if (!stream) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
-      for await (const chunk of stream) {
-        for (let off = 0; off < chunk.length; off += SEND_CHUNK) {
-          await send(call, { data: chunk.subarray(off, off + SEND_CHUNK) });
-        }
-      }
+      if (!(await sendBlob(store.blobs, req.digest, call))) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
     }),
     Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(putBlob(store, budget)),
   };

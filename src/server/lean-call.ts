@@ -20,6 +20,12 @@ import { overBudget } from './request-budget.js';
 const MAX_QUEUED_BYTES = 4 << 20;
 const MAX_QUEUED_ITEMS = 1024;
 
+const counts = { wakes: 0 };
+/** How many times a call's reader was woken for new messages (for tests). */
+export function leanCallWakes(): number {
+  return counts.wakes;
+}
+
 /**
  * How a call's messages that span DATA chunks are taken: whole (copied
  * together), as BlobChunk data pieces, or parsed as a PutBlobsRequest.
@@ -70,6 +76,7 @@ export class LeanCall extends MessageReader {
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  private wakeSoon: NodeJS.Immediate | undefined;
   private answered = false;
   private aborter: AbortController | undefined;
   /** Arenas a batch Put's request was copied into (recycle()). */
@@ -94,7 +101,8 @@ export class LeanCall extends MessageReader {
       if (bad) this.fail(bad);
       else if (!this.holding.set(this.heldBytes)) this.fail(overBudget(this.holding));
       else if (this.queuedBytes >= MAX_QUEUED_BYTES || this.queue.length - this.head >= MAX_QUEUED_ITEMS) stream.pause();
-      this.notify();
+      if (this.mode === 'chunks' && !this.failure) this.notifySoon();
+      else this.notify();
     });
     stream.on('end', () => {
       if (this.midMessage) this.fail(new Error('the request ended inside a message'));
@@ -201,10 +209,11 @@ export class LeanCall extends MessageReader {
         this.queue[this.head++] = undefined as never;
         this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? m.bytes : m.length;
         this.holding.set(this.heldBytes); // shrinks: always granted
-        if (this.head === this.queue.length) {
-          this.queue.length = this.head = 0;
-          if (this.stream.isPaused()) this.stream.resume();
-        }
+        if (this.head === this.queue.length) this.queue.length = this.head = 0;
+        // Resumed at half the limit rather than once empty: the client's
+        // window reopens while there is still work queued, so its bytes are
+        // on the way when the queue runs out (not a round trip later).
+        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.queue.length - this.head <= MAX_QUEUED_ITEMS / 2 && this.stream.isPaused()) this.stream.resume();
         return m;
       }
       if (this.ended) return undefined;
@@ -260,7 +269,22 @@ export class LeanCall extends MessageReader {
   private notify(): void {
     const w = this.wake;
     this.wake = undefined;
+    if (w) counts.wakes++;
     w?.();
+  }
+
+  /**
+   * Wakes the reader once the event loop has delivered what it read. Node
+   * hands a Put's bytes over one DATA frame (16 KiB: its client never
+   * sends larger ones) per callback; waking the writer for each cost a
+   * round of promises per 16 KiB, most of the daemon's JavaScript time.
+   */
+  private notifySoon(): void {
+    if (this.wake === undefined || this.wakeSoon !== undefined) return;
+    this.wakeSoon = setImmediate(() => {
+      this.wakeSoon = undefined;
+      this.notify();
+    });
   }
 }
 

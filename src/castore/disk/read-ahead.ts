@@ -12,11 +12,20 @@ export const READ_CHUNK = 1 << 20;
  * through a few megabytes instead of allocating them all (V8 answers
  * every ~64 MiB of new buffers with a full garbage collection).
  */
+const counts = { allocated: 0 };
+/** Buffers readAhead() and ReadBuffers allocated so far (for tests). */
+export function readBuffersAllocated(): number {
+  return counts.allocated;
+}
+
 export class ReadBuffers {
   private readonly free: Buffer[] = [];
   constructor(private readonly keep = 16) {}
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+    const reused = this.free.pop();
+    if (reused) return reused;
+    counts.allocated++;
+    return Buffer.allocUnsafeSlow(READ_CHUNK);
   }
   /** Takes back a buffer from take(), or any view of one. */
   give(b: Uint8Array): void {
@@ -41,6 +50,7 @@ export async function* readAhead(h: FileHandle, size?: number, reuse?: ReadBuffe
     const len = size === undefined ? READ_CHUNK : Math.min(READ_CHUNK, size - pos);
     const at = pos;
     pos += len;
+    if (!reuse) counts.allocated++;
     const buf = reuse ? (reading = reuse.take()) : Buffer.allocUnsafe(len);
     return h.read(buf, 0, len, at).then(({ bytesRead }) => {
       if (bytesRead < len) eof = true;

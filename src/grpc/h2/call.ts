@@ -79,62 +79,68 @@ export abstract class Call<Req, Res> extends MessageReader {
     stream.on('end', Call.onEnd);
     stream.on('error', Call.onError);
     stream.on('close', Call.onClose);
-    if (req === undefined) stream.on('drain', Call.onDrainEvent);
-    else this.send(req, true);
+    if (req !== undefined) this.send(req, true);
   }
 
   /**
-   * Writes one request message; false means wait for `drain`. `end`
-   * half-closes after it. `released`: see ClientStream.write.
+   * Writes one request message and returns its size on the wire, or 0 if
+   * it was refused (the call has failed). `end` half-closes after it.
+   * `released`: see ClientStream.write. `written` is called once the
+   * stream is done writing it (or failed to).
    */
-  protected send(msg: Req, end: boolean, released?: () => void): boolean {
+  protected send(msg: Req, end: boolean, released?: () => void, written?: () => void): number {
     const s = this.stream!;
     const parts = this.method.split?.(msg);
-    if (parts) return this.sendParts(parts, end, released);
+    if (parts) return this.sendParts(parts, end, released, written);
     const payload = this.method.serialize(msg);
     released?.(); // serializing copied the message
     if (payload.length > MAX_MESSAGE_BYTES) {
       this.fail(status.RESOURCE_EXHAUSTED, `sent message larger than max (${payload.length} vs. ${MAX_MESSAGE_BYTES})`);
-      return true;
+      return 0;
     }
+    const done = written && ((): void => written());
     if (payload.length < COPY_BELOW) {
       const frame = framed(payload);
-      if (!end) return s.write(frame);
-      s.end(frame);
-      return true;
+      if (done) s.write(frame, done);
+      if (end) s.end(done ? undefined : frame);
+      else if (!done) s.write(frame);
+      return frame.length;
     }
     s.cork();
     s.write(prefixFor(payload.length));
-    const ok = s.write(payload);
+    s.write(payload, done);
     if (end) s.end();
     else s.uncork();
-    return ok;
+    return PREFIX_BYTES + payload.length;
   }
 
   /** One message as its prefix and first part in one write, then its other parts as they are. */
-  private sendParts(parts: Uint8Array[], end: boolean, released?: () => void): boolean {
+  private sendParts(parts: Uint8Array[], end: boolean, released?: () => void, written?: () => void): number {
     const s = this.stream!;
     let length = 0;
     for (const p of parts) length += p.length;
     if (length > MAX_MESSAGE_BYTES) {
       released?.();
       this.fail(status.RESOURCE_EXHAUSTED, `sent message larger than max (${length} vs. ${MAX_MESSAGE_BYTES})`);
-      return true;
+      return 0;
     }
     // A small first part (a field header) goes with the prefix, copied.
     const merged = parts.length > 0 && parts[0].length < COPY_BELOW ? 1 : 0;
     const start = prefixFor(length, merged ? parts[0].length : 0);
     if (merged) start.set(parts[0], PREFIX_BYTES);
+    if (parts.length === merged) released?.(); // nothing is written as it is
+    // Callbacks come in order, once a write is done or failed (also on a destroyed stream).
+    const last = (): void => {
+      if (parts.length > merged) released?.();
+      written?.();
+    };
+    const callback = released || written ? last : undefined;
     s.cork();
-    let ok = s.write(start);
-    for (let i = merged; i < parts.length; i++) {
-      // Callbacks come in order, once a write is done or failed (also on a destroyed stream).
-      ok = released && i === parts.length - 1 ? s.write(parts[i], () => released()) : s.write(parts[i]);
-    }
-    if (parts.length === merged) released?.(); // nothing was written as it is
+    s.write(start, parts.length === merged ? callback : undefined);
+    for (let i = merged; i < parts.length; i++) s.write(parts[i], i === parts.length - 1 ? callback : undefined);
     if (end) s.end();
     else s.uncork();
-    return ok;
+    return PREFIX_BYTES + length;
   }
 
   /** Ends the call from our side with RST_STREAM(CANCEL): CANCELLED. */
@@ -154,9 +160,6 @@ export abstract class Call<Req, Res> extends MessageReader {
   protected resume(): void {
     this.stream?.resume();
   }
-
-  /** The stream took the data written so far (client streaming only). */
-  protected onDrain(): void {}
 
   protected message(payload: Buffer): void {
     if (this.code >= 0) return;
@@ -234,9 +237,5 @@ export abstract class Call<Req, Res> extends MessageReader {
     if (call.code >= 0) return;
     const f = failureStatus(call.streamError, this.rstCode, call.session!.destroyed);
     call.settle(f.code, f.details);
-  }
-
-  private static onDrainEvent(this: CallStream): void {
-    this[CALL].onDrain();
   }
 }

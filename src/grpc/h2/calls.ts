@@ -79,9 +79,10 @@ export async function unary<Req, Res>(conn: H2Connection, m: H2Method<Req, Res>,
 
 export interface ClientStream<Req, Res> {
   /**
-   * Resolves once the message is handed to the stream (after `drain` under
-   * backpressure). `released` is called once the stream holds none of the
-   * message's memory any more (bytes sent as they are, see H2Method.split).
+   * Resolves once the message is handed to the stream, while less than
+   * SEND_AHEAD bytes wait in it to be sent; else once enough of them are.
+   * `released` is called once the stream holds none of the message's
+   * memory any more (bytes sent as they are, see H2Method.split).
    */
   write(msg: Req, released?: () => void): Promise<void>;
   /** Half-closes and resolves to the response. */
@@ -90,9 +91,20 @@ export interface ClientStream<Req, Res> {
   cancel(): void;
 }
 
+/**
+ * Bytes a client stream may hold unsent before write() waits: the next
+ * message is queued while the one before it is being sent, so the socket
+ * never runs dry between them. Waiting for `drain` instead (Node's 16 KiB
+ * high-water mark: after every large message) let it empty once per
+ * message, and the server then read a short piece and waited.
+ */
+export const SEND_AHEAD = 2 << 20;
+
 class ClientStreamCall<Req, Res> extends SingleResponseCall<Req, Res> implements ClientStream<Req, Res> {
-  private drained: (() => void) | undefined;
-  private drainFailed: ((err: CastoreError) => void) | undefined;
+  private room: (() => void) | undefined;
+  private roomFailed: ((err: CastoreError) => void) | undefined;
+  /** Bytes handed to the stream whose write has not completed. */
+  private unsent = 0;
 
   start(): this {
     this.open();
@@ -100,14 +112,20 @@ class ClientStreamCall<Req, Res> extends SingleResponseCall<Req, Res> implements
   }
 
   write(msg: Req, released?: () => void): Promise<void> {
-    if (this.code < 0 && this.send(msg, false, released)) return RESOLVED;
     if (this.code >= 0) {
       released?.(); // never sent
       return this.code === status.OK ? RESOLVED : Promise.reject(this.failure());
     }
+    let bytes = 0;
+    bytes = this.send(msg, false, released, () => {
+      this.unsent -= bytes;
+      if (this.room !== undefined && this.unsent < SEND_AHEAD) this.wake();
+    });
+    this.unsent += bytes;
+    if (this.code >= 0 || this.unsent < SEND_AHEAD) return this.code < 0 || this.code === status.OK ? RESOLVED : Promise.reject(this.failure());
     return new Promise((resolve, reject) => {
-      this.drained = resolve;
-      this.drainFailed = reject;
+      this.room = resolve;
+      this.roomFailed = reject;
     });
   }
 
@@ -116,18 +134,18 @@ class ClientStreamCall<Req, Res> extends SingleResponseCall<Req, Res> implements
     return this.result() as Promise<Res>;
   }
 
-  protected override onDrain(): void {
-    const wake = this.drained;
-    this.drained = this.drainFailed = undefined;
+  private wake(): void {
+    const wake = this.room;
+    this.room = this.roomFailed = undefined;
     wake?.();
   }
 
   protected override onStatus(): void {
     super.onStatus();
-    if (this.drained === undefined) return;
-    if (this.code === status.OK) return this.onDrain();
-    const fail = this.drainFailed!;
-    this.drained = this.drainFailed = undefined;
+    if (this.room === undefined) return;
+    if (this.code === status.OK) return this.wake();
+    const fail = this.roomFailed!;
+    this.room = this.roomFailed = undefined;
     fail(this.failure());
   }
 }
