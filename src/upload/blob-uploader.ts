@@ -122,7 +122,12 @@ export abstract class Uploads {
    * slabs: memory stays flat however fast files are read, and is reused.
    */
   async room(size = 0): Promise<void> {
-    while (this.heldBytes >= this.maxHeldBytes || !this.slabs.canServe(size)) await new Promise<void>((r) => this.roomWaiters.push(r));
+    while (!this.hasRoom(size)) await new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  /** Whether room(size) would resolve at once: callers skip its promise then (one per file otherwise). */
+  hasRoom(size = 0): boolean {
+    return this.heldBytes < this.maxHeldBytes && this.slabs.canServe(size);
   }
 
   private wakeRoom(): void {
