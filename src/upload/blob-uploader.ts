@@ -40,6 +40,14 @@ export type { UploadStats } from './batch-queue.js';
 export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
   readonly maxHeldBytes = 24 << 20;
+  /**
+   * Uploads under way at most before room() waits. Tiny files hold almost
+   * no bytes, so the byte budget alone let tens of thousands wait for a
+   * batch at once, each with its promises, closures and digest: garbage
+   * that lived long enough to be promoted, and grew the old generation
+   * that sets a copy's peak RSS. Two full batches (BatchQueue's 4,096).
+   */
+  readonly maxUploading = 8192;
   abstract readonly stats: UploadStats;
   /**
    * Each digest is handled once per run: uploads under way by key, stored
@@ -52,6 +60,8 @@ export abstract class Uploads {
   protected dedup = true;
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
+  /** Uploads started (send()) and not settled. */
+  private uploading = 0;
   private readonly roomWaiters: (() => void)[] = [];
   /** Where small files are read to, reused (shared-slabs.ts); shared with an upload thread if there is one. */
   protected readonly slabs = new SharedSlabs(SLABS);
@@ -96,10 +106,13 @@ export abstract class Uploads {
     } else {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
+      this.uploading++;
       p = this.send(digest, size, source).finally(() => {
         // The memory is free before anyone waiting for room hears of it.
         this.heldBytes -= held;
+        this.uploading--;
         if ('bytes' in source) this.release(source.bytes);
+        else this.wakeRoom();
       });
       if (key !== undefined) {
         this.inFlight.set(key, p);
@@ -117,7 +130,7 @@ export abstract class Uploads {
   }
 
   /**
-   * Resolves when queued in-memory blobs are under the budget and `size`
+   * Resolves when queued in-memory blobs (and uploads) are under the budget and `size`
    * bytes (a file about to be read into memoryFor(size)) fit in the
    * slabs: memory stays flat however fast files are read, and is reused.
    */
@@ -127,7 +140,7 @@ export abstract class Uploads {
 
   /** Whether room(size) would resolve at once: callers skip its promise then (one per file otherwise). */
   hasRoom(size = 0): boolean {
-    return this.heldBytes < this.maxHeldBytes && this.slabs.canServe(size);
+    return this.heldBytes < this.maxHeldBytes && this.uploading < this.maxUploading && this.slabs.canServe(size);
   }
 
   private wakeRoom(): void {
