@@ -107,24 +107,28 @@ export abstract class Uploads {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
       this.uploading++;
-      p = this.send(digest, size, source).finally(() => {
+      // One reaction per upload does the bookkeeping (a finally and a then, with their promises, before).
+      const settle = (): void => {
         // The memory is free before anyone waiting for room hears of it.
         this.heldBytes -= held;
         this.uploading--;
         if ('bytes' in source) this.release(source.bytes);
         else this.wakeRoom();
-      });
-      if (key !== undefined) {
-        this.inFlight.set(key, p);
-        // Once stored, the digest moves to the compact table; a failed upload may be tried again by a later path.
-        p.then(
-          () => {
-            this.inFlight.delete(key);
-            this.stored.add(digest);
-          },
-          () => this.inFlight.delete(key),
-        );
-      }
+        // A failed upload may be tried again by a later path.
+        if (key !== undefined) this.inFlight.delete(key);
+      };
+      p = this.send(digest, size, source).then(
+        () => {
+          settle();
+          // Once stored, the digest moves to the compact table.
+          if (key !== undefined) this.stored.add(digest);
+        },
+        (err: unknown) => {
+          settle();
+          throw err;
+        },
+      );
+      if (key !== undefined) this.inFlight.set(key, p);
     }
     return p;
   }
@@ -174,7 +178,11 @@ export class BlobUploader extends Uploads {
   /** Set once the store said whether it takes batches. */
   private batching: Promise<BatchQueue | undefined> | undefined;
 
+  /** The batch queue once it is known (no async step per blob then). */
+  private queue: BatchQueue | undefined;
+
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+    if ('bytes' in source && this.queue?.fits(size)) return this.queue.add(digest, source.bytes);
     if ('bytes' in source && this.blobs.batches) return this.sendBatched(digest, size, source.bytes);
     const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
     return limiter.run(() => this.upload(digest, size, source));
@@ -182,6 +190,7 @@ export class BlobUploader extends Uploads {
 
   private async sendBatched(digest: Buffer, size: number, bytes: Uint8Array): Promise<void> {
     const queue = await (this.batching ??= this.startBatching());
+    this.queue = queue;
     if (queue?.fits(size)) return queue.add(digest, bytes);
     return this.limiter.run(() => this.upload(digest, size, { bytes }));
   }
