@@ -40,8 +40,12 @@ function padded(n: number): number {
   return Math.ceil(n / 8) * 8;
 }
 
+/** Little-endian; `n` a safe integer. Byte by byte: a DataView and a BigInt per call were garbage per NAR token. */
 function writeU64(out: Uint8Array, offset: number, n: number): void {
-  new DataView(out.buffer, out.byteOffset + offset, 8).setBigUint64(0, BigInt(n), true);
+  let lo = n >>> 0;
+  let hi = Math.floor(n / 0x1_0000_0000) >>> 0;
+  for (let i = 0; i < 4; i++, lo >>>= 8) out[offset + i] = lo & 0xff;
+  for (let i = 4; i < 8; i++, hi >>>= 8) out[offset + i] = hi & 0xff;
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {
@@ -115,8 +119,10 @@ export function validateSymlinkTarget(target: Uint8Array): void {
  * Collects small writes into OUTPUT_CHUNK-sized arrays; finished ones wait
  * in `ready`, or go to `sink` at once, which must be done with them when
  * it returns: the one buffer is then reused, and nothing is allocated.
+ * Exported for writers that frame a NAR themselves (ingesting hashes one
+ * without a NarNode tree: nar-framing.ts).
  */
-class Output {
+export class Output {
   private buf = new Uint8Array(OUTPUT_CHUNK);
   private pos = 0;
   private ready: Uint8Array[] = [];

@@ -40,6 +40,14 @@ export type { UploadStats } from './batch-queue.js';
 export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
   readonly maxHeldBytes = 24 << 20;
+  /**
+   * Uploads under way at most before room() waits. Tiny files hold almost
+   * no bytes, so the byte budget alone let tens of thousands wait for a
+   * batch at once, each with its promises, closures and digest: garbage
+   * that lived long enough to be promoted, and grew the old generation
+   * that sets a copy's peak RSS. Two full batches (BatchQueue's 4,096).
+   */
+  readonly maxUploading = 8192;
   abstract readonly stats: UploadStats;
   /**
    * Each digest is handled once per run: uploads under way by key, stored
@@ -52,6 +60,8 @@ export abstract class Uploads {
   protected dedup = true;
   /** Bytes of queued blobs held in memory, and who waits for them to drop. */
   private heldBytes = 0;
+  /** Uploads started (send()) and not settled. */
+  private uploading = 0;
   private readonly roomWaiters: (() => void)[] = [];
   /** Where small files are read to, reused (shared-slabs.ts); shared with an upload thread if there is one. */
   protected readonly slabs = new SharedSlabs(SLABS);
@@ -96,33 +106,45 @@ export abstract class Uploads {
     } else {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
-      p = this.send(digest, size, source).finally(() => {
+      this.uploading++;
+      // One reaction per upload does the bookkeeping (a finally and a then, with their promises, before).
+      const settle = (): void => {
         // The memory is free before anyone waiting for room hears of it.
         this.heldBytes -= held;
+        this.uploading--;
         if ('bytes' in source) this.release(source.bytes);
-      });
-      if (key !== undefined) {
-        this.inFlight.set(key, p);
-        // Once stored, the digest moves to the compact table; a failed upload may be tried again by a later path.
-        p.then(
-          () => {
-            this.inFlight.delete(key);
-            this.stored.add(digest);
-          },
-          () => this.inFlight.delete(key),
-        );
-      }
+        else this.wakeRoom();
+        // A failed upload may be tried again by a later path.
+        if (key !== undefined) this.inFlight.delete(key);
+      };
+      p = this.send(digest, size, source).then(
+        () => {
+          settle();
+          // Once stored, the digest moves to the compact table.
+          if (key !== undefined) this.stored.add(digest);
+        },
+        (err: unknown) => {
+          settle();
+          throw err;
+        },
+      );
+      if (key !== undefined) this.inFlight.set(key, p);
     }
     return p;
   }
 
   /**
-   * Resolves when queued in-memory blobs are under the budget and `size`
+   * Resolves when queued in-memory blobs (and uploads) are under the budget and `size`
    * bytes (a file about to be read into memoryFor(size)) fit in the
    * slabs: memory stays flat however fast files are read, and is reused.
    */
   async room(size = 0): Promise<void> {
-    while (this.heldBytes >= this.maxHeldBytes || !this.slabs.canServe(size)) await new Promise<void>((r) => this.roomWaiters.push(r));
+    while (!this.hasRoom(size)) await new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  /** Whether room(size) would resolve at once: callers skip its promise then (one per file otherwise). */
+  hasRoom(size = 0): boolean {
+    return this.heldBytes < this.maxHeldBytes && this.uploading < this.maxUploading && this.slabs.canServe(size);
   }
 
   private wakeRoom(): void {
@@ -156,7 +178,11 @@ export class BlobUploader extends Uploads {
   /** Set once the store said whether it takes batches. */
   private batching: Promise<BatchQueue | undefined> | undefined;
 
+  /** The batch queue once it is known (no async step per blob then). */
+  private queue: BatchQueue | undefined;
+
   protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+    if ('bytes' in source && this.queue?.fits(size)) return this.queue.add(digest, source.bytes);
     if ('bytes' in source && this.blobs.batches) return this.sendBatched(digest, size, source.bytes);
     const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
     return limiter.run(() => this.upload(digest, size, source));
@@ -164,6 +190,7 @@ export class BlobUploader extends Uploads {
 
   private async sendBatched(digest: Buffer, size: number, bytes: Uint8Array): Promise<void> {
     const queue = await (this.batching ??= this.startBatching());
+    this.queue = queue;
     if (queue?.fits(size)) return queue.add(digest, bytes);
     return this.limiter.run(() => this.upload(digest, size, { bytes }));
   }
