@@ -18,6 +18,10 @@ const HEADERS_TIMEOUT_MS = 60_000;
 /** An error answer's body read at most (it is XML of a few hundred bytes). */
 const ERROR_BODY_MAX = 16 << 10;
 const RETRIED_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
+/** Refusals that may come from a wrong local clock (the SDK's list); retried once the clock is corrected. */
+const SKEW_CODES = new Set(['RequestTimeTooSkewed', 'RequestExpired', 'RequestInTheFuture', 'SignatureDoesNotMatch', 'AuthFailure', 'InvalidSignatureException']);
+/** Clock differences the server tolerates (S3: 15 minutes); beyond this one, its Date header is believed. */
+const SKEW_MS = 5 * 60_000;
 
 export interface S3Target {
   bucket: string;
@@ -30,7 +34,13 @@ export interface S3Target {
 export class S3ServiceError extends Error {
   readonly $fault: 'client' | 'server';
   readonly $metadata: { httpStatusCode: number };
-  constructor(name: string, message: string, status: number) {
+  constructor(
+    name: string,
+    message: string,
+    status: number,
+    /** The answer's Date header (ms since the epoch), if any. */
+    readonly serverDate?: number,
+  ) {
     super(message);
     this.name = name;
     this.$fault = status >= 500 ? 'server' : 'client';
@@ -45,6 +55,8 @@ export class S3Getter {
   private readonly port: number;
   private readonly host: string;
   private readonly pathBase: string;
+  /** Server time minus local time, learnt from a refusal for a wrong clock (as the SDK does). */
+  clockOffsetMs = 0;
   /** Called for each attempt sent (request counting). */
   onAttempt = (): void => {};
 
@@ -77,7 +89,14 @@ export class S3Getter {
         return await this.attempt(key, offset, length, signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
-        if (attempt >= MAX_ATTEMPTS || !retried(err)) throw err;
+        if (attempt >= MAX_ATTEMPTS) throw err;
+        if (err instanceof S3ServiceError && err.serverDate !== undefined && SKEW_CODES.has(err.name)) {
+          const offset = err.serverDate - Date.now();
+          if (Math.abs(offset - this.clockOffsetMs) <= SKEW_MS) throw err;
+          this.clockOffsetMs = offset;
+          continue; // at once, with the corrected clock
+        }
+        if (!retried(err)) throw err;
       }
       // Full jitter on an exponential base, as the SDK's standard strategy.
       await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt), signal);
@@ -87,7 +106,7 @@ export class S3Getter {
   private async attempt(key: string, offset: number, length: number, signal?: AbortSignal): Promise<IncomingMessage> {
     const path = this.pathBase + encodeKeyPath(key);
     const range = `bytes=${offset}-${offset + length - 1}`;
-    const headers = signGet({ host: this.host, path, range, region: this.target.region, credentials: await this.credentials(), now: new Date() });
+    const headers = signGet({ host: this.host, path, range, region: this.target.region, credentials: await this.credentials(), now: new Date(Date.now() + this.clockOffsetMs) });
     this.onAttempt();
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = (this.secure ? https : http).request({ agent: this.agent, hostname: this.hostname, port: this.port, path, method: 'GET', headers, signal }, resolve);
@@ -128,7 +147,8 @@ async function errorOf(res: IncomingMessage, status: number): Promise<S3ServiceE
   }
   const tag = (t: string) => new RegExp(`<${t}>([^<]*)</${t}>`).exec(text)?.[1];
   const code = tag('Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : `Http${status}`);
-  return new S3ServiceError(code, tag('Message') ?? `HTTP ${status}`, status);
+  const date = Date.parse(res.headers.date ?? '');
+  return new S3ServiceError(code, tag('Message') ?? `HTTP ${status}`, status, Number.isNaN(date) ? undefined : date);
 }
 
 function retried(err: unknown): boolean {

@@ -79,6 +79,7 @@ export class S3Objects {
     const where = `s3://${this.loc.bucket}/${this.loc.prefix}${this.loc.endpoint ? ` at ${this.loc.endpoint}` : ''}`;
     if (isServiceError(err)) {
       if (err.name === 'NoSuchBucket') return storageError(`${what}: bucket ${this.loc.bucket} does not exist (${where}); create it first`, err);
+      if (err.name === 'RequestTimeTooSkewed') return storageError(`${what}: ${where} refuses this machine's clock as too far off; set it right (e.g. NTP)`, err);
       if (err.$metadata?.httpStatusCode === 403) return new CastoreError('storage', `storage error: ${what}: access denied by ${where}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (${err.name})`, { cause: err });
       return storageError(`${what} (${where}): ${err.name}: ${err.message}`, err);
     }

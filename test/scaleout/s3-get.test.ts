@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { S3Objects, ObjectGone } from '../../src/scaleout/s3-objects.js';
-import { MAX_SOCKETS } from '../../src/scaleout/s3-get.js';
+import { MAX_SOCKETS, type S3Getter } from '../../src/scaleout/s3-get.js';
 import { CastoreError } from '../../src/castore/errors.js';
 import { freshScaleoutAddr, scaleoutEnv, type ScaleoutAddr, type ScaleoutEnv } from '../helpers/scaleout.js';
 
@@ -137,6 +137,19 @@ describe('S3 GETs signed by hand (real RGW)', () => {
     } finally {
       s3.close();
       process.env.AWS_SECRET_ACCESS_KEY = saved;
+    }
+  });
+
+  it('a local clock off by an hour is corrected from the refusal, as the SDK does', async () => {
+    const s3 = objects(env.s3Endpoint);
+    try {
+      const getter = (s3 as unknown as { getter: S3Getter }).getter;
+      getter.clockOffsetMs = -3_600_000;
+      assert.deepEqual(await collect(await s3.range('small', 0, 100)), small.subarray(0, 100));
+      assert.equal(s3.requests, 2, 'refused once (RequestTimeTooSkewed), then accepted');
+      assert.ok(Math.abs(getter.clockOffsetMs) < 300_000, `offset now ${getter.clockOffsetMs} ms`);
+    } finally {
+      s3.close();
     }
   });
 
