@@ -1,6 +1,7 @@
 // Running a copy for the commands that upload (copy, hook, drain): open the
 // configured store, pick the size formula, copy, close.
 import { readFile } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
 import type { EffectiveConfig } from '../addr/config.js';
 import { UsageError } from '../util/usage.js';
 import { openStore, type Store } from '../addr/open.js';
@@ -37,6 +38,19 @@ export async function runCopy(
   opts: { signingKey?: SecretKey; events?: CopyEvents },
 ): Promise<CopyReport> {
   await probeScaleout([config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]);
+  lessHeapGrowth();
   const formula = await sizeFormulaFor(config, store);
   return copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: opts.signingKey, events: opts.events });
+}
+
+/**
+ * A copy's peak RSS was mostly V8's old generation, grown to ~3x what was
+ * live before it collected. Since a copy allocates little per file
+ * (ingest.ts), growing by at most 50% costs it no measurable CPU and takes
+ * ~60 MiB off its peak. Only for copies: the daemon still allocates per
+ * blob received, and the same flag cost it ~30% more CPU. The flag is
+ * read whenever V8 sets the next limit, so setting it now takes effect.
+ */
+function lessHeapGrowth(): void {
+  setFlagsFromString('--heap-growing-percent=50');
 }
