@@ -113,7 +113,8 @@ describe('gRPC status labels', () => {
     try {
       const url = await metricsUrlOf(d.stderr);
       const w = store.blobs.put();
-      await w.write(Buffer.alloc(64 << 10, 1));
+      // More than the client queues unsent (SEND_AHEAD): the last write waits until bytes went out, so the daemon has seen the Put before it is reset.
+      for (let i = 0; i < 4; i++) await w.write(Buffer.alloc(1 << 20, 1));
       await w.abort();
       await new Promise<void>((resolve) =>
         client.client.makeUnaryRequest('/no.such.Service/Method', (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), () => resolve()),
