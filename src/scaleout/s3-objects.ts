@@ -149,18 +149,8 @@ export class S3Objects {
    * closes its connection too.
    */
   async range(object: string, offset: number, length: number, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
-    signal?.throwIfAborted();
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw storageError(`reading ${object}: bad range ${offset}+${length}`);
-    if (length === 0) return (async function* () {})();
-    this.getsInFlight++;
-    let body: Readable;
-    try {
-      body = await this.getter.get(this.key(object), offset, length, signal);
-    } catch (err) {
-      this.getsInFlight--;
-      throw this.readFailure(object, err, signal);
-    }
-    return this.counted(body, signal);
+    const body = await this.openRange(object, offset, length, signal);
+    return body ? this.counted(body, signal) : (async function* () {})();
   }
 
   /**
@@ -169,17 +159,8 @@ export class S3Objects {
    * wants whole ranges, so no async-iterator step (promises) per chunk.
    */
   async rangeChunks(object: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
-    signal?.throwIfAborted();
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw storageError(`reading ${object}: bad range ${offset}+${length}`);
-    if (length === 0) return [];
-    this.getsInFlight++;
-    let body: Readable;
-    try {
-      body = await this.getter.get(this.key(object), offset, length, signal);
-    } catch (err) {
-      this.getsInFlight--;
-      throw this.readFailure(object, err, signal);
-    }
+    const body = await this.openRange(object, offset, length, signal);
+    if (!body) return [];
     const chunks: Uint8Array[] = [];
     let got = 0;
     try {
@@ -211,6 +192,24 @@ export class S3Objects {
     }
     if (got !== length) throw storageError(`${object} is shorter than the index says: ${got} of ${length} bytes at ${offset}`);
     return chunks;
+  }
+
+  /**
+   * The GET of bytes [offset, offset+length) of an object, counted in
+   * getsInFlight (the caller takes it off once done with the body);
+   * undefined for an empty range, which needs no request.
+   */
+  private async openRange(object: string, offset: number, length: number, signal?: AbortSignal): Promise<Readable | undefined> {
+    signal?.throwIfAborted();
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw storageError(`reading ${object}: bad range ${offset}+${length}`);
+    if (length === 0) return undefined;
+    this.getsInFlight++;
+    try {
+      return await this.getter.get(this.key(object), offset, length, signal);
+    } catch (err) {
+      this.getsInFlight--;
+      throw this.readFailure(object, err, signal);
+    }
   }
 
   private readFailure(object: string, err: unknown, signal?: AbortSignal): unknown {
