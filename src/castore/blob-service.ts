@@ -5,6 +5,13 @@ import { blake3, b3String, checkB3, sameBytes } from './digest.js';
 import { invalid } from './errors.js';
 import type { ObjectStats } from './object-stats.js';
 
+/**
+ * What a BlobWriter's write returns when it took the chunk at once: one
+ * shared settled promise, so a caller writing many small pieces can skip
+ * awaiting it (an await is a promise and a microtask per piece).
+ */
+export const ACCEPTED: Promise<void> = Promise.resolve();
+
 export interface BlobWriter {
   /**
    * Resolves once the chunk is accepted (backpressure). The caller must not

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import { checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
+import { ACCEPTED, checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
 import { b3Hex, blake3, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { exists } from './atomic-files.js';
@@ -188,24 +188,31 @@ export class DiskBlobService implements BlobService {
     let file: BlobFileWriter | undefined;
     let finished = false;
     return {
-      write: async (chunk, released) => {
-        if (finished) throw new Error('blob writer already closed');
-        if (chunk.length === 0) return released?.();
+      // Not async: a large Put writes every 16 KiB network piece, and most
+      // are only copied into a slab (no promise of their own for those).
+      write: (chunk, released) => {
+        if (finished) return Promise.reject(new Error('blob writer already closed'));
+        if (chunk.length === 0) {
+          released?.();
+          return ACCEPTED;
+        }
         if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
           if (released) {
             held.push(chunk);
             heldReleases.push(released);
           } else held.push(owned(chunk));
           heldBytes += chunk.length;
-          return;
+          return ACCEPTED;
         }
-        if (!file) {
-          file = this.fileWriter();
-          for (const c of held) await file.write(c);
+        if (file) return file.write(chunk, released);
+        file = this.fileWriter();
+        const f = file;
+        return (async () => {
+          for (const c of held) await f.write(c);
           held = [];
           releaseHeld(); // written to the file (or copied to its slabs) by now
-        }
-        await file.write(chunk, released);
+          await f.write(chunk, released);
+        })();
       },
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
@@ -243,9 +250,11 @@ export class DiskBlobService implements BlobService {
     this.direct ??= slabs ? this.layout.init().then(() => directWritesWork(this.layout.tmp, slabs)) : Promise.resolve(false);
     const direct = this.direct;
     let writer: Promise<BlobFileWriter> | undefined;
-    const get = () => (writer ??= direct.then((yes) => blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored)));
+    let ready: BlobFileWriter | undefined;
+    const get = () =>
+      (writer ??= direct.then((yes) => (ready = blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored))));
     return {
-      write: async (chunk, released) => (await get()).write(chunk, released),
+      write: (chunk, released) => (ready ? ready.write(chunk, released) : get().then((w) => w.write(chunk, released))),
       close: async (signal) => (await get()).close(signal),
       abort: async () => (writer ? (await writer).abort() : undefined),
     };
