@@ -92,6 +92,11 @@ export interface BlobService {
    * (a gRPC store: Stat carries no size) lack it.
    */
   sizeOf?(digest: Uint8Array): Promise<number | undefined>;
+  /**
+   * sizeOf of many digests, in order, where a service answers them with
+   * less than a call each (a daemon checks every file of a closure twice).
+   */
+  sizesOf?(digests: Uint8Array[]): Promise<(number | undefined)[]>;
   put(): BlobWriter;
   /**
    * Most bytes one writer keeps in memory before writing them out (a

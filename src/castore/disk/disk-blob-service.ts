@@ -88,7 +88,28 @@ export class DiskBlobService implements BlobService {
     await this.layout.gc.sync();
     const hex = b3Hex(digest);
     // A daemon checks every file of a closure, twice: no object or extra await for the packed ones.
-    const packed = this.packs.lengthOf(hex) ?? (await this.packs.find(hex))?.length;
+    return this.packs.lengthOf(hex) ?? this.unpackedSize(digest, hex);
+  }
+
+  /** One look at the collector's epoch for all, then the packed ones without a promise each. */
+  async sizesOf(digests: Uint8Array[]): Promise<(number | undefined)[]> {
+    for (const d of digests) checkB3(d);
+    await this.layout.init();
+    await this.layout.gc.sync();
+    const sizes = new Array<number | undefined>(digests.length);
+    const misses: number[] = [];
+    digests.forEach((d, i) => {
+      const packed = this.packs.lengthOf(b3Hex(d));
+      if (packed === undefined) misses.push(i);
+      else sizes[i] = packed;
+    });
+    await Promise.all(misses.map(async (i) => void (sizes[i] = await this.unpackedSize(digests[i], b3Hex(digests[i])))));
+    return sizes;
+  }
+
+  /** A blob the in-memory pack index does not know: a pack written since, a file of its own, or absent. */
+  private async unpackedSize(digest: Uint8Array, hex: string): Promise<number | undefined> {
+    const packed = (await this.packs.find(hex))?.length;
     if (packed !== undefined) return packed;
     try {
       return (await stat(this.layout.objectPath('blobs', digest))).size;
