@@ -5,6 +5,13 @@ import { blake3, b3String, checkB3, sameBytes } from './digest.js';
 import { invalid } from './errors.js';
 import type { ObjectStats } from './object-stats.js';
 
+/**
+ * What a BlobWriter's write returns when it took the chunk at once: one
+ * shared settled promise, so a caller writing many small pieces can skip
+ * awaiting it (an await is a promise and a microtask per piece).
+ */
+export const ACCEPTED: Promise<void> = Promise.resolve();
+
 export interface BlobWriter {
   /**
    * Resolves once the chunk is accepted (backpressure). The caller must not
@@ -85,6 +92,11 @@ export interface BlobService {
    * (a gRPC store: Stat carries no size) lack it.
    */
   sizeOf?(digest: Uint8Array): Promise<number | undefined>;
+  /**
+   * sizeOf of many digests, in order, where a service answers them with
+   * less than a call each (a daemon checks every file of a closure twice).
+   */
+  sizesOf?(digests: Uint8Array[]): Promise<(number | undefined)[]>;
   put(): BlobWriter;
   /**
    * Most bytes one writer keeps in memory before writing them out (a

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { status, type UntypedServiceImplementation, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Store } from '../store/store.js';
 import type * as C from '../castore/messages.js';
+import { ACCEPTED } from '../castore/blob-service.js';
 import type * as S from '../store/messages.js';
 import { B3_LEN, b3String } from '../castore/digest.js';
 import { nameProblem, nodeContentProblem } from '../castore/directory.js';
@@ -139,6 +140,7 @@ function isStatus(x: unknown): x is StatusObject {
 }
 
 export function blobHandlers(store: Store, budget: ByteBudget = UNLIMITED()): UntypedServiceImplementation {
+  const put = putBlob(store, budget);
   return {
     Stat: unaryHandler<C.StatBlobRequest, C.StatBlobResponse | StatusObject>(statBlob(store)),
     Read: streaming<C.ReadBlobRequest, C.BlobChunk>(async (req, call) => {
@@ -146,7 +148,7 @@ export function blobHandlers(store: Store, budget: ByteBudget = UNLIMITED()): Un
       if (bad) return bad;
       if (!(await sendBlob(store.blobs, req.digest, call))) return fail(status.NOT_FOUND, `blob ${b3String(req.digest)} not found`);
     }),
-    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>(putBlob(store, budget)),
+    Put: clientStreamHandler<C.BlobChunk, C.PutBlobResponse>((msgs, signal) => put(nextOf(msgs), signal)),
   };
 }
 
@@ -170,17 +172,33 @@ const DEFAULT_HELD_PER_WRITER = 4 << 20;
  * count against `budget` until the Put ends: an unfinished Put of 257 KiB
  * holds all of it in a `file://` store's writer.
  */
+/**
+ * The next request message of a Put, or undefined after the last: a value
+ * when one is at hand (no promise per message), else a promise.
+ */
+export type NextChunk = () => C.BlobChunk | undefined | Promise<C.BlobChunk | undefined>;
+
+/** A client stream's messages as a NextChunk (the grpc-js path). */
+export function nextOf(msgs: AsyncIterable<C.BlobChunk>): NextChunk {
+  const it = msgs[Symbol.asyncIterator]();
+  return () => it.next().then((r) => (r.done ? undefined : r.value));
+}
+
 export function putBlob(store: Store, budget: ByteBudget = UNLIMITED()) {
   const heldMax = store.blobs.heldPerWriter ?? DEFAULT_HELD_PER_WRITER;
-  return async (msgs: AsyncIterable<C.BlobChunk>, signal: AbortSignal): Promise<C.PutBlobResponse> => {
+  return async (next: NextChunk, signal: AbortSignal): Promise<C.PutBlobResponse> => {
     const w = store.blobs.put();
     const held = budget.holding();
     let written = 0;
     try {
-      for await (const m of msgs) {
+      for (;;) {
+        let m = next();
+        if (m instanceof Promise) m = await m;
+        if (m === undefined) break;
         written += m.data.length;
         if (held.bytes < heldMax && !held.set(Math.min(written, heldMax))) throw overBudget(held);
-        await w.write(m.data);
+        const accepted = w.write(m.data);
+        if (accepted !== ACCEPTED) await accepted;
       }
       const digest = await w.close(signal);
       blobsWritten.inc();

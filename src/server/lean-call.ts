@@ -200,25 +200,36 @@ export class LeanCall extends MessageReader {
     return m;
   }
 
-  /** The next request message or piece of one, undefined after the last. */
-  async take(): Promise<Buffer | DataPiece | ParsedBatch | undefined> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      if (this.head < this.queue.length) {
-        const m = this.queue[this.head];
-        this.queue[this.head++] = undefined as never;
-        this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? m.bytes : m.length;
-        this.holding.set(this.heldBytes); // shrinks: always granted
-        if (this.head === this.queue.length) this.queue.length = this.head = 0;
-        // Resumed at half the limit rather than once empty: the client's
-        // window reopens while there is still work queued, so its bytes are
-        // on the way when the queue runs out (not a round trip later).
-        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.queue.length - this.head <= MAX_QUEUED_ITEMS / 2 && this.stream.isPaused()) this.stream.resume();
-        return m;
-      }
-      if (this.ended) return undefined;
-      await new Promise<void>((r) => (this.wake = r));
-    }
+  /** The next request message or piece of one, undefined after the last. One promise per call, however long it waits. */
+  take(): Promise<Buffer | DataPiece | ParsedBatch | undefined> {
+    return new Promise((resolve, reject) => {
+      const attempt = (): void => {
+        try {
+          const m = this.takeQueued();
+          if (m !== undefined || this.ended) resolve(m);
+          else this.wake = attempt;
+        } catch (err) {
+          reject(err);
+        }
+      };
+      attempt();
+    });
+  }
+
+  /** The next message or piece if one has arrived (undefined if none has, or after the last); throws if the stream failed. */
+  takeQueued(): Buffer | DataPiece | ParsedBatch | undefined {
+    if (this.failure) throw this.failure;
+    if (this.head >= this.queue.length) return undefined;
+    const m = this.queue[this.head];
+    this.queue[this.head++] = undefined as never;
+    this.queuedBytes -= m instanceof DataPiece ? m.data.length : m instanceof ParsedBatch ? m.bytes : m.length;
+    this.holding.set(this.heldBytes); // shrinks: always granted
+    if (this.head === this.queue.length) this.queue.length = this.head = 0;
+    // Resumed at half the limit rather than once empty: the client's
+    // window reopens while there is still work queued, so its bytes are
+    // on the way when the queue runs out (not a round trip later).
+    if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.queue.length - this.head <= MAX_QUEUED_ITEMS / 2 && this.stream.isPaused()) this.stream.resume();
+    return m;
   }
 
   reply(payload: Buffer): void {

@@ -83,7 +83,7 @@ export class FileChecks {
       if (!this.missingOk) await forEachConcurrently(todo, STAT_CONCURRENCY, (f) => checkBlob(blobs, f));
       return;
     }
-    const sizes = await Promise.all(todo.map((f) => blobs.sizeOf!(f.digest)));
+    const sizes = blobs.sizesOf ? await blobs.sizesOf(todo.map((f) => f.digest)) : await Promise.all(todo.map((f) => blobs.sizeOf!(f.digest)));
     sizes.forEach((real, i) => checkSize(todo[i], real, this.missingOk));
   }
 }

@@ -49,6 +49,17 @@ export function blobServiceSuite(name: string, make: () => Promise<Backend<BlobS
       await assert.rejects(() => blobs.sizeOf!(new Uint8Array(20)), (e) => isKind(e, 'invalid'));
     });
 
+    it('sizesOf (where a backend has it) answers like sizeOf, in order, repeats and absent ones included', async (t) => {
+      if (!blobs.sizesOf) return t.skip('this backend has no batch size lookup');
+      const small = await putBytes(blobs, b('sizes small'));
+      const large = await putBytes(blobs, Buffer.alloc((1 << 20) + 5, 'z'));
+      const empty = await putBytes(blobs, new Uint8Array(0));
+      const absent = blake3(b('sizes never stored'));
+      assert.deepEqual(await blobs.sizesOf([large, absent, small, empty, small]), [(1 << 20) + 5, undefined, 11, 0, 11]);
+      assert.deepEqual(await blobs.sizesOf([]), []);
+      await assert.rejects(() => blobs.sizesOf!([small, new Uint8Array(20)]), (e) => isKind(e, 'invalid'));
+    });
+
     it('readRange and readMany (where a backend has them) give exact bytes, undefined when absent, and refuse out-of-bounds', async (t) => {
       if (!blobs.readRange && !blobs.readMany) return t.skip('this backend reads one blob at a time');
       const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));

@@ -11,6 +11,7 @@
 import { open, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ACCEPTED } from '../blob-service.js';
 import { Blake3Stream } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
@@ -173,8 +174,28 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
     if (tmp) await unlink(tmp).catch(() => {});
   };
 
-  return {
-    async write(chunk, released) {
+  // The common case, a network piece that fits in the current slab (or
+  // gathers below WRITE_MIN), is taken without a promise of its own.
+  const writeNow = (chunk: Uint8Array, released?: () => void): boolean => {
+    if (writeError || discarded) return false;
+    if (direct) {
+      if (!slab || SLAB_BYTES - slabUsed <= chunk.length) return false;
+      slab.set(chunk, slabUsed);
+      slabUsed += chunk.length;
+      released?.();
+      return true;
+    }
+    if (gatheredBytes + chunk.length >= WRITE_MIN || gathered.length + 1 >= WRITE_MAX_CHUNKS) return false;
+    hash.update(chunk);
+    if (released) {
+      gathered.push(chunk);
+      gatheredReleases.push(released);
+    } else gathered.push(owned(chunk));
+    gatheredBytes += chunk.length;
+    return true;
+  };
+
+  const writeSlow = async (chunk: Uint8Array, released?: () => void): Promise<void> => {
       let off = 0;
       while (direct && off < chunk.length) {
         if (writeError) throw writeError;
@@ -203,7 +224,10 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
       } else gathered.push(owned(rest));
       gatheredBytes += rest.length;
       if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
-    },
+  };
+
+  return {
+    write: (chunk, released) => (writeNow(chunk, released) ? ACCEPTED : writeSlow(chunk, released)),
 
     async close(signal) {
       try {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import { checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
+import { ACCEPTED, checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
 import { b3Hex, blake3, checkB3 } from '../digest.js';
 import { CastoreError, storageError } from '../errors.js';
 import { exists } from './atomic-files.js';
@@ -88,7 +88,28 @@ export class DiskBlobService implements BlobService {
     await this.layout.gc.sync();
     const hex = b3Hex(digest);
     // A daemon checks every file of a closure, twice: no object or extra await for the packed ones.
-    const packed = this.packs.lengthOf(hex) ?? (await this.packs.find(hex))?.length;
+    return this.packs.lengthOf(hex) ?? this.unpackedSize(digest, hex);
+  }
+
+  /** One look at the collector's epoch for all, then the packed ones without a promise each. */
+  async sizesOf(digests: Uint8Array[]): Promise<(number | undefined)[]> {
+    for (const d of digests) checkB3(d);
+    await this.layout.init();
+    await this.layout.gc.sync();
+    const sizes = new Array<number | undefined>(digests.length);
+    const misses: number[] = [];
+    digests.forEach((d, i) => {
+      const packed = this.packs.lengthOf(b3Hex(d));
+      if (packed === undefined) misses.push(i);
+      else sizes[i] = packed;
+    });
+    await Promise.all(misses.map(async (i) => void (sizes[i] = await this.unpackedSize(digests[i], b3Hex(digests[i])))));
+    return sizes;
+  }
+
+  /** A blob the in-memory pack index does not know: a pack written since, a file of its own, or absent. */
+  private async unpackedSize(digest: Uint8Array, hex: string): Promise<number | undefined> {
+    const packed = (await this.packs.find(hex))?.length;
     if (packed !== undefined) return packed;
     try {
       return (await stat(this.layout.objectPath('blobs', digest))).size;
@@ -188,24 +209,31 @@ export class DiskBlobService implements BlobService {
     let file: BlobFileWriter | undefined;
     let finished = false;
     return {
-      write: async (chunk, released) => {
-        if (finished) throw new Error('blob writer already closed');
-        if (chunk.length === 0) return released?.();
+      // Not async: a large Put writes every 16 KiB network piece, and most
+      // are only copied into a slab (no promise of their own for those).
+      write: (chunk, released) => {
+        if (finished) return Promise.reject(new Error('blob writer already closed'));
+        if (chunk.length === 0) {
+          released?.();
+          return ACCEPTED;
+        }
         if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
           if (released) {
             held.push(chunk);
             heldReleases.push(released);
           } else held.push(owned(chunk));
           heldBytes += chunk.length;
-          return;
+          return ACCEPTED;
         }
-        if (!file) {
-          file = this.fileWriter();
-          for (const c of held) await file.write(c);
+        if (file) return file.write(chunk, released);
+        file = this.fileWriter();
+        const f = file;
+        return (async () => {
+          for (const c of held) await f.write(c);
           held = [];
           releaseHeld(); // written to the file (or copied to its slabs) by now
-        }
-        await file.write(chunk, released);
+          await f.write(chunk, released);
+        })();
       },
       close: async (signal) => {
         if (finished) throw new Error('blob writer already closed');
@@ -243,9 +271,11 @@ export class DiskBlobService implements BlobService {
     this.direct ??= slabs ? this.layout.init().then(() => directWritesWork(this.layout.tmp, slabs)) : Promise.resolve(false);
     const direct = this.direct;
     let writer: Promise<BlobFileWriter> | undefined;
-    const get = () => (writer ??= direct.then((yes) => blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored)));
+    let ready: BlobFileWriter | undefined;
+    const get = () =>
+      (writer ??= direct.then((yes) => (ready = blobFileWriter(this.layout, yes && slabs ? slabs : undefined, stored))));
     return {
-      write: async (chunk, released) => (await get()).write(chunk, released),
+      write: (chunk, released) => (ready ? ready.write(chunk, released) : get().then((w) => w.write(chunk, released))),
       close: async (signal) => (await get()).close(signal),
       abort: async () => (writer ? (await writer).abort() : undefined),
     };
