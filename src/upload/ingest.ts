@@ -8,7 +8,6 @@
 // large file is read: per file, it allocates little beyond the file's
 // node in its Directory (the async NAR writer cost several promises and
 // generator objects per file, most of the copy's garbage).
-import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node } from '../castore/messages.js';
@@ -18,6 +17,7 @@ import { NarFramer } from '../nix/nar-framing.js';
 import type { Uploads } from './blob-uploader.js';
 import { readChunks, readWholeSync } from './file-reader.js';
 import { PendingGroup } from '../util/pending-group.js';
+import { inlineHashing, type NarDigest, type NarHashing } from './nar-digest.js';
 
 export class IngestError extends Error {
   override name = 'IngestError';
@@ -35,29 +35,38 @@ export interface IngestResult {
 export interface IngestOptions {
   formula: SizeFormula;
   blobs: Uploads;
+  /** Where the NAR SHA-256 is computed; default: on this thread. */
+  narHashing?: NarHashing;
 }
 
 export async function ingestPath(path: string, name: Uint8Array, opts: IngestOptions): Promise<IngestResult> {
-  const hash = createHash('sha256');
-  let narSize = 0;
-  const nar = new NarFramer((chunk) => {
-    hash.update(chunk);
-    narSize += chunk.length;
-  });
-  const walk = new Walk(nar, opts);
-  // Paths stay raw bytes: store paths may hold names that are not UTF-8.
-  const rootPath = Buffer.from(path);
-  const st = lstatSync(rootPath);
-  nar.begin();
-  let root: Node;
-  if (st.isDirectory()) root = { type: 'directory', ...(await walk.directory(rootPath, name)) };
-  else if (st.isFile()) root = { type: 'file', ...(await (st.size <= opts.blobs.keepInMemoryBelow ? walk.smallFile(rootPath, st, name) : walk.file(rootPath, st, name))) };
-  else if (st.isSymbolicLink()) root = { type: 'symlink', name, target: walk.symlink(rootPath) };
-  else throw unsupported(rootPath, st);
-  nar.close();
-  nar.end();
-  await walk.uploads.all();
-  return { root, directories: walk.directories, narSha256: hash.digest(), narSize, bytesRead: walk.bytesRead };
+  const hash = (opts.narHashing ?? inlineHashing).begin(path);
+  let narSha256: Promise<Buffer> | undefined;
+  try {
+    let narSize = 0;
+    const nar = new NarFramer((chunk) => {
+      hash.update(chunk);
+      narSize += chunk.length;
+    });
+    const walk = new Walk(nar, hash, opts);
+    // Paths stay raw bytes: store paths may hold names that are not UTF-8.
+    const rootPath = Buffer.from(path);
+    const st = lstatSync(rootPath);
+    nar.begin();
+    let root: Node;
+    if (st.isDirectory()) root = { type: 'directory', ...(await walk.directory(rootPath, name)) };
+    else if (st.isFile()) root = { type: 'file', ...(await walk.anyFile(rootPath, st, name)) };
+    else if (st.isSymbolicLink()) root = { type: 'symlink', name, target: walk.symlink(rootPath) };
+    else throw unsupported(rootPath, st);
+    nar.close();
+    nar.end();
+    narSha256 = hash.digest();
+    narSha256.catch(() => {}); // awaited below, after the uploads
+    await walk.uploads.all();
+    return { root, directories: walk.directories, narSha256: await narSha256, narSize, bytesRead: walk.bytesRead };
+  } finally {
+    if (narSha256 === undefined) hash.abort();
+  }
 }
 
 /** One path's walk: the NAR framed as files are read, blobs handed to the uploader. */
@@ -68,6 +77,7 @@ class Walk {
 
   constructor(
     private readonly nar: NarFramer,
+    private readonly hash: NarDigest,
     private readonly opts: IngestOptions,
   ) {}
 
@@ -89,8 +99,7 @@ class Walk {
       const child = joinBytes(p, entry);
       const st = lstatSync(child);
       if (st.isFile()) {
-        // An await even of a plain value suspends the walk and costs a promise: only where there is something to wait for.
-        const f = st.size <= this.opts.blobs.keepInMemoryBelow ? this.smallFile(child, st, entry) : this.file(child, st, entry);
+        const f = this.anyFile(child, st, entry);
         dir.files.push(f instanceof Promise ? await f : f);
       }
       else if (st.isDirectory()) dir.directories.push(await this.directory(child, entry));
@@ -101,6 +110,14 @@ class Walk {
     }
     this.directories.push(dir);
     return { name, digest: directoryDigest(dir), size: directorySize(dir, this.opts.formula) };
+  }
+
+  /** A file of any size; a promise only when it had to wait (an await even of a plain value suspends the walk and costs a promise). */
+  anyFile(p: Buffer, st: Stats, name: Uint8Array): FileNode | Promise<FileNode> {
+    if (st.size > this.opts.blobs.keepInMemoryBelow) return this.file(p, st, name);
+    // The hashing thread (if any) must have room for the file before it is read into memory it cannot wait in.
+    if (!this.hash.hasRoom(st.size)) return this.hash.room(st.size).then(() => this.smallFile(p, st, name));
+    return this.smallFile(p, st, name);
   }
 
   symlink(p: Buffer): Buffer {
@@ -148,6 +165,7 @@ class Walk {
     const hash = new Blake3Stream();
     let got = 0;
     for await (const chunk of readChunks(p, st.size)) {
+      if (!this.hash.hasRoom(chunk.length)) await this.hash.room(chunk.length);
       hash.update(chunk);
       this.nar.contents(chunk);
       got += chunk.length;
