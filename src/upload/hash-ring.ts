@@ -37,6 +37,8 @@ const CTL_WORDS = 8;
 /** Control codes in a record's length field. */
 export const END = -1;
 export const ABORT = -2;
+/** A file the consumer reads itself, in its place in the stream: [payload length, file number], then its size (f64) and path. */
+export const FILE = -3;
 
 export interface RingMemory {
   ctl: SharedArrayBuffer;
@@ -103,6 +105,24 @@ export class RingWriter {
     this.publish();
   }
 
+  /** A FILE record: the consumer reads `size` bytes of `path` into the stream there. */
+  file(stream: number, seq: number, size: number, path: Uint8Array): void {
+    const payload = 8 + path.length;
+    this.reserve(16 + pad8(payload));
+    let at = this.header(stream, FILE);
+    this.words[at >> 2] = payload;
+    this.words[(at >> 2) + 1] = seq;
+    at = (at + 8) & (this.cap - 1);
+    const bytes = Buffer.allocUnsafe(payload);
+    bytes.writeDoubleLE(size, 0);
+    bytes.set(path, 8);
+    const first = Math.min(payload, this.cap - at);
+    this.data.set(bytes.subarray(0, first), at);
+    if (first < payload) this.data.set(bytes.subarray(first), 0);
+    this.w = (this.w + 16 + pad8(payload)) | 0;
+    this.publish();
+  }
+
   /** Tells the consumer of everything written. */
   publish(): void {
     if (this.published === this.w) return;
@@ -158,6 +178,8 @@ export class RingWriter {
 export interface RingConsumer {
   data(stream: number, bytes: Uint8Array): void;
   control(stream: number, code: number): void;
+  /** A FILE record. */
+  file(stream: number, seq: number, size: number, path: Buffer): void;
   /** `WANT` bytes are free. */
   room(): void;
 }
@@ -192,6 +214,15 @@ export function consumeRing(mem: RingMemory, on: RingConsumer): void {
           on.data(stream, data.subarray(from, from + first));
           if (first < len) on.data(stream, data.subarray(0, len - first));
           next = (next + pad8(len)) | 0;
+        } else if (len === FILE) {
+          const from = (next & mask) >> 2;
+          const payload = words[from];
+          const seq = words[from + 1];
+          const at = (next + 8) & mask;
+          const first = Math.min(payload, cap - at);
+          const bytes = Buffer.concat([data.subarray(at, at + first), data.subarray(0, payload - first)]);
+          on.file(stream, seq, bytes.readDoubleLE(0), bytes.subarray(8));
+          next = (next + 8 + pad8(payload)) | 0;
         } else on.control(stream, len);
         r = next;
         Atomics.store(ctl, Ctl.R, r);

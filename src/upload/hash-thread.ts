@@ -14,7 +14,10 @@ export interface HashWorkerData {
   failAfterBytes?: number;
 }
 
-export type HashReply = { type: 'digest'; stream: number; digest: Uint8Array; bytes: number } | { type: 'room' };
+export type HashReply =
+  | { type: 'digest'; stream: number; digest?: Uint8Array; error?: string; bytes: number }
+  | { type: 'file'; stream: number; seq: number; digest?: Uint8Array; error?: string }
+  | { type: 'room' };
 
 /** Free ring bytes a walk asks for beyond a file's own: NarFramer's buffer (64 KiB) and headers. */
 const HEADROOM = 80 << 10;
@@ -25,6 +28,9 @@ export class HashThread implements NarHashing {
   private readonly ring: RingWriter;
   private nextStream = 1;
   private readonly pending = new Map<number, { what: string; resolve: (d: Buffer) => void; reject: (err: Error) => void }>();
+  /** Large files the thread reads, by `stream:seq`. */
+  private readonly files = new Map<string, { what: string; resolve: (d: Buffer) => void; reject: (err: Error) => void }>();
+  private nextFile = 1;
   private roomWaiters: (() => void)[] = [];
   private gone: Error | undefined;
   private offThread = 0;
@@ -106,6 +112,20 @@ export class HashThread implements NarHashing {
     return p;
   }
 
+  /** @internal */
+  file(stream: number, path: Buffer, size: number, what: string): Promise<Buffer> {
+    this.check(what);
+    const seq = this.nextFile++;
+    const p = new Promise<Buffer>((resolve, reject) => this.files.set(`${stream}:${seq}`, { what, resolve, reject }));
+    try {
+      this.ring.file(stream, seq, size, path);
+    } catch (err) {
+      this.files.delete(`${stream}:${seq}`);
+      throw this.failure(err, what);
+    }
+    return p;
+  }
+
   /** @internal The stream's digest is in, or it was dropped. */
   closed(): void {
     if (--this.open === 0) this.worker?.unref();
@@ -151,11 +171,14 @@ export class HashThread implements NarHashing {
       for (const r of this.roomWaiters.splice(0)) r();
       return;
     }
-    const p = this.pending.get(m.stream);
+    const key = m.type === 'file' ? `${m.stream}:${m.seq}` : m.stream;
+    const waiting = m.type === 'file' ? this.files : this.pending;
+    const p = (waiting as Map<string | number, { what: string; resolve: (d: Buffer) => void; reject: (err: Error) => void }>).get(key);
     if (!p) return;
-    this.pending.delete(m.stream);
-    this.offThread += m.bytes;
-    p.resolve(Buffer.from(m.digest.buffer, m.digest.byteOffset, m.digest.byteLength));
+    waiting.delete(key as never);
+    if (m.type === 'digest') this.offThread += m.bytes;
+    if (m.digest) p.resolve(Buffer.from(m.digest.buffer, m.digest.byteOffset, m.digest.byteLength));
+    else p.reject(new Error(m.type === 'file' ? m.error! : `hashing the NAR of ${p.what} failed: ${m.error!}`));
   }
 
   private fail(err: Error): void {
@@ -163,6 +186,8 @@ export class HashThread implements NarHashing {
     this.worker = undefined;
     for (const p of this.pending.values()) p.reject(new Error(`hashing the NAR of ${p.what} failed: ${this.gone.message}`));
     this.pending.clear();
+    for (const p of this.files.values()) p.reject(new Error(`hashing the NAR of ${p.what} failed: ${this.gone.message}`));
+    this.files.clear();
     // Waiters see the failure when they check again.
     for (const r of this.roomWaiters.splice(0)) r();
   }
@@ -176,8 +201,14 @@ class ThreadNarDigest implements NarDigest {
     private readonly what: string,
   ) {}
 
+  readonly readsAhead = true;
+
   update(bytes: Uint8Array): void {
     this.thread.write(this.stream, bytes, this.what);
+  }
+
+  file(path: Buffer, size: number): Promise<Buffer> {
+    return this.thread.file(this.stream, path, size, this.what);
   }
 
   hasRoom(n: number): boolean {

@@ -11,11 +11,11 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node } from '../castore/messages.js';
-import { Blake3Stream, blake3 } from '../castore/digest.js';
+import { blake3 } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
 import { NarFramer } from '../nix/nar-framing.js';
 import type { Uploads } from './blob-uploader.js';
-import { readChunks, readWholeSync } from './file-reader.js';
+import { readWholeSync } from './file-reader.js';
 import { PendingGroup } from '../util/pending-group.js';
 import { inlineHashing, type NarDigest, type NarHashing } from './nar-digest.js';
 
@@ -53,17 +53,22 @@ export async function ingestPath(path: string, name: Uint8Array, opts: IngestOpt
     const rootPath = Buffer.from(path);
     const st = lstatSync(rootPath);
     nar.begin();
-    let root: Node;
-    if (st.isDirectory()) root = { type: 'directory', ...(await walk.directory(rootPath, name)) };
-    else if (st.isFile()) root = { type: 'file', ...(await walk.anyFile(rootPath, st, name)) };
-    else if (st.isSymbolicLink()) root = { type: 'symlink', name, target: walk.symlink(rootPath) };
+    // Nodes are spread into the root only once every digest is in (large files' may come later).
+    let node: { type: 'directory'; node: DirectoryNode } | { type: 'file'; node: FileNode } | { type: 'symlink'; target: Buffer };
+    if (st.isDirectory()) node = { type: 'directory', node: await walk.directory(rootPath, name) };
+    else if (st.isFile()) {
+      const f = walk.anyFile(rootPath, st, name);
+      node = { type: 'file', node: f instanceof Promise ? await f : f };
+    } else if (st.isSymbolicLink()) node = { type: 'symlink', target: walk.symlink(rootPath) };
     else throw unsupported(rootPath, st);
     nar.close();
     nar.end();
     narSha256 = hash.digest();
     narSha256.catch(() => {}); // awaited below, after the uploads
     await walk.uploads.all();
-    return { root, directories: walk.directories, narSha256: await narSha256, narSize, bytesRead: walk.bytesRead };
+    walk.finishDirectories();
+    const root: Node = node.type === 'symlink' ? { type: 'symlink', name, target: node.target } : { type: node.type, ...node.node } as Node;
+    return { root, directories: walk.directories, narSha256: await narSha256, narSize: narSize + walk.bytesReadAhead, bytesRead: walk.bytesRead };
   } finally {
     if (narSha256 === undefined) hash.abort();
   }
@@ -74,6 +79,11 @@ class Walk {
   readonly directories: Directory[] = [];
   readonly uploads = new PendingGroup();
   bytesRead = 0;
+  /** NAR bytes the hashing thread read itself (large files): they never pass the sink. */
+  bytesReadAhead = 0;
+  /** Large files whose digest is not in yet; directories above them get theirs at the end. */
+  private late = 0;
+  private readonly deferred: { dir: Directory; node: DirectoryNode }[] = [];
 
   constructor(
     private readonly nar: NarFramer,
@@ -109,7 +119,17 @@ class Walk {
       nar.close(); // the entry
     }
     this.directories.push(dir);
-    return { name, digest: directoryDigest(dir), size: directorySize(dir, this.opts.formula) };
+    const node: DirectoryNode = { name, digest: LATE, size: directorySize(dir, this.opts.formula) };
+    // Once one waits, so does every directory after it (its parents among them).
+    if (this.late === 0 && this.deferred.length === 0) node.digest = directoryDigest(dir);
+    else this.deferred.push({ dir, node });
+    return node;
+  }
+
+  /** Digests of the directories that waited for large files' (children first, as they were pushed): after uploads.all(). */
+  finishDirectories(): void {
+    for (const { dir, node } of this.deferred) node.digest = directoryDigest(dir);
+    this.deferred.length = 0;
   }
 
   /** A file of any size; a promise only when it had to wait (an await even of a plain value suspends the walk and costs a promise). */
@@ -158,26 +178,43 @@ class Walk {
     return { name, digest, size: st.size, executable };
   }
 
-  /** A file streamed in chunks through reused buffers; the uploader reads it again if the store lacks it. */
+  /**
+   * A large file, read where its bytes go into the NAR hash (NarDigest.file:
+   * on the hashing thread, if there is one, while the walk goes on); the
+   * uploader reads it again if the store lacks it.
+   */
   async file(p: Buffer, st: Stats, name: Uint8Array): Promise<FileNode> {
     const executable = (st.mode & 0o100) !== 0;
     this.nar.regular(executable, st.size);
-    const hash = new Blake3Stream();
-    let got = 0;
-    for await (const chunk of readChunks(p, st.size)) {
-      if (!this.hash.hasRoom(chunk.length)) await this.hash.room(chunk.length);
-      hash.update(chunk);
-      this.nar.contents(chunk);
-      got += chunk.length;
+    this.nar.flush();
+    const node: FileNode = { name, digest: LATE, size: st.size, executable };
+    const digest = this.hash.file(p, st.size);
+    this.nar.regularEnd(st.size, st.size);
+    this.bytesRead += st.size;
+    this.bytesReadAhead += st.size;
+    const blobs = this.opts.blobs;
+    if (this.hash.readsAhead) {
+      this.late++;
+      this.uploads.add(
+        digest.then(async (d) => {
+          node.digest = d;
+          this.late--;
+          if (!blobs.hasRoom()) await blobs.room();
+          return blobs.ensure(d, st.size, { file: p });
+        }),
+      );
+      return node;
     }
-    this.nar.regularEnd(st.size, got);
-    this.bytesRead += got;
-    const digest = hash.digest();
-    if (!this.opts.blobs.hasRoom()) await this.opts.blobs.room();
-    this.uploads.add(this.opts.blobs.ensure(digest, st.size, { file: p }));
-    return { name, digest, size: st.size, executable };
+    const d = await digest;
+    node.digest = d;
+    if (!blobs.hasRoom()) await blobs.room();
+    this.uploads.add(blobs.ensure(d, st.size, { file: p }));
+    return node;
   }
 }
+
+/** A digest not known yet (a large file's from the hashing thread, the directories above it). */
+const LATE = Buffer.alloc(0);
 
 function joinBytes(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, SLASH, name]);
