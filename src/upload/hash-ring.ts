@@ -13,7 +13,7 @@ export const RING_BYTES = 8 << 20;
 /** The largest piece one record holds. */
 const MAX_PIECE = 1 << 20;
 /** Bytes written before the consumer is told of them (at the latest). */
-const PUBLISH_EVERY = 256 << 10;
+const PUBLISH_EVERY = 1 << 20;
 
 /** Indexes into the control words. */
 export const Ctl = {
