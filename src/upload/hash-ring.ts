@@ -63,6 +63,8 @@ export class RingWriter {
   private readonly cap: number;
   private w = 0;
   private published = 0;
+  /** Times a write had to block this thread for room (tests: the walk's room checks make it rare). */
+  blocked = 0;
 
   constructor(mem: RingMemory) {
     this.ctl = new Int32Array(mem.ctl);
@@ -163,6 +165,7 @@ export class RingWriter {
   private reserve(n: number): void {
     if (this.free() >= n) return;
     this.publish();
+    this.blocked++;
     Atomics.store(this.ctl, Ctl.BLOCKED, 1);
     try {
       while (this.free() < n) {

@@ -54,6 +54,11 @@ export class HashThread implements NarHashing {
   /** Times a walk waited for room in the ring (tests). */
   roomWaits = 0;
 
+  /** Times a write blocked the walk's thread because the ring was full (tests). */
+  get blockedWrites(): number {
+    return this.ring.blocked;
+  }
+
   begin(what: string): NarDigest {
     this.started();
     // Its waits for room and digest are messages from the thread: they keep the process alive only while it is ref'd.

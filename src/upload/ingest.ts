@@ -103,6 +103,8 @@ class Walk {
     const dir: Directory = { directories: [], files: [], symlinks: [] };
     let prev: Buffer | undefined;
     for (let i = 0; i < names.length; i++) {
+      // Room for an entry's framing in the hashing thread's ring (if any), so writing never blocks this thread.
+      if (!this.hash.hasRoom(0)) await this.hash.room(0);
       const entry = Buffer.from(names[i], 'latin1');
       nar.entry(entry, prev);
       prev = entry;
@@ -135,9 +137,25 @@ class Walk {
   /** A file of any size; a promise only when it had to wait (an await even of a plain value suspends the walk and costs a promise). */
   anyFile(p: Buffer, st: Stats, name: Uint8Array): FileNode | Promise<FileNode> {
     if (st.size > this.opts.blobs.keepInMemoryBelow) return this.file(p, st, name);
-    // The hashing thread (if any) must have room for the file before it is read into memory it cannot wait in.
-    if (!this.hash.hasRoom(st.size)) return this.hash.room(st.size).then(() => this.smallFile(p, st, name));
-    return this.smallFile(p, st, name);
+    if (!this.hasRoom(st.size)) return this.room(st.size).then(() => this.smallFileNow(p, st, name));
+    return this.smallFileNow(p, st, name);
+  }
+
+  /**
+   * Room for a small file: in the uploader's memory, and in the hashing
+   * thread's ring (if any) so that writing it there never blocks. Both at
+   * once: after waiting for one, the other may have filled meanwhile.
+   */
+  private hasRoom(size: number): boolean {
+    return this.hash.hasRoom(size) && this.opts.blobs.hasRoom(size);
+  }
+
+  private async room(size: number): Promise<void> {
+    for (;;) {
+      if (!this.hash.hasRoom(size)) await this.hash.room(size);
+      else if (!this.opts.blobs.hasRoom(size)) await this.opts.blobs.room(size);
+      else return;
+    }
   }
 
   symlink(p: Buffer): Buffer {
@@ -147,16 +165,10 @@ class Walk {
   }
 
   /**
-   * A file of up to keepInMemoryBelow bytes: read whole into memory the
-   * uploader gives (reused, maybe shared with its thread) once it has room,
-   * hashed, and handed over. Returns a promise only when it had to wait.
+   * A file of up to keepInMemoryBelow bytes, once there is room (anyFile):
+   * read whole into memory the uploader gives (reused, maybe shared with
+   * its thread), hashed, and handed over.
    */
-  smallFile(p: Buffer, st: Stats, name: Uint8Array): FileNode | Promise<FileNode> {
-    const blobs = this.opts.blobs;
-    if (!blobs.hasRoom(st.size)) return blobs.room(st.size).then(() => this.smallFileNow(p, st, name));
-    return this.smallFileNow(p, st, name);
-  }
-
   private smallFileNow(p: Buffer, st: Stats, name: Uint8Array): FileNode {
     const blobs = this.opts.blobs;
     const executable = (st.mode & 0o100) !== 0;

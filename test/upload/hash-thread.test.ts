@@ -110,6 +110,22 @@ describe('NAR hashing on a thread of its own', () => {
     }
   });
 
+  it('with the default ring, the walk waits for room before it writes: no write blocks the main thread', async () => {
+    const fx = await fixtureClosure();
+    const store = openStore(sameAddr('memory://'));
+    const thread = new HashThread();
+    try {
+      const closure = await closureOf([bigPath, ...fx.paths.map((p) => p.path)]);
+      const report = await copyClosure({ store, closure, jobs: 4, formula: 'head', narHashing: thread });
+      assert.deepEqual(report.failed, []);
+      assert.ok(report.narBytesHashedOffThread > 16 << 20);
+      assert.equal(thread.blockedWrites, 0);
+    } finally {
+      await thread.close();
+      await store.close();
+    }
+  });
+
   it('a hashing thread that fails fails its path with the path named; nothing is published and no thread is left', async () => {
     const store = openStore(sameAddr(fileAddr(join(tmp, 'store2'))));
     const thread = new HashThread({ failAfterBytes: 4 << 20 });
