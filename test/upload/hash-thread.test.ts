@@ -144,6 +144,25 @@ describe('NAR hashing on a thread of its own', () => {
     }
   });
 
+  it('a large file the thread cannot read fails its path with the file named; the thread goes on with other paths', async () => {
+    const thread = new HashThread();
+    try {
+      const missing = join(tmp, 'gone');
+      const bad = thread.begin('/nix/store/x-bad');
+      bad.update(Buffer.from('framing'));
+      const file = bad.file(Buffer.from(missing), 2 << 20);
+      const digest = bad.digest();
+      await assert.rejects(file, new RegExp(`^Error: ${missing}: ENOENT`));
+      await assert.rejects(digest, new RegExp(`hashing the NAR of /nix/store/x-bad failed: ${missing}: ENOENT`));
+      const good = thread.begin('/nix/store/x-good');
+      good.update(Buffer.from('abc'));
+      assert.deepEqual(await good.digest(), sha256(Buffer.from('abc')));
+      assert.equal(thread.running, true);
+    } finally {
+      await thread.close();
+    }
+  });
+
   it('a copy into a daemon keeps hashing on its own thread (the daemon needs the other core)', async () => {
     const daemon = await startDaemonProcess();
     const store = openStore(sameAddr(daemon.addr));
