@@ -51,6 +51,7 @@ const GROUP_FILES = 1024;
 /** Directories and files the scout may have planned that the writer has not reached. */
 const MAX_AHEAD = 8192;
 const RESUME_AT = 1024;
+const NONE: readonly Uint8Array[] = Object.freeze([]);
 
 export class NarReadAhead {
   readonly stats: ReadAheadStats;
@@ -64,6 +65,8 @@ export class NarReadAhead {
   /** The group still taking members. */
   private open: Job | undefined;
   private readonly running = new Set<Promise<void>>();
+  /** Bytes of files given to the writer by contents(), released when it comes back for more. */
+  private taken = 0;
   private ahead = 0;
   private scoutDone = false;
   private scoutError: { err: unknown } | undefined;
@@ -102,6 +105,7 @@ export class NarReadAhead {
 
   /** The next directory's entries in NAR order; `digest` is the one the writer expects. */
   async directory(digest: Uint8Array): Promise<Node[]> {
+    this.releaseTaken();
     for (;;) {
       this.checkOuter();
       const d = this.dirQueue.shift();
@@ -115,8 +119,33 @@ export class NarReadAhead {
     }
   }
 
+  /**
+   * The bytes of the next file (`node`, as the writer sees it): the chunks
+   * themselves once its group's read has finished (most small files: no
+   * generator, no promise per file), else as they come.
+   */
+  contents(node: FileNode): readonly Uint8Array[] | AsyncIterable<Uint8Array> {
+    this.releaseTaken();
+    const item = this.fileQueue.peek();
+    if (item === undefined || item.error || this.outer?.aborted) return this.file(node);
+    let chunks: readonly Uint8Array[] | undefined;
+    if (item.empty) chunks = NONE;
+    else if (item.group?.job.value) {
+      const b = item.group.job.value[item.group.index];
+      if (!(b instanceof Error)) chunks = b;
+    }
+    if (chunks === undefined) return this.file(node);
+    this.outOfStep(item.digest, node.digest);
+    this.fileQueue.shift();
+    // The writer holds them until it asks for its next entry.
+    if (item.group) this.taken += item.bytes;
+    this.consumed();
+    return chunks;
+  }
+
   /** The bytes of the next file (`node`, as the writer sees it). */
   async *file(node: FileNode): AsyncGenerator<Uint8Array> {
+    this.releaseTaken();
     const item = await this.nextFile(node.digest);
     /** Budgeted bytes the writer has taken and not given back yet. */
     let holding = 0;
@@ -156,6 +185,7 @@ export class NarReadAhead {
 
   /** Stops every read and waits until none is running. */
   async close(): Promise<void> {
+    this.releaseTaken();
     this.outer?.removeEventListener('abort', this.onAbort);
     this.stop(new Error('NAR rendering ended'));
     await this.scoutRun;
@@ -340,7 +370,10 @@ export class NarReadAhead {
     const result = runJob(job, this.store.blobs, this.ctl.signal);
     job.result = result;
     const settled: Promise<void> = result.then(
-      () => this.finished(settled),
+      (value) => {
+        job.value = value;
+        this.finished(settled);
+      },
       () => this.finished(settled),
     );
     this.running.add(settled);
@@ -351,6 +384,13 @@ export class NarReadAhead {
     this.stats.inFlight--;
     this.running.delete(p);
     this.pump();
+  }
+
+  private releaseTaken(): void {
+    if (this.taken === 0) return;
+    const t = this.taken;
+    this.taken = 0;
+    this.release(t);
   }
 
   private release(bytes: number): void {

@@ -30,6 +30,8 @@ export interface Job {
   range?: { digest: Uint8Array; offset: number; length: number };
   /** Set when started: one list of chunks or error per member (a piece: one). */
   result?: Promise<(Uint8Array[] | Error)[]>;
+  /** The result once it has arrived (taken without awaiting). */
+  value?: (Uint8Array[] | Error)[];
 }
 
 /** Reads of one group at once, where the service has no readMany. */
