@@ -17,6 +17,12 @@ export interface FileItem {
   empty?: boolean;
   /** Read with its neighbours: that group and its place in it. */
   group?: { job: Job; index: number };
+  /** Found again later in the tree: its bytes are kept (under this key) when the writer takes them. */
+  keep?: string;
+  /** Written from the copy an earlier place keeps under this key: not read. */
+  copyOf?: string;
+  /** The writer has its bytes (a later place can no longer be written from a copy of them). */
+  taken?: boolean;
   /** Read in pieces: the pieces started so far, and the bytes covered by them. */
   parts?: { jobs: Job[]; planned: number };
   // none of these: streamed by the writer when it gets there
