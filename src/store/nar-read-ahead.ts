@@ -160,6 +160,7 @@ export class NarReadAhead {
     if (item.keep !== undefined) this.keepCopy(item.keep, chunks);
     // The writer holds them until it asks for its next entry.
     if (item.group) this.taken += item.bytes;
+    item.group = undefined; // `seen` may still hold the item: not the group's bytes
     this.consumed();
     return chunks;
   }
@@ -180,6 +181,7 @@ export class NarReadAhead {
         holding = item.bytes;
         if (b instanceof Error) throw b;
         item.taken = true; // its bytes: too late to keep them for a later place after this
+        item.group = undefined; // `seen` may still hold the item: not the group's bytes
         if (item.keep !== undefined) this.keepCopy(item.keep, b);
         yield* b;
       } else if (item.parts) {
