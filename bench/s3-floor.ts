@@ -1,13 +1,16 @@
 // What the S3 server itself delivers: every object of a store read back
-// with plain GETs through the AWS SDK, one at a time, several at once, and
-// cut into ranged GETs several at once. NAR rendering from the store
-// cannot beat the best of these: it is the backend's floor. Likewise for
-// writing: objects of the same sizes PUT several at once, which no copy
-// into the store can beat.
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+// with the same signed GETs the store's read path sends (s3-get.ts, body
+// taken by 'data' events as rangeChunks does), one at a time, several at
+// once, and cut into ranged GETs several at once. NAR rendering from the
+// store cannot beat the best of these: it is the backend's floor. Likewise
+// for writing: objects of the same sizes PUT several at once (through the
+// SDK, as the store's writes), which no copy into the store can beat.
+import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { Limiter } from '../src/util/limiter.js';
+import { S3Getter } from '../src/scaleout/s3-get.js';
+import type { S3Credentials } from '../src/scaleout/s3-sigv4.js';
 
 export interface S3Object {
   key: string;
@@ -25,23 +28,33 @@ export async function listObjects(s3: S3Client, bucket: string, prefix: string):
   return out;
 }
 
-async function get(s3: S3Client, bucket: string, key: string, range?: [number, number]): Promise<number> {
-  const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range && `bytes=${range[0]}-${range[1] - 1}` }));
+/** Bytes [offset, offset+length) of `key`, counted as they arrive and dropped. */
+async function get(getter: S3Getter, key: string, offset: number, length: number): Promise<number> {
+  const body = await getter.get(key, offset, length);
   let n = 0;
-  for await (const c of r.Body as Readable) n += (c as Buffer).length;
+  await new Promise<void>((resolve, reject) => {
+    body.on('data', (c: Buffer) => (n += c.length));
+    body.once('end', resolve);
+    body.once('error', reject);
+  });
   return n;
+}
+
+/** The store's own GET path (s3-get.ts) to `bucket`, with these credentials. */
+export function leanGetter(bucket: string, endpoint: string, credentials: S3Credentials): S3Getter {
+  return new S3Getter({ bucket, endpoint, region: 'us-east-1', forcePathStyle: true }, async () => credentials);
 }
 
 /**
  * Reads every object whole (`rangeBytes` undefined) or in ranges of that
  * many bytes, `parallel` GETs at a time; resolves to the bytes read.
  */
-export async function readAll(s3: S3Client, bucket: string, objects: S3Object[], parallel: number, rangeBytes?: number): Promise<number> {
+export async function readAll(getter: S3Getter, objects: S3Object[], parallel: number, rangeBytes?: number): Promise<number> {
   const limit = new Limiter(parallel);
   const gets: Promise<number>[] = [];
   for (const o of objects) {
-    if (rangeBytes === undefined || o.size <= rangeBytes) gets.push(limit.run(() => get(s3, bucket, o.key)));
-    else for (let at = 0; at < o.size; at += rangeBytes) gets.push(limit.run(() => get(s3, bucket, o.key, [at, Math.min(o.size, at + rangeBytes)])));
+    const step = rangeBytes ?? o.size;
+    for (let at = 0; at < o.size; at += step) gets.push(limit.run(() => get(getter, o.key, at, Math.min(step, o.size - at))));
   }
   const total = (await Promise.all(gets)).reduce((a, b) => a + b, 0);
   const want = objects.reduce((a, o) => a + o.size, 0);

@@ -8,10 +8,21 @@
  */
 import { createHash } from 'node:crypto';
 
+/**
+ * A file's contents or a directory's entries may come as an array when the
+ * producer has them already (NAR rendering's read-ahead mostly does): the
+ * writer then takes them in a loop, without an async-iterator step (and its
+ * promises) per file, chunk and entry.
+ */
 export type NarNode =
-  | { type: 'regular'; executable: boolean; size: number; contents: () => AsyncIterable<Uint8Array> }
+  | { type: 'regular'; executable: boolean; size: number; contents: () => AsyncIterable<Uint8Array> | readonly Uint8Array[] }
   | { type: 'symlink'; target: Uint8Array }
-  | { type: 'directory'; entries: () => AsyncIterable<{ name: Uint8Array; node: NarNode }> };
+  | { type: 'directory'; entries: () => AsyncIterable<NarEntry> | Promise<readonly NarEntry[]> };
+
+export interface NarEntry {
+  name: Uint8Array;
+  node: NarNode;
+}
 
 export class NarError extends Error {
   override name = 'NarError';
@@ -202,9 +213,29 @@ export class Output {
 const NOTHING: readonly Uint8Array[] = Object.freeze([]);
 
 type DirFrame = {
-  iter: AsyncIterator<{ name: Uint8Array; node: NarNode }>;
+  /** Set for entries that come one by one. */
+  iter?: AsyncIterator<NarEntry>;
+  /** Set for entries given as an array (or still coming as one): taken from `at` on. */
+  list?: readonly NarEntry[] | Promise<readonly NarEntry[]>;
+  at: number;
   prev: Uint8Array | null;
 };
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/** The frame's next entry: from its array without a promise where it has one. */
+function nextEntry(f: DirFrame): IteratorResult<NarEntry> | Promise<IteratorResult<NarEntry>> {
+  if (f.iter) return f.iter.next();
+  const list = f.list!;
+  if (!Array.isArray(list)) {
+    return (list as Promise<readonly NarEntry[]>).then((l) => {
+      f.list = l;
+      return nextEntry(f);
+    });
+  }
+  const l = list as readonly NarEntry[];
+  return f.at < l.length ? { done: false, value: l[f.at++] } : DONE;
+}
 
 /**
  * Yields the NAR bytes of `root` in order; memory stays flat (file contents are
@@ -236,10 +267,13 @@ async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array
       if (node !== null) {
         if (node.type === 'directory') {
           out.write(NarTokens.DIRECTORY);
-          stack.push({ iter: node.entries()[Symbol.asyncIterator](), prev: null });
+          const e = node.entries();
+          stack.push(Symbol.asyncIterator in e ? { iter: e[Symbol.asyncIterator](), at: 0, prev: null } : { list: e, at: 0, prev: null });
         } else {
           if (node.type === 'regular') {
-            yield* writeRegular(node, out);
+            const contents = checkedSize(node).contents();
+            if (Array.isArray(contents)) writeRegularNow(node, contents as readonly Uint8Array[], out);
+            else yield* writeRegular(node, contents as AsyncIterable<Uint8Array>, out);
           } else if (node.type === 'symlink') {
             validateSymlinkTarget(node.target);
             out.write(NarTokens.SYMLINK);
@@ -255,7 +289,8 @@ async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array
       for (const chunk of out.take()) yield chunk;
       const top = stack[stack.length - 1];
       if (top === undefined) break;
-      const r = await top.iter.next();
+      let r = nextEntry(top);
+      if (r instanceof Promise) r = await r;
       if (r.done) {
         stack.pop();
         out.write(NarTokens.CLOSE); // closes the directory node
@@ -287,7 +322,7 @@ async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array
     while (stack.length > 0) {
       const f = stack.pop()!;
       try {
-        await f.iter.return?.();
+        await f.iter?.return?.();
       } catch {
         // ignore: we are already unwinding
       }
@@ -295,29 +330,49 @@ async function* narChunks(root: NarNode, out: Output): AsyncGenerator<Uint8Array
   }
 }
 
-async function* writeRegular(
-  node: Extract<NarNode, { type: 'regular' }>,
-  out: Output,
-): AsyncGenerator<Uint8Array> {
-  const size = node.size;
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new NarError(`invalid file size ${String(size)}: must be a non-negative integer`);
+type RegularNode = Extract<NarNode, { type: 'regular' }>;
+
+function checkedSize(node: RegularNode): RegularNode {
+  if (!Number.isSafeInteger(node.size) || node.size < 0) {
+    throw new NarError(`invalid file size ${String(node.size)}: must be a non-negative integer`);
   }
-  out.write(node.executable ? NarTokens.EXECUTABLE : NarTokens.REGULAR);
-  out.writeU64(size);
-  let got = 0;
-  for await (const chunk of node.contents()) {
-    if (chunk.length === 0) continue;
-    if (got + chunk.length > size) {
-      throw new NarError(`file contents too long: expected ${size} bytes, got ${got + chunk.length} (or more)`);
-    }
-    got += chunk.length;
-    if (chunk.length >= PASS_THROUGH) out.pass(chunk);
-    else out.write(chunk);
-    for (const c of out.take()) yield c;
+  return node;
+}
+
+/** One chunk of a file's contents into `out`; the bytes so far after it. */
+function fileChunk(chunk: Uint8Array, got: number, size: number, out: Output): number {
+  if (chunk.length === 0) return got;
+  if (got + chunk.length > size) {
+    throw new NarError(`file contents too long: expected ${size} bytes, got ${got + chunk.length} (or more)`);
   }
+  if (chunk.length >= PASS_THROUGH) out.pass(chunk);
+  else out.write(chunk);
+  return got + chunk.length;
+}
+
+function endRegular(got: number, size: number, out: Output): void {
   if (got !== size) throw new NarError(`file contents too short: expected ${size} bytes, got ${got}`);
   out.writeZeros(padded(size) - size);
+}
+
+/** A file whose contents are all here: no generator, no promise. */
+function writeRegularNow(node: RegularNode, contents: readonly Uint8Array[], out: Output): void {
+  out.write(node.executable ? NarTokens.EXECUTABLE : NarTokens.REGULAR);
+  out.writeU64(node.size);
+  let got = 0;
+  for (let i = 0; i < contents.length; i++) got = fileChunk(contents[i], got, node.size, out);
+  endRegular(got, node.size, out);
+}
+
+async function* writeRegular(node: RegularNode, contents: AsyncIterable<Uint8Array>, out: Output): AsyncGenerator<Uint8Array> {
+  out.write(node.executable ? NarTokens.EXECUTABLE : NarTokens.REGULAR);
+  out.writeU64(node.size);
+  let got = 0;
+  for await (const chunk of contents) {
+    got = fileChunk(chunk, got, node.size, out);
+    for (const c of out.take()) yield c;
+  }
+  endRegular(got, node.size, out);
 }
 
 /** Writes the NAR of `root` and returns its SHA-256 and size. */

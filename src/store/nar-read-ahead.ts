@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events';
 import type { BlobService, ReadAheadHint } from '../castore/blob-service.js';
 import type { DirectoryService } from '../castore/directory-service.js';
 import type { FileNode, Node } from '../castore/messages.js';
-import { b3String, sameBytes } from '../castore/digest.js';
+import { b3Hex, b3String, sameBytes } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { DirPrefetch } from './dir-prefetch.js';
 import { Fifo, Wake, notFound, runJob, type FileItem, type Job } from './read-jobs.js';
@@ -40,6 +40,8 @@ export class ReadAheadStats {
   inFlight = 0;
   peakInFlight = 0;
   started = 0;
+  /** Files written from the copy of an earlier place's bytes, not read again. */
+  reused = 0;
 }
 
 /** Services without a hint: a few reads ahead (a disk answers quickly). */
@@ -51,6 +53,18 @@ const GROUP_FILES = 1024;
 /** Directories and files the scout may have planned that the writer has not reached. */
 const MAX_AHEAD = 8192;
 const RESUME_AT = 1024;
+const NONE: readonly Uint8Array[] = Object.freeze([]);
+/**
+ * A small file found again at a later place of the tree (the bench's
+ * /usr/share: ~270 GETs re-fetched bytes an earlier group had read) is
+ * not read again: the earlier one's bytes are copied when the writer takes
+ * them and kept until the last later place is written. Up to COPY_MAX per
+ * file and COPIES_BYTES in all (else read again, as before), remembered
+ * for the last SEEN_MAX small files planned.
+ */
+const COPY_MAX = 64 << 10;
+const COPIES_BYTES = 4 << 20;
+const SEEN_MAX = 65_536;
 
 export class NarReadAhead {
   readonly stats: ReadAheadStats;
@@ -64,6 +78,13 @@ export class NarReadAhead {
   /** The group still taking members. */
   private open: Job | undefined;
   private readonly running = new Set<Promise<void>>();
+  /** Small files planned, by digest (hex), for finding them again at later places. */
+  private readonly seen = new Map<string, FileItem>();
+  /** Bytes of files found again (once the writer has had the first place), and how many places still want them. */
+  private readonly copies = new Map<string, { bytes?: Uint8Array; size: number; left: number }>();
+  private copiesBytes = 0;
+  /** Bytes of files given to the writer by contents(), released when it comes back for more. */
+  private taken = 0;
   private ahead = 0;
   private scoutDone = false;
   private scoutError: { err: unknown } | undefined;
@@ -102,6 +123,7 @@ export class NarReadAhead {
 
   /** The next directory's entries in NAR order; `digest` is the one the writer expects. */
   async directory(digest: Uint8Array): Promise<Node[]> {
+    this.releaseTaken();
     for (;;) {
       this.checkOuter();
       const d = this.dirQueue.shift();
@@ -115,18 +137,52 @@ export class NarReadAhead {
     }
   }
 
+  /**
+   * The bytes of the next file (`node`, as the writer sees it): the chunks
+   * themselves once its group's read has finished (most small files: no
+   * generator, no promise per file), else as they come.
+   */
+  contents(node: FileNode): readonly Uint8Array[] | AsyncIterable<Uint8Array> {
+    this.releaseTaken();
+    const item = this.fileQueue.peek();
+    if (item === undefined || item.error || this.outer?.aborted) return this.file(node);
+    let chunks: readonly Uint8Array[] | undefined;
+    if (item.empty) chunks = NONE;
+    else if (item.copyOf !== undefined) chunks = [this.takeCopy(item.copyOf)];
+    else if (item.group?.job.value) {
+      const b = item.group.job.value[item.group.index];
+      if (!(b instanceof Error)) chunks = b;
+    }
+    if (chunks === undefined) return this.file(node);
+    this.outOfStep(item.digest, node.digest);
+    this.fileQueue.shift();
+    item.taken = true;
+    if (item.keep !== undefined) this.keepCopy(item.keep, chunks);
+    // The writer holds them until it asks for its next entry.
+    if (item.group) this.taken += item.bytes;
+    item.group = undefined; // `seen` may still hold the item: not the group's bytes
+    this.consumed();
+    return chunks;
+  }
+
   /** The bytes of the next file (`node`, as the writer sees it). */
   async *file(node: FileNode): AsyncGenerator<Uint8Array> {
+    this.releaseTaken();
     const item = await this.nextFile(node.digest);
     /** Budgeted bytes the writer has taken and not given back yet. */
     let holding = 0;
     try {
       if (item.error) throw item.error;
       if (item.empty) return;
-      if (item.group) {
+      if (item.copyOf !== undefined) {
+        yield this.takeCopy(item.copyOf);
+      } else if (item.group) {
         const b = (await this.resultOf(item.group.job))[item.group.index];
         holding = item.bytes;
         if (b instanceof Error) throw b;
+        item.taken = true; // its bytes: too late to keep them for a later place after this
+        item.group = undefined; // `seen` may still hold the item: not the group's bytes
+        if (item.keep !== undefined) this.keepCopy(item.keep, b);
         yield* b;
       } else if (item.parts) {
         for (let k = 0, done = 0; done < item.bytes; k++) {
@@ -156,6 +212,7 @@ export class NarReadAhead {
 
   /** Stops every read and waits until none is running. */
   async close(): Promise<void> {
+    this.releaseTaken();
     this.outer?.removeEventListener('abort', this.onAbort);
     this.stop(new Error('NAR rendering ended'));
     await this.scoutRun;
@@ -264,7 +321,9 @@ export class NarReadAhead {
     else if (sized && sized.real !== f.size) {
       item.error = storageError(`blob ${b3String(f.digest)} is ${sized.real} bytes, its directory entry states ${f.size}`);
     } else if (sized && f.size === 0) item.empty = true;
-    else if (f.size <= SMALL_FILE) this.join(item);
+    else if (f.size <= SMALL_FILE) {
+      if (!this.foundAgain(item)) this.join(item);
+    }
     else if (this.store.blobs.readRange) {
       this.closeOpen();
       item.parts = { jobs: [], planned: 0 };
@@ -275,6 +334,50 @@ export class NarReadAhead {
     this.wakeWriter.wake();
     this.pump();
     return !item.error;
+  }
+
+  /** True if `item` will be written from an earlier place's copy (no read); else remembers it. */
+  private foundAgain(item: FileItem): boolean {
+    if (item.bytes === 0 || item.bytes > COPY_MAX) return false;
+    const key = b3Hex(item.digest);
+    const c = this.copies.get(key);
+    if (c && c.size === item.bytes) {
+      // Kept (or to be kept) until its last place: one more.
+      c.left++;
+      item.copyOf = key;
+      return true;
+    }
+    const first = this.seen.get(key);
+    if (c || first === undefined || first.taken || first.keep !== undefined || first.bytes !== item.bytes || this.copiesBytes + item.bytes > COPIES_BYTES) {
+      this.seen.delete(key);
+      this.seen.set(key, item);
+      if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.keys().next().value!);
+      return false;
+    }
+    this.seen.delete(key);
+    this.copies.set(key, { size: item.bytes, left: 1 });
+    this.copiesBytes += item.bytes;
+    first.keep = key;
+    item.copyOf = key;
+    return true;
+  }
+
+  /** The first place's bytes, copied as the writer takes them (they are small). */
+  private keepCopy(key: string, chunks: readonly Uint8Array[]): void {
+    const c = this.copies.get(key);
+    if (c) c.bytes = Buffer.concat(chunks);
+  }
+
+  /** A later place's bytes; dropped after the last one. */
+  private takeCopy(key: string): Uint8Array {
+    const c = this.copies.get(key);
+    if (c?.bytes === undefined) throw new CastoreError('internal', `NAR read-ahead: no copy of ${key} for a later place`);
+    if (--c.left === 0) {
+      this.copies.delete(key);
+      this.copiesBytes -= c.size;
+    }
+    this.stats.reused++;
+    return c.bytes;
   }
 
   private join(item: FileItem): void {
@@ -340,7 +443,10 @@ export class NarReadAhead {
     const result = runJob(job, this.store.blobs, this.ctl.signal);
     job.result = result;
     const settled: Promise<void> = result.then(
-      () => this.finished(settled),
+      (value) => {
+        job.value = value;
+        this.finished(settled);
+      },
       () => this.finished(settled),
     );
     this.running.add(settled);
@@ -351,6 +457,13 @@ export class NarReadAhead {
     this.stats.inFlight--;
     this.running.delete(p);
     this.pump();
+  }
+
+  private releaseTaken(): void {
+    if (this.taken === 0) return;
+    const t = this.taken;
+    this.taken = 0;
+    this.release(t);
   }
 
   private release(bytes: number): void {

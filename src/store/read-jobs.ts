@@ -17,6 +17,12 @@ export interface FileItem {
   empty?: boolean;
   /** Read with its neighbours: that group and its place in it. */
   group?: { job: Job; index: number };
+  /** Found again later in the tree: its bytes are kept (under this key) when the writer takes them. */
+  keep?: string;
+  /** Written from the copy an earlier place keeps under this key: not read. */
+  copyOf?: string;
+  /** The writer has its bytes (a later place can no longer be written from a copy of them). */
+  taken?: boolean;
   /** Read in pieces: the pieces started so far, and the bytes covered by them. */
   parts?: { jobs: Job[]; planned: number };
   // none of these: streamed by the writer when it gets there
@@ -30,6 +36,8 @@ export interface Job {
   range?: { digest: Uint8Array; offset: number; length: number };
   /** Set when started: one list of chunks or error per member (a piece: one). */
   result?: Promise<(Uint8Array[] | Error)[]>;
+  /** The result once it has arrived (taken without awaiting). */
+  value?: (Uint8Array[] | Error)[];
 }
 
 /** Reads of one group at once, where the service has no readMany. */

@@ -2,9 +2,9 @@
 // are read ahead of the writer (nar-read-ahead.ts) within a byte budget,
 // so memory stays flat whatever the path's size.
 import { createHash } from 'node:crypto';
-import type { Node } from '../castore/messages.js';
+import type { FileNode, Node } from '../castore/messages.js';
 import { CastoreError, storageError } from '../castore/errors.js';
-import { writeNar, type NarNode } from '../nix/nar.js';
+import { writeNar, type NarEntry, type NarNode } from '../nix/nar.js';
 import { NarReadAhead, ReadAheadStats, type Castore, type ReadAheadBudget } from './nar-read-ahead.js';
 
 export { ReadAheadStats, type Castore, type ReadAheadBudget };
@@ -25,19 +25,46 @@ export interface RenderLimits {
   budget?: ReadAheadBudget;
 }
 
+/** A file of the castore as the NAR writer takes it (a class: no closure per file). */
+class RegularOf {
+  readonly type = 'regular';
+  readonly executable: boolean;
+  readonly size: number;
+  constructor(
+    private readonly file: FileNode,
+    private readonly ahead: NarReadAhead,
+  ) {
+    this.executable = file.executable;
+    this.size = file.size;
+  }
+  contents(): readonly Uint8Array[] | AsyncIterable<Uint8Array> {
+    return this.ahead.contents(this.file);
+  }
+}
+
+/** A directory of the castore: its entries as one array once the read-ahead has them (no step per entry). */
+class DirectoryOf {
+  readonly type = 'directory';
+  constructor(
+    private readonly digest: Uint8Array,
+    private readonly ahead: NarReadAhead,
+  ) {}
+  async entries(): Promise<NarEntry[]> {
+    const children = await this.ahead.directory(this.digest);
+    const out = new Array<NarEntry>(children.length);
+    for (let i = 0; i < children.length; i++) out[i] = { name: children[i].name, node: narNodeOf(children[i], this.ahead) };
+    return out;
+  }
+}
+
 function narNodeOf(node: Node, ahead: NarReadAhead): NarNode {
   switch (node.type) {
     case 'symlink':
       return { type: 'symlink', target: node.target };
     case 'file':
-      return { type: 'regular', executable: node.executable, size: node.size, contents: () => ahead.file(node) };
+      return new RegularOf(node, ahead);
     case 'directory':
-      return {
-        type: 'directory',
-        entries: async function* () {
-          for (const child of await ahead.directory(node.digest)) yield { name: child.name, node: narNodeOf(child, ahead) };
-        },
-      };
+      return new DirectoryOf(node.digest, ahead);
   }
 }
 

@@ -10,7 +10,7 @@ import { putClosure } from '../../src/castore/directory-service.js';
 import { directoryDigest } from '../../src/castore/directory.js';
 import { blake3 } from '../../src/castore/digest.js';
 import type { Directory } from '../../src/castore/messages.js';
-import { renderNar, type Castore } from '../../src/store/render-nar.js';
+import { renderNar, ReadAheadStats, type Castore } from '../../src/store/render-nar.js';
 import { writeNar, type NarNode } from '../../src/nix/nar.js';
 import { b } from '../helpers/castore-fixtures.js';
 
@@ -152,5 +152,38 @@ it('a wide tree (more directories than are loaded ahead at once) loads each dire
   assert.ok(nar.length > 0);
   // Loads ahead dropped for room were loaded a second time when the walk got there.
   assert.equal(gets(), 1 + 2 * WIDE);
+  await store.close();
+});
+
+it('a small file at many places in the tree is read once and written at each place from a copy', async () => {
+  const store = openStore(sameAddr('memory://'));
+  const same = b('the same licence text\n'.repeat(50));
+  const sameDigest = await putBytes(store.blobs, same);
+  const PLACES = 20;
+  const dirs: Directory[] = [];
+  const want: [string, NarNode][] = [];
+  const regular = (data: Uint8Array): NarNode => ({ type: 'regular', executable: false, size: data.length, contents: async function* () { yield data; } });
+  for (let i = 0; i < PLACES; i++) {
+    const own = b(`file of place ${i}\n`);
+    const d: Directory = {
+      directories: [],
+      symlinks: [],
+      files: [
+        { name: b('COPYING'), digest: sameDigest, size: same.length, executable: false },
+        { name: b('own'), digest: await putBytes(store.blobs, own), size: own.length, executable: false },
+      ],
+    };
+    dirs.push(d);
+    want.push([`p${String(i).padStart(2, '0')}`, { type: 'directory', entries: async function* () { yield { name: b('COPYING'), node: regular(same) }; yield { name: b('own'), node: regular(own) }; } }]);
+  }
+  const root: Directory = { directories: dirs.map((d, i) => ({ name: b(`p${String(i).padStart(2, '0')}`), digest: directoryDigest(d), size: 2 })), symlinks: [], files: [] };
+  await putClosure(store.directories, [...dirs, root]);
+  const { castore, seen } = slowReads(store);
+  const stats = new ReadAheadStats();
+  const nar = await collect(renderNar({ type: 'directory', name: b('root'), digest: directoryDigest(root), size: 1 + 3 * PLACES }, castore, { stats }));
+  const wantNar = await collect(writeNar({ type: 'directory', entries: async function* () { for (const [name, node] of want) yield { name: b(name), node }; } }));
+  assert.ok(nar.equals(wantNar));
+  assert.equal(seen.reads, 1 + PLACES, 'the shared file read once, each own file once');
+  assert.equal(stats.reused, PLACES - 1);
   await store.close();
 });

@@ -246,3 +246,31 @@ test('early return closes open directory iterators', async () => {
   for await (const _ of writeNar(node)) break;
   assert.equal(closed, 1);
 });
+
+test('contents and entries given as arrays: the same bytes as given one by one, the same size checks', async () => {
+  const big = new Uint8Array(40_000).fill(7);
+  const parts = [enc.encode('abc'), big, enc.encode('de')];
+  const size = 5 + big.length;
+  const asArrays: NarNode = {
+    type: 'directory',
+    entries: async () => [
+      { name: enc.encode('a'), node: { type: 'regular', executable: true, size, contents: () => parts } },
+      { name: enc.encode('b'), node: { type: 'directory', entries: async () => [] } },
+      { name: enc.encode('c'), node: { type: 'regular', executable: false, size: 0, contents: () => [] } },
+    ],
+  };
+  const oneByOne: NarNode = {
+    type: 'directory',
+    entries: async function* () {
+      yield { name: enc.encode('a'), node: { type: 'regular', executable: true, size, contents: () => chunks(...parts) } };
+      yield { name: enc.encode('b'), node: { type: 'directory', entries: async function* () {} } };
+      yield { name: enc.encode('c'), node: { type: 'regular', executable: false, size: 0, contents: () => chunks() } };
+    },
+  };
+  assert.equal(toHex(await narBytes(asArrays)), toHex(await narBytes(oneByOne)));
+  const wrong = (n: number): NarNode => ({ type: 'regular', executable: false, size: n, contents: () => parts });
+  await assert.rejects(narBytes(wrong(size - 1)), /file contents too long/);
+  await assert.rejects(narBytes(wrong(size + 1)), /file contents too short/);
+  const unsorted: NarNode = { type: 'directory', entries: async () => [{ name: enc.encode('b'), node: symlink('x') }, { name: enc.encode('a'), node: symlink('x') }] };
+  await assert.rejects(narBytes(unsorted), /not sorted/);
+});
