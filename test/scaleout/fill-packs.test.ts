@@ -32,19 +32,22 @@ describe('scale-out copy: round trips per pack and per closure', () => {
   it("a copy's small files fill packs of more than 256 blobs, and all read back", async () => {
     const store = openStore(sameAddr(where.addr));
     const rng = new Rng(7);
-    const files = Array.from({ length: FILES }, (_, i) => rng.bytes(1000 + (i % 50) * 40));
+    // ~42 MiB: more than the uploader's slabs (28 MiB), so memory handed back early is read into again.
+    const files = Array.from({ length: FILES }, (_, i) => rng.bytes(4000 + (i % 50) * 400));
     try {
-      // The copy's own uploader (copy.ts gives it 256 in flight), all files handed over at once as ingest does.
+      // The copy's own uploader (copy.ts gives it 256 in flight), fed as ingest.ts does: each file read into
+      // the memory it gives once it has room, and handed over without waiting for it to be stored.
       const uploader = new BlobUploader(store.blobs, 256, DEFAULT_RETRY);
-      await Promise.all(
-        files.map(async (f) => {
-          await uploader.room(f.length);
-          const mem = uploader.memoryFor(f.length);
-          f.copy(mem);
-          await uploader.ensure(blake3(f), f.length, { bytes: mem });
-        }),
-      );
+      const stored: Promise<void>[] = [];
+      for (const f of files) {
+        if (!uploader.hasRoom(f.length)) await uploader.room(f.length);
+        const mem = uploader.memoryFor(f.length);
+        f.copy(mem);
+        stored.push(uploader.ensure(blake3(f), f.length, { bytes: mem }));
+      }
+      await Promise.all(stored);
       assert.equal(uploader.stats.blobsSent, FILES);
+      assert.ok(uploader.sharedMemory.made <= 7, `${uploader.sharedMemory.made} slabs made`);
       const index = openPgIndex(parseS3Addr(where.addr).indexUrl);
       try {
         const packs = (await index.query<{ n: string }>('SELECT count(*) AS n FROM blobs GROUP BY object ORDER BY 1 DESC')).rows.map((r) => Number(r.n));
