@@ -110,6 +110,15 @@ export interface BlobService {
    * first (one round trip either way), so uploaders may skip the Stat.
    */
   readonly putWithoutStatUpTo?: number;
+
+  /**
+   * Set by services that gather small blobs into shared objects, each Put
+   * resolving only once its whole batch is durable: how many Puts a client
+   * should keep in flight to fill a batch. Their writers copy a small
+   * blob's bytes at close and call `released` then, so the caller may reuse
+   * that memory while the Put waits for its batch.
+   */
+  readonly putsInFlight?: number;
   /**
    * Set by services whose calls cost real CPU per blob (gRPC): the address
    * another thread can open the same service at, so a copy can move its

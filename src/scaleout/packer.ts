@@ -5,20 +5,31 @@
 // so batching never weakens a Put's promise. A pack is sealed when it
 // reaches PACK_TARGET, or once it is LINGER_MS old and an upload slot is
 // free: a lone blob waits LINGER_MS; under load, every Put a client has in
-// flight joins the open pack (so a client should keep hundreds in flight).
+// flight joins the open pack. So a client must keep thousands in flight
+// (PUTS_IN_FLIGHT): with 256, every pack of a copy held 256 small files
+// (~1 MiB) and the next could only start filling once it was durable —
+// one pack, one PUT and two queries at a time, 5× a copy to disk.
+// Packs upload UPLOAD_SLOTS at once; one more sealed pack may wait for a
+// slot, and Puts beyond that wait (addWhenRoom): the packer's memory is
+// bounded whatever the client keeps in flight.
 //
 // A blob's bytes are copied once, straight into its pack's buffer, and
 // hashed there; that buffer is the PUT's body. (A copy per blob, then one
 // per pack, cost a copy → S3 seconds of memcpy, page faults, and garbage
-// collections for tens of thousands of fresh ArrayBuffers.) Buffers are not
-// kept for reuse: a spare one raised a copy's peak RSS more than it saved.
+// collections for tens of thousands of fresh ArrayBuffers.) A buffer whose
+// pack is stored is reused for the next one, while packs keep coming: a
+// fresh 17 MiB per pack cost a page fault per 4 KiB and, as external
+// memory, V8 answered with full garbage collections (~80 per copy).
 import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
 import { blake3 } from '../castore/digest.js';
 
 export const PACK_TARGET = 16 << 20;
-const UPLOAD_SLOTS = 2;
+/** Packs uploading at once (PUT, then the index INSERT). */
+export const UPLOAD_SLOTS = 3;
+/** Small-blob Puts a client should keep in flight to fill packs (s3-blob-service.ts). */
+export const PUTS_IN_FLIGHT = 8192;
 const LINGER_MS = 50;
 
 interface Entry {
@@ -42,6 +53,10 @@ export class Packer {
   private timer: NodeJS.Timeout | undefined;
   /** Digests waiting in an open or uploading pack, so duplicates share it. */
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Buffers of stored packs, for the next ones (dropped when nothing is left to pack). */
+  private spare: Buffer[] = [];
+  /** Adds waiting for the sealed pack to get a slot. */
+  private roomWaiters: (() => void)[] = [];
 
   constructor(
     private readonly s3: S3Objects,
@@ -80,6 +95,20 @@ export class Packer {
     return { digest, done };
   }
 
+  /**
+   * add(), once no sealed pack waits for an upload slot: at most the open
+   * pack, one sealed and UPLOAD_SLOTS uploading are in memory. The chunks
+   * are the caller's until this resolves.
+   */
+  async addWhenRoom(chunks: readonly Uint8Array[], size: number, stopped?: () => void): Promise<{ digest: Buffer; done: Promise<void> }> {
+    // Checked again on each wake-up, and add() runs in the same turn as the check.
+    while (this.sealed.length > 0) {
+      await new Promise<void>((r) => this.roomWaiters.push(r));
+      stopped?.(); // throws if the Put was aborted meanwhile: the chunks may be reused already
+    }
+    return this.add(chunks, size);
+  }
+
   /** Uploads whatever is open now, and waits until every pack is settled. */
   async flush(): Promise<void> {
     this.seal();
@@ -90,7 +119,7 @@ export class Packer {
     let settle!: (err?: unknown) => void;
     const done = new Promise<void>((res, rej) => (settle = (err) => (err ? rej(err) : res())));
     done.catch(() => {});
-    return { buf: Buffer.allocUnsafe(PACK_TARGET + this.blobMax), entries: [], size: 0, settle, done };
+    return { buf: this.spare.pop() ?? Buffer.allocUnsafe(PACK_TARGET + this.blobMax), entries: [], size: 0, settle, done };
   }
 
   private lingered(): void {
@@ -111,13 +140,20 @@ export class Packer {
     while (this.uploading < UPLOAD_SLOTS && this.sealed.length) {
       const pack = this.sealed.shift()!;
       this.uploading++;
+      for (const w of this.roomWaiters.splice(0)) w();
       this.upload(pack).then(
-        () => pack.settle(),
+        () => {
+          // Only after a success: a failed PUT's body might still be in the SDK's hands.
+          if (this.spare.length < UPLOAD_SLOTS) this.spare.push(pack.buf);
+          pack.settle();
+        },
         (err) => pack.settle(err),
       ).finally(() => {
         this.uploading--;
         if (!this.sealed.length && this.open && !this.timer) this.seal();
         else this.pump();
+        // Idle (a daemon between copies): the spare buffers go.
+        if (!this.open && !this.uploading && !this.sealed.length) this.spare = [];
       });
     }
   }

@@ -1,7 +1,9 @@
 // A large blob's upload to S3: its bytes are copied once, into a part-sized
 // buffer, and each full buffer is one UploadPart (a few in flight); a blob
-// that fits one part is one PUT. (Buffers kept for reuse raised a copy's
-// peak RSS more than they saved.)
+// that fits one part is one PUT. A part's buffer, once stored, is reused
+// by the next part of any upload while parts keep coming (fresh 8 MiB
+// buffers, as external memory, drew full garbage collections), and
+// dropped when no upload is filling or sending one.
 // lib-storage's Upload, fed through a PassThrough, copied every byte twice
 // more (the stream merging buffered chunks, then joining them into parts)
 // into fresh 8 MiB buffers: most of a copy → S3's memcpy and page faults.
@@ -11,6 +13,24 @@ import { PART_SIZE, type S3Objects } from './s3-objects.js';
 const PARTS_IN_FLIGHT = 2;
 /** Bytes one upload holds at most: the parts in flight and the one filling. */
 export const PART_UPLOAD_HOLDS = (PARTS_IN_FLIGHT + 1) * PART_SIZE;
+
+/** Stored parts' buffers kept for the next parts, at most. */
+const SPARE_PARTS = 4;
+const spareParts: Buffer[] = [];
+/** Part buffers handed out and not yet given back or dropped. */
+let partsOut = 0;
+
+function takePart(): Buffer {
+  partsOut++;
+  return spareParts.pop() ?? Buffer.allocUnsafe(PART_SIZE);
+}
+
+/** `reuse`: the buffer's bytes were stored (a failed request's body may still be in the SDK's hands). */
+function givePart(buf: Buffer, reuse: boolean): void {
+  partsOut--;
+  if (reuse && spareParts.length < SPARE_PARTS) spareParts.push(buf);
+  if (partsOut === 0) spareParts.length = 0;
+}
 
 export class PartUpload {
   private current: Buffer | undefined;
@@ -30,7 +50,7 @@ export class PartUpload {
     let off = 0;
     while (off < chunk.length) {
       if (this.failed !== undefined) throw this.failed;
-      this.current ??= Buffer.allocUnsafe(PART_SIZE);
+      this.current ??= takePart();
       const n = Math.min(chunk.length - off, PART_SIZE - this.filled);
       this.current.set(chunk.subarray(off, off + n), this.filled);
       this.filled += n;
@@ -47,11 +67,16 @@ export class PartUpload {
   async finish(): Promise<void> {
     if (this.uploadId === undefined) {
       // One part or less: a single PUT.
-      const body = this.current ?? Buffer.alloc(0);
+      const buf = this.current;
+      const n = this.filled;
+      this.current = undefined;
+      this.filled = 0;
+      let stored = false;
       try {
-        await this.s3.put(this.object, body.subarray(0, this.filled));
+        await this.s3.put(this.object, buf ? buf.subarray(0, n) : Buffer.alloc(0));
+        stored = true;
       } finally {
-        this.release();
+        if (buf) givePart(buf, stored);
       }
       return;
     }
@@ -73,12 +98,14 @@ export class PartUpload {
   }
 
   private release(): void {
+    if (this.current) givePart(this.current, true); // never sent: nobody else holds it
     this.current = undefined;
     this.filled = 0;
   }
 
   private sendPart(): void {
-    const body = this.current!.subarray(0, this.filled);
+    const buf = this.current!;
+    const body = buf.subarray(0, this.filled);
     this.current = undefined;
     this.filled = 0;
     const n = this.etags.length + 1;
@@ -87,8 +114,8 @@ export class PartUpload {
     this.etags.push(etag);
     etag.catch((err) => (this.failed ??= err));
     const settled = etag.then(
-      () => {},
-      () => {},
+      () => givePart(buf, true),
+      () => givePart(buf, false),
     ).finally(() => this.inFlight.delete(settled));
     this.inFlight.add(settled);
   }

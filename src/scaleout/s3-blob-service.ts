@@ -13,7 +13,7 @@ import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
-import { Packer } from './packer.js';
+import { Packer, PUTS_IN_FLIGHT } from './packer.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { ObjectGone, S3Objects } from './s3-objects.js';
 import { PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
@@ -47,6 +47,8 @@ export class S3BlobService implements BlobService {
   private readonly largeSlots = new Limiter(LARGE_UPLOADS);
   private readonly packCache: PackCache;
   readonly readAhead = READ_AHEAD;
+  /** A small blob's Put resolves once its whole pack is durable: packs fill only with thousands in flight. */
+  readonly putsInFlight = PUTS_IN_FLIGHT;
   private readonly sized = new Map<string, Location>();
   /** Digests looked up in the blob index so far, for tests and benchmarks. */
   indexLookups = 0;
@@ -218,6 +220,8 @@ export class S3BlobService implements BlobService {
     let total = 0;
     let large: PartUpload | undefined;
     let finished = false;
+    /** Set by abort(): a close waiting for room in the packer stops (an AbortController per blob cost a copy 0.5 s). */
+    let aborted = false;
     let releaseSlot: (() => void) | undefined;
     const acquireSlot = () =>
       new Promise<void>((got) => {
@@ -271,7 +275,10 @@ export class S3BlobService implements BlobService {
         if (small) {
           // Copied into its pack, not kept: a view could pin a much larger buffer (a daemon's network read).
           signal?.throwIfAborted();
-          const { digest, done } = this.packer.add(small, smallSize);
+          const { digest, done } = await this.packer.addWhenRoom(small, smallSize, () => {
+            if (aborted) throw new Error('blob writer aborted');
+            signal?.throwIfAborted();
+          });
           small = undefined;
           releaseSmall();
           await done;
@@ -298,6 +305,7 @@ export class S3BlobService implements BlobService {
       },
       abort: async () => {
         finished = true;
+        aborted = true;
         small = undefined;
         releaseSmall();
         try {

@@ -86,8 +86,12 @@ export abstract class Uploads {
     this.wakeRoom();
   }
 
-  /** Stores one blob not asked for before (in this run). */
-  protected abstract send(digest: Buffer, size: number, source: BlobSource): Promise<void>;
+  /**
+   * Stores one blob not asked for before (in this run). `copied`, if the
+   * store copies the bytes before the blob is durable: called once they
+   * are needed no more (their memory is reused then).
+   */
+  protected abstract send(digest: Buffer, size: number, source: BlobSource, copied: () => void): Promise<void>;
 
   /**
    * Resolves once the blob `digest` is stored; `source` is its bytes or the
@@ -107,17 +111,25 @@ export abstract class Uploads {
       const held = 'bytes' in source ? source.bytes.length : 0;
       this.heldBytes += held;
       this.uploading++;
-      // One reaction per upload does the bookkeeping (a finally and a then, with their promises, before).
-      const settle = (): void => {
+      let holding = true;
+      // The bytes go back once the store copied them (a packing store) or the upload settled, whichever comes first.
+      const copied = (): void => {
+        if (!holding) return;
+        holding = false;
         // The memory is free before anyone waiting for room hears of it.
         this.heldBytes -= held;
-        this.uploading--;
         if ('bytes' in source) this.release(source.bytes);
+        else this.wakeRoom();
+      };
+      // One reaction per upload does the bookkeeping (a finally and a then, with their promises, before).
+      const settle = (): void => {
+        this.uploading--;
+        if (holding) copied();
         else this.wakeRoom();
         // A failed upload may be tried again by a later path.
         if (key !== undefined) this.inFlight.delete(key);
       };
-      p = this.send(digest, size, source).then(
+      p = this.send(digest, size, source, copied).then(
         () => {
           settle();
           // Once stored, the digest moves to the compact table.
@@ -171,7 +183,8 @@ export class BlobUploader extends Uploads {
     opts: { dedup?: boolean } = {},
   ) {
     super();
-    this.limiter = new Limiter(concurrency);
+    // A packing store resolves a Put once its pack is durable: with few in flight, packs would hold few blobs.
+    this.limiter = new Limiter(Math.max(concurrency, blobs.putsInFlight ?? 0));
     this.dedup = opts.dedup ?? true;
   }
 
@@ -181,11 +194,11 @@ export class BlobUploader extends Uploads {
   /** The batch queue once it is known (no async step per blob then). */
   private queue: BatchQueue | undefined;
 
-  protected send(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+  protected send(digest: Buffer, size: number, source: BlobSource, copied: () => void): Promise<void> {
     if ('bytes' in source && this.queue?.fits(size)) return this.queue.add(digest, source.bytes);
     if ('bytes' in source && this.blobs.batches) return this.sendBatched(digest, size, source.bytes);
     const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
-    return limiter.run(() => this.upload(digest, size, source));
+    return limiter.run(() => this.upload(digest, size, source, copied));
   }
 
   private async sendBatched(digest: Buffer, size: number, bytes: Uint8Array): Promise<void> {
@@ -205,14 +218,17 @@ export class BlobUploader extends Uploads {
     }
   }
 
-  private async upload(digest: Buffer, size: number, source: BlobSource): Promise<void> {
+  private async upload(digest: Buffer, size: number, source: BlobSource, copied?: () => void): Promise<void> {
     const what = `blob ${b3String(digest)}`;
     const statFirst = !('bytes' in source) || size > (this.blobs.putWithoutStatUpTo ?? -1);
     if (statFirst && (await withRetry(`Stat ${what}`, () => this.blobs.stat(digest), this.retry, this.log))) {
       this.stats.blobsSkipped++;
       return;
     }
-    const got = await withRetry(`Put ${what}`, () => this.put(source), this.retry, this.log);
+    // Only a packing store's writer says when it has copied the bytes; after that they may hold another file.
+    let handedOver = false;
+    const released = copied && this.blobs.putsInFlight !== undefined && 'bytes' in source ? () => ((handedOver = true), copied()) : undefined;
+    const got = await withRetry(`Put ${what}`, () => this.put(source, released), this.retry, this.log, () => !handedOver);
     if (!got.equals(digest)) {
       throw new CastoreError('internal', `${what}: the store answered ${b3String(got)} (file changed while copying?)`);
     }
@@ -220,11 +236,11 @@ export class BlobUploader extends Uploads {
     this.stats.bytesSent += size;
   }
 
-  private async put(source: BlobSource): Promise<Buffer> {
+  private async put(source: BlobSource, released?: () => void): Promise<Buffer> {
     const w = this.blobs.put();
     try {
       if ('bytes' in source) {
-        if (source.bytes.length > 0) await w.write(source.bytes);
+        if (source.bytes.length > 0) await w.write(source.bytes, released);
       } else {
         const h = await open(source.file, 'r');
         try {

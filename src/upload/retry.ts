@@ -13,12 +13,13 @@ export function isTransient(err: unknown): boolean {
   return err instanceof CastoreError && (err.kind === 'unavailable' || err.kind === 'too-large');
 }
 
-export async function withRetry<T>(what: string, fn: () => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (msg: string) => void): Promise<T> {
+/** `retryable`: false once fn cannot run again (e.g. the bytes it sends were handed over). */
+export async function withRetry<T>(what: string, fn: () => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (msg: string) => void, retryable?: () => boolean): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (!isTransient(err) || attempt >= policy.attempts) throw err;
+      if (!isTransient(err) || attempt >= policy.attempts || retryable?.() === false) throw err;
       const delay = Math.random() * Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
       onRetry?.(`${what}: ${(err as Error).message}; retry ${attempt}/${policy.attempts - 1} in ${Math.round(delay)} ms`);
       await new Promise((r) => setTimeout(r, delay));
