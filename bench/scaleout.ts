@@ -69,7 +69,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const files = fileCount(paths);
     // Interleaved rounds between untimed syncs, medians: this machine's disk is shared and noisy.
     const locals: number[] = [];
-    const scaledRuns: { seconds: number; requests: number }[] = [];
+    const scaledRuns: { seconds: number; requests: number; rss: number }[] = [];
     // RGW alone taking the same objects: PUTs of the sizes the copy stored, 16 at once.
     const puts: number[] = [];
     let putObjects = { count: 0, bytes: 0 };
@@ -81,7 +81,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
       last = await freshStore(`bench${round}`);
       const before = await rgwRequests(cephBase);
       const run = (await flushedAround(() => copy(last.addr, paths, env))).value;
-      scaledRuns.push({ seconds: run.seconds, requests: (await rgwRequests(cephBase)) - before });
+      scaledRuns.push({ seconds: run.seconds, requests: (await rgwRequests(cephBase)) - before, rss: run.report.peakRssMiB });
       const stored = await listObjects(s3, `bench${round}`, 'store/');
       putObjects = { count: stored.length, bytes: stored.reduce((a, o) => a + o.size, 0) };
       puts.push((await flushedAround(() => writeAll(s3, 'floorput', `r${round}/`, stored, 16))).seconds);
@@ -93,6 +93,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const local = { seconds: median(locals) };
     const scaled = { seconds: median(scaledRuns.map((r) => r.seconds)) };
     const requests = median(scaledRuns.map((r) => r.requests));
+    const copyRss = Math.max(...scaledRuns.map((r) => r.rss));
     const ratio = scaled.seconds / local.seconds;
     const putFloor = median(puts);
     // Reading back: every path's NAR rendered from the S3 store, against
@@ -170,7 +171,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
 
     const rows: [string, string, string][] = [
       ['copy → local store (file://)', `${local.seconds.toFixed(2)} s`, `1.00× (reference; ${listRounds(locals)})`],
-      ['copy → S3 + PostgreSQL (s3://…?index=postgres://…)', `${scaled.seconds.toFixed(2)} s`, `${ratio.toFixed(2)}× local (target ≤ 2×: ${verdict(ratio <= 2)}; ${listRounds(scaledRuns.map((x) => x.seconds))})`],
+      ['copy → S3 + PostgreSQL (s3://…?index=postgres://…)', `${scaled.seconds.toFixed(2)} s`, `${ratio.toFixed(2)}× local (target ≤ 2×: ${verdict(ratio <= 2)}; ${listRounds(scaledRuns.map((x) => x.seconds))}); peak RSS of the copy ${copyRss.toFixed(0)} MiB (target < 300 MiB: ${verdict(copyRss < 300)}; ${listRounds(scaledRuns.map((x) => x.rss), 'MiB', 0)})`],
       [`RGW alone: PUTs of the same ${putObjects.count} objects (${(putObjects.bytes / GiB).toFixed(2)} GiB), 16 at once`, `${putFloor.toFixed(2)} s`, `${(putFloor / local.seconds).toFixed(2)}× local; the backend's floor for the copy, PostgreSQL not counted (${listRounds(puts)})`],
       ['S3 requests for that copy', `${requests}`, `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files (target ≥ 50×)`],
       ['NARs rendered back from that store (nix-castore nar)', `${narBack.toFixed(2)} s`, `${narRatio.toFixed(2)}× nix-store --dump (${dumpSeconds.toFixed(2)} s; target ≤ 3×: ${verdict(narRatio <= 3)}); ${(narBytes / narBack / 1e9).toFixed(2)} GB/s of NAR; ${listRounds(read.nar)}; CPU of the nar processes ${median(read.narCpu).toFixed(2)} s (${listRounds(read.narCpu)})`],
@@ -185,6 +186,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     ];
     summary.rows.push(
       { what: '`copy` → S3 + PostgreSQL (Ceph RGW on bluestore, PostgreSQL fsync on)', measured: `${scaled.seconds.toFixed(2)} s`, compared: `${ratio.toFixed(2)}× \`copy\` → \`file://\` (${local.seconds.toFixed(2)} s); RGW alone takes the same objects in ${putFloor.toFixed(2)} s (${(putFloor / local.seconds).toFixed(2)}× \`file://\`; 16 PUTs at once); ${listRounds(scaledRuns.map((x) => x.seconds), 's', 1)}`, target: '≤ 2× → `file://`', met: ratio <= 2 },
+      { what: 'peak RSS of that copy (largest of the rounds)', measured: `${copyRss.toFixed(0)} MiB`, compared: listRounds(scaledRuns.map((x) => x.rss), 'MiB', 0), target: '< 300 MiB', met: copyRss < 300 },
       { what: 'S3 requests for that copy', measured: `${requests}`, compared: `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files`, target: '≥ 50× fewer', met: files / requests >= 50 },
       { what: 'NARs rendered back from S3 + PostgreSQL (`nix-castore nar`)', measured: `${narBack.toFixed(2)} s`, compared: `${narRatio.toFixed(2)}× \`nix-store --dump\` (${dumpSeconds.toFixed(2)} s); RGW alone serves the objects at ${floor(read.ranged)} with 16 ranged GETs at once (${floor(read.ranged32)} with 32), ${floor(read.serial)} one GET at a time (the store's own signed GET)`, target: '≤ 3× `nix-store --dump`', met: narRatio <= 3 },
       ...[rows[10], rows[11], rows[12]].map(([what, measured, compared]) => ({ what, measured, compared })),
