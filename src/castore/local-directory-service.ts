@@ -17,9 +17,12 @@ export abstract class LocalDirectoryService implements DirectoryService {
     return this.load(digest);
   }
 
+  /** Directories a closure walk loads ahead of its turn: more than 1 where each load is a round trip (see walkClosure). */
+  protected readonly walkAhead: number = 1;
+
   async *getRecursive(root: Uint8Array): AsyncIterable<Directory> {
     checkB3(root);
-    yield* walkClosure(root, (d) => this.load(d));
+    yield* walkClosure(root, (d) => this.load(d), this.walkAhead);
   }
 
   putter(): DirectoryPutter {

@@ -7,16 +7,14 @@ import type { EncodedDirectory } from '../castore/closure-validator.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { Batcher } from './batcher.js';
-import { walkClosure } from '../castore/traverse.js';
-import { checkB3 } from '../castore/digest.js';
-
-const WALK_AHEAD = 256;
 
 export class PgDirectoryService extends LocalDirectoryService {
   private readonly db: PgIndex;
   private readonly encodings: Batcher<Buffer>;
   /** Queries that loaded directories so far, for tests and benchmarks. */
   loadQueries = 0;
+  /** A closure walk (a PathInfo Put's content check) loads 256 ahead, which the batcher joins: a query per 256, not per directory. */
+  protected override readonly walkAhead = 256;
   constructor(url: string) {
     super();
     this.db = openPgIndex(url);
@@ -28,12 +26,6 @@ export class PgDirectoryService extends LocalDirectoryService {
       );
       return new Map(r.rows.map((row) => [row.digest.toString('hex'), row.data]));
     }, 256);
-  }
-
-  /** A closure walk (a PathInfo Put's content check) loads this many ahead: one query each, not one per directory. */
-  override async *getRecursive(root: Uint8Array): AsyncIterable<Directory> {
-    checkB3(root);
-    yield* walkClosure(root, (d) => this.load(d), WALK_AHEAD);
   }
 
   protected async load(digest: Uint8Array): Promise<Directory | undefined> {

@@ -6,7 +6,6 @@
 // part of the renderer's collection time.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes } from '../../src/castore/blob-service.js';
@@ -15,26 +14,10 @@ import { directoryDigest } from '../../src/castore/directory.js';
 import type { Directory } from '../../src/castore/messages.js';
 import { renderNar } from '../../src/store/render-nar.js';
 import { b } from '../helpers/castore-fixtures.js';
+import { promisesDuring } from '../helpers/promises.js';
 
 const DIRS = 10;
 const FILES = 400;
-
-/** Promises created while `f` runs (all of this process: nothing else runs meanwhile). */
-async function promisesDuring(f: () => Promise<void>): Promise<number> {
-  let n = 0;
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'PROMISE') n++;
-    },
-  });
-  hook.enable();
-  try {
-    await f();
-  } finally {
-    hook.disable();
-  }
-  return n;
-}
 
 it('rendering small files makes no promise per file or entry beyond the store\'s own reads', async () => {
   const store = openStore(sameAddr('memory://'));

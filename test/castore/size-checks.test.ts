@@ -6,7 +6,6 @@
 // async_hooks (a bound, not a time); wrong sizes still refused.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { fileAddr } from '../../src/addr/parse.js';
 import { putBytes } from '../../src/castore/blob-service.js';
 import type { Directory } from '../../src/castore/messages.js';
 import { fileSizeChecks } from '../../src/store/check-content.js';
+import { promisesDuring } from '../helpers/promises.js';
 
 const FILES = 2000;
 
@@ -31,20 +31,11 @@ describe('file size checks on the on-disk store', () => {
       }
       const dir: Directory = { directories: [], files, symlinks: [] };
 
-      let promises = 0;
-      const hook = createHook({
-        init(_id, type) {
-          if (type === 'PROMISE') promises++;
-        },
-      });
       const checks = fileSizeChecks(store.blobs)!;
-      hook.enable();
-      try {
+      const promises = await promisesDuring(async () => {
         await checks.add(dir);
         await checks.flush();
-      } finally {
-        hook.disable();
-      }
+      });
       assert.ok(promises * 10 < FILES, `${promises} promises to check ${FILES} packed files`);
 
       const wrong: Directory = { directories: [], files: [{ ...files[7], size: files[7].size + 1 }], symlinks: [] };

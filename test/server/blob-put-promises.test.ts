@@ -6,7 +6,6 @@
 // socket; async_hooks sees every promise created (a bound, not a time).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { startDaemon } from '../../src/server/daemon.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { fileAddr } from '../../src/addr/parse.js';
 import { leanCallWakes } from '../../src/server/lean-call.js';
+import { promisesDuring } from '../helpers/promises.js';
 
 const MiB = 1 << 20;
 const SIZE_MIB = 64;
@@ -40,21 +40,12 @@ describe('Blob Put: promises per frame', () => {
         h.update(c);
         return c;
       });
-      let promises = 0;
-      const hook = createHook({
-        init(_id, type) {
-          if (type === 'PROMISE') promises++;
-        },
-      });
       const w = blobs.put();
       const wakesBefore = leanCallWakes();
-      hook.enable();
-      try {
+      const promises = await promisesDuring(async () => {
         for (const c of chunks) await w.write(c);
         assert.deepEqual(await w.close(), h.digest());
-      } finally {
-        hook.disable();
-      }
+      });
       const wakes = leanCallWakes() - wakesBefore;
       const frames = (SIZE_MIB * MiB) / (16 << 10);
       // A few per wake-up (the wait, its result, the await; wake-ups come

@@ -6,7 +6,6 @@
 // not a time.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,25 +14,9 @@ import { openStore, sameAddr } from '../../src/addr/open.js';
 import { ingestPath } from '../../src/upload/ingest.js';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { DEFAULT_RETRY } from '../../src/upload/retry.js';
+import { promisesDuring } from '../helpers/promises.js';
 
 const FILES = 3000;
-
-/** Promises created while `f` runs. */
-async function promisesDuring(f: () => Promise<unknown>): Promise<number> {
-  let n = 0;
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'PROMISE') n++;
-    },
-  });
-  hook.enable();
-  try {
-    await f();
-  } finally {
-    hook.disable();
-  }
-  return n;
-}
 
 describe('ingest: per-file cost', () => {
   it(`${FILES} small files already in the store: fewer than 2 promises per file, all told`, async () => {

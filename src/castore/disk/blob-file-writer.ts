@@ -174,6 +174,18 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
     if (tmp) await unlink(tmp).catch(() => {});
   };
 
+  // Hashed and kept for the next writev. A caller that hands memory back
+  // (released) manages it; otherwise keep our own copy of a small view
+  // (owned): see owned().
+  const gather = (chunk: Uint8Array, released?: () => void): void => {
+    hash.update(chunk);
+    if (released) {
+      gathered.push(chunk);
+      gatheredReleases.push(released);
+    } else gathered.push(owned(chunk));
+    gatheredBytes += chunk.length;
+  };
+
   // The common case, a network piece that fits in the current slab (or
   // gathers below WRITE_MIN), is taken without a promise of its own.
   const writeNow = (chunk: Uint8Array, released?: () => void): boolean => {
@@ -186,44 +198,31 @@ export function blobFileWriter(layout: DiskLayout, slabs: AlignedSlabs | undefin
       return true;
     }
     if (gatheredBytes + chunk.length >= WRITE_MIN || gathered.length + 1 >= WRITE_MAX_CHUNKS) return false;
-    hash.update(chunk);
-    if (released) {
-      gathered.push(chunk);
-      gatheredReleases.push(released);
-    } else gathered.push(owned(chunk));
-    gatheredBytes += chunk.length;
+    gather(chunk, released);
     return true;
   };
 
   const writeSlow = async (chunk: Uint8Array, released?: () => void): Promise<void> => {
-      let off = 0;
-      while (direct && off < chunk.length) {
-        if (writeError) throw writeError;
-        if (discarded) throw new Error('blob writer aborted');
-        slab ??= slabs!.take();
-        if (!slab) {
-          await leaveDirect();
-          break;
-        }
-        const n = Math.min(SLAB_BYTES - slabUsed, chunk.length - off);
-        slab.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), slabUsed);
-        slabUsed += n;
-        off += n;
-        if (slabUsed === SLAB_BYTES) await submitSlab();
-      }
-      if (off === chunk.length) return released?.(); // all of it copied to slabs
+    let off = 0;
+    while (direct && off < chunk.length) {
       if (writeError) throw writeError;
       if (discarded) throw new Error('blob writer aborted');
-      const rest = off === 0 ? chunk : chunk.subarray(off);
-      hash.update(rest);
-      // A caller that hands memory back (released) manages it; otherwise keep
-      // our own copy of a small view (owned): see owned().
-      if (released) {
-        gathered.push(rest);
-        gatheredReleases.push(released);
-      } else gathered.push(owned(rest));
-      gatheredBytes += rest.length;
-      if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
+      slab ??= slabs!.take();
+      if (!slab) {
+        await leaveDirect();
+        break;
+      }
+      const n = Math.min(SLAB_BYTES - slabUsed, chunk.length - off);
+      slab.set(n === chunk.length ? chunk : chunk.subarray(off, off + n), slabUsed);
+      slabUsed += n;
+      off += n;
+      if (slabUsed === SLAB_BYTES) await submitSlab();
+    }
+    if (off === chunk.length) return released?.(); // all of it copied to slabs
+    if (writeError) throw writeError;
+    if (discarded) throw new Error('blob writer aborted');
+    gather(off === 0 ? chunk : chunk.subarray(off), released);
+    if (gatheredBytes >= WRITE_MIN || gathered.length >= WRITE_MAX_CHUNKS) await writeGathered();
   };
 
   return {
