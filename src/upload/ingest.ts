@@ -9,7 +9,7 @@
 // node in its Directory (the async NAR writer cost several promises and
 // generator objects per file, most of the copy's garbage).
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import type { Stats } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import type { Directory, DirectoryNode, FileNode, Node } from '../castore/messages.js';
 import { blake3 } from '../castore/digest.js';
 import { directoryDigest, directorySize, type SizeFormula } from '../castore/directory.js';
@@ -99,24 +99,30 @@ class Walk {
     // than the thread-pool round trips of their async forms. Names come as
     // latin1, one char per byte (lossless, and sorted bytewise as strings):
     // as Buffers Node would give each its own backing store.
-    const names = readdirSync(p, { encoding: 'latin1' }).sort();
+    // With their types (d_type): a directory or symlink needs no lstat, only a file (its size and mode).
+    const entries = readdirSync(p, { encoding: 'latin1', withFileTypes: true }).sort(byName);
     const dir: Directory = { directories: [], files: [], symlinks: [] };
     let prev: Buffer | undefined;
-    for (let i = 0; i < names.length; i++) {
+    for (let i = 0; i < entries.length; i++) {
       // Room for an entry's framing in the hashing thread's ring (if any), so writing never blocks this thread.
       if (!this.hash.hasRoom(0)) await this.hash.room(0);
-      const entry = Buffer.from(names[i], 'latin1');
+      const e = entries[i];
+      const entry = Buffer.from(e.name, 'latin1');
       nar.entry(entry, prev);
       prev = entry;
       const child = joinBytes(p, entry);
-      const st = lstatSync(child);
-      if (st.isFile()) {
-        const f = this.anyFile(child, st, entry);
-        dir.files.push(f instanceof Promise ? await f : f);
+      if (e.isDirectory()) dir.directories.push(await this.directory(child, entry));
+      else if (e.isSymbolicLink()) dir.symlinks.push({ name: entry, target: this.symlink(child) });
+      else {
+        // A file, or a type the listing did not give: lstat says which.
+        const st = lstatSync(child);
+        if (st.isFile()) {
+          const f = this.anyFile(child, st, entry);
+          dir.files.push(f instanceof Promise ? await f : f);
+        } else if (st.isDirectory()) dir.directories.push(await this.directory(child, entry));
+        else if (st.isSymbolicLink()) dir.symlinks.push({ name: entry, target: this.symlink(child) });
+        else throw unsupported(child, st);
       }
-      else if (st.isDirectory()) dir.directories.push(await this.directory(child, entry));
-      else if (st.isSymbolicLink()) dir.symlinks.push({ name: entry, target: this.symlink(child) });
-      else throw unsupported(child, st);
       nar.close(); // the node
       nar.close(); // the entry
     }
@@ -223,6 +229,11 @@ class Walk {
     this.uploads.add(blobs.ensure(d, st.size, { file: p }));
     return node;
   }
+}
+
+/** Bytewise (latin1 names: one char per byte), as NAR entries are sorted. */
+function byName(a: Dirent, b: Dirent): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /** A digest not known yet (a large file's from the hashing thread, the directories above it). */
