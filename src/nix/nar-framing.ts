@@ -66,6 +66,11 @@ export class NarFramer {
     this.out.write(NarTokens.CLOSE);
   }
 
+  /** Hands everything written so far to the sink: before bytes that reach it another way, and last (end). */
+  flush(): void {
+    this.out.flush();
+  }
+
   /** Hands everything written so far to the sink: call last. */
   end(): void {
     this.out.flush();

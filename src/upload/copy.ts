@@ -15,6 +15,8 @@ import { putClosure } from '../castore/directory-service.js';
 import { ingestPath } from './ingest.js';
 import { BlobUploader, type Uploads } from './blob-uploader.js';
 import { WorkerUploads } from './worker-uploads.js';
+import { HashThread } from './hash-thread.js';
+import { inlineHashing, type NarHashing } from './nar-digest.js';
 import { Limiter } from '../util/limiter.js';
 import { withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { pathInfoFor } from './pathinfo-for.js';
@@ -33,6 +35,10 @@ export interface CopyOptions {
   events?: CopyEvents;
   /** Upload blobs from a thread of their own (remote stores only); default: when there is enough to copy. */
   uploadThread?: boolean;
+  /** Compute the NARs' SHA-256 on a thread of their own; default: for local stores when there is enough to copy (see makeHashing). */
+  hashThread?: boolean;
+  /** Hashing to use instead (tests); the caller closes it. */
+  narHashing?: NarHashing;
 }
 
 export interface CopyEvents {
@@ -48,6 +54,8 @@ export interface CopyReport {
   /** `missingContent`: refused for content the store lacks (internal, for another round). */
   failed: { path: string; reason: string; missingContent?: boolean }[];
   bytesRead: number;
+  /** NAR bytes whose SHA-256 was computed on the hashing thread. */
+  narBytesHashedOffThread: number;
   bytesSent: number;
   blobsSent: number;
   blobsSkipped: number;
@@ -61,7 +69,7 @@ export interface CopyReport {
 const LOOKUP_CONCURRENCY = 32;
 /** Many small blobs cost a Stat and a Put round trip each: keep plenty in flight. */
 const BLOB_CONCURRENCY = 256;
-/** NAR bytes to copy from which a remote store's uploads get their own thread (starting it costs ~50 ms). */
+/** NAR bytes to copy from which a thread of its own pays (starting one costs ~50 ms): a remote store's uploads, a local store's NAR hashing. */
 const UPLOAD_THREAD_FROM = 16 << 20;
 
 /** Rounds of a copy when PathInfo Puts fail for missing content (a garbage collector ran meanwhile). */
@@ -84,6 +92,7 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     report.skipped.push(...again.skipped.filter((p) => !before.has(p) && !report.uploaded.includes(p)));
     report.failed = again.failed;
     report.bytesRead += again.bytesRead;
+    report.narBytesHashedOffThread += again.narBytesHashedOffThread;
     report.bytesSent += again.bytesSent;
     report.blobsSent += again.blobsSent;
     report.blobsSkipped += again.blobsSkipped;
@@ -115,7 +124,7 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   );
   const todo = ordered.filter((e) => !present.has(basename(e.path)));
   opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
-  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
+  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
   for (const e of ordered) {
     if (present.has(basename(e.path))) {
       report.skipped.push(absolute(e.path));
@@ -125,9 +134,12 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
 
   // 2. Ingest, verify, publish.
   const uploader = makeUploads(opts, todo, retry, log);
+  const hashing = opts.narHashing ?? makeHashing(opts, todo);
   try {
     await ingestAll();
   } finally {
+    report.narBytesHashedOffThread = hashing.bytesOffThread;
+    if (hashing !== opts.narHashing) await hashing.close();
     await uploader.close();
   }
 
@@ -160,7 +172,7 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
       const key = basename(e.path);
       const ingested = ingests.run(async () => {
         const local = opts.localPath?.(e) ?? absolute(e.path);
-        const r = await ingestPath(local, Buffer.from(key), { formula: opts.formula, blobs: uploader });
+        const r = await ingestPath(local, Buffer.from(key), { formula: opts.formula, blobs: uploader, narHashing: hashing });
         report.bytesRead += r.bytesRead;
         opts.events?.bytesRead?.(r.bytesRead);
         return r;
@@ -209,10 +221,24 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   }
 }
 
+/**
+ * Into a local store the main thread does everything but the libuv pool's
+ * writes, and the second core idles: the NAR SHA-256 moves to a thread.
+ * A remote store's uploads have a thread already, and its daemon wants the
+ * other core (measured: README, Benchmarks).
+ */
+function makeHashing(opts: CopyOptions, todo: ClosureEntry[]): NarHashing {
+  const local = opts.store.blobs.offThreadAddr === undefined;
+  return (opts.hashThread ?? (local && bigCopy(todo))) ? new HashThread() : inlineHashing;
+}
+
+/** Enough to copy that a thread pays for its start (~50 ms); unknown sizes (legacy closure files) count as large. */
+function bigCopy(todo: ClosureEntry[]): boolean {
+  return todo.some((e) => e.narSize === undefined) || todo.reduce((s, e) => s + (e.narSize ?? 0), 0) >= UPLOAD_THREAD_FROM;
+}
+
 function makeUploads(opts: CopyOptions, todo: ClosureEntry[], retry: RetryPolicy, log: (msg: string) => void): Uploads {
   const addr = opts.store.blobs.offThreadAddr;
-  // Unknown sizes (legacy closure files) count as large.
-  const big = todo.some((e) => e.narSize === undefined) || todo.reduce((s, e) => s + (e.narSize ?? 0), 0) >= UPLOAD_THREAD_FROM;
-  if (addr !== undefined && (opts.uploadThread ?? big)) return new WorkerUploads({ addr, concurrency: BLOB_CONCURRENCY, retry }, log);
+  if (addr !== undefined && (opts.uploadThread ?? bigCopy(todo))) return new WorkerUploads({ addr, concurrency: BLOB_CONCURRENCY, retry }, log);
   return new BlobUploader(opts.store.blobs, BLOB_CONCURRENCY, retry, log);
 }
