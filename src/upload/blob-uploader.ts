@@ -225,10 +225,18 @@ export class BlobUploader extends Uploads {
       this.stats.blobsSkipped++;
       return;
     }
+    if ('bytes' in source && this.blobs.putSmall && size <= (this.blobs.putSmallUpTo ?? -1)) {
+      // Not retried: it fails only once its bytes were handed over (their memory may hold another file by then).
+      return this.checkSent(what, digest, size, await this.blobs.putSmall(source.bytes, copied));
+    }
     // Only a packing store's writer says when it has copied the bytes; after that they may hold another file.
     let handedOver = false;
     const released = copied && this.blobs.putsInFlight !== undefined && 'bytes' in source ? () => ((handedOver = true), copied()) : undefined;
     const got = await withRetry(`Put ${what}`, () => this.put(source, released), this.retry, this.log, () => !handedOver);
+    this.checkSent(what, digest, size, got);
+  }
+
+  private checkSent(what: string, digest: Buffer, size: number, got: Buffer): void {
     if (!got.equals(digest)) {
       throw new CastoreError('internal', `${what}: the store answered ${b3String(got)} (file changed while copying?)`);
     }
