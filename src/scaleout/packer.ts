@@ -30,6 +30,7 @@ import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
 import { blake3 } from '../castore/digest.js';
+import { mappedBuffer } from '../util/mapped-buffer.js';
 
 export const PACK_TARGET = 8 << 20;
 /** Packs uploading at once (PUT, then the index INSERT). */
@@ -38,7 +39,7 @@ export const UPLOAD_SLOTS = 3;
 export const PUTS_IN_FLIGHT = 4096;
 const LINGER_MS = 50;
 /** A spare pack buffer goes after this long unused (a daemon between copies gives its memory back). */
-const SPARE_KEEP_MS = 5_000;
+const SPARE_KEEP_MS = 1_000;
 
 interface Entry {
   digest: Buffer;
@@ -133,7 +134,7 @@ export class Packer {
     let buf = this.spare.pop();
     if (!buf) {
       this.buffersMade++;
-      buf = Buffer.allocUnsafe(PACK_TARGET + this.blobMax);
+      buf = mappedBuffer(PACK_TARGET + this.blobMax); // not malloc's (util/mapped-buffer.ts)
     }
     return { buf, entries: [], size: 0, settle, done };
   }

@@ -18,11 +18,12 @@
 // buffers from its heap, where freed memory stays resident.
 import { Limiter } from '../util/limiter.js';
 import { PART_SIZE } from './s3-objects.js';
+import { mappedBuffer } from '../util/mapped-buffer.js';
 
 /** Parts being sent (UploadPart or a one-part PUT's body) at once, by all uploads together. */
 export const PARTS_SENDING = 2;
 /** A spare buffer goes after this long unused (a daemon between copies gives its memory back). */
-const SPARE_KEEP_MS = 5_000;
+const SPARE_KEEP_MS = 1_000;
 
 let sending = new Limiter(PARTS_SENDING);
 const spares: Buffer[] = [];
@@ -33,7 +34,7 @@ let peak = 0;
 
 /** A buffer for one part: the caller's until it gives it back. */
 export function takePart(): Buffer {
-  const buf = spares.pop() ?? Buffer.allocUnsafe(PART_SIZE);
+  const buf = spares.pop() ?? mappedBuffer(PART_SIZE);
   out++;
   if (out + spares.length > peak) peak = out + spares.length;
   return buf;

@@ -25,6 +25,14 @@ const sendReads = new ReadBuffers(8);
  * many queued behind them) and the ends of slabs left unfilled.
  */
 const SLABS = 7;
+/**
+ * For a packing store (putSmall), which copies each small blob into its
+ * pack at once: bytes wait only for their Stat or a pack's room, and 8 MiB
+ * in 3 slabs keep the reading going (the 24 MiB in 7 were a sixth of a
+ * copy → S3's peak RSS). Reading waits on them, and they on S3 alone.
+ */
+const PACKING_HELD = 8 << 20;
+const PACKING_SLABS = 3;
 
 const STORED = Promise.resolve();
 
@@ -39,7 +47,7 @@ export type { UploadStats } from './batch-queue.js';
  */
 export abstract class Uploads {
   readonly keepInMemoryBelow = 1 << 20;
-  readonly maxHeldBytes = 24 << 20;
+  maxHeldBytes = 24 << 20;
   /**
    * Uploads under way at most before room() waits. Tiny files hold almost
    * no bytes, so the byte budget alone let tens of thousands wait for a
@@ -64,7 +72,7 @@ export abstract class Uploads {
   private uploading = 0;
   private readonly roomWaiters: (() => void)[] = [];
   /** Where small files are read to, reused (shared-slabs.ts); shared with an upload thread if there is one. */
-  protected readonly slabs = new SharedSlabs(SLABS);
+  protected slabs = new SharedSlabs(SLABS);
 
   /** Shared slabs made, and how many are free (for tests). */
   get sharedMemory(): { made: number; free: number } {
@@ -185,6 +193,10 @@ export class BlobUploader extends Uploads {
     super();
     // A packing store resolves a Put once its pack is durable: with few in flight, packs would hold few blobs.
     this.limiter = new Limiter(Math.max(concurrency, blobs.putsInFlight ?? 0));
+    if (blobs.putSmall) {
+      this.maxHeldBytes = PACKING_HELD;
+      this.slabs = new SharedSlabs(PACKING_SLABS);
+    }
     this.dedup = opts.dedup ?? true;
   }
 
