@@ -120,6 +120,14 @@ export interface BlobService {
    */
   readonly putsInFlight?: number;
   /**
+   * Set by packing stores: one whole small blob (at most putSmallUpTo
+   * bytes) stored with less work per blob than put() (no writer, one
+   * call). `copied` is called once its bytes are copied (the caller may
+   * reuse their memory then); resolves with its digest once it is durable.
+   */
+  putSmall?(bytes: Uint8Array, copied?: () => void): Promise<Buffer>;
+  readonly putSmallUpTo?: number;
+  /**
    * Set by services whose calls cost real CPU per blob (gRPC): the address
    * another thread can open the same service at, so a copy can move its
    * uploads off the thread that reads and hashes.

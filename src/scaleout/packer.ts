@@ -19,18 +19,27 @@
 // collections for tens of thousands of fresh ArrayBuffers.) A buffer whose
 // pack is stored is reused for the next one, while packs keep coming: a
 // fresh 17 MiB per pack cost a page fault per 4 KiB and, as external
-// memory, V8 answered with full garbage collections (~80 per copy).
+// memory, V8 answered with full garbage collections (~80 per copy). Spare
+// buffers go after SPARE_KEEP_MS idle, not at every pause: freeing them
+// each time (20-30 times a copy) made glibc raise its mmap threshold and
+// serve the next ones from its heap, where freed memory stays resident.
+//
+// Packs of 8 MiB, not 16: the at most 5 pack buffers were 85 MiB of a
+// copy's peak RSS, and half as many Puts in flight fill them.
 import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
 import { blake3 } from '../castore/digest.js';
+import { mappedBuffer } from '../util/mapped-buffer.js';
 
-export const PACK_TARGET = 16 << 20;
+export const PACK_TARGET = 8 << 20;
 /** Packs uploading at once (PUT, then the index INSERT). */
 export const UPLOAD_SLOTS = 3;
 /** Small-blob Puts a client should keep in flight to fill packs (s3-blob-service.ts). */
-export const PUTS_IN_FLIGHT = 8192;
+export const PUTS_IN_FLIGHT = 4096;
 const LINGER_MS = 50;
+/** A spare pack buffer goes after this long unused (a daemon between copies gives its memory back). */
+const SPARE_KEEP_MS = 1_000;
 
 interface Entry {
   digest: Buffer;
@@ -57,6 +66,9 @@ export class Packer {
   private spare: Buffer[] = [];
   /** Adds waiting for the sealed pack to get a slot. */
   private roomWaiters: (() => void)[] = [];
+  private dropTimer: NodeJS.Timeout | undefined;
+  /** Pack buffers allocated so far (tests: reused, not made anew per pack). */
+  buffersMade = 0;
 
   constructor(
     private readonly s3: S3Objects,
@@ -119,7 +131,12 @@ export class Packer {
     let settle!: (err?: unknown) => void;
     const done = new Promise<void>((res, rej) => (settle = (err) => (err ? rej(err) : res())));
     done.catch(() => {});
-    return { buf: this.spare.pop() ?? Buffer.allocUnsafe(PACK_TARGET + this.blobMax), entries: [], size: 0, settle, done };
+    let buf = this.spare.pop();
+    if (!buf) {
+      this.buffersMade++;
+      buf = mappedBuffer(PACK_TARGET + this.blobMax); // not malloc's (util/mapped-buffer.ts)
+    }
+    return { buf, entries: [], size: 0, settle, done };
   }
 
   private lingered(): void {
@@ -152,10 +169,18 @@ export class Packer {
         this.uploading--;
         if (!this.sealed.length && this.open && !this.timer) this.seal();
         else this.pump();
-        // Idle (a daemon between copies): the spare buffers go.
-        if (!this.open && !this.uploading && !this.sealed.length) this.spare = [];
+        if (!this.open && !this.uploading && !this.sealed.length) this.dropSparesWhenIdle();
       });
     }
+  }
+
+  /** Idle (a daemon between copies): the spare buffers go unless packs come again soon. */
+  private dropSparesWhenIdle(): void {
+    clearTimeout(this.dropTimer);
+    this.dropTimer = setTimeout(() => {
+      if (!this.open && !this.uploading && !this.sealed.length) this.spare = [];
+    }, SPARE_KEEP_MS);
+    this.dropTimer.unref();
   }
 
   private async upload(pack: Pack): Promise<void> {

@@ -1,36 +1,18 @@
 // A large blob's upload to S3: its bytes are copied once, into a part-sized
-// buffer, and each full buffer is one UploadPart (a few in flight); a blob
-// that fits one part is one PUT. A part's buffer, once stored, is reused
-// by the next part of any upload while parts keep coming (fresh 8 MiB
-// buffers, as external memory, drew full garbage collections), and
-// dropped when no upload is filling or sending one.
+// buffer, and each full buffer is one UploadPart; a blob that fits one part
+// is one PUT. Buffers and the parts sending at once are shared by all
+// uploads of the process and bounded there (part-buffers.ts).
 // lib-storage's Upload, fed through a PassThrough, copied every byte twice
 // more (the stream merging buffered chunks, then joining them into parts)
 // into fresh 8 MiB buffers: most of a copy → S3's memcpy and page faults.
 import { PART_SIZE, type S3Objects } from './s3-objects.js';
+import { PARTS_SENDING, givePart, sendingSlot, takePart } from './part-buffers.js';
 
-/** UploadParts in flight per blob (several blobs upload at once). */
-const PARTS_IN_FLIGHT = 2;
-/** Bytes one upload holds at most: the parts in flight and the one filling. */
-export const PART_UPLOAD_HOLDS = (PARTS_IN_FLIGHT + 1) * PART_SIZE;
-
-/** Stored parts' buffers kept for the next parts, at most. */
-const SPARE_PARTS = 4;
-const spareParts: Buffer[] = [];
-/** Part buffers handed out and not yet given back or dropped. */
-let partsOut = 0;
-
-function takePart(): Buffer {
-  partsOut++;
-  return spareParts.pop() ?? Buffer.allocUnsafe(PART_SIZE);
-}
-
-/** `reuse`: the buffer's bytes were stored (a failed request's body may still be in the SDK's hands). */
-function givePart(buf: Buffer, reuse: boolean): void {
-  partsOut--;
-  if (reuse && spareParts.length < SPARE_PARTS) spareParts.push(buf);
-  if (partsOut === 0) spareParts.length = 0;
-}
+/**
+ * Bytes one upload holds at most: the part filling and, at worst, every
+ * part sending (a server counts them against its budget, heldPerWriter).
+ */
+export const PART_UPLOAD_HOLDS = (PARTS_SENDING + 1) * PART_SIZE;
 
 export class PartUpload {
   private current: Buffer | undefined;
@@ -55,10 +37,8 @@ export class PartUpload {
       this.current.set(chunk.subarray(off, off + n), this.filled);
       this.filled += n;
       off += n;
-      if (this.filled === PART_SIZE) {
-        this.sendPart();
-        while (this.inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.inFlight);
-      }
+      // The next buffer is taken only once this one is sending (the process-wide bound).
+      if (this.filled === PART_SIZE) await this.sendPart();
     }
     if (this.failed !== undefined) throw this.failed;
   }
@@ -80,7 +60,7 @@ export class PartUpload {
       }
       return;
     }
-    if (this.filled > 0) this.sendPart();
+    if (this.filled > 0) await this.sendPart();
     await Promise.allSettled([...this.inFlight]);
     if (this.failed !== undefined) throw this.failed;
     await this.s3.completeMultipart(this.object, await this.uploadId, await Promise.all(this.etags));
@@ -103,20 +83,34 @@ export class PartUpload {
     this.filled = 0;
   }
 
-  private sendPart(): void {
+  /** Resolves once the filled part has a sending slot (its request then runs on its own). */
+  private async sendPart(): Promise<void> {
     const buf = this.current!;
     const body = buf.subarray(0, this.filled);
     this.current = undefined;
     this.filled = 0;
+    const release = await sendingSlot();
+    if (this.failed !== undefined) {
+      // Aborted or failed while waiting: nothing more is sent.
+      givePart(buf, true);
+      release();
+      throw this.failed;
+    }
     const n = this.etags.length + 1;
     this.uploadId ??= this.s3.startMultipart(this.object);
     const etag = this.uploadId.then((id) => this.s3.putPart(this.object, id, n, body));
     this.etags.push(etag);
     etag.catch((err) => (this.failed ??= err));
-    const settled = etag.then(
-      () => givePart(buf, true),
-      () => givePart(buf, false),
-    ).finally(() => this.inFlight.delete(settled));
+    // The buffer goes back before the slot: buffers in use never outnumber uploads filling + PARTS_SENDING.
+    const settled = etag
+      .then(
+        () => givePart(buf, true),
+        () => givePart(buf, false),
+      )
+      .finally(() => {
+        release();
+        this.inFlight.delete(settled);
+      });
     this.inFlight.add(settled);
   }
 }
