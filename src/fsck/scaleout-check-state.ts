@@ -93,7 +93,10 @@ export interface BlobRow {
 export interface ObjectGroup {
   object: string;
   rows: number;
+  /** Raw bytes of its blobs. */
   bytes: number;
+  /** Bytes they take in the object (less when compressed). */
+  stored: number;
   end: number;
   badRows: number;
 }
