@@ -8,6 +8,9 @@ import { FRAME_ENTRY, FRAME_RAW, compressed, type Codec, type Compression } from
 import type { PartUpload } from './part-upload.js';
 
 const FRAMES_IN_FLIGHT = 4;
+/** Frame buffers kept for the next frames of any upload: fresh 1 MiB buffers, as external memory, draw full garbage collections. */
+const spare: Buffer[] = [];
+const SPARE_MAX = 2 * FRAMES_IN_FLIGHT;
 
 export interface Framed {
   codec: Codec | null;
@@ -18,7 +21,7 @@ export interface Framed {
 export class FrameUpload {
   private current: Buffer | undefined;
   private filled = 0;
-  private readonly pending: Promise<{ body: Buffer; entry: Buffer; packed: boolean }>[] = [];
+  private readonly pending: Promise<{ body: Buffer; entry: Buffer; packed: boolean; buf: Buffer }>[] = [];
   private readonly entries: Buffer[] = [];
   private storedBytes = 0;
   private anyCompressed = false;
@@ -32,7 +35,7 @@ export class FrameUpload {
   async write(chunk: Uint8Array): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
-      this.current ??= Buffer.allocUnsafe(FRAME_RAW);
+      this.current ??= spare.pop() ?? Buffer.allocUnsafe(FRAME_RAW);
       const n = Math.min(chunk.length - off, FRAME_RAW - this.filled);
       this.current.set(chunk.subarray(off, off + n), this.filled);
       this.filled += n;
@@ -50,7 +53,8 @@ export class FrameUpload {
   }
 
   private async sendFrame(): Promise<void> {
-    const raw = this.current!.subarray(0, this.filled);
+    const buf = this.current!;
+    const raw = buf.subarray(0, this.filled);
     this.current = undefined;
     this.filled = 0;
     const p = (async () => {
@@ -59,7 +63,7 @@ export class FrameUpload {
       const body = z ?? raw;
       entry.writeUInt32BE(body.length, 0);
       blake3(raw).copy(entry, 4, 0, 8);
-      return { body, entry, packed: z !== undefined };
+      return { body, entry, packed: z !== undefined, buf };
     })();
     p.catch(() => {});
     this.pending.push(p);
@@ -67,10 +71,11 @@ export class FrameUpload {
   }
 
   private async drainOne(): Promise<void> {
-    const { body, entry, packed } = await this.pending.shift()!;
+    const { body, entry, packed, buf } = await this.pending.shift()!;
     this.entries.push(entry);
     this.storedBytes += body.length;
     if (packed) this.anyCompressed = true;
-    await this.upload.write(body);
+    await this.upload.write(body); // copies it
+    if (spare.length < SPARE_MAX) spare.push(buf);
   }
 }
