@@ -87,7 +87,10 @@ export function describeScaleout(addr: string): { store: string; index: string }
 export interface BlobRow {
   object: string;
   offset: number;
+  /** Raw bytes. */
   length: number;
+  /** Bytes in the object (less when compressed). */
+  stored: number;
 }
 
 export interface ObjectGroup {

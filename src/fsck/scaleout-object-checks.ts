@@ -240,11 +240,11 @@ export class ObjectChecks {
     for (const d of digests) if (d.length === 32) keys.set(b3Hex(d), Buffer.from(d));
     const out = new Map<string, BlobRow>();
     for (const batch of chunks([...keys.values()], LOOKUP_BATCH)) {
-      const rows = await this.s.q<{ digest: Buffer; object: string; offset: string; length: string }>(
-        'SELECT b.digest, b.object, b."offset", b.length FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
+      const rows = await this.s.q<{ digest: Buffer; object: string; offset: string; length: string; stored: string }>(
+        'SELECT b.digest, b.object, b."offset", b.length, coalesce(b.stored, b.length) AS stored FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
         [batch],
       );
-      for (const r of rows) out.set(r.digest.toString('hex'), { object: r.object, offset: Number(r.offset), length: Number(r.length) });
+      for (const r of rows) out.set(r.digest.toString('hex'), { object: r.object, offset: Number(r.offset), length: Number(r.length), stored: Number(r.stored) });
     }
     return out;
   }
@@ -258,7 +258,7 @@ export class ObjectChecks {
     if (row.length !== size) return `the entry says ${size} bytes but blob ${hex} is indexed with ${row.length}`;
     const objSize = await this.objectSize(row.object);
     if (objSize === undefined) return `blob ${hex} is in ${row.object}, which is missing`;
-    if (row.offset + row.length > objSize) return `blob ${hex} lies beyond the end of ${row.object} (${objSize} bytes)`;
+    if (row.offset + row.stored > objSize) return `blob ${hex} lies beyond the end of ${row.object} (${objSize} bytes)`;
     const bad = this.s.badBlobs.get(hex);
     if (bad) return `blob ${hex} is corrupt: ${bad}`;
     return undefined;

@@ -133,6 +133,8 @@ describe('zstd-compressed blobs in the S3 store', () => {
     } finally {
       await reader.close();
     }
+    const fsck = await runCli(['fsck', '--verify-blobs', '--store', s.addr]);
+    assert.equal(fsck.code, 0, `fsck --verify-blobs of a compressed store is clean:\n${fsck.stdout}${fsck.stderr}`);
   });
 
   it('stores incompressible blobs raw, packed or large', async () => {
