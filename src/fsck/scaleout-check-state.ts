@@ -87,13 +87,19 @@ export function describeScaleout(addr: string): { store: string; index: string }
 export interface BlobRow {
   object: string;
   offset: number;
+  /** Raw bytes. */
   length: number;
+  /** Bytes in the object (less when compressed). */
+  stored: number;
 }
 
 export interface ObjectGroup {
   object: string;
   rows: number;
+  /** Raw bytes of its blobs. */
   bytes: number;
+  /** Bytes they take in the object (less when compressed). */
+  stored: number;
   end: number;
   badRows: number;
 }

@@ -5,6 +5,8 @@ import { Blake3Stream, EMPTY_BLOB_DIGEST, b3Hex } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
 import { forEachLimit } from '../util/for-each-limit.js';
 import { message } from './report.js';
+import { LOCATION_COLUMNS, inflateWhole, locationOf, storedLength, type Location, type LocationRow } from '../scaleout/blob-codec.js';
+import { readCompressedWhole } from '../scaleout/compressed-reads.js';
 import { ScaleoutCheckState, OBJECT_PAGE, LOOKUP_BATCH, EXAMPLES, type BlobRow, type ObjectGroup, chunks } from './scaleout-check-state.js';
 
 export class ObjectChecks {
@@ -56,14 +58,14 @@ export class ObjectChecks {
   async *objectGroups(): AsyncGenerator<ObjectGroup> {
     let after = '';
     for (;;) {
-      const rows = await this.s.q<{ object: string; n: string; bytes: string | null; end_: string | null; bad: string }>(
-        `SELECT object, count(*) AS n, sum(length) AS bytes, max("offset" + length) AS end_,
-                count(*) FILTER (WHERE "offset" < 0 OR length < 0 OR length(digest) <> 32) AS bad
+      const rows = await this.s.q<{ object: string; n: string; bytes: string | null; stored: string | null; end_: string | null; bad: string }>(
+        `SELECT object, count(*) AS n, sum(length) AS bytes, sum(coalesce(stored, length)) AS stored, max("offset" + coalesce(stored, length)) AS end_,
+                count(*) FILTER (WHERE "offset" < 0 OR length < 0 OR stored < 0 OR length(digest) <> 32) AS bad
            FROM blobs WHERE object > $1 GROUP BY object ORDER BY object LIMIT $2`,
         [after, OBJECT_PAGE],
       );
       for (const r of rows) {
-        yield { object: r.object, rows: Number(r.n), bytes: Number(r.bytes ?? 0), end: Number(r.end_ ?? 0), badRows: Number(r.bad) };
+        yield { object: r.object, rows: Number(r.n), bytes: Number(r.bytes ?? 0), stored: Number(r.stored ?? 0), end: Number(r.end_ ?? 0), badRows: Number(r.bad) };
       }
       if (rows.length < OBJECT_PAGE) return;
       after = rows[rows.length - 1].object;
@@ -110,8 +112,8 @@ export class ObjectChecks {
       );
     }
     if (g.end > size) {
-      const ex = await this.examples(g.object, `"offset" + length > $2`, [size]);
-      const n = (await this.s.q<{ n: string }>(`SELECT count(*) AS n FROM blobs WHERE object = $1 AND "offset" + length > $2`, [g.object, size]))[0].n;
+      const ex = await this.examples(g.object, `"offset" + coalesce(stored, length) > $2`, [size]);
+      const n = (await this.s.q<{ n: string }>(`SELECT count(*) AS n FROM blobs WHERE object = $1 AND "offset" + coalesce(stored, length) > $2`, [g.object, size]))[0].n;
       this.s.report(
         'error',
         'object',
@@ -121,20 +123,28 @@ export class ObjectChecks {
           (Number(n) > ex.length ? '; …' : ''),
       );
     }
-    if (size > g.bytes) this.s.counts.deadBytes += size - g.bytes;
+    if (size > g.stored) this.s.counts.deadBytes += size - g.stored;
     if (this.s.opts.verifyBlobs) await this.verifyObject(g.object, size);
   }
 
   /** Reads the object once, front to back, hashing every indexed blob in it as its bytes go by. */
   async verifyObject(object: string, size: number): Promise<void> {
-    const all = await this.s.q<{ digest: Buffer; offset: string; length: string }>(
-      'SELECT digest, "offset", length FROM blobs WHERE object = $1 ORDER BY "offset", length',
+    const all = await this.s.q<LocationRow & { digest: Buffer }>(
+      `SELECT b.digest, ${LOCATION_COLUMNS} FROM blobs b WHERE b.object = $1 ORDER BY b."offset", b.length`,
       [object],
     );
     // Rows that cannot be verified were reported above.
-    const rows = all
-      .map((r) => ({ digest: r.digest, offset: Number(r.offset), length: Number(r.length) }))
-      .filter((r) => r.digest.length === 32 && r.offset >= 0 && r.length >= 0 && r.offset + r.length <= size);
+    const sound: (Location & { digest: Buffer })[] = [];
+    for (const row of all) {
+      let r: Location & { digest: Buffer };
+      try {
+        r = { digest: row.digest, ...locationOf(row) };
+      } catch (err) {
+        this.s.report('error', 'object', object, `blob ${row.digest.toString('hex')}: ${message(err)}`);
+        continue;
+      }
+      if (r.digest.length === 32 && r.offset >= 0 && r.length >= 0 && r.offset + storedLength(r) <= size) sound.push(r);
+    }
     const mismatch = (r: { digest: Buffer; offset: number; length: number }, got: Buffer): void => {
       this.s.counts.verifiedBlobs++;
       if (got.equals(r.digest)) return;
@@ -142,27 +152,51 @@ export class ObjectChecks {
       this.s.badBlobs.set(hex, `its bytes in ${object} do not hash to it`);
       this.s.report('error', 'object', object, `blob ${hex} (offset ${r.offset}, ${r.length} bytes) hashes to ${b3Hex(got)}`);
     };
+    const corrupt = (r: { digest: Buffer; offset: number }, err: unknown): void => {
+      this.s.counts.verifiedBlobs++;
+      const hex = r.digest.toString('hex');
+      this.s.badBlobs.set(hex, `its compressed bytes in ${object} are corrupt`);
+      this.s.report('error', 'object', object, `blob ${hex} (offset ${r.offset}): ${message(err)}`);
+    };
     const ranged = [];
-    for (const r of rows) {
+    for (const r of sound) {
       if (r.length === 0) mismatch(r, EMPTY_BLOB_DIGEST);
+      else if (r.codec === 'zstd-frames') await this.verifyFramed(r, mismatch, corrupt);
       else ranged.push(r);
     }
     if (ranged.length === 0) return;
-    const end = Math.max(...ranged.map((r) => r.offset + r.length));
+    const end = Math.max(...ranged.map((r) => r.offset + storedLength(r)));
     let next = 0;
-    let active: { r: (typeof ranged)[number]; hash: Blake3Stream }[] = [];
+    // Compressed entries gather their stored bytes (a packed blob: at most a
+    // few MiB) and are checked once complete.
+    let active: { r: (typeof ranged)[number]; hash: Blake3Stream; parts?: Uint8Array[] }[] = [];
     let pos = 0;
     try {
       for await (const chunk of await this.s.s3.range(object, 0, end)) {
         const ce = pos + chunk.length;
-        while (next < ranged.length && ranged[next].offset < ce) active.push({ r: ranged[next++], hash: new Blake3Stream() });
+        while (next < ranged.length && ranged[next].offset < ce) {
+          const r = ranged[next++];
+          active.push({ r, hash: new Blake3Stream(), parts: r.codec ? [] : undefined });
+        }
         const still: typeof active = [];
         for (const a of active) {
           const from = Math.max(a.r.offset, pos);
-          const to = Math.min(a.r.offset + a.r.length, ce);
-          if (to > from) a.hash.update(chunk.subarray(from - pos, to - pos));
-          if (a.r.offset + a.r.length <= ce) mismatch(a.r, a.hash.digest());
-          else still.push(a);
+          const aEnd = a.r.offset + storedLength(a.r);
+          const to = Math.min(aEnd, ce);
+          if (to > from) {
+            if (a.parts) a.parts.push(chunk.subarray(from - pos, to - pos));
+            else a.hash.update(chunk.subarray(from - pos, to - pos));
+          }
+          if (aEnd > ce) still.push(a);
+          else if (!a.parts) mismatch(a.r, a.hash.digest());
+          else {
+            try {
+              await inflateWhole(a.r.digest, a.r, a.parts); // checks the digest
+              mismatch(a.r, a.r.digest);
+            } catch (err) {
+              corrupt(a.r, err);
+            }
+          }
         }
         active = still;
         pos = ce;
@@ -183,17 +217,34 @@ export class ObjectChecks {
     }
   }
 
+  /** A blob stored as zstd frames: every frame decompressed and checked, the whole hashed. */
+  private async verifyFramed(
+    r: Location & { digest: Buffer },
+    mismatch: (r: Location & { digest: Buffer }, got: Buffer) => void,
+    corrupt: (r: Location & { digest: Buffer }, err: unknown) => void,
+  ): Promise<void> {
+    const hash = new Blake3Stream();
+    try {
+      for await (const chunk of readCompressedWhole(this.s.s3, r.digest, r)) hash.update(chunk);
+    } catch (err) {
+      return corrupt(r, err);
+    } finally {
+      this.s.counts.verifiedBytes += storedLength(r);
+    }
+    mismatch(r, hash.digest());
+  }
+
   /** Index rows of these blobs (32-byte digests), by hex digest. */
   async blobRows(digests: Iterable<Uint8Array>): Promise<Map<string, BlobRow>> {
     const keys = new Map<string, Buffer>();
     for (const d of digests) if (d.length === 32) keys.set(b3Hex(d), Buffer.from(d));
     const out = new Map<string, BlobRow>();
     for (const batch of chunks([...keys.values()], LOOKUP_BATCH)) {
-      const rows = await this.s.q<{ digest: Buffer; object: string; offset: string; length: string }>(
-        'SELECT b.digest, b.object, b."offset", b.length FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
+      const rows = await this.s.q<{ digest: Buffer; object: string; offset: string; length: string; stored: string }>(
+        'SELECT b.digest, b.object, b."offset", b.length, coalesce(b.stored, b.length) AS stored FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
         [batch],
       );
-      for (const r of rows) out.set(r.digest.toString('hex'), { object: r.object, offset: Number(r.offset), length: Number(r.length) });
+      for (const r of rows) out.set(r.digest.toString('hex'), { object: r.object, offset: Number(r.offset), length: Number(r.length), stored: Number(r.stored) });
     }
     return out;
   }
@@ -207,7 +258,7 @@ export class ObjectChecks {
     if (row.length !== size) return `the entry says ${size} bytes but blob ${hex} is indexed with ${row.length}`;
     const objSize = await this.objectSize(row.object);
     if (objSize === undefined) return `blob ${hex} is in ${row.object}, which is missing`;
-    if (row.offset + row.length > objSize) return `blob ${hex} lies beyond the end of ${row.object} (${objSize} bytes)`;
+    if (row.offset + row.stored > objSize) return `blob ${hex} lies beyond the end of ${row.object} (${objSize} bytes)`;
     const bad = this.s.badBlobs.get(hex);
     if (bad) return `blob ${hex} is corrupt: ${bad}`;
     return undefined;

@@ -4,6 +4,9 @@
 //       blob bytes in an S3 bucket (packed; see s3-blob-service.ts), the blob
 //       index in PostgreSQL. As a whole-store address (--store), directories
 //       and PathInfos go to the same PostgreSQL database.
+//       compression=zstd (default) or none: how new blobs are stored
+//       (blob-codec.ts; what is stored reads back either way), level=N the
+//       zstd level (default 1; 1-19, or -7..-1 for faster and larger).
 //   postgres://… or postgresql://…
 //       directories or PathInfos in PostgreSQL (DIRECTORY_SERVICE_ADDR,
 //       PATH_INFO_SERVICE_ADDR).
@@ -11,6 +14,7 @@
 // Credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID…,
 // AWS_PROFILE, instance roles); PostgreSQL ones from the URL or PG* env vars.
 import { invalid } from '../castore/errors.js';
+import { DEFAULT_LEVEL, type Compression } from './blob-codec.js';
 
 export interface S3Location {
   bucket: string;
@@ -21,6 +25,8 @@ export interface S3Location {
   /** Path-style URLs (bucket in the path): the default with a custom endpoint. */
   forcePathStyle: boolean;
   indexUrl: string;
+  /** How new blobs are stored (parseS3Addr always says; default zstd level 1). */
+  compression?: Compression;
 }
 
 const S3_HELP = 's3://BUCKET/PREFIX?index=postgres://USER@HOST:PORT/DB&endpoint=http://HOST:PORT&region=REGION';
@@ -37,7 +43,7 @@ export function parseS3Addr(addr: string): S3Location {
   }
   const bucket = u.hostname;
   if (!bucket) throw invalid(`${addr}: no bucket; expected ${S3_HELP}`);
-  const known = new Set(['index', 'endpoint', 'region', 'force-path-style']);
+  const known = new Set(['index', 'endpoint', 'region', 'force-path-style', 'compression', 'level']);
   for (const k of u.searchParams.keys()) {
     if (!known.has(k)) throw invalid(`${addr}: unknown parameter ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
   }
@@ -52,6 +58,7 @@ export function parseS3Addr(addr: string): S3Location {
   const fps = u.searchParams.get('force-path-style');
   if (fps !== null && fps !== 'true' && fps !== 'false') throw invalid(`${addr}: force-path-style must be true or false`);
   return {
+    compression: compressionOf(addr, u.searchParams),
     bucket,
     prefix,
     endpoint,
@@ -59,6 +66,20 @@ export function parseS3Addr(addr: string): S3Location {
     forcePathStyle: fps === null ? endpoint !== undefined : fps === 'true',
     indexUrl,
   };
+}
+
+function compressionOf(addr: string, q: URLSearchParams): Compression {
+  const kind = q.get('compression') ?? 'zstd';
+  const level = q.get('level');
+  if (kind === 'none') {
+    if (level !== null) throw invalid(`${addr}: level is for compression=zstd, not none`);
+    return {};
+  }
+  if (kind !== 'zstd') throw invalid(`${addr}: compression must be zstd or none, not ${JSON.stringify(kind)}`);
+  if (level === null) return { level: DEFAULT_LEVEL };
+  const n = Number(level);
+  if (!/^-?\d+$/.test(level) || n < -7 || n > 19 || n === 0) throw invalid(`${addr}: level must be a zstd level from 1 (fast) to 19 (small), or -7..-1 (faster), not ${JSON.stringify(level)}`);
+  return { level: n };
 }
 
 /** The PostgreSQL database behind a postgres:// or s3://…?index= address. */

@@ -6,14 +6,13 @@
 // An object's bytes never change, so a window is never wrong; a location
 // goes stale when a collector moves the blob to a new pack and deletes the
 // old one, and the reader then looks it up afresh (s3-blob-service.ts).
+// Windows hold stored bytes: a compressed entry is decompressed by the
+// reader (s3-blob-service.ts), never kept decompressed here.
 import type { PgIndex } from './pg-index.js';
 import type { S3Objects } from './s3-objects.js';
+import { LOCATION_COLUMNS, locationOf, storedLength, type Location, type LocationRow } from './blob-codec.js';
 
-export interface Location {
-  object: string;
-  offset: number;
-  length: number;
-}
+export type { Location };
 
 const WINDOW = 4 << 20;
 const WINDOW_BUDGET = 64 << 20;
@@ -37,19 +36,20 @@ export class PackCache {
     private readonly db: PgIndex,
   ) {}
 
-  /** The blob's bytes, from a cached window or a newly fetched one. */
+  /** The blob's stored bytes, from a cached window or a newly fetched one. */
   async slice(loc: Location): Promise<Buffer> {
     const w = this.covering(loc) ?? (await this.fetchWindow(loc));
     const from = loc.offset - w.start;
-    if (from < 0 || from + loc.length > w.data.length) {
-      throw new Error(`${loc.object} is shorter than the index says (${w.start + w.data.length} bytes, blob at ${loc.offset}+${loc.length})`);
+    const n = storedLength(loc);
+    if (from < 0 || from + n > w.data.length) {
+      throw new Error(`${loc.object} is shorter than the index says (${w.start + w.data.length} bytes, blob at ${loc.offset}+${n})`);
     }
-    return w.data.subarray(from, from + loc.length);
+    return w.data.subarray(from, from + n);
   }
 
   private covering(loc: Location): Window | undefined {
     for (const [key, w] of this.windows) {
-      if (w.object === loc.object && w.start <= loc.offset && loc.offset + loc.length <= w.start + w.data.length) {
+      if (w.object === loc.object && w.start <= loc.offset && loc.offset + storedLength(loc) <= w.start + w.data.length) {
         this.windows.delete(key); // most recently used: to the end
         this.windows.set(key, w);
         return w;
@@ -69,18 +69,18 @@ export class PackCache {
   }
 
   private async load(loc: Location): Promise<Window> {
-    const end = loc.offset + Math.max(loc.length, WINDOW);
+    const end = loc.offset + Math.max(storedLength(loc), WINDOW);
     const [data, rows] = await Promise.all([
       this.readRange(loc.object, loc.offset, end - loc.offset),
-      this.db.query<{ digest: Buffer; offset: string; length: string }>(
-        'SELECT digest, "offset", length FROM blobs WHERE object = $1 AND "offset" >= $2 AND "offset" + length <= $3',
+      this.db.query<LocationRow & { digest: Buffer }>(
+        `SELECT b.digest, ${LOCATION_COLUMNS} FROM blobs b WHERE b.object = $1 AND b."offset" >= $2 AND b."offset" + coalesce(b.stored, b.length) <= $3`,
         [loc.object, loc.offset, end],
       ),
     ]);
     const w: Window = { object: loc.object, start: loc.offset, data };
     for (const r of rows.rows) {
-      const l = { object: loc.object, offset: Number(r.offset), length: Number(r.length) };
-      if (l.offset + l.length <= loc.offset + data.length) this.remember(r.digest.toString('hex'), l);
+      const l = locationOf(r);
+      if (l.offset + storedLength(l) <= loc.offset + data.length) this.remember(r.digest.toString('hex'), l);
     }
     this.windows.set(`${w.object}@${w.start}`, w);
     this.windowBytes += data.length;

@@ -7,10 +7,13 @@
 // looks its blob up again (s3-blob-service.ts). Objects are never
 // overwritten — a key always holds the bytes first written to it — so a
 // reader gets the right bytes or a clean failure, never others.
+// Compressed entries move as they are stored (their codec columns stay
+// with their rows), checked by decompressing them first.
 // Killed anywhere: the new pack is an orphan (no rows yet; swept later) or
 // the move is committed and the old packs are retired; nothing is lost.
 import { randomUUID } from 'node:crypto';
 import { blake3 } from '../castore/digest.js';
+import { inflateWhole, storedLength, type Location } from './blob-codec.js';
 import { PACK_TARGET } from './packer.js';
 import type { PgGc } from './pg-gc.js';
 import type { S3Objects } from './s3-objects.js';
@@ -77,16 +80,17 @@ async function rewriteGroup(gc: PgGc, s3: S3Objects, group: PackObject[], result
   for (const pack of group) {
     const records = await gc.records(pack.object);
     const bytes = await readAll(s3, pack.object, pack.size);
-    const bad = records.find((r) => r.offset + r.length > bytes.length || !blake3(bytes.subarray(r.offset, r.offset + r.length)).equals(r.digest));
+    const bad = await firstBad(records, bytes);
     if (bad) {
       // Not copied, not retired: fsck --verify-blobs names it.
       result.warnings.push(`${pack.object}: the blob at offset ${bad.offset} does not match its digest; the pack was left as it is (run fsck --verify-blobs)`);
       continue;
     }
     for (const r of records) {
-      parts.push(bytes.subarray(r.offset, r.offset + r.length));
+      const n = storedLength(r);
+      parts.push(bytes.subarray(r.offset, r.offset + n));
       moved.push({ digest: r.digest, from: pack.object, offset });
-      offset += r.length;
+      offset += n;
     }
     retired.push(pack.object);
   }
@@ -97,6 +101,24 @@ async function rewriteGroup(gc: PgGc, s3: S3Objects, group: PackObject[], result
   log?.(`gc: rewrote ${retired.length} packs into ${to} (${offset} live bytes)`);
   result.rewritten += retired.length;
   result.liveBytesCopied += offset;
+}
+
+/** The first record whose bytes are not in the pack or do not match its digest (compressed ones: once decompressed). */
+async function firstBad(records: (Location & { digest: Buffer })[], bytes: Buffer): Promise<(Location & { digest: Buffer }) | undefined> {
+  for (const r of records) {
+    const stored = bytes.subarray(r.offset, r.offset + storedLength(r));
+    if (r.offset + storedLength(r) > bytes.length) return r;
+    if (!r.codec) {
+      if (!blake3(stored).equals(r.digest)) return r;
+      continue;
+    }
+    try {
+      await inflateWhole(r.digest, r, [stored]); // checks the digest
+    } catch {
+      return r;
+    }
+  }
+  return undefined;
 }
 
 async function readAll(s3: S3Objects, object: string, size: number): Promise<Buffer> {

@@ -31,6 +31,8 @@ import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
 import { blake3 } from '../castore/digest.js';
 import { mappedBuffer } from '../util/mapped-buffer.js';
+import type { Compression } from './blob-codec.js';
+import { packRows } from './pack-compress.js';
 
 export const PACK_TARGET = 8 << 20;
 /** Packs uploading at once (PUT, then the index INSERT). */
@@ -75,6 +77,8 @@ export class Packer {
     private readonly db: PgIndex,
     /** The largest blob added: a pack under PACK_TARGET always has room for one more. */
     private readonly blobMax: number,
+    /** How blobs are stored in the packs (pack-compress.ts). */
+    private readonly compression: Compression = {},
   ) {}
 
   /**
@@ -191,21 +195,15 @@ export class Packer {
     const skip = new Set(present.rows.map((r) => r.digest.toString('hex')));
     const todo = pack.entries.filter((e) => !skip.has(e.digest.toString('hex')));
     if (!todo.length) return;
-    // The pack's buffer as it is, unless something was skipped.
-    const body = todo.length === pack.entries.length ? pack.buf.subarray(0, pack.size) : Buffer.concat(todo.map((e) => pack.buf.subarray(e.offset, e.offset + e.length)));
-    const offsets: number[] = [];
-    let off = 0;
-    for (const e of todo) {
-      offsets.push(off);
-      off += e.length;
-    }
+    // Compressed where it pays; the pack's buffer as it is when nothing was skipped or compressed.
+    const rows = await packRows(pack.buf, pack.size, todo, todo.length === pack.entries.length, this.compression);
     const object = `packs/${randomUUID()}`;
-    await this.s3.put(object, body);
+    await this.s3.put(object, rows.body);
     await this.db.query(
-      `INSERT INTO blobs (digest, object, "offset", length)
-       SELECT d, $1, o, l FROM unnest($2::bytea[], $3::bigint[], $4::bigint[]) AS t(d, o, l)
+      `INSERT INTO blobs (digest, object, "offset", length, codec, stored)
+       SELECT d, $1, o, l, c, s FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) AS t(d, o, l, c, s)
        ON CONFLICT DO NOTHING`,
-      [object, todo.map((e) => e.digest), offsets, todo.map((e) => e.length)],
+      [object, rows.digests, rows.offsets, rows.lengths, rows.codecs, rows.stored],
     );
   }
 }

@@ -3,6 +3,7 @@
 // collection (a killed collector's session ends, and its lock with it).
 import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
+import { LOCATION_COLUMNS, locationOf, type Location, type LocationRow } from './blob-codec.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
 import { DELETED_KEEP_COLLECTIONS, DELETED_KEEP_MS } from '../castore/disk/gc-fence.js';
@@ -187,12 +188,12 @@ export class PgGc {
     return n;
   }
 
-  /** For each of `objects` some blob row names: how many bytes its rows cover. */
+  /** For each of `objects` some blob row names: how many of its bytes its rows cover (compressed: as stored). */
   async liveBytes(objects: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (let i = 0; i < objects.length; i += BATCH) {
       const r = await this.c.query<{ object: string; live: string }>(
-        'SELECT object, sum(length) AS live FROM blobs WHERE object = ANY($1::text[]) GROUP BY object',
+        'SELECT object, sum(coalesce(stored, length)) AS live FROM blobs WHERE object = ANY($1::text[]) GROUP BY object',
         [objects.slice(i, i + BATCH)],
       );
       for (const row of r.rows) out.set(row.object, Number(row.live));
@@ -200,12 +201,12 @@ export class PgGc {
     return out;
   }
 
-  /** Bytes per object of the blob rows `digests` name. */
+  /** Bytes per object (as stored) of the blob rows `digests` name. */
   async bytesByObject(digests: Buffer[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (let i = 0; i < digests.length; i += BATCH) {
       const r = await this.c.query<{ object: string; bytes: string }>(
-        'SELECT b.object, sum(b.length) AS bytes FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d GROUP BY b.object',
+        'SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d GROUP BY b.object',
         [digests.slice(i, i + BATCH)],
       );
       for (const row of r.rows) out.set(row.object, (out.get(row.object) ?? 0) + Number(row.bytes));
@@ -213,10 +214,10 @@ export class PgGc {
     return out;
   }
 
-  /** The blobs an object holds, by offset. */
-  async records(object: string): Promise<{ digest: Buffer; offset: number; length: number }[]> {
-    const r = await this.c.query<{ digest: Buffer; offset: string; length: string }>('SELECT digest, "offset", length FROM blobs WHERE object = $1 ORDER BY "offset"', [object]);
-    return r.rows.map((row) => ({ digest: row.digest, offset: Number(row.offset), length: Number(row.length) }));
+  /** The blobs an object holds, by offset, with how each is stored. */
+  async records(object: string): Promise<(Location & { digest: Buffer })[]> {
+    const r = await this.c.query<LocationRow & { digest: Buffer }>(`SELECT b.digest, ${LOCATION_COLUMNS} FROM blobs b WHERE b.object = $1 ORDER BY b."offset"`, [object]);
+    return r.rows.map((row) => ({ digest: row.digest, ...locationOf(row) }));
   }
 
   /**

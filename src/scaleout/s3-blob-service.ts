@@ -7,6 +7,8 @@
 // length). A blob is indexed only after its bytes are durably in S3, so a
 // crash can orphan bytes (fsck reports them) but never leave an index entry
 // pointing at nothing. Stat and read look up the index in batches.
+// Bytes are stored zstd-compressed where that pays (blob-codec.ts): packed
+// blobs one by one (packer.ts), large ones as frames (frame-upload.ts).
 import { randomUUID } from 'node:crypto';
 import type { BlobService, BlobWriter, ReadAheadHint, ReadOptions } from '../castore/blob-service.js';
 import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
@@ -20,6 +22,9 @@ import { PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
 import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
+import { DEFAULT_LEVEL, LOCATION_COLUMNS, inflateWhole, locationOf, type Compression, type LocationRow } from './blob-codec.js';
+import { FrameUpload } from './frame-upload.js';
+import { readCompressedWhole } from './compressed-reads.js';
 
 export const SMALL_MAX = 1 << 20;
 /** Each large upload buffers up to 4 parts: this bounds the daemon's memory. */
@@ -50,6 +55,7 @@ export class S3BlobService implements BlobService {
   /** A small blob's Put resolves once its whole pack is durable: packs fill only with thousands in flight. */
   readonly putsInFlight = PUTS_IN_FLIGHT;
   private readonly sized = new Map<string, Location>();
+  private readonly compression: Compression;
   /** Digests looked up in the blob index so far, for tests and benchmarks. */
   indexLookups = 0;
 
@@ -57,17 +63,18 @@ export class S3BlobService implements BlobService {
     const loc = parseS3Addr(addr);
     this.s3 = new S3Objects(loc);
     this.db = openPgIndex(loc.indexUrl);
-    this.packer = new Packer(this.s3, this.db, SMALL_MAX);
+    this.compression = loc.compression ?? { level: DEFAULT_LEVEL };
+    this.packer = new Packer(this.s3, this.db, SMALL_MAX, this.compression);
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       this.indexLookups += keys.length;
-      const r = await this.db.query<{ digest: Buffer; object: string; offset: string; length: string }>(
+      const r = await this.db.query<LocationRow & { digest: Buffer }>(
         // A join with unnest() keeps PostgreSQL on the primary key for
         // large batches, where `= ANY($1)` may choose a sequential scan.
-        'SELECT b.digest, b.object, b."offset", b.length FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
+        `SELECT b.digest, ${LOCATION_COLUMNS} FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d`,
         [keys],
       );
-      return new Map(r.rows.map((row) => [row.digest.toString('hex'), { object: row.object, offset: Number(row.offset), length: Number(row.length) }]));
+      return new Map(r.rows.map((row) => [row.digest.toString('hex'), locationOf(row)]));
     });
   }
 
@@ -126,10 +133,10 @@ export class S3BlobService implements BlobService {
     return loc;
   }
 
-  /** A packed blob's bytes; if its pack is gone (rewritten by a collector), from where the index says it is now. */
-  private async packed(digest: Uint8Array, loc: Location): Promise<Buffer> {
+  /** A packed blob's bytes (decompressed and checked); if its pack is gone (rewritten by a collector), from where the index says it is now. */
+  private async packed(digest: Uint8Array, loc: Location): Promise<Uint8Array[]> {
     try {
-      return await this.packCache.slice(loc);
+      return await inflateWhole(digest, loc, [await this.packCache.slice(loc)]);
     } catch (err) {
       if (!(err instanceof ObjectGone)) throw err;
       this.packCache.forgetObject(loc.object);
@@ -137,7 +144,7 @@ export class S3BlobService implements BlobService {
       if (!now) throw storageError(`blob ${b3String(digest)}: ${loc.object} was deleted by a garbage collection, and so was the blob`, err);
       if (now.object === loc.object) throw err;
       if (now.object.startsWith('packs/')) this.packCache.remember(Buffer.from(digest).toString('hex'), now);
-      return this.packCache.slice(now);
+      return inflateWhole(digest, now, [await this.packCache.slice(now)]);
     }
   }
 
@@ -185,16 +192,17 @@ export class S3BlobService implements BlobService {
     if (loc.length === 0) return (async function* () {})();
     const name = b3String(digest);
     if (loc.object.startsWith('packs/') && loc.length <= SMALL_MAX) {
-      let bytes: Buffer;
+      let bytes: Uint8Array[];
       try {
         bytes = await this.packed(digest, loc);
       } catch (err) {
         throw err instanceof CastoreError ? err : storageError(`blob ${name}: ${(err as Error).message}`, err);
       }
       return (async function* () {
-        yield bytes;
+        yield* bytes;
       })();
     }
+    if (loc.codec) return readCompressedWhole(this.s3, digest, loc, opts?.signal);
     const body = await this.s3.range(loc.object, loc.offset, loc.length, opts?.signal);
     return (async function* () {
       let got = 0;
@@ -234,6 +242,7 @@ export class S3BlobService implements BlobService {
     };
     let total = 0;
     let large: PartUpload | undefined;
+    let frames: FrameUpload | undefined;
     let finished = false;
     /** Set by abort(): a close waiting for room in the packer stops (an AbortController per blob cost a copy 0.5 s). */
     let aborted = false;
@@ -248,12 +257,13 @@ export class S3BlobService implements BlobService {
 
     const startLarge = async () => {
       large = new PartUpload(this.s3, `blobs/${randomUUID()}`);
+      frames = new FrameUpload(large, this.compression);
       hash = new Blake3Stream();
       const parts = small!;
       small = undefined;
       for (const part of parts) {
         hash.update(part);
-        await large.write(part);
+        await frames.write(part);
       }
       releaseSmall();
     };
@@ -281,7 +291,7 @@ export class S3BlobService implements BlobService {
           return;
         }
         hash!.update(chunk);
-        await large!.write(chunk);
+        await frames!.write(chunk);
         released?.(); // copied into a part
       },
       close: async (signal) => {
@@ -301,7 +311,9 @@ export class S3BlobService implements BlobService {
         }
         const digest = hash!.digest();
         const l = large!;
+        let framed;
         try {
+          framed = await frames!.finish();
           await l.finish();
           signal?.throwIfAborted();
         } catch (err) {
@@ -311,8 +323,8 @@ export class S3BlobService implements BlobService {
           releaseSlot?.();
         }
         const r = await this.db.query(
-          'INSERT INTO blobs (digest, object, "offset", length) VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING RETURNING digest',
-          [digest, l.object, total],
+          'INSERT INTO blobs (digest, object, "offset", length, codec, stored, frames) VALUES ($1, $2, 0, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING digest',
+          [digest, l.object, total, framed.codec, framed.stored, framed.frames],
         );
         // Someone indexed the same bytes first: ours are nobody's.
         if (r.rowCount === 0) await this.s3.delete(l.object).catch(() => {});

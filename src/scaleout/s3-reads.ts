@@ -8,6 +8,8 @@ import type { ReadOptions } from '../castore/blob-service.js';
 import { Limiter } from '../util/limiter.js';
 import type { Location } from './pack-cache.js';
 import type { S3Objects } from './s3-objects.js';
+import { inflateWhole, storedLength } from './blob-codec.js';
+import { readCompressedPart } from './compressed-reads.js';
 
 /** Largest gap between wanted records still fetched in the same GET (it is read and thrown away). */
 const MAX_GAP = 256 << 10;
@@ -75,7 +77,8 @@ export function runsOf(located: { i: number; loc: Location }[]): Run[] {
     members.sort((a, b) => a.loc.offset - b.loc.offset);
     let run: Run | undefined;
     for (const m of members) {
-      const { offset, length } = m.loc;
+      const { offset } = m.loc;
+      const length = storedLength(m.loc);
       const end = offset + length;
       if (run && offset >= run.start && offset - run.end <= Math.max(FREE_GAP, Math.min(MAX_GAP, run.wanted)) && Math.max(run.end, end) - run.start <= MAX_RUN) {
         run.end = Math.max(run.end, end);
@@ -122,7 +125,12 @@ export async function readLocated(
           starts.push(at);
           at += c.length;
         }
-        for (const { i, loc } of run.members) out[i] = sliceChunks(chunks, starts, loc.offset - run.start, loc.length);
+        // Compressed members are decompressed and checked on libuv's pool.
+        await Promise.all(
+          run.members.map(async ({ i, loc }) => {
+            out[i] = await inflateWhole(digests[i], loc, sliceChunks(chunks, starts, loc.offset - run.start, storedLength(loc)));
+          }),
+        );
       }),
     ),
   );
@@ -135,5 +143,6 @@ export async function readPart(s3: S3Objects, digest: Uint8Array, loc: Location,
     throw invalid(`range ${offset}+${length} is outside blob ${b3String(digest)} (${loc.length} bytes)`);
   }
   if (length === 0) return [];
+  if (loc.codec) return readCompressedPart(s3, digest, loc, offset, length, opts.signal);
   return fetchRange(s3, loc.object, loc.offset + offset, length, opts.signal);
 }

@@ -57,6 +57,11 @@ const MIGRATIONS: string[] = [
      deleted_at timestamptz NOT NULL DEFAULT now()
    );
    CREATE INDEX gc_deleted_epoch ON gc_deleted (epoch);`,
+  // Compressed blobs (blob-codec.ts): how each blob's bytes are stored.
+  // NULL: raw, as every row before; length stays the raw size.
+  `ALTER TABLE blobs ADD COLUMN codec text;            -- NULL | zstd | zstd-frames
+   ALTER TABLE blobs ADD COLUMN stored bigint;         -- bytes in the object when compressed
+   ALTER TABLE blobs ADD COLUMN frames bytea;          -- zstd-frames: per frame its stored size and check`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -46,6 +46,14 @@ const backends: [string, Factory][] = [
       await s.drop();
     } };
   }],
+  ['s3:// + postgres:// (compression=none)', async () => {
+    const s = await freshScaleoutAddr('conformance-raw');
+    const store = openStore(sameAddr(`${s.addr}&compression=none`));
+    return { service: store, cleanup: async () => {
+      await store.close();
+      await s.drop();
+    } };
+  }],
   ['grpc+unix:// → daemon → s3:// + postgres://', async () => {
     const s = await freshScaleoutAddr('conformance-daemon');
     const daemon = await startDaemonProcess({ args: ['--store', s.addr] });

@@ -26,12 +26,15 @@ const PG = 'postgres://castore@db.example:5432/castore';
 describe('s3:// addresses', () => {
   it('parses bucket, prefix, endpoint, region and the index', () => {
     const a = parseS3Addr(`s3://bkt/some/prefix?endpoint=${encodeURIComponent('http://127.0.0.1:7480')}&region=eu-west-1&index=${encodeURIComponent(PG)}`);
-    assert.deepEqual(a, { bucket: 'bkt', prefix: 'some/prefix/', endpoint: 'http://127.0.0.1:7480', region: 'eu-west-1', forcePathStyle: true, indexUrl: PG });
+    assert.deepEqual(a, { bucket: 'bkt', prefix: 'some/prefix/', endpoint: 'http://127.0.0.1:7480', region: 'eu-west-1', forcePathStyle: true, indexUrl: PG, compression: { level: 1 } });
     const aws = parseS3Addr(`s3://bkt?index=${PG}`); // unencoded works when the URL has no '&'
     assert.equal(aws.prefix, '');
     assert.equal(aws.indexUrl, PG);
     assert.equal(aws.forcePathStyle, false, 'AWS: virtual-hosted URLs');
     assert.equal(parseS3Addr(`s3://b/p?index=${PG}&endpoint=http://h:1&force-path-style=false`).forcePathStyle, false);
+    assert.deepEqual(parseS3Addr(`s3://b?index=${PG}&compression=zstd&level=3`).compression, { level: 3 });
+    assert.deepEqual(parseS3Addr(`s3://b?index=${PG}&level=-2`).compression, { level: -2 });
+    assert.deepEqual(parseS3Addr(`s3://b?index=${PG}&compression=none`).compression, {}, 'compression=none: new blobs raw');
   });
 
   const bad: [string, RegExp][] = [
@@ -41,6 +44,10 @@ describe('s3:// addresses', () => {
     [`s3://bkt/p?index=${PG}&endpiont=http://x`, /unknown parameter "endpiont"/],
     [`s3://bkt/p?index=${PG}&endpoint=127.0.0.1:7480`, /endpoint must be an http/],
     [`s3://bkt/p?index=${PG}&force-path-style=yes`, /force-path-style must be true or false/],
+    [`s3://bkt/p?index=${PG}&compression=xz`, /compression must be zstd or none/],
+    [`s3://bkt/p?index=${PG}&level=20`, /level must be a zstd level from 1/],
+    [`s3://bkt/p?index=${PG}&level=fast`, /level must be a zstd level from 1/],
+    [`s3://bkt/p?index=${PG}&compression=none&level=3`, /level is for compression=zstd/],
   ];
   for (const [addr, msg] of bad) {
     it(`refuses ${addr}`, () => {

@@ -1,0 +1,166 @@
+// How the S3 store keeps a blob's bytes: raw or zstd-compressed.
+//
+// Design. A blob's digest stays the BLAKE3 of its *uncompressed* bytes; the
+// index row says how its bytes are stored (schema.ts, migration 5):
+//   codec NULL           raw: [offset, offset+length) of the object, as
+//                        every row written before compression existed.
+//   codec 'zstd'         a packed (small) blob as one zstd frame of `stored`
+//                        bytes at `offset`; `length` is still the raw size.
+//                        A read decompresses it, checks the size against
+//                        `length` and the BLAKE3 against the digest.
+//   codec 'zstd-frames'  a large blob in an object of its own, cut into
+//                        frames of FRAME_RAW raw bytes, each compressed on
+//                        its own (or kept raw when that saves < MIN_SAVING),
+//                        end to end; `frames` lists per frame its stored
+//                        size and the first 8 bytes of its raw bytes' BLAKE3.
+//                        So a range of the blob is a range of frames: the
+//                        renderer's parallel 8 MiB reads stay parallel, and
+//                        each frame is checked before its bytes go out.
+// A blob whose compressed form saves less than MIN_SAVING is stored raw
+// (codec NULL): already-compressed files cost no CPU to read back. Packs
+// mix raw and compressed entries. Sizes are known from the index before
+// anything is fetched or decompressed, and checked after.
+// zstd runs on libuv's thread pool (@mongodb-js/zstd, native): level 1 by
+// default, the `level` of the store address otherwise (its JS wrapper drops
+// the level, so its binding is called directly).
+import { createRequire } from 'node:module';
+import { blake3, b3String } from '../castore/digest.js';
+import { storageError } from '../castore/errors.js';
+
+export type Codec = 'zstd' | 'zstd-frames';
+
+export interface Location {
+  object: string;
+  offset: number;
+  /** Raw bytes (the blob's size). */
+  length: number;
+  /** How the bytes are stored; absent: raw. */
+  codec?: Codec;
+  /** Bytes in the object when compressed. */
+  stored?: number;
+  /** zstd-frames: FRAME_ENTRY bytes per frame. */
+  frames?: Buffer;
+}
+
+export interface Compression {
+  /** zstd level; undefined: store raw. */
+  level?: number;
+}
+
+export const DEFAULT_LEVEL = 1;
+/** Raw bytes per frame of a large blob: 8 frames per 8 MiB read, decompressed on the pool at once. */
+export const FRAME_RAW = 1 << 20;
+/** A compressed form is kept only if it is at least this much smaller. */
+export const MIN_SAVING = 0.1;
+/** Smaller blobs are not worth a trip to the thread pool. */
+const MIN_TRIED = 128;
+/** Per frame: stored size (uint32 BE), then 8 bytes of the raw frame's BLAKE3. */
+export const FRAME_ENTRY = 12;
+
+interface Zstd {
+  compress(data: Buffer, level: number): Promise<Buffer>;
+  decompress(data: Buffer): Promise<Buffer>;
+}
+const zstd = createRequire(import.meta.url)('@mongodb-js/zstd/bindings.js') as Zstd;
+
+/** SQL columns of a blob row that make a Location (table alias b). */
+export const LOCATION_COLUMNS = 'b.object, b."offset", b.length, b.codec, b.stored, b.frames';
+
+export interface LocationRow {
+  object: string;
+  offset: string;
+  length: string;
+  codec: string | null;
+  stored: string | null;
+  frames: Buffer | null;
+}
+
+export function locationOf(row: LocationRow): Location {
+  const loc: Location = { object: row.object, offset: Number(row.offset), length: Number(row.length) };
+  if (row.codec === null) return loc;
+  if (row.codec !== 'zstd' && row.codec !== 'zstd-frames') throw storageError(`${row.object}: unknown codec ${JSON.stringify(row.codec)} in the blob index (a newer nix-castore wrote it?)`);
+  loc.codec = row.codec;
+  loc.stored = Number(row.stored);
+  if (row.frames) loc.frames = row.frames;
+  return loc;
+}
+
+/** Bytes the blob takes in its object. */
+export function storedLength(loc: Location): number {
+  return loc.codec ? loc.stored! : loc.length;
+}
+
+/** The compressed form of `raw` if it saves at least MIN_SAVING, else undefined. */
+export async function compressed(raw: Buffer, c: Compression): Promise<Buffer | undefined> {
+  if (c.level === undefined || raw.length < MIN_TRIED) return undefined;
+  const z = await zstd.compress(raw, c.level);
+  return z.length <= raw.length * (1 - MIN_SAVING) ? z : undefined;
+}
+
+function corrupt(digest: Uint8Array, loc: Location, what: string): Error {
+  return storageError(`blob ${b3String(digest)}: its compressed bytes in ${loc.object} at ${loc.offset} are corrupt (${what}); run fsck --verify-blobs`);
+}
+
+async function inflate(digest: Uint8Array, loc: Location, z: Buffer, rawLength: number): Promise<Buffer> {
+  let raw: Buffer;
+  try {
+    raw = await zstd.decompress(z);
+  } catch (err) {
+    throw corrupt(digest, loc, (err as Error).message);
+  }
+  if (raw.length !== rawLength) throw corrupt(digest, loc, `${raw.length} bytes decompressed, ${rawLength} expected`);
+  return raw;
+}
+
+function join(chunks: Uint8Array[]): Buffer {
+  return chunks.length === 1 ? Buffer.from(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength) : Buffer.concat(chunks);
+}
+
+/** A frame table's entries, checked against the blob's size. */
+export function frameTable(digest: Uint8Array, loc: Location): { stored: number; raw: number; start: number; rawStart: number; check: Buffer }[] {
+  const n = Math.ceil(loc.length / FRAME_RAW);
+  const t = loc.frames;
+  if (!t || t.length !== n * FRAME_ENTRY) throw corrupt(digest, loc, `a frame table of ${t?.length ?? 0} bytes for ${n} frames`);
+  const out = [];
+  let start = loc.offset;
+  for (let i = 0; i < n; i++) {
+    const stored = t.readUInt32BE(i * FRAME_ENTRY);
+    const raw = Math.min(FRAME_RAW, loc.length - i * FRAME_RAW);
+    if (stored > raw) throw corrupt(digest, loc, `frame ${i} stored in ${stored} bytes, more than its ${raw}`);
+    out.push({ stored, raw, start, rawStart: i * FRAME_RAW, check: t.subarray(i * FRAME_ENTRY + 4, (i + 1) * FRAME_ENTRY) });
+    start += stored;
+  }
+  if (start - loc.offset !== loc.stored) throw corrupt(digest, loc, `frames of ${start - loc.offset} bytes, ${loc.stored} indexed`);
+  return out;
+}
+
+/**
+ * Raw frames from their stored bytes (`chunks`, frames `first`… end to
+ * end), each checked against its entry in the frame table.
+ */
+export async function inflateFrames(digest: Uint8Array, loc: Location, first: number, count: number, chunks: Uint8Array[]): Promise<Buffer[]> {
+  const table = frameTable(digest, loc).slice(first, first + count);
+  const all = join(chunks);
+  let at = 0;
+  return Promise.all(
+    table.map(async (f, k) => {
+      const z = all.subarray(at, (at += f.stored));
+      if (z.length !== f.stored) throw corrupt(digest, loc, `frame ${first + k} is short`);
+      const raw = f.stored === f.raw ? z : await inflate(digest, loc, z, f.raw);
+      if (!blake3(raw).subarray(0, 8).equals(f.check)) throw corrupt(digest, loc, `frame ${first + k} does not match its checksum`);
+      return raw;
+    }),
+  );
+}
+
+/**
+ * A whole blob's raw bytes from its stored bytes. Raw entries are handed
+ * on as they are (as before compression); compressed ones are checked.
+ */
+export async function inflateWhole(digest: Uint8Array, loc: Location, chunks: Uint8Array[]): Promise<Uint8Array[]> {
+  if (!loc.codec) return chunks;
+  if (loc.codec === 'zstd-frames') return inflateFrames(digest, loc, 0, Math.ceil(loc.length / FRAME_RAW), chunks);
+  const raw = await inflate(digest, loc, join(chunks), loc.length);
+  if (!blake3(raw).equals(Buffer.from(digest))) throw corrupt(digest, loc, 'the decompressed bytes do not hash to the digest');
+  return [raw];
+}

@@ -1,0 +1,296 @@
+// zstd-compressed blobs in the S3 store (src/scaleout/blob-codec.ts), on a
+// real Ceph RGW + PostgreSQL: fewer bytes in RGW for compressible data,
+// raw storage for incompressible data, old raw stores read after the
+// migration, corrupt compressed entries refused, the collector's pack
+// rewrite moving compressed entries as they are.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { freshScaleoutAddr, scaleoutEnv, scaleoutS3Client, type ScaleoutAddr } from '../helpers/scaleout.js';
+import { S3BlobService } from '../../src/scaleout/s3-blob-service.js';
+import { S3Objects } from '../../src/scaleout/s3-objects.js';
+import { parseS3Addr } from '../../src/scaleout/addr.js';
+import { PgGc } from '../../src/scaleout/pg-gc.js';
+import { packsToRewrite, rewritePacks } from '../../src/scaleout/pack-rewrite.js';
+import { FRAME_RAW } from '../../src/scaleout/blob-codec.js';
+import { blake3 } from '../../src/castore/digest.js';
+import { runCli } from '../copy/run-cli.js';
+
+const made: ScaleoutAddr[] = [];
+after(async () => {
+  for (const s of made) await s.drop().catch(() => {});
+});
+
+async function fresh(label: string): Promise<ScaleoutAddr> {
+  const s = await freshScaleoutAddr(label);
+  made.push(s);
+  return s;
+}
+
+/** Text-like bytes zstd shrinks several times, different for each seed. */
+function compressible(size: number, seed: number): Buffer {
+  const lines: string[] = [];
+  let n = 0;
+  for (let i = 0; n < size; i++) {
+    const l = `${seed}:${i} export function handler${i % 97}(request, response) { return response.status(${200 + (i % 7)}); }\n`;
+    lines.push(l);
+    n += l.length;
+  }
+  return Buffer.from(lines.join('')).subarray(0, size);
+}
+
+async function put(blobs: S3BlobService, data: Buffer): Promise<Buffer> {
+  const w = blobs.put();
+  for (let i = 0; i < data.length; i += 256 << 10) await w.write(data.subarray(i, i + (256 << 10)));
+  return w.close();
+}
+
+async function readAll(blobs: S3BlobService, digest: Uint8Array): Promise<Buffer> {
+  const s = await blobs.read(digest);
+  assert.ok(s, 'the blob is present');
+  const parts: Uint8Array[] = [];
+  for await (const c of s) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+async function rows(s: ScaleoutAddr): Promise<Map<string, { object: string; offset: number; length: number; codec: string | null; stored: number | null }>> {
+  const c = new pg.Client({ connectionString: s.pgUrl });
+  await c.connect();
+  try {
+    const r = await c.query<{ digest: Buffer; object: string; offset: string; length: string; codec: string | null; stored: string | null }>(
+      'SELECT digest, object, "offset", length, codec, stored FROM blobs',
+    );
+    return new Map(
+      r.rows.map((x) => [x.digest.toString('hex'), { object: x.object, offset: Number(x.offset), length: Number(x.length), codec: x.codec, stored: x.stored === null ? null : Number(x.stored) }]),
+    );
+  } finally {
+    await c.end();
+  }
+}
+
+async function sql(s: ScaleoutAddr, text: string): Promise<void> {
+  const c = new pg.Client({ connectionString: s.pgUrl });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The objects in the store's bucket and their sizes, as RGW lists them. */
+async function objectSizes(s: ScaleoutAddr): Promise<Map<string, number>> {
+  const objs = new S3Objects(parseS3Addr(s.addr));
+  try {
+    const out = new Map<string, number>();
+    for await (const o of objs.list()) out.set(o.object, o.size);
+    return out;
+  } finally {
+    objs.close();
+  }
+}
+
+const sum = (xs: Iterable<number>) => [...xs].reduce((a, b) => a + b, 0);
+
+describe('zstd-compressed blobs in the S3 store', () => {
+  it('stores compressible blobs in fewer bytes than their size, and reads them back whole, many at once and in ranges', async () => {
+    const s = await fresh('zstd-bytes');
+    const blobs = new S3BlobService(s.addr);
+    const small = Array.from({ length: 40 }, (_, i) => compressible(5_000 + i * 700, i));
+    const large = compressible(20 * FRAME_RAW + 12_345, 99);
+    let digests: Buffer[];
+    try {
+      digests = await Promise.all(small.map((b) => put(blobs, b)));
+      digests.push(await put(blobs, large));
+    } finally {
+      await blobs.close();
+    }
+    const all = [...small, large];
+    const r = await rows(s);
+    for (const [k, d] of digests.entries()) assert.equal(r.get(d.toString('hex'))?.codec, k < small.length ? 'zstd' : 'zstd-frames', `blob ${k}'s codec`);
+    const sizes = await objectSizes(s);
+    const raw = sum(all.map((b) => b.length));
+    const stored = sum(sizes.values());
+    process.stderr.write(`compression: ${raw} blob bytes stored in ${stored} bytes of ${sizes.size} S3 objects\n`);
+    assert.ok(stored < raw / 2, `RGW holds ${stored} bytes for ${raw} bytes of compressible blobs`);
+
+    const reader = new S3BlobService(s.addr);
+    try {
+      for (const [k, d] of digests.entries()) assert.ok((await readAll(reader, d)).equals(all[k]), `blob ${k} reads back`);
+      const many = await reader.readMany(digests, all.map((b) => b.length));
+      for (const [k, parts] of many.entries()) assert.ok(Buffer.concat(parts!).equals(all[k]), `blob ${k} reads back in readMany`);
+      const last = digests.length - 1;
+      for (const [off, len] of [[0, 1], [FRAME_RAW - 100, 3 * FRAME_RAW], [5 * FRAME_RAW, 8 * FRAME_RAW], [large.length - 20_000, 20_000]]) {
+        const got = Buffer.concat((await reader.readRange(digests[last], off, len))!);
+        assert.ok(got.equals(large.subarray(off, off + len)), `range ${off}+${len} of the large blob`);
+      }
+      const part = Buffer.concat((await reader.readRange(digests[3], 100, 2000))!);
+      assert.ok(part.equals(small[3].subarray(100, 2100)), 'a range of a compressed packed blob');
+      assert.equal(await reader.sizeOf(digests[last]), large.length, 'sizes are the raw sizes');
+      assert.deepEqual(await reader.stats(), { count: all.length, bytes: raw });
+    } finally {
+      await reader.close();
+    }
+    const fsck = await runCli(['fsck', '--verify-blobs', '--store', s.addr]);
+    assert.equal(fsck.code, 0, `fsck --verify-blobs of a compressed store is clean:\n${fsck.stdout}${fsck.stderr}`);
+  });
+
+  it('stores incompressible blobs raw, packed or large', async () => {
+    const s = await fresh('zstd-raw');
+    const blobs = new S3BlobService(s.addr);
+    const small = randomBytes(100_000);
+    const large = randomBytes(3 * FRAME_RAW + 10_000);
+    let ds: Buffer;
+    let dl: Buffer;
+    try {
+      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
+    } finally {
+      await blobs.close();
+    }
+    const r = await rows(s);
+    assert.equal(r.get(ds.toString('hex'))!.codec, null);
+    assert.equal(r.get(dl.toString('hex'))!.codec, null, 'a large blob none of whose frames compress is stored raw');
+    const sizes = await objectSizes(s);
+    assert.equal(sizes.get(r.get(dl.toString('hex'))!.object), large.length, "the large blob's object is its raw bytes");
+    assert.equal(sizes.get(r.get(ds.toString('hex'))!.object), small.length, "the pack holds the small blob's raw bytes");
+    const reader = new S3BlobService(s.addr);
+    try {
+      assert.ok((await readAll(reader, ds)).equals(small));
+      assert.ok((await readAll(reader, dl)).equals(large));
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('compression=none stores raw; a store written before the migration reads back after it, and takes compressed blobs beside', async () => {
+    const s = await fresh('zstd-old');
+    const old = new S3BlobService(`${s.addr}&compression=none`);
+    const small = compressible(30_000, 7);
+    const large = compressible(3 * FRAME_RAW + 5, 8);
+    let ds: Buffer;
+    let dl: Buffer;
+    try {
+      [ds, dl] = await Promise.all([put(old, small), put(old, large)]);
+    } finally {
+      await old.close();
+    }
+    assert.ok([...(await rows(s)).values()].every((x) => x.codec === null), 'compression=none: every row raw');
+    assert.equal(sum((await objectSizes(s)).values()), small.length + large.length);
+    // The schema as it was before compression: no codec columns, version 4.
+    await sql(s, 'ALTER TABLE blobs DROP COLUMN codec, DROP COLUMN stored, DROP COLUMN frames; UPDATE nix_castore_schema SET version = 4');
+
+    const now = new S3BlobService(s.addr);
+    try {
+      assert.ok((await readAll(now, ds)).equals(small), 'an old raw packed blob reads back');
+      assert.ok((await readAll(now, dl)).equals(large), 'an old raw large blob reads back');
+      assert.ok(Buffer.concat((await now.readRange(dl, FRAME_RAW - 3, 10))!).equals(large.subarray(FRAME_RAW - 3, FRAME_RAW + 7)));
+      const d2 = await put(now, compressible(40_000, 9));
+      assert.equal((await rows(s)).get(d2.toString('hex'))!.codec, 'zstd', 'new blobs are compressed in the migrated store');
+      assert.ok((await readAll(now, d2)).equals(compressible(40_000, 9)));
+    } finally {
+      await now.close();
+    }
+  });
+
+  it('refuses a corrupt compressed entry, packed or framed, with an error naming the blob; fsck --verify-blobs reports it', async () => {
+    const s = await fresh('zstd-corrupt');
+    const blobs = new S3BlobService(s.addr);
+    const small = compressible(50_000, 3);
+    const large = compressible(6 * FRAME_RAW, 4);
+    let ds: Buffer;
+    let dl: Buffer;
+    try {
+      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
+    } finally {
+      await blobs.close();
+    }
+    const r = await rows(s);
+    const rs = r.get(ds.toString('hex'))!;
+    const rl = r.get(dl.toString('hex'))!;
+    assert.equal(rs.codec, 'zstd');
+    assert.equal(rl.codec, 'zstd-frames');
+    // Flip bytes inside the stored forms: the small blob's middle, and one in the large blob's last frame.
+    const env = await scaleoutEnv();
+    const s3 = scaleoutS3Client(env);
+    const loc = parseS3Addr(s.addr);
+    try {
+      const flip = async (object: string, at: number) => {
+        const key = `${loc.prefix}${object}`;
+        const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
+        body[at] ^= 0x5a;
+        await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
+      };
+      await flip(rs.object, rs.offset + Math.floor(rs.stored! / 2));
+      await flip(rl.object, rl.stored! - 10);
+    } finally {
+      s3.destroy();
+    }
+
+    const reader = new S3BlobService(s.addr);
+    try {
+      const corrupt = new RegExp(`blob b3:.*compressed bytes in .* are corrupt`);
+      await assert.rejects(readAll(reader, ds), corrupt);
+      await assert.rejects(reader.readMany([ds], [small.length]), corrupt);
+      await assert.rejects(reader.readRange(ds, 0, 10), corrupt);
+      await assert.rejects(readAll(reader, dl), corrupt);
+      await assert.rejects(reader.readRange(dl, 5 * FRAME_RAW + 7, 100), corrupt);
+      // The frames before the damaged one are intact and still served.
+      assert.ok(Buffer.concat((await reader.readRange(dl, 0, 2 * FRAME_RAW))!).equals(large.subarray(0, 2 * FRAME_RAW)));
+    } finally {
+      await reader.close();
+    }
+    const fsck = await runCli(['fsck', '--verify-blobs', '--store', s.addr]);
+    assert.notEqual(fsck.code, 0, 'fsck fails');
+    const out = fsck.stdout + fsck.stderr;
+    for (const d of [ds, dl]) assert.match(out, new RegExp(d.toString('hex')), `fsck names ${d.toString('hex')}:\n${out}`);
+  });
+
+  it("the collector's pack rewrite moves compressed entries as they are stored, and they read back", async () => {
+    const s = await fresh('zstd-rewrite');
+    const blobs = new S3BlobService(s.addr);
+    const data = Array.from({ length: 30 }, (_, i) => compressible(8_000 + i * 300, 100 + i));
+    let digests: Buffer[];
+    try {
+      digests = await Promise.all(data.map((b) => put(blobs, b)));
+    } finally {
+      await blobs.close();
+    }
+    const before = await rows(s);
+    assert.ok([...before.values()].every((x) => x.codec === 'zstd'));
+    // Half of them die (as a collection deletes rows).
+    const dead = digests.filter((_, i) => i % 2 === 1);
+    await sql(s, `DELETE FROM blobs WHERE digest IN (${dead.map((d) => `'\\x${d.toString('hex')}'::bytea`).join(', ')})`);
+
+    const gc = await PgGc.open(s.pgUrl);
+    const objs = new S3Objects(parseS3Addr(s.addr));
+    try {
+      const sizes = await objectSizes(s);
+      const todo = await packsToRewrite(gc, [...sizes].map(([object, size]) => ({ object, size })));
+      assert.ok(todo.length >= 1, 'packs more than a quarter dead are rewritten');
+      const res = await rewritePacks(gc, objs, todo);
+      assert.deepEqual(res.warnings, []);
+      assert.equal(res.rewritten, todo.length);
+    } finally {
+      objs.close();
+      await gc.close();
+    }
+    const afterRows = await rows(s);
+    const sizes = await objectSizes(s);
+    const moved = [...afterRows.values()];
+    assert.ok(moved.every((x) => x.codec === 'zstd' && !before.has(x.object)), 'live rows keep their codec and point to the new pack');
+    const newPack = moved[0].object;
+    assert.equal(sizes.get(newPack), sum(moved.map((x) => x.stored!)), 'the new pack holds the compressed forms, not raw bytes');
+    const reader = new S3BlobService(s.addr);
+    try {
+      for (const [i, d] of digests.entries()) {
+        if (i % 2 === 1) continue;
+        assert.ok((await readAll(reader, d)).equals(data[i]), `blob ${i} reads from the rewritten pack`);
+        assert.ok(blake3((await readAll(reader, d))).equals(d));
+      }
+    } finally {
+      await reader.close();
+    }
+  });
+});
