@@ -17,6 +17,8 @@ import { packsToRewrite, rewritePacks } from '../../src/scaleout/pack-rewrite.js
 import { FRAME_RAW } from '../../src/scaleout/blob-codec.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { runCli } from '../copy/run-cli.js';
+import { startDaemonProcess } from '../helpers/daemon.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 
 const made: ScaleoutAddr[] = [];
 after(async () => {
@@ -291,6 +293,37 @@ describe('zstd-compressed blobs in the S3 store', () => {
       assert.ok(Buffer.concat((await reader.readRange(dl, 0, 2 * FRAME_RAW))!).equals(large.subarray(0, 2 * FRAME_RAW)));
     } finally {
       await reader.close();
+    }
+  });
+
+  it('serves compressed blobs over gRPC (Blob Read through a daemon on the store)', async () => {
+    const s = await fresh('zstd-grpc');
+    const blobs = new S3BlobService(s.addr);
+    const small = compressible(200_000, 21);
+    const large = compressible(5 * FRAME_RAW + 77, 22);
+    let ds: Buffer;
+    let dl: Buffer;
+    try {
+      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
+    } finally {
+      await blobs.close();
+    }
+    const r = await rows(s);
+    assert.equal(r.get(ds.toString('hex'))!.codec, 'zstd');
+    assert.equal(r.get(dl.toString('hex'))!.codec, 'zstd-frames');
+    const daemon = await startDaemonProcess({ args: ['--store', s.addr] });
+    const store = openStore(sameAddr(daemon.addr));
+    try {
+      for (const [d, want] of [[ds, small], [dl, large]] as const) {
+        const st = await store.blobs.read(d);
+        assert.ok(st);
+        const parts: Uint8Array[] = [];
+        for await (const c of st) parts.push(c);
+        assert.ok(Buffer.concat(parts).equals(want), 'Blob Read over gRPC returns the raw bytes');
+      }
+    } finally {
+      await store.close();
+      await daemon.stop();
     }
   });
 
