@@ -3,6 +3,7 @@
 import pg from 'pg';
 import { CastoreError } from '../castore/errors.js';
 import { parseS3Addr, type S3Location } from '../scaleout/addr.js';
+import type { Location } from '../scaleout/blob-codec.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
 import type { PathInfo } from '../store/messages.js';
 import { DigestSpill } from '../util/digest-spill.js';
@@ -84,14 +85,8 @@ export function describeScaleout(addr: string): { store: string; index: string }
   return { store: `s3://${loc.bucket}/${loc.prefix}${loc.endpoint ? ` at ${loc.endpoint}` : ''}`, index: redactUrl(loc.indexUrl) };
 }
 
-export interface BlobRow {
-  object: string;
-  offset: number;
-  /** Raw bytes. */
-  length: number;
-  /** Bytes in the object (less when compressed). */
-  stored: number;
-}
+/** Where a blob is and how it is stored (`length`: raw bytes; `stored`: bytes in the object, less when compressed). */
+export type BlobRow = Location & { stored: number };
 
 export interface ObjectGroup {
   object: string;

@@ -240,11 +240,19 @@ export class ObjectChecks {
     for (const d of digests) if (d.length === 32) keys.set(b3Hex(d), Buffer.from(d));
     const out = new Map<string, BlobRow>();
     for (const batch of chunks([...keys.values()], LOOKUP_BATCH)) {
-      const rows = await this.s.q<{ digest: Buffer; object: string; offset: string; length: string; stored: string }>(
-        'SELECT b.digest, b.object, b."offset", b.length, coalesce(b.stored, b.length) AS stored FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d',
+      const rows = await this.s.q<LocationRow & { digest: Buffer }>(
+        `SELECT b.digest, ${LOCATION_COLUMNS} FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d`,
         [batch],
       );
-      for (const r of rows) out.set(r.digest.toString('hex'), { object: r.object, offset: Number(r.offset), length: Number(r.length), stored: Number(r.stored) });
+      for (const r of rows) {
+        let loc: Location;
+        try {
+          loc = locationOf(r);
+        } catch {
+          continue; // an unknown codec: reported by the object checks
+        }
+        out.set(r.digest.toString('hex'), { ...loc, stored: storedLength(loc) });
+      }
     }
     return out;
   }

@@ -1,5 +1,6 @@
 // PathInfos of a scale-out store: each row sound, under its store path's
 // digest, its closure complete and (with `nar`) its NAR as recorded.
+import { readCompressedWhole } from '../scaleout/compressed-reads.js';
 import { b3Hex } from '../castore/digest.js';
 import { readDirectory, type Directory } from '../castore/messages.js';
 import { storageError, CastoreError } from '../castore/errors.js';
@@ -94,6 +95,7 @@ export class ScaleoutPathInfoChecks {
         const row = (await this.objs.blobRows([digest])).get(b3Hex(digest));
         if (!row) return undefined;
         if (row.length === 0) return (async function* () {})();
+        if (row.codec) return readCompressedWhole(this.s.s3, digest, row); // decompressed and checked
         const body = await this.s.s3.range(row.object, row.offset, row.length);
         return (async function* () {
           let got = 0;

@@ -8,6 +8,8 @@ import { FRAME_ENTRY, FRAME_RAW, compressed, type Codec, type Compression } from
 import type { PartUpload } from './part-upload.js';
 
 const FRAMES_IN_FLIGHT = 4;
+/** Bytes one upload holds at most beside its parts: the frame filling and those compressing (raw and compressed). */
+export const FRAME_UPLOAD_HOLDS = (FRAMES_IN_FLIGHT + 1) * 2 * FRAME_RAW;
 /** Frame buffers kept for the next frames of any upload: fresh 1 MiB buffers, as external memory, draw full garbage collections. */
 const spare: Buffer[] = [];
 const SPARE_MAX = 2 * FRAMES_IN_FLIGHT;

@@ -23,7 +23,7 @@ import { Limiter } from '../util/limiter.js';
 import { PackCache, type Location } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
 import { DEFAULT_LEVEL, LOCATION_COLUMNS, inflateWhole, locationOf, type Compression, type LocationRow } from './blob-codec.js';
-import { FrameUpload } from './frame-upload.js';
+import { FRAME_UPLOAD_HOLDS, FrameUpload } from './frame-upload.js';
 import { readCompressedWhole } from './compressed-reads.js';
 
 export const SMALL_MAX = 1 << 20;
@@ -43,8 +43,8 @@ const SIZED_KEPT = 32_768;
 
 
 export class S3BlobService implements BlobService {
-  /** A small blob's bytes, then a large one's parts in flight and filling. */
-  readonly heldPerWriter = SMALL_MAX + PART_UPLOAD_HOLDS;
+  /** A small blob's bytes, then a large one's parts in flight and filling, and its frames compressing. */
+  readonly heldPerWriter = SMALL_MAX + PART_UPLOAD_HOLDS + FRAME_UPLOAD_HOLDS;
   private readonly s3: S3Objects;
   private readonly db: PgIndex;
   private readonly packer: Packer;

@@ -17,6 +17,8 @@ import { packsToRewrite, rewritePacks } from '../../src/scaleout/pack-rewrite.js
 import { FRAME_RAW } from '../../src/scaleout/blob-codec.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { runCli } from '../copy/run-cli.js';
+import { startDaemonProcess } from '../helpers/daemon.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
 
 const made: ScaleoutAddr[] = [];
 after(async () => {
@@ -245,6 +247,84 @@ describe('zstd-compressed blobs in the S3 store', () => {
     assert.notEqual(fsck.code, 0, 'fsck fails');
     const out = fsck.stdout + fsck.stderr;
     for (const d of [ds, dl]) assert.match(out, new RegExp(d.toString('hex')), `fsck names ${d.toString('hex')}:\n${out}`);
+  });
+
+  it('refuses compressed entries that decompress cleanly to the wrong bytes: checked against the digest and the frame checks', async () => {
+    const s = await fresh('zstd-wrong');
+    const blobs = new S3BlobService(s.addr);
+    const a = compressible(60_000, 11);
+    const b = compressible(60_000, 12);
+    // One compressible frame (so the blob is stored as frames), then frames kept raw.
+    const large = Buffer.concat([compressible(FRAME_RAW, 13), randomBytes(3 * FRAME_RAW)]);
+    let da: Buffer;
+    let db: Buffer;
+    let dl: Buffer;
+    try {
+      [da, db, dl] = await Promise.all([put(blobs, a), put(blobs, b), put(blobs, large)]);
+    } finally {
+      await blobs.close();
+    }
+    const r = await rows(s);
+    const rb = r.get(db.toString('hex'))!;
+    const rl = r.get(dl.toString('hex'))!;
+    assert.equal(r.get(da.toString('hex'))!.codec, 'zstd');
+    assert.equal(rl.codec, 'zstd-frames');
+    // a's row now names b's compressed bytes: valid zstd of the right size, other bytes.
+    await sql(s, `UPDATE blobs SET object = '${rb.object}', "offset" = ${rb.offset}, stored = ${rb.stored} WHERE digest = '\\x${da.toString('hex')}'::bytea`);
+    // A byte of the large blob's third frame (stored raw) flipped: no zstd decoding sees it.
+    const env = await scaleoutEnv();
+    const s3 = scaleoutS3Client(env);
+    const loc = parseS3Addr(s.addr);
+    try {
+      const key = `${loc.prefix}${rl.object}`;
+      const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
+      body[body.length - FRAME_RAW - 1000] ^= 0x01;
+      await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
+    } finally {
+      s3.destroy();
+    }
+    const reader = new S3BlobService(s.addr);
+    try {
+      await assert.rejects(readAll(reader, da), /do not hash to the digest/);
+      await assert.rejects(reader.readMany([da], [a.length]), /do not hash to the digest/);
+      await assert.rejects(reader.readRange(dl, 2 * FRAME_RAW, 100), /frame 2 does not match its checksum/);
+      await assert.rejects(readAll(reader, dl), /frame 2 does not match its checksum/);
+      assert.ok((await readAll(reader, db)).equals(b), 'the blob whose bytes they are still reads');
+      assert.ok(Buffer.concat((await reader.readRange(dl, 0, 2 * FRAME_RAW))!).equals(large.subarray(0, 2 * FRAME_RAW)));
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('serves compressed blobs over gRPC (Blob Read through a daemon on the store)', async () => {
+    const s = await fresh('zstd-grpc');
+    const blobs = new S3BlobService(s.addr);
+    const small = compressible(200_000, 21);
+    const large = compressible(5 * FRAME_RAW + 77, 22);
+    let ds: Buffer;
+    let dl: Buffer;
+    try {
+      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
+    } finally {
+      await blobs.close();
+    }
+    const r = await rows(s);
+    assert.equal(r.get(ds.toString('hex'))!.codec, 'zstd');
+    assert.equal(r.get(dl.toString('hex'))!.codec, 'zstd-frames');
+    const daemon = await startDaemonProcess({ args: ['--store', s.addr] });
+    const store = openStore(sameAddr(daemon.addr));
+    try {
+      for (const [d, want] of [[ds, small], [dl, large]] as const) {
+        const st = await store.blobs.read(d);
+        assert.ok(st);
+        const parts: Uint8Array[] = [];
+        for await (const c of st) parts.push(c);
+        assert.ok(Buffer.concat(parts).equals(want), 'Blob Read over gRPC returns the raw bytes');
+      }
+    } finally {
+      await store.close();
+      await daemon.stop();
+    }
   });
 
   it("the collector's pack rewrite moves compressed entries as they are stored, and they read back", async () => {
