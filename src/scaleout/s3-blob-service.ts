@@ -23,7 +23,7 @@ import { readLocated, readPart } from './s3-reads.js';
 
 export const SMALL_MAX = 1 << 20;
 /** Each large upload buffers up to 4 parts: this bounds the daemon's memory. */
-const LARGE_UPLOADS = 4;
+export const LARGE_UPLOADS = 4;
 /**
  * NAR rendering keeps this many GETs in flight within this many bytes:
  * one GET streams at a fraction of what the server gives several.
