@@ -89,6 +89,21 @@ export function blobServiceSuite(name: string, make: () => Promise<Backend<BlobS
       }
     });
 
+    it('putSmall (where a backend has it) stores whole small blobs like put(), tells once their bytes are copied, refuses larger ones', async (t) => {
+      if (!blobs.putSmall) return t.skip('this backend has no whole-blob put');
+      const max = blobs.putSmallUpTo ?? 0;
+      assert.ok(max > 0, 'putSmallUpTo is set with putSmall');
+      const datas = [Buffer.alloc(0), b(`putSmall ${name}`), Buffer.alloc(max, 'm'), b(`putSmall ${name}`)];
+      let copied = 0;
+      const digests = await Promise.all(datas.map((d) => blobs.putSmall!(d, () => copied++)));
+      assert.equal(copied, datas.length, 'copied called once per blob');
+      for (const [i, d] of datas.entries()) {
+        assert.deepEqual(digests[i], blake3(d));
+        assert.deepEqual(await readAll(blobs, digests[i]), d);
+      }
+      await assert.rejects(() => blobs.putSmall!(Buffer.alloc(max + 1)), (e) => isKind(e, 'invalid'));
+    });
+
     it('reports absent blobs as undefined', async () => {
       const missing = blake3(b('never stored'));
       assert.equal(await blobs.stat(missing), undefined);
