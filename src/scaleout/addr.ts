@@ -4,9 +4,11 @@
 //       blob bytes in an S3 bucket (packed; see s3-blob-service.ts), the blob
 //       index in PostgreSQL. As a whole-store address (--store), directories
 //       and PathInfos go to the same PostgreSQL database.
-//       compression=zstd (default) or none: how new blobs are stored
-//       (blob-codec.ts; what is stored reads back either way), level=N the
-//       zstd level (default 1; 1-19, or -7..-1 for faster and larger).
+//       compression=zstd or none: how new blobs are stored (blob-codec.ts;
+//       what is stored reads back either way); without it, the store's own
+//       default (zstd for stores created with compression, none for older
+//       ones: schema.ts). level=N the zstd level (default 1; 1-19, or
+//       -7..-1 for faster and larger).
 //   postgres://… or postgresql://…
 //       directories or PathInfos in PostgreSQL (DIRECTORY_SERVICE_ADDR,
 //       PATH_INFO_SERVICE_ADDR).
@@ -25,7 +27,7 @@ export interface S3Location {
   /** Path-style URLs (bucket in the path): the default with a custom endpoint. */
   forcePathStyle: boolean;
   indexUrl: string;
-  /** How new blobs are stored (parseS3Addr always says; default zstd level 1). */
+  /** How new blobs are stored; undefined: the store's default (schema.ts). */
   compression?: Compression;
 }
 
@@ -68,9 +70,10 @@ export function parseS3Addr(addr: string): S3Location {
   };
 }
 
-function compressionOf(addr: string, q: URLSearchParams): Compression {
-  const kind = q.get('compression') ?? 'zstd';
+function compressionOf(addr: string, q: URLSearchParams): Compression | undefined {
   const level = q.get('level');
+  const kind = q.get('compression') ?? (level === null ? undefined : 'zstd');
+  if (kind === undefined) return undefined;
   if (kind === 'none') {
     if (level !== null) throw invalid(`${addr}: level is for compression=zstd, not none`);
     return {};

@@ -45,6 +45,8 @@ export interface Location {
 export interface Compression {
   /** zstd level; undefined: store raw. */
   level?: number;
+  /** Resolves once `level` is decided (the store's default, read from PostgreSQL): awaited before it is read. */
+  known?: Promise<void>;
 }
 
 export const DEFAULT_LEVEL = 1;
@@ -92,6 +94,7 @@ export function storedLength(loc: Location): number {
 
 /** The compressed form of `raw` if it saves at least MIN_SAVING, else undefined. */
 export async function compressed(raw: Buffer, c: Compression): Promise<Buffer | undefined> {
+  await c.known;
   if (c.level === undefined || raw.length < MIN_TRIED) return undefined;
   const z = await zstd.compress(raw, c.level);
   return z.length <= raw.length * (1 - MIN_SAVING) ? z : undefined;

@@ -16,6 +16,7 @@ import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
 import { Batcher } from './batcher.js';
 import { Packer, PUTS_IN_FLIGHT } from './packer.js';
+import { COMPRESSION_SETTING } from './schema.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { ObjectGone, S3Objects } from './s3-objects.js';
 import { PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
@@ -69,7 +70,7 @@ export class S3BlobService implements BlobService {
     const loc = parseS3Addr(addr);
     this.s3 = new S3Objects(loc);
     this.db = openPgIndex(loc.indexUrl);
-    this.compression = loc.compression ?? { level: DEFAULT_LEVEL };
+    this.compression = loc.compression ?? this.storeDefaultCompression();
     this.packer = new Packer(this.s3, this.db, SMALL_MAX, this.compression);
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
@@ -82,6 +83,16 @@ export class S3BlobService implements BlobService {
       );
       return new Map(r.rows.map((row) => [row.digest.toString('hex'), locationOf(row)]));
     });
+  }
+
+  /** The store's own default (schema.ts), decided before any blob is compressed. */
+  private storeDefaultCompression(): Compression {
+    const c: Compression = {};
+    c.known = this.db.query<{ value: string }>('SELECT value FROM store_settings WHERE name = $1', [COMPRESSION_SETTING]).then((r) => {
+      if (r.rows[0]?.value === 'zstd') c.level = DEFAULT_LEVEL;
+    });
+    c.known.catch(() => {}); // a write awaiting it gets the error
+    return c;
   }
 
   /** HTTP requests this service has sent to S3 so far. */

@@ -58,11 +58,26 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX gc_deleted_epoch ON gc_deleted (epoch);`,
   // Compressed blobs (blob-codec.ts): how each blob's bytes are stored.
-  // NULL: raw, as every row before; length stays the raw size.
+  // NULL: raw, as every row before; length stays the raw size. The store's
+  // own settings: its default compression (COMPRESSION_SETTING).
   `ALTER TABLE blobs ADD COLUMN codec text;            -- NULL | zstd | zstd-frames
    ALTER TABLE blobs ADD COLUMN stored bigint;         -- bytes in the object when compressed
-   ALTER TABLE blobs ADD COLUMN frames bytea;          -- zstd-frames: per frame its stored size and check`,
+   ALTER TABLE blobs ADD COLUMN frames bytea;          -- zstd-frames: per frame its stored size and check
+   CREATE TABLE store_settings (
+     name  text PRIMARY KEY,
+     value text NOT NULL
+   );`,
 ];
+
+/** The schema version that brought compressed blobs. */
+const COMPRESSION_VERSION = 5;
+/**
+ * New blobs are compressed by default only in stores created compressed:
+ * daemons of an older nix-castore still running on a migrated store would
+ * read compressed rows as raw bytes. Such a store turns it on with
+ * `compression=zstd` in the address once every daemon is upgraded.
+ */
+export const COMPRESSION_SETTING = 'compression';
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -78,6 +93,9 @@ export async function migrate(pool: Pool): Promise<void> {
       throw new Error(`the database has schema version ${current}, newer than this nix-castore knows (${MIGRATIONS.length}); upgrade nix-castore`);
     }
     for (let v = current; v < MIGRATIONS.length; v++) await c.query(MIGRATIONS[v]);
+    if (current < COMPRESSION_VERSION) {
+      await c.query('INSERT INTO store_settings VALUES ($1, $2)', [COMPRESSION_SETTING, current === 0 ? 'zstd' : 'none']);
+    }
     if (r.rows.length === 0) await c.query('INSERT INTO nix_castore_schema VALUES ($1)', [MIGRATIONS.length]);
     else await c.query('UPDATE nix_castore_schema SET version = $1', [MIGRATIONS.length]);
     await c.query('COMMIT');

@@ -166,7 +166,7 @@ describe('zstd-compressed blobs in the S3 store', () => {
     }
   });
 
-  it('compression=none stores raw; a store written before the migration reads back after it, and takes compressed blobs beside', async () => {
+  it('compression=none stores raw; a store written before the migration reads back after it, keeps storing raw by default, and takes compressed blobs with compression=zstd', async () => {
     const s = await fresh('zstd-old');
     const old = new S3BlobService(`${s.addr}&compression=none`);
     const small = compressible(30_000, 7);
@@ -180,8 +180,8 @@ describe('zstd-compressed blobs in the S3 store', () => {
     }
     assert.ok([...(await rows(s)).values()].every((x) => x.codec === null), 'compression=none: every row raw');
     assert.equal(sum((await objectSizes(s)).values()), small.length + large.length);
-    // The schema as it was before compression: no codec columns, version 4.
-    await sql(s, 'ALTER TABLE blobs DROP COLUMN codec, DROP COLUMN stored, DROP COLUMN frames; UPDATE nix_castore_schema SET version = 4');
+    // The schema as it was before compression: no codec columns, no settings, version 4.
+    await sql(s, 'ALTER TABLE blobs DROP COLUMN codec, DROP COLUMN stored, DROP COLUMN frames; DROP TABLE store_settings; UPDATE nix_castore_schema SET version = 4');
 
     const now = new S3BlobService(s.addr);
     try {
@@ -189,10 +189,18 @@ describe('zstd-compressed blobs in the S3 store', () => {
       assert.ok((await readAll(now, dl)).equals(large), 'an old raw large blob reads back');
       assert.ok(Buffer.concat((await now.readRange(dl, FRAME_RAW - 3, 10))!).equals(large.subarray(FRAME_RAW - 3, FRAME_RAW + 7)));
       const d2 = await put(now, compressible(40_000, 9));
-      assert.equal((await rows(s)).get(d2.toString('hex'))!.codec, 'zstd', 'new blobs are compressed in the migrated store');
-      assert.ok((await readAll(now, d2)).equals(compressible(40_000, 9)));
+      assert.equal((await rows(s)).get(d2.toString('hex'))!.codec, null, 'a migrated store stores raw unless told: daemons of older versions may still read it');
     } finally {
       await now.close();
+    }
+    const on = new S3BlobService(`${s.addr}&compression=zstd`);
+    try {
+      const d3 = await put(on, compressible(40_000, 10));
+      assert.equal((await rows(s)).get(d3.toString('hex'))!.codec, 'zstd', 'compression=zstd: new blobs compressed in the migrated store');
+      assert.ok((await readAll(on, d3)).equals(compressible(40_000, 10)));
+      assert.ok((await readAll(on, ds)).equals(small), 'raw and compressed side by side');
+    } finally {
+      await on.close();
     }
   });
 
