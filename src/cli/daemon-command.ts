@@ -42,7 +42,9 @@ Options:
                            [&endpoint=URL][&region=R] (bytes in S3, the
                            rest in PostgreSQL; any number of daemons can
                            serve one; &compression=none|zstd&level=N: how
-                           new blobs are stored, default zstd level 1). BLOB_SERVICE_ADDR,
+                           new blobs are stored; default zstd level 1 in
+                           stores created with compression, none in older
+                           ones). BLOB_SERVICE_ADDR,
                            DIRECTORY_SERVICE_ADDR, PATH_INFO_SERVICE_ADDR
                            set one service each, as for tvix-store.
       --max-message-size N largest accepted gRPC message in bytes (default 4194304).
