@@ -3,10 +3,6 @@
 // directory of a store path, thousands for a large one, and a file, an
 // fsync and a rename each made that the slowest step of a copy. Stores
 // written before directory packs keep their files, which are still read.
-// The directories a Put stored are kept a while in memory: the PathInfo Put
-// that follows checks its whole closure again, and reading each back from
-// its pack cost a thread-pool round trip and garbage apiece.
-import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readDirectory, type Directory } from '../messages.js';
@@ -17,31 +13,20 @@ import { LocalDirectoryService } from '../local-directory-service.js';
 import { exists } from './atomic-files.js';
 import type { DiskLayout } from './disk-layout.js';
 import { PackStore } from './pack-store.js';
-import { RecentRecords } from './recent-records.js';
 import { fileSize, ShardScan } from './shard-scan.js';
-
-/** Encoded directories kept after their Put: a large store path's closure is 2–4 MiB. */
-const RECENT_BYTES = 4 << 20;
 
 export class DiskDirectoryService extends LocalDirectoryService {
   readonly packs: PackStore;
-  readonly recent = new RecentRecords(RECENT_BYTES);
 
   constructor(private readonly layout: DiskLayout) {
     super();
     this.packs = new PackStore(join(layout.root, 'directory-packs'));
-    // A collector may have deleted them: read from disk again, as the packs are.
-    layout.gc.onEpochChange(() => {
-      this.recent.clear();
-      return this.packs.revalidate();
-    });
+    layout.gc.onEpochChange(() => this.packs.revalidate());
   }
 
   protected async load(digest: Uint8Array): Promise<Directory | undefined> {
     await this.layout.init();
     const hex = b3Hex(digest);
-    const recent = this.recent.get(hex);
-    if (recent) return readDirectory(recent);
     let data: Buffer | undefined;
     try {
       if (this.packs.knows(hex)) data = await this.packs.read(hex);
@@ -67,11 +52,9 @@ export class DiskDirectoryService extends LocalDirectoryService {
   protected async save(ordered: EncodedDirectory[]): Promise<void> {
     await this.layout.init();
     await this.layout.gc.sync();
-    // Only stores written before directory packs have directory files: a look at each is needed there alone.
-    const loose = readdirSync(this.layout.kindDir('directories')).length > 0;
     const writes: Promise<void>[] = [];
     for (const { digest, encoded } of ordered) {
-      if (this.packs.knows(b3Hex(digest)) || (loose && (await exists(this.layout.objectPath('directories', digest))))) continue;
+      if (this.packs.knows(b3Hex(digest)) || (await exists(this.layout.objectPath('directories', digest)))) continue;
       writes.push(this.packs.append(digest, encoded));
     }
     try {
@@ -79,7 +62,6 @@ export class DiskDirectoryService extends LocalDirectoryService {
     } catch (err) {
       throw storageError(`storing directories: ${(err as Error).message}`, err);
     }
-    for (const { digest, encoded } of ordered) this.recent.add(b3Hex(digest), encoded);
   }
 
   private readonly looseSizes = new ShardScan(fileSize);
