@@ -8,7 +8,7 @@
 // * xz both ways: lzma-native (liblzma, prebuilt in the package).
 // * bzip2 in only (Nix's old default): unbzip2-stream.
 import { Readable, type Duplex } from 'node:stream';
-import { compress as zstdCompress } from '@mongodb-js/zstd';
+import { zstdCompress } from './zstd-native.js';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import * as lzma from 'lzma-native';
 import bz2 from 'unbzip2-stream';

@@ -22,8 +22,8 @@
 // anything is fetched or decompressed, and checked after.
 // zstd runs on libuv's thread pool (@mongodb-js/zstd, native): level 1 by
 // default, the `level` of the store address otherwise (its JS wrapper drops
-// the level, so its binding is called directly).
-import { createRequire } from 'node:module';
+// the level: src/nix/zstd-native.ts calls its binding).
+import { zstdCompress, zstdDecompress } from '../nix/zstd-native.js';
 import { blake3, b3String } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
 
@@ -59,11 +59,7 @@ const MIN_TRIED = 128;
 /** Per frame: stored size (uint32 BE), then 8 bytes of the raw frame's BLAKE3. */
 export const FRAME_ENTRY = 12;
 
-interface Zstd {
-  compress(data: Buffer, level: number): Promise<Buffer>;
-  decompress(data: Buffer): Promise<Buffer>;
-}
-const zstd = createRequire(import.meta.url)('@mongodb-js/zstd/bindings.js') as Zstd;
+const zstd = { compress: zstdCompress, decompress: zstdDecompress };
 
 /** SQL columns of a blob row that make a Location (table alias b). */
 export const LOCATION_COLUMNS = 'b.object, b."offset", b.length, b.codec, b.stored, b.frames';

@@ -25,6 +25,13 @@ async function all(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
 const cli = (cmd: string, args: string[], input: Buffer) => execFileSync(cmd, args, { input, maxBuffer: 1 << 28 });
 
 describe('compress', () => {
+  it('zstd: the level is used (the package wrapper dropped it: every level compressed alike)', async () => {
+    const text = Buffer.from(Array.from({ length: 60_000 }, (_, i) => `line ${i} value ${(i * 7919) % 10007}\n`).join(''));
+    const fast = await all(compress(inChunks(text, 100_000), 'zstd', 1));
+    const small = await all(compress(inChunks(text, 100_000), 'zstd', 19));
+    assert.ok(small.length < fast.length * 0.9, `level 19: ${small.length} bytes, level 1: ${fast.length}`);
+    assert.ok(cli('zstd', ['-d', '-c'], small).equals(text));
+  });
   for (const [kind, tool] of [['zstd', 'zstd'], ['xz', 'xz']] as const) {
     it(`${kind}: ${tool} -d gives the input back`, async () => {
       const out = await all(compress(inChunks(DATA, 100_000), kind));
