@@ -90,7 +90,7 @@ export function storedLength(loc: Location): number {
 
 /** The compressed form of `raw` if it saves at least MIN_SAVING, else undefined. */
 export async function compressed(raw: Buffer, c: Compression): Promise<Buffer | undefined> {
-  await c.known;
+  if (c.level === undefined) await c.known; // once decided, no await per blob
   if (c.level === undefined || raw.length < MIN_TRIED) return undefined;
   const z = await zstd.compress(raw, c.level);
   return z.length <= raw.length * (1 - MIN_SAVING) ? z : undefined;

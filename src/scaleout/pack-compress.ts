@@ -23,7 +23,7 @@ export interface PackRows {
 /** `whole`: `entries` are all of buf[0, size), in order (then the raw body is buf itself). */
 export async function packRows(buf: Buffer, size: number, entries: PackEntry[], whole: boolean, compression: Compression): Promise<PackRows> {
   const raw = (e: PackEntry) => buf.subarray(e.offset, e.offset + e.length);
-  await compression.known;
+  if (compression.level === undefined) await compression.known;
   const forms = compression.level === undefined ? [] : await Promise.all(entries.map((e) => compressed(raw(e), compression)));
   const rows: PackRows = { body: Buffer.alloc(0), digests: [], offsets: [], lengths: [], codecs: [], stored: [] };
   const parts: Buffer[] = [];
