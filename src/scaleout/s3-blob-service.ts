@@ -21,9 +21,9 @@ import { openPgIndex, type PgIndex } from './pg-index.js';
 import { ObjectGone, S3Objects } from './s3-objects.js';
 import { PartUpload, PART_UPLOAD_HOLDS } from './part-upload.js';
 import { Limiter } from '../util/limiter.js';
-import { PackCache, type Location } from './pack-cache.js';
+import { PackCache } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
-import { DEFAULT_LEVEL, LOCATION_COLUMNS, inflateWhole, locationOf, type Compression, type LocationRow } from './blob-codec.js';
+import { DEFAULT_LEVEL, LOCATION_COLUMNS, inflateWhole, locationOf, type Compression, type Location, type LocationRow } from './blob-codec.js';
 import { FRAME_UPLOAD_HOLDS, FrameUpload } from './frame-upload.js';
 import { readCompressedWhole } from './compressed-reads.js';
 

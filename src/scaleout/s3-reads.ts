@@ -6,7 +6,7 @@ import { b3String } from '../castore/digest.js';
 import { invalid, storageError } from '../castore/errors.js';
 import type { ReadOptions } from '../castore/blob-service.js';
 import { Limiter } from '../util/limiter.js';
-import type { Location } from './pack-cache.js';
+import type { Location } from './blob-codec.js';
 import type { S3Objects } from './s3-objects.js';
 import { inflateWhole, storedLength } from './blob-codec.js';
 import { readCompressedPart } from './compressed-reads.js';

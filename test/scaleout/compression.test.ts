@@ -43,6 +43,16 @@ function compressible(size: number, seed: number): Buffer {
   return Buffer.from(lines.join('')).subarray(0, size);
 }
 
+/** Stores each of `data` at once through a service of its own on `addr`, closed after; their digests. */
+async function putAll(addr: string, data: Buffer[]): Promise<Buffer[]> {
+  const blobs = new S3BlobService(addr);
+  try {
+    return await Promise.all(data.map((d) => put(blobs, d)));
+  } finally {
+    await blobs.close();
+  }
+}
+
 async function put(blobs: S3BlobService, data: Buffer): Promise<Buffer> {
   const w = blobs.put();
   for (let i = 0; i < data.length; i += 256 << 10) await w.write(data.subarray(i, i + (256 << 10)));
@@ -141,16 +151,9 @@ describe('zstd-compressed blobs in the S3 store', () => {
 
   it('stores incompressible blobs raw, packed or large', async () => {
     const s = await fresh('zstd-raw');
-    const blobs = new S3BlobService(s.addr);
     const small = randomBytes(100_000);
     const large = randomBytes(3 * FRAME_RAW + 10_000);
-    let ds: Buffer;
-    let dl: Buffer;
-    try {
-      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
-    } finally {
-      await blobs.close();
-    }
+    const [ds, dl] = await putAll(s.addr, [small, large]);
     const r = await rows(s);
     assert.equal(r.get(ds.toString('hex'))!.codec, null);
     assert.equal(r.get(dl.toString('hex'))!.codec, null, 'a large blob none of whose frames compress is stored raw');
@@ -168,16 +171,9 @@ describe('zstd-compressed blobs in the S3 store', () => {
 
   it('compression=none stores raw; a store written before the migration reads back after it, keeps storing raw by default, and takes compressed blobs with compression=zstd', async () => {
     const s = await fresh('zstd-old');
-    const old = new S3BlobService(`${s.addr}&compression=none`);
     const small = compressible(30_000, 7);
     const large = compressible(3 * FRAME_RAW + 5, 8);
-    let ds: Buffer;
-    let dl: Buffer;
-    try {
-      [ds, dl] = await Promise.all([put(old, small), put(old, large)]);
-    } finally {
-      await old.close();
-    }
+    const [ds, dl] = await putAll(`${s.addr}&compression=none`, [small, large]);
     assert.ok([...(await rows(s)).values()].every((x) => x.codec === null), 'compression=none: every row raw');
     assert.equal(sum((await objectSizes(s)).values()), small.length + large.length);
     // The schema as it was before compression: no codec columns, no settings, version 4.
@@ -206,16 +202,9 @@ describe('zstd-compressed blobs in the S3 store', () => {
 
   it('refuses a corrupt compressed entry, packed or framed, with an error naming the blob; fsck --verify-blobs reports it', async () => {
     const s = await fresh('zstd-corrupt');
-    const blobs = new S3BlobService(s.addr);
     const small = compressible(50_000, 3);
     const large = compressible(6 * FRAME_RAW, 4);
-    let ds: Buffer;
-    let dl: Buffer;
-    try {
-      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
-    } finally {
-      await blobs.close();
-    }
+    const [ds, dl] = await putAll(s.addr, [small, large]);
     const r = await rows(s);
     const rs = r.get(ds.toString('hex'))!;
     const rl = r.get(dl.toString('hex'))!;
@@ -306,16 +295,9 @@ describe('zstd-compressed blobs in the S3 store', () => {
 
   it('serves compressed blobs over gRPC (Blob Read through a daemon on the store)', async () => {
     const s = await fresh('zstd-grpc');
-    const blobs = new S3BlobService(s.addr);
     const small = compressible(200_000, 21);
     const large = compressible(5 * FRAME_RAW + 77, 22);
-    let ds: Buffer;
-    let dl: Buffer;
-    try {
-      [ds, dl] = await Promise.all([put(blobs, small), put(blobs, large)]);
-    } finally {
-      await blobs.close();
-    }
+    const [ds, dl] = await putAll(s.addr, [small, large]);
     const r = await rows(s);
     assert.equal(r.get(ds.toString('hex'))!.codec, 'zstd');
     assert.equal(r.get(dl.toString('hex'))!.codec, 'zstd-frames');

@@ -17,6 +17,7 @@ import { PgDirectoryService } from '../../src/scaleout/pg-directory-service.js';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { DEFAULT_RETRY } from '../../src/upload/retry.js';
 import { b, dirNode, emptyDir } from '../helpers/castore-fixtures.js';
+import { feedLikeIngest } from '../helpers/feed-uploader.js';
 import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { Rng } from '../helpers/seeded-random.js';
 
@@ -38,14 +39,7 @@ describe('scale-out copy: round trips per pack and per closure', () => {
       // The copy's own uploader (copy.ts gives it 256 in flight), fed as ingest.ts does: each file read into
       // the memory it gives once it has room, and handed over without waiting for it to be stored.
       const uploader = new BlobUploader(store.blobs, 256, DEFAULT_RETRY);
-      const stored: Promise<void>[] = [];
-      for (const f of files) {
-        if (!uploader.hasRoom(f.length)) await uploader.room(f.length);
-        const mem = uploader.memoryFor(f.length);
-        f.copy(mem);
-        stored.push(uploader.ensure(blake3(f), f.length, { bytes: mem }));
-      }
-      await Promise.all(stored);
+      await feedLikeIngest(uploader, files);
       assert.equal(uploader.stats.blobsSent, FILES);
       assert.ok(uploader.sharedMemory.made <= 7, `${uploader.sharedMemory.made} slabs made`);
       const index = openPgIndex(parseS3Addr(where.addr).indexUrl);

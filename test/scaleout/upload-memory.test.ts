@@ -21,6 +21,7 @@ import { LARGE_UPLOADS, SMALL_MAX } from '../../src/scaleout/s3-blob-service.js'
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { DEFAULT_RETRY } from '../../src/upload/retry.js';
 import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
+import { feedLikeIngest } from '../helpers/feed-uploader.js';
 import { promisesDuring } from '../helpers/promises.js';
 import { Rng } from '../helpers/seeded-random.js';
 
@@ -106,16 +107,7 @@ describe('scale-out upload memory', () => {
       const rng = new Rng(77);
       const files = Array.from({ length: n }, (_, i) => rng.bytes(1000 + (i % 100) * 10));
       const uploader = new BlobUploader(store.blobs, 256, DEFAULT_RETRY);
-      const promises = await promisesDuring(async () => {
-        const stored: Promise<void>[] = [];
-        for (const f of files) {
-          if (!uploader.hasRoom(f.length)) await uploader.room(f.length);
-          const mem = uploader.memoryFor(f.length);
-          f.copy(mem);
-          stored.push(uploader.ensure(blake3(f), f.length, { bytes: mem }));
-        }
-        await Promise.all(stored);
-      });
+      const promises = await promisesDuring(() => feedLikeIngest(uploader, files));
       assert.equal(uploader.stats.blobsSent, n);
       // Measured at faa6d9c: 20.5 per blob (Stat, limiter, putSmall, its pack); 26.5 through put()'s writer.
       assert.ok(promises / n <= 23, `${(promises / n).toFixed(1)} promises per small blob`);
