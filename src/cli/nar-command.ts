@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { parse, UsageError, type Command } from '../util/usage.js';
 import { openConfiguredStore, parseStorePathArg } from './path-info-command.js';
@@ -7,6 +6,7 @@ import { renderNar } from '../store/render-nar.js';
 import { lookupStorePath } from '../store/nix-view.js';
 import { formatNix32 } from '../nix/hash.js';
 import { absolute } from '../nix/store-path.js';
+import { HashThread } from '../upload/hash-thread.js';
 
 const HELP = `Usage: nix-castore nar [--store ADDR] STOREPATH > FILE.nar
 
@@ -45,6 +45,7 @@ export const narCommand: Command = {
     moreHeapGrowth();
     const { store, where } = await openConfiguredStore(values.store);
     recordReads(store); // a NAR export is a read of the path (retention)
+    let hashing: HashThread | undefined;
     try {
       const info = await lookupStorePath(store.pathInfos, sp);
       if (!info?.node) {
@@ -54,14 +55,19 @@ export const narCommand: Command = {
       let outError: Error | undefined;
       const onError = (err: Error) => (outError ??= err);
       out.on('error', onError);
-      const hash = createHash('sha256');
       let size = 0;
       const ni = info.narinfo;
       const recorded = ni && ni.narSha256.length === 32 ? ni : undefined;
+      // SHA-256 on a thread of its own: on this one it was a sixth to a fifth of the rendering's time.
+      if (recorded) hashing = new HashThread();
+      const hash = hashing?.begin(path);
       try {
         // Stops once past the recorded NarSize: a Directory DAG can render exponentially more than it stores.
         for await (const chunk of renderNar(info.node, store, { maxBytes: recorded?.narSize })) {
-          hash.update(chunk);
+          if (hash) {
+            if (!hash.hasRoom(chunk.length)) await hash.room(chunk.length);
+            hash.update(chunk);
+          }
           size += chunk.length;
           if (!out.write(chunk)) await drained(out);
           if (outError) break;
@@ -73,13 +79,14 @@ export const narCommand: Command = {
         return 1;
       } finally {
         out.off('error', onError);
+        if (outError) hash?.abort();
       }
       if (outError) {
         console.error(`nix-castore: writing the NAR of ${path} failed: ${outError.message}`);
         return 1;
       }
-      if (recorded) {
-        const got = hash.digest();
+      if (recorded && hash) {
+        const got = await hash.digest();
         if (size !== recorded.narSize || !got.equals(Buffer.from(recorded.narSha256))) {
           console.error(
             `nix-castore: the NAR of ${path} does not match the store's record: ` +
@@ -90,6 +97,7 @@ export const narCommand: Command = {
       }
       return 0;
     } finally {
+      await hashing?.close();
       await store.close();
     }
   },
