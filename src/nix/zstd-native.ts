@@ -20,8 +20,12 @@ export async function zstdCompress(data: Uint8Array, level: number): Promise<Buf
   }
 }
 
+/** Calls made so far (tests: batching is seen in them). */
+export const zstdCalls = { decompress: 0 };
+
 /** Every frame of `data`, decoded (the output is not bounded: callers check sizes they know). */
 export async function zstdDecompress(data: Uint8Array): Promise<Buffer> {
+  zstdCalls.decompress++;
   try {
     return await binding.decompress(data);
   } catch (err) {

@@ -8,7 +8,7 @@ import type { ReadOptions } from '../castore/blob-service.js';
 import { Limiter } from '../util/limiter.js';
 import type { Location } from './blob-codec.js';
 import type { S3Objects } from './s3-objects.js';
-import { inflateWhole, storedLength } from './blob-codec.js';
+import { inflateSmall, inflateWhole, storedLength } from './blob-codec.js';
 import { readCompressedPart } from './compressed-reads.js';
 
 /** Largest gap between wanted records still fetched in the same GET (it is read and thrown away). */
@@ -22,6 +22,8 @@ const MAX_GAP = 256 << 10;
 const FREE_GAP = 64 << 10;
 /** Longest single GET when merging neighbours. */
 const MAX_RUN = 8 << 20;
+/** Raw bytes of small compressed blobs decoded per pool call (two such calls per run keep both cores busy). */
+const BATCH_RAW = 2 << 20;
 /** GETs one readMany call has in flight. */
 const RUNS_IN_FLIGHT = 4;
 
@@ -125,12 +127,30 @@ export async function readLocated(
           starts.push(at);
           at += c.length;
         }
-        // Compressed members are decompressed and checked on libuv's pool.
-        await Promise.all(
-          run.members.map(async ({ i, loc }) => {
-            out[i] = await inflateWhole(digests[i], loc, sliceChunks(chunks, starts, loc.offset - run.start, storedLength(loc)));
+        // Compressed members are decompressed and checked on libuv's pool; small ones a batch per call.
+        const bytesOf = (loc: Location) => sliceChunks(chunks, starts, loc.offset - run.start, storedLength(loc));
+        const batches: { i: number; loc: Location }[][] = [];
+        let rawInBatch = Infinity;
+        const others: Promise<void>[] = [];
+        for (const m of run.members) {
+          if (m.loc.codec !== 'zstd') {
+            others.push(inflateWhole(digests[m.i], m.loc, bytesOf(m.loc)).then((b) => void (out[m.i] = b)));
+            continue;
+          }
+          if (rawInBatch + m.loc.length > BATCH_RAW) {
+            batches.push([]);
+            rawInBatch = 0;
+          }
+          batches[batches.length - 1].push(m);
+          rawInBatch += m.loc.length;
+        }
+        await Promise.all([
+          ...others,
+          ...batches.map(async (b) => {
+            const raw = await inflateSmall(b.map(({ i, loc }) => ({ digest: digests[i], loc, chunks: bytesOf(loc) })));
+            b.forEach(({ i }, k) => (out[i] = [raw[k]]));
           }),
-        );
+        ]);
       }),
     ),
   );

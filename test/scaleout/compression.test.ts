@@ -15,7 +15,8 @@ import { parseS3Addr } from '../../src/scaleout/addr.js';
 import { PgGc } from '../../src/scaleout/pg-gc.js';
 import { packsToRewrite, rewritePacks } from '../../src/scaleout/pack-rewrite.js';
 import { FRAME_RAW } from '../../src/scaleout/blob-codec.js';
-import { blake3 } from '../../src/castore/digest.js';
+import { blake3, b3String } from '../../src/castore/digest.js';
+import { zstdCalls } from '../../src/nix/zstd-native.js';
 import { runCli } from '../copy/run-cli.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
@@ -244,6 +245,48 @@ describe('zstd-compressed blobs in the S3 store', () => {
     assert.notEqual(fsck.code, 0, 'fsck fails');
     const out = fsck.stdout + fsck.stderr;
     for (const d of [ds, dl]) assert.match(out, new RegExp(d.toString('hex')), `fsck names ${d.toString('hex')}:\n${out}`);
+  });
+
+  it('decodes the small compressed blobs of a pack read together in few zstd calls, and still names a corrupt one', async () => {
+    const s = await fresh('zstd-batch');
+    const data = Array.from({ length: 60 }, (_, i) => compressible(20_000 + i, 100 + i));
+    const digests = await putAll(s.addr, data);
+    const r = await rows(s);
+    assert.ok(digests.every((d) => r.get(d.toString('hex'))!.codec === 'zstd'), 'each is compressed whole');
+    assert.equal(new Set(digests.map((d) => r.get(d.toString('hex'))!.object)).size, 1, 'all in one pack');
+    const sizes = data.map((d) => d.length);
+    let reader = new S3BlobService(s.addr);
+    try {
+      const before = zstdCalls.decompress;
+      const got = await reader.readMany(digests, sizes);
+      got.forEach((parts, i) => assert.ok(Buffer.concat(parts!).equals(data[i]), `blob ${i} reads back`));
+      // 1.2 MB of raw bytes: one batch per 2 MiB (a call per blob before: 60).
+      assert.ok(zstdCalls.decompress - before <= 2, `${zstdCalls.decompress - before} zstd calls for 60 blobs`);
+    } finally {
+      await reader.close();
+    }
+    // One member's stored bytes damaged: the batch fails, and the error names that blob.
+    const bad = r.get(digests[17].toString('hex'))!;
+    const env = await scaleoutEnv();
+    const s3 = scaleoutS3Client(env);
+    const loc = parseS3Addr(s.addr);
+    try {
+      const key = `${loc.prefix}${bad.object}`;
+      const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
+      body[bad.offset + Math.floor(bad.stored! / 2)] ^= 0x5a;
+      await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
+    } finally {
+      s3.destroy();
+    }
+    reader = new S3BlobService(s.addr);
+    try {
+      await assert.rejects(reader.readMany(digests, sizes), (err: Error) => err.message.includes(b3String(digests[17])) && /are corrupt/.test(err.message));
+      const others = digests.filter((_, i) => i !== 17);
+      const got = await reader.readMany(others, sizes.filter((_, i) => i !== 17));
+      assert.ok(got.every((parts, k) => Buffer.concat(parts!).equals(data[k < 17 ? k : k + 1])), 'the others still read');
+    } finally {
+      await reader.close();
+    }
   });
 
   it('refuses compressed entries that decompress cleanly to the wrong bytes: checked against the digest and the frame checks', async () => {
