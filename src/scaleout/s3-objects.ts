@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { CastoreError, storageError } from '../castore/errors.js';
 import type { S3Location } from './addr.js';
 import { S3Getter } from './s3-get.js';
+import type { S3Credentials } from './s3-sigv4.js';
 
 export const PART_SIZE = 8 << 20;
 /** Requests whose bodies are sent unsigned (see makeClient). */
@@ -30,6 +31,17 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const sdk = () => import('@aws-sdk/client-s3');
 
+/**
+ * Keys from the environment, which the SDK's default chain takes first
+ * (unless AWS_PROFILE names a profile): with them, reads need no SDK, whose
+ * loading was a sixth of a small `nix-castore nar` from S3.
+ */
+function envCredentials(): S3Credentials | undefined {
+  const e = process.env;
+  if (e.AWS_PROFILE || !e.AWS_ACCESS_KEY_ID || !e.AWS_SECRET_ACCESS_KEY) return undefined;
+  return { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, sessionToken: e.AWS_SESSION_TOKEN || undefined };
+}
+
 export class S3Objects {
   private made: Promise<S3Client> | undefined;
   /** GETs go without the SDK (s3-get.ts): its CPU per request was most of NAR rendering's. */
@@ -40,12 +52,18 @@ export class S3Objects {
   getsInFlight = 0;
   bytesReceived = 0;
   constructor(readonly loc: S3Location) {
-    this.getter = new S3Getter({ ...loc, region: this.region() }, async () => (await this.client()).config.credentials());
+    const fromEnv = envCredentials();
+    this.getter = new S3Getter({ ...loc, region: this.region() }, async () => fromEnv ?? (await this.client()).config.credentials());
     this.getter.onAttempt = () => this.requests++;
   }
 
   private region(): string {
     return this.loc.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  }
+
+  /** Whether the SDK was loaded for this store (tests: reads with keys in the environment do without). */
+  get sdkUsed(): boolean {
+    return this.made !== undefined;
   }
 
   /** The SDK client, made on first use. */
