@@ -16,6 +16,7 @@ import { b3Hex } from '../digest.js';
 import { syncDir } from './dir-sync.js';
 import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
 import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, directWritesWork, writeSlab } from './direct-io.js';
+import { DigestIndex } from './digest-index.js';
 import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
 
 /** A pack grows to about this size, then the writer starts a new one. */
@@ -41,12 +42,6 @@ export interface PackedBlob {
   length: number;
 }
 
-interface Loc {
-  pack: Pack;
-  offset: number;
-  length: number;
-}
-
 interface Queued {
   digest: Buffer;
   data: Uint8Array;
@@ -56,7 +51,7 @@ interface Queued {
 }
 
 export class PackStore {
-  private readonly index = new Map<string, Loc>();
+  private readonly index = new DigestIndex<Pack>();
   private readonly packs = new Map<string, Pack>();
   private dirMtime = -1n;
   private refreshing: Promise<void> | undefined;
@@ -102,7 +97,7 @@ export class PackStore {
 
   /** The length of blob `hex` if it is packed and durable, from what this process knows already (no I/O). */
   lengthOf(hex: string): number | undefined {
-    return this.index.get(hex)?.length;
+    return this.index.lengthOf(hex);
   }
 
   /** Whether blob `hex` is packed and durable, from what this process knows already (no I/O). */
@@ -153,16 +148,14 @@ export class PackStore {
   async entries(): Promise<Map<string, PackedBlob>> {
     await this.refresh();
     const all = new Map<string, PackedBlob>();
-    for (const [hex, loc] of this.index) all.set(hex, { pack: loc.pack.name, offset: loc.offset, length: loc.length });
+    for (const [hex, loc] of this.index.entries()) all.set(hex, { pack: loc.pack.name, offset: loc.offset, length: loc.length });
     return all;
   }
 
   /** How many records are indexed and their bytes, after catching up (for stats; no copy of the index). */
   async totals(): Promise<{ count: number; bytes: number }> {
     await this.refresh();
-    let bytes = 0;
-    for (const loc of this.index.values()) bytes += loc.length;
-    return { count: this.index.size, bytes };
+    return { count: this.index.size, bytes: this.index.totalLength() };
   }
 
   /**
@@ -263,7 +256,7 @@ export class PackStore {
 
   private forget(p: Pack): void {
     this.packs.delete(p.name);
-    for (const [hex, loc] of this.index) if (loc.pack === p) this.index.delete(hex);
+    this.index.deletePack(p);
     this.dirMtime = -1n;
     // A collector copies live records to a new pack before it removes the
     // old one: entries skipped as duplicates must be read again.
@@ -275,10 +268,7 @@ export class PackStore {
   }
 
   private add(p: Pack, entries: IndexEntry[]): void {
-    for (const e of entries) {
-      const hex = b3Hex(e.digest);
-      if (!this.index.has(hex)) this.index.set(hex, { pack: p, offset: e.offset, length: e.length });
-    }
+    for (const e of entries) this.index.add(e.digest, p, e.offset, e.length);
   }
 
   // ---- writing this process's pack ----
