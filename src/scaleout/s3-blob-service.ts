@@ -261,6 +261,13 @@ export class S3BlobService implements BlobService {
   }
 
   readonly putSmallUpTo = SMALL_MAX;
+  /**
+   * A packed blob is not Stat-ed first: its pack asks the index about all
+   * its blobs in one query before the PUT (packer.ts) and stores only the
+   * missing ones, so the Stat (a batched lookup, its promise and hex key
+   * per blob) only repeated that. A present blob costs a copy into the pack.
+   */
+  readonly putWithoutStatUpTo = SMALL_MAX;
 
   /**
    * A small blob given whole, packed in one call: put()'s writer, with its

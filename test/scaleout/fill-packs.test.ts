@@ -14,6 +14,7 @@ import type { Directory } from '../../src/castore/messages.js';
 import { parseS3Addr } from '../../src/scaleout/addr.js';
 import { openPgIndex } from '../../src/scaleout/pg-index.js';
 import { PgDirectoryService } from '../../src/scaleout/pg-directory-service.js';
+import type { S3BlobService } from '../../src/scaleout/s3-blob-service.js';
 import { BlobUploader } from '../../src/upload/blob-uploader.js';
 import { DEFAULT_RETRY } from '../../src/upload/retry.js';
 import { b, dirNode, emptyDir } from '../helpers/castore-fixtures.js';
@@ -54,6 +55,25 @@ describe('scale-out copy: round trips per pack and per closure', () => {
       for (const f of files) assert.ok((await readAll(store.blobs, blake3(f)))?.equals(f));
     } finally {
       await store.close();
+    }
+  });
+
+  it('small blobs are not Stat-ed first: a pack asks the index once, and stores again none already there', async () => {
+    const rng = new Rng(8);
+    const files = Array.from({ length: 300 }, (_, i) => rng.bytes(1000 + i * 10));
+    for (const round of [1, 2]) {
+      const store = openStore(sameAddr(where.addr));
+      const svc = store.blobs as S3BlobService;
+      try {
+        const uploader = new BlobUploader(store.blobs, 256, DEFAULT_RETRY);
+        await feedLikeIngest(uploader, files);
+        assert.equal(svc.indexLookups, 0, `round ${round}: digests Stat-ed`);
+        // The second round's blobs are all indexed: its pack is never PUT.
+        if (round === 2) assert.equal(svc.s3Requests, 0, 'S3 requests for blobs already stored');
+        for (const f of files) assert.ok((await readAll(store.blobs, blake3(f)))?.equals(f));
+      } finally {
+        await store.close();
+      }
     }
   });
 
