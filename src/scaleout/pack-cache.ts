@@ -12,7 +12,6 @@ import type { PgIndex } from './pg-index.js';
 import type { S3Objects } from './s3-objects.js';
 import { LOCATION_COLUMNS, locationOf, storedLength, type Location, type LocationRow } from './blob-codec.js';
 
-
 const WINDOW = 4 << 20;
 const WINDOW_BUDGET = 64 << 20;
 const MAX_LOCATIONS = 200_000;

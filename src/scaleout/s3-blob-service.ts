@@ -48,7 +48,6 @@ const SIZED_KEPT = 32_768;
 /** Digests per index query of sizesOf. */
 const SIZES_PER_QUERY = 4096;
 
-
 export class S3BlobService implements BlobService {
   /** A small blob's bytes, then a large one's parts in flight and filling, and its frames compressing. */
   readonly heldPerWriter = SMALL_MAX + PART_UPLOAD_HOLDS + FRAME_UPLOAD_HOLDS;

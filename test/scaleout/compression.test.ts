@@ -105,6 +105,20 @@ async function objectSizes(s: ScaleoutAddr): Promise<Map<string, number>> {
   }
 }
 
+/** XORs byte `at` (negative: from the end) of one of the store's objects with `mask`, in RGW. */
+async function flipByte(s: ScaleoutAddr, object: string, at: number, mask = 0x5a): Promise<void> {
+  const s3 = scaleoutS3Client(await scaleoutEnv());
+  const loc = parseS3Addr(s.addr);
+  try {
+    const key = `${loc.prefix}${object}`;
+    const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
+    body[at < 0 ? body.length + at : at] ^= mask;
+    await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
+  } finally {
+    s3.destroy();
+  }
+}
+
 const sum = (xs: Iterable<number>) => [...xs].reduce((a, b) => a + b, 0);
 
 describe('zstd-compressed blobs in the S3 store', () => {
@@ -212,21 +226,8 @@ describe('zstd-compressed blobs in the S3 store', () => {
     assert.equal(rs.codec, 'zstd');
     assert.equal(rl.codec, 'zstd-frames');
     // Flip bytes inside the stored forms: the small blob's middle, and one in the large blob's last frame.
-    const env = await scaleoutEnv();
-    const s3 = scaleoutS3Client(env);
-    const loc = parseS3Addr(s.addr);
-    try {
-      const flip = async (object: string, at: number) => {
-        const key = `${loc.prefix}${object}`;
-        const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
-        body[at] ^= 0x5a;
-        await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
-      };
-      await flip(rs.object, rs.offset + Math.floor(rs.stored! / 2));
-      await flip(rl.object, rl.stored! - 10);
-    } finally {
-      s3.destroy();
-    }
+    await flipByte(s, rs.object, rs.offset + Math.floor(rs.stored! / 2));
+    await flipByte(s, rl.object, rl.stored! - 10);
 
     const reader = new S3BlobService(s.addr);
     try {
@@ -267,17 +268,7 @@ describe('zstd-compressed blobs in the S3 store', () => {
     }
     // One member's stored bytes damaged: the batch fails, and the error names that blob.
     const bad = r.get(digests[17].toString('hex'))!;
-    const env = await scaleoutEnv();
-    const s3 = scaleoutS3Client(env);
-    const loc = parseS3Addr(s.addr);
-    try {
-      const key = `${loc.prefix}${bad.object}`;
-      const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
-      body[bad.offset + Math.floor(bad.stored! / 2)] ^= 0x5a;
-      await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
-    } finally {
-      s3.destroy();
-    }
+    await flipByte(s, bad.object, bad.offset + Math.floor(bad.stored! / 2));
     reader = new S3BlobService(s.addr);
     try {
       await assert.rejects(reader.readMany(digests, sizes), (err: Error) => err.message.includes(b3String(digests[17])) && /are corrupt/.test(err.message));
@@ -312,17 +303,7 @@ describe('zstd-compressed blobs in the S3 store', () => {
     // a's row now names b's compressed bytes: valid zstd of the right size, other bytes.
     await sql(s, `UPDATE blobs SET object = '${rb.object}', "offset" = ${rb.offset}, stored = ${rb.stored} WHERE digest = '\\x${da.toString('hex')}'::bytea`);
     // A byte of the large blob's third frame (stored raw) flipped: no zstd decoding sees it.
-    const env = await scaleoutEnv();
-    const s3 = scaleoutS3Client(env);
-    const loc = parseS3Addr(s.addr);
-    try {
-      const key = `${loc.prefix}${rl.object}`;
-      const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }))).Body!.transformToByteArray());
-      body[body.length - FRAME_RAW - 1000] ^= 0x01;
-      await s3.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: body }));
-    } finally {
-      s3.destroy();
-    }
+    await flipByte(s, rl.object, -FRAME_RAW - 1000, 0x01);
     const reader = new S3BlobService(s.addr);
     try {
       await assert.rejects(readAll(reader, da), /do not hash to the digest/);
