@@ -8,7 +8,8 @@
 //       what is stored reads back either way); without it, the store's own
 //       default (zstd for stores created with compression, none for older
 //       ones: schema.ts). level=N the zstd level (default 1; 1-19, or
-//       -7..-1 for faster and larger).
+//       -7..-1 for faster and larger). timeout=SECONDS how long S3 may send
+//       nothing in answer to a request (default 60) before it fails.
 //   postgres://… or postgresql://…
 //       directories or PathInfos in PostgreSQL (DIRECTORY_SERVICE_ADDR,
 //       PATH_INFO_SERVICE_ADDR).
@@ -29,6 +30,8 @@ export interface S3Location {
   indexUrl: string;
   /** How new blobs are stored; undefined: the store's default (schema.ts). */
   compression?: Compression;
+  /** `timeout=`: ms S3 may stay silent in answer to a request. */
+  stallMs?: number;
 }
 
 const S3_HELP = 's3://BUCKET/PREFIX?index=postgres://USER@HOST:PORT/DB&endpoint=http://HOST:PORT&region=REGION';
@@ -45,7 +48,7 @@ export function parseS3Addr(addr: string): S3Location {
   }
   const bucket = u.hostname;
   if (!bucket) throw invalid(`${addr}: no bucket; expected ${S3_HELP}`);
-  const known = new Set(['index', 'endpoint', 'region', 'force-path-style', 'compression', 'level']);
+  const known = new Set(['index', 'endpoint', 'region', 'force-path-style', 'compression', 'level', 'timeout']);
   for (const k of u.searchParams.keys()) {
     if (!known.has(k)) throw invalid(`${addr}: unknown parameter ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
   }
@@ -67,7 +70,15 @@ export function parseS3Addr(addr: string): S3Location {
     region: u.searchParams.get('region') ?? undefined,
     forcePathStyle: fps === null ? endpoint !== undefined : fps === 'true',
     indexUrl,
+    stallMs: stallOf(addr, u.searchParams.get('timeout')),
   };
+}
+
+function stallOf(addr: string, v: string | null): number | undefined {
+  if (v === null) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 3600) throw invalid(`${addr}: timeout must be a number of seconds above 0 and at most 3600, not ${JSON.stringify(v)}`);
+  return Math.round(n * 1000);
 }
 
 function compressionOf(addr: string, q: URLSearchParams): Compression | undefined {

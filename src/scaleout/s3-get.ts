@@ -13,8 +13,13 @@ import { encodeKeyPath, signGet, type S3Credentials } from './s3-sigv4.js';
 export const MAX_SOCKETS = 50;
 /** Attempts per GET, as the SDK's standard retry mode makes. */
 const MAX_ATTEMPTS = 3;
-/** Time allowed until the response headers arrive; the body is not timed (its reader may be slow). */
-const HEADERS_TIMEOUT_MS = 60_000;
+/**
+ * How long S3 may send nothing, before the answer's headers or in the
+ * middle of its body, before the GET fails (default; `timeout=` in the
+ * store address). A body is timed only while every byte that arrived has
+ * been taken: a reader that is slow itself is never cut off.
+ */
+export const DEFAULT_STALL_MS = 60_000;
 /** An error answer's body read at most (it is XML of a few hundred bytes). */
 const ERROR_BODY_MAX = 16 << 10;
 const RETRIED_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
@@ -63,6 +68,7 @@ export class S3Getter {
   constructor(
     readonly target: S3Target,
     private readonly credentials: () => Promise<S3Credentials>,
+    private readonly stallMs = DEFAULT_STALL_MS,
   ) {
     const base = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
     this.secure = base.protocol === 'https:';
@@ -108,10 +114,22 @@ export class S3Getter {
     const range = `bytes=${offset}-${offset + length - 1}`;
     const headers = signGet({ host: this.host, path, range, region: this.target.region, credentials: await this.credentials(), now: new Date(Date.now() + this.clockOffsetMs) });
     this.onAttempt();
+    const stalled = (what: string) => Object.assign(new Error(`S3 sent nothing for ${this.stallMs / 1000} s ${what}`), { code: 'ETIMEDOUT' });
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = (this.secure ? https : http).request({ agent: this.agent, hostname: this.hostname, port: this.port, path, method: 'GET', headers, signal }, resolve);
-      req.setTimeout(HEADERS_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no answer from S3 within ${HEADERS_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
-      req.once('response', () => req.setTimeout(0));
+      const noHeaders = () => req.destroy(stalled('in answer to a GET'));
+      req.setTimeout(this.stallMs, noHeaders);
+      req.once('response', (r: IncomingMessage) => {
+        req.off('timeout', noHeaders);
+        // The body's silence is timed by the socket's idle timer (re-armed by every byte; reset when the agent takes the socket back).
+        const sock = r.socket;
+        const silent = () => {
+          if (r.readableLength > 0) return void sock.setTimeout(this.stallMs); // bytes wait for a slow reader: not S3's silence
+          r.destroy(stalled('in the middle of its answer'));
+        };
+        sock.on('timeout', silent);
+        r.once('close', () => sock.off('timeout', silent));
+      });
       req.once('error', reject);
       req.end();
     });

@@ -7,7 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { CastoreError, storageError } from '../castore/errors.js';
 import type { S3Location } from './addr.js';
-import { S3Getter } from './s3-get.js';
+import { DEFAULT_STALL_MS, S3Getter } from './s3-get.js';
 import type { S3Credentials } from './s3-sigv4.js';
 
 export const PART_SIZE = 8 << 20;
@@ -53,7 +53,7 @@ export class S3Objects {
   bytesReceived = 0;
   constructor(readonly loc: S3Location) {
     const fromEnv = envCredentials();
-    this.getter = new S3Getter({ ...loc, region: this.region() }, async () => fromEnv ?? (await this.client()).config.credentials());
+    this.getter = new S3Getter({ ...loc, region: this.region() }, async () => fromEnv ?? (await this.client()).config.credentials(), loc.stallMs);
     this.getter.onAttempt = () => this.requests++;
   }
 
@@ -80,6 +80,8 @@ export class S3Objects {
       // checksums, which Ceph RGW 16 and other S3 servers refuse.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // A silent S3 fails the request (and the SDK retries it) rather than hanging it: the same limit as the GETs'.
+      requestHandler: { requestTimeout: this.loc.stallMs ?? DEFAULT_STALL_MS },
     });
     client.middlewareStack.add(
       (next) => (args) => {
@@ -182,7 +184,7 @@ export class S3Objects {
    */
   async range(object: string, offset: number, length: number, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     const body = await this.openRange(object, offset, length, signal);
-    return body ? this.counted(body, signal) : (async function* () {})();
+    return body ? this.counted(object, body, signal) : (async function* () {})();
   }
 
   /**
@@ -202,7 +204,7 @@ export class S3Objects {
         const done = (err?: unknown) => {
           signal?.removeEventListener('abort', stop);
           body.off('data', onData);
-          if (err !== undefined) reject(signal?.aborted ? signal.reason : err);
+          if (err !== undefined) reject(this.bodyFailure(object, err, signal));
           else resolve();
         };
         const onData = (chunk: Buffer) => {
@@ -244,6 +246,12 @@ export class S3Objects {
     }
   }
 
+  /** A failure while an answer's body arrived: our own checks as they are, the connection's said with where it was. */
+  private bodyFailure(object: string, err: unknown, signal?: AbortSignal): unknown {
+    if (signal?.aborted) return signal.reason;
+    return err instanceof CastoreError ? err : this.fail(`reading ${object}`, err);
+  }
+
   private readFailure(object: string, err: unknown, signal?: AbortSignal): unknown {
     if (signal?.aborted) return signal.reason;
     if (isServiceError(err) && err.name !== 'NoSuchBucket' && (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404)) {
@@ -252,7 +260,7 @@ export class S3Objects {
     return this.fail(`reading ${object}`, err);
   }
 
-  private async *counted(body: Readable, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  private async *counted(object: string, body: Readable, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     const stop = () => body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     signal?.addEventListener('abort', stop, { once: true });
     try {
@@ -261,8 +269,7 @@ export class S3Objects {
         yield chunk as Uint8Array;
       }
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      throw err;
+      throw this.bodyFailure(object, err, signal);
     } finally {
       signal?.removeEventListener('abort', stop);
       body.destroy();

@@ -26,7 +26,7 @@ const PG = 'postgres://castore@db.example:5432/castore';
 describe('s3:// addresses', () => {
   it('parses bucket, prefix, endpoint, region and the index', () => {
     const a = parseS3Addr(`s3://bkt/some/prefix?endpoint=${encodeURIComponent('http://127.0.0.1:7480')}&region=eu-west-1&index=${encodeURIComponent(PG)}`);
-    assert.deepEqual(a, { bucket: 'bkt', prefix: 'some/prefix/', endpoint: 'http://127.0.0.1:7480', region: 'eu-west-1', forcePathStyle: true, indexUrl: PG, compression: undefined }, 'no compression= : the store\'s own default');
+    assert.deepEqual(a, { bucket: 'bkt', prefix: 'some/prefix/', endpoint: 'http://127.0.0.1:7480', region: 'eu-west-1', forcePathStyle: true, indexUrl: PG, compression: undefined, stallMs: undefined }, 'no compression= : the store\'s own default');
     const aws = parseS3Addr(`s3://bkt?index=${PG}`); // unencoded works when the URL has no '&'
     assert.equal(aws.prefix, '');
     assert.equal(aws.indexUrl, PG);
@@ -36,6 +36,7 @@ describe('s3:// addresses', () => {
     assert.deepEqual(parseS3Addr(`s3://b?index=${PG}&compression=zstd&level=3`).compression, { level: 3 });
     assert.deepEqual(parseS3Addr(`s3://b?index=${PG}&level=-2`).compression, { level: -2 });
     assert.deepEqual(parseS3Addr(`s3://b?index=${PG}&compression=none`).compression, {}, 'compression=none: new blobs raw');
+    assert.equal(parseS3Addr(`s3://b?index=${PG}&timeout=2.5`).stallMs, 2500);
   });
 
   const bad: [string, RegExp][] = [
@@ -49,6 +50,9 @@ describe('s3:// addresses', () => {
     [`s3://bkt/p?index=${PG}&level=20`, /level must be a zstd level from 1/],
     [`s3://bkt/p?index=${PG}&level=fast`, /level must be a zstd level from 1/],
     [`s3://bkt/p?index=${PG}&compression=none&level=3`, /level is for compression=zstd/],
+    [`s3://bkt/p?index=${PG}&timeout=0`, /timeout must be a number of seconds above 0/],
+    [`s3://bkt/p?index=${PG}&timeout=soon`, /timeout must be a number of seconds above 0/],
+    [`s3://bkt/p?index=${PG}&timeout=7200`, /at most 3600/],
   ];
   for (const [addr, msg] of bad) {
     it(`refuses ${addr}`, () => {

@@ -22,6 +22,8 @@ class Relay {
   total = 0;
   /** Connections to drop at once on arrival (the client sees a reset). */
   dropNext = 0;
+  /** Bytes of RGW's answers passed on per connection, then nothing more (a stalled S3); Infinity: all. */
+  stallAfter = Infinity;
   private readonly closed: (() => void)[] = [];
 
   constructor(target: URL) {
@@ -35,7 +37,16 @@ class Relay {
       this.open++;
       this.most = Math.max(this.most, this.open);
       const upstream = net.connect(Number(target.port), target.hostname);
-      client.pipe(upstream).pipe(client);
+      client.pipe(upstream);
+      let passed = 0;
+      upstream.on('data', (c: Buffer) => {
+        const n = Math.min(c.length, Math.max(0, this.stallAfter - passed));
+        passed += c.length;
+        if (n > 0 && !client.write(n === c.length ? c : c.subarray(0, n))) {
+          upstream.pause();
+          client.once('drain', () => upstream.resume());
+        }
+      });
       const end = () => {
         client.destroy();
         upstream.destroy();
@@ -77,7 +88,7 @@ describe('S3 GETs signed by hand (real RGW)', () => {
   let direct: S3Objects;
   const big = randomBytes(24 << 20);
   const small = randomBytes(100_000);
-  const objects = (endpoint: string, bucket = store.bucket) => new S3Objects({ bucket, prefix: 'p/', endpoint, forcePathStyle: true, region: env.region, indexUrl: '' });
+  const objects = (endpoint: string, bucket = store.bucket, stallMs?: number) => new S3Objects({ bucket, prefix: 'p/', endpoint, forcePathStyle: true, region: env.region, indexUrl: '', stallMs });
 
   before(async () => {
     env = await scaleoutEnv();
@@ -177,9 +188,9 @@ describe('S3 GETs signed by hand (real RGW)', () => {
 
   describe('connections', () => {
     /** `body` with a fresh reader whose every connection goes through a fresh relay. */
-    const throughRelay = async (body: (s3: S3Objects, relay: Relay) => Promise<void>) => {
+    const throughRelay = async (body: (s3: S3Objects, relay: Relay) => Promise<void>, stallMs?: number) => {
       const relay = new Relay(new URL(env.s3Endpoint));
-      const s3 = objects(await relay.listen());
+      const s3 = objects(await relay.listen(), store.bucket, stallMs);
       try {
         await body(s3, relay);
       } finally {
@@ -256,5 +267,39 @@ describe('S3 GETs signed by hand (real RGW)', () => {
         assert.equal(s3.requests, 2);
         assert.equal(relay.total, 2);
       }));
+
+    it('an S3 that goes silent in the middle of an answer fails the read, not hangs it', { timeout: 60_000 }, () =>
+      throughRelay(async (s3, relay) => {
+        relay.stallAfter = 1 << 20;
+        await assert.rejects(s3.rangeChunks('big', 0, big.length), /reading big .*S3 sent nothing for 0\.5 s in the middle of its answer/);
+        await assert.rejects(
+          (async () => {
+            for await (const _ of await s3.range('big', 0, big.length));
+          })(),
+          /S3 sent nothing for 0\.5 s in the middle of its answer/,
+        );
+        assert.equal(s3.getsInFlight, 0);
+      }, 500));
+
+    it('an S3 that never answers fails the GET once the SDK-like retries are spent', { timeout: 60_000 }, () =>
+      throughRelay(async (s3, relay) => {
+        relay.stallAfter = 0;
+        await assert.rejects(s3.rangeChunks('small', 0, 100), /S3 sent nothing for 0\.5 s in answer to a GET/);
+        assert.equal(s3.requests, 3);
+      }, 500));
+
+    it('a reader slower than the timeout is not cut off: only S3\'s own silence counts', { timeout: 60_000 }, () =>
+      throughRelay(async (s3) => {
+        const parts: Uint8Array[] = [];
+        let pauses = 0;
+        for await (const c of await s3.range('big', 0, 4 << 20)) {
+          parts.push(c);
+          if (pauses < 3) {
+            pauses++;
+            await new Promise((r) => setTimeout(r, 1200)); // more than twice the timeout, bytes waiting
+          }
+        }
+        assert.deepEqual(Buffer.concat(parts), big.subarray(0, 4 << 20));
+      }, 500));
   });
 });
