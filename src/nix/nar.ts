@@ -98,10 +98,7 @@ function show(bytes: Uint8Array): string {
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength),
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  );
+  return Buffer.compare(a, b); // takes Uint8Arrays as they are: no view per comparison (two per entry)
 }
 
 /** Throws NarError unless `name` is a valid directory entry name. */
@@ -141,6 +138,12 @@ export class Output {
   constructor(private readonly sink?: (bytes: Uint8Array) => void) {}
 
   write(bytes: Uint8Array): void {
+    if (bytes.length < this.buf.length - this.pos) {
+      // The common case (tokens, names, small files): no view of `bytes` to make.
+      this.buf.set(bytes, this.pos);
+      this.pos += bytes.length;
+      return;
+    }
     let off = 0;
     while (off < bytes.length) {
       const n = Math.min(bytes.length - off, this.buf.length - this.pos);

@@ -1,18 +1,25 @@
 // Coalesces lookups made in the same turn of the event loop into one query:
 // a copy stats thousands of digests at once, and PostgreSQL answers a
 // thousand keys in one query about as fast as one key.
+/** A digest as a Map key: its bytes as a 32-character one-byte string (hex took twice the characters and time). */
+export function digestKey(d: Uint8Array): string {
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('latin1');
+}
+
 export class Batcher<V> {
+  /** By digestKey. */
   private pending = new Map<string, { key: Buffer; waiters: ((v: V | undefined, err?: unknown) => void)[] }>();
   private scheduled = false;
 
   constructor(
+    /** Values by digestKey. */
     private readonly fetch: (keys: Buffer[]) => Promise<Map<string, V>>,
     private readonly maxBatch = 1000,
   ) {}
 
   get(key: Uint8Array): Promise<V | undefined> {
     const k = Buffer.from(key);
-    const id = k.toString('hex');
+    const id = k.toString('latin1');
     return new Promise((resolve, reject) => {
       const waiter = (v: V | undefined, err?: unknown) => (err ? reject(err) : resolve(v));
       const entry = this.pending.get(id);

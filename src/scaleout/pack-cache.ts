@@ -11,6 +11,7 @@
 import type { PgIndex } from './pg-index.js';
 import type { S3Objects } from './s3-objects.js';
 import { LOCATION_COLUMNS, locationOf, storedLength, type Location, type LocationRow } from './blob-codec.js';
+import { digestKey } from './batcher.js';
 
 const WINDOW = 4 << 20;
 const WINDOW_BUDGET = 64 << 20;
@@ -78,7 +79,7 @@ export class PackCache {
     const w: Window = { object: loc.object, start: loc.offset, data };
     for (const r of rows.rows) {
       const l = locationOf(r);
-      if (l.offset + storedLength(l) <= loc.offset + data.length) this.remember(r.digest.toString('hex'), l);
+      if (l.offset + storedLength(l) <= loc.offset + data.length) this.remember(digestKey(r.digest), l);
     }
     this.windows.set(`${w.object}@${w.start}`, w);
     this.windowBytes += data.length;

@@ -6,7 +6,7 @@ import { readDirectory, type Directory } from '../castore/messages.js';
 import type { EncodedDirectory } from '../castore/closure-validator.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
-import { Batcher } from './batcher.js';
+import { Batcher, digestKey } from './batcher.js';
 
 export class PgDirectoryService extends LocalDirectoryService {
   private readonly db: PgIndex;
@@ -24,7 +24,7 @@ export class PgDirectoryService extends LocalDirectoryService {
         'SELECT d.digest, d.data FROM unnest($1::bytea[]) AS k(d) JOIN directories d ON d.digest = k.d',
         [keys],
       );
-      return new Map(r.rows.map((row) => [row.digest.toString('hex'), row.data]));
+      return new Map(r.rows.map((row) => [digestKey(row.digest), row.data]));
     }, 256);
   }
 

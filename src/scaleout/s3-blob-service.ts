@@ -14,7 +14,7 @@ import type { BlobService, BlobWriter, ReadAheadHint, ReadOptions } from '../cas
 import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
-import { Batcher } from './batcher.js';
+import { Batcher, digestKey } from './batcher.js';
 import { Packer, PUTS_IN_FLIGHT } from './packer.js';
 import { COMPRESSION_SETTING } from './schema.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
@@ -87,7 +87,7 @@ export class S3BlobService implements BlobService {
         `SELECT b.digest, ${LOCATION_COLUMNS} FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d`,
         [keys],
       );
-      return new Map(r.rows.map((row) => [row.digest.toString('hex'), locationOf(row)]));
+      return new Map(r.rows.map((row) => [digestKey(row.digest), locationOf(row)]));
     });
   }
 
@@ -119,7 +119,7 @@ export class S3BlobService implements BlobService {
    * tens of thousands of locations are not kept for hours in a daemon.
    */
   private async locate(digest: Uint8Array, forWindows = true): Promise<Location | undefined> {
-    const id = Buffer.from(digest).toString('hex');
+    const id = digestKey(digest);
     const known = this.packCache.locations.get(id) ?? this.takeSized(id, forWindows);
     if (known) return known;
     const loc = await this.locations.get(digest);
@@ -139,7 +139,7 @@ export class S3BlobService implements BlobService {
     checkB3(digest);
     const loc = await this.locations.get(digest);
     if (loc) {
-      const id = Buffer.from(digest).toString('hex');
+      const id = digestKey(digest);
       this.sizedOld.delete(id);
       this.sizedNew.set(id, loc);
       if (this.sizedNew.size >= SIZED_KEPT / 2) {
@@ -154,7 +154,7 @@ export class S3BlobService implements BlobService {
    * Many sizes in one query per SIZES_PER_QUERY, straight from the index
    * (a PathInfo Put's content check, ~1,000 files a call). Not kept for
    * reads as sizeOf's are: a copy's check of 50,000 files cost a promise,
-   * a hex key and a kept location each (the copy's largest allocator).
+   * a key and a kept location each (the copy's largest allocator).
    */
   async sizesOf(digests: Uint8Array[]): Promise<(number | undefined)[]> {
     digests.forEach((d) => checkB3(d));
@@ -163,9 +163,9 @@ export class S3BlobService implements BlobService {
       const some = digests.slice(at, at + SIZES_PER_QUERY);
       this.indexLookups += some.length;
       const r = await this.db.query<{ digest: Buffer; length: string }>('SELECT b.digest, b.length FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d', [some]);
-      for (const row of r.rows) sizes.set(row.digest.toString('latin1'), Number(row.length));
+      for (const row of r.rows) sizes.set(digestKey(row.digest), Number(row.length));
     }
-    return digests.map((d) => sizes.get(Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('latin1')));
+    return digests.map((d) => sizes.get(digestKey(d)));
   }
 
   private takeSized(id: string, forWindows: boolean): Location | undefined {
@@ -188,7 +188,7 @@ export class S3BlobService implements BlobService {
       const now = await this.locations.get(digest);
       if (!now) throw storageError(`blob ${b3String(digest)}: ${loc.object} was deleted by a garbage collection, and so was the blob`, err);
       if (now.object === loc.object) throw err;
-      if (now.object.startsWith('packs/')) this.packCache.remember(Buffer.from(digest).toString('hex'), now);
+      if (now.object.startsWith('packs/')) this.packCache.remember(digestKey(digest), now);
       return inflateWhole(digest, now, [await this.packCache.slice(now)]);
     }
   }
@@ -263,7 +263,7 @@ export class S3BlobService implements BlobService {
   /**
    * A packed blob is not Stat-ed first: its pack asks the index about all
    * its blobs in one query before the PUT (packer.ts) and stores only the
-   * missing ones, so the Stat (a batched lookup, its promise and hex key
+   * missing ones, so the Stat (a batched lookup, its promise and key
    * per blob) only repeated that. A present blob costs a copy into the pack.
    */
   readonly putWithoutStatUpTo = SMALL_MAX;

@@ -275,7 +275,8 @@ export class NarReadAhead {
     const stack: { entries: Node[]; sizes?: (number | undefined)[]; i: number; place: number[] }[] = [];
     const enter = async (digest: Uint8Array, place: number[]) => {
       const d = await this.dirs.take(digest, place);
-      await this.room();
+      if (this.ahead >= MAX_AHEAD) await this.room();
+      else this.ctl.signal.throwIfAborted();
       this.dirQueue.push({ digest, entries: d.entries });
       this.ahead++;
       this.wakeWriter.wake();
@@ -293,7 +294,9 @@ export class NarReadAhead {
       if (e.type === 'directory') {
         await enter(e.digest, [...top.place, i]);
       } else if (e.type === 'file') {
-        await this.room();
+        // An await per file cost a promise and a turn each: only when the scout must wait.
+        if (this.ahead >= MAX_AHEAD) await this.room();
+        else this.ctl.signal.throwIfAborted();
         if (!this.plan(e, top.sizes && { real: top.sizes[i] })) return;
       }
     }
