@@ -23,7 +23,8 @@
 // zstd runs on libuv's thread pool (@mongodb-js/zstd, native): level 1 by
 // default, the `level` of the store address otherwise (its JS wrapper drops
 // the level: src/nix/zstd-native.ts calls its binding).
-import { zstdCompress, zstdDecompress } from '../nix/zstd-native.js';
+import { zstdCompress } from '../nix/zstd-native.js';
+import { zstdDecompressExact } from '../nix/zstd-exact.js';
 import { blake3, b3String } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
 
@@ -59,7 +60,7 @@ const MIN_TRIED = 128;
 /** Per frame: stored size (uint32 BE), then 8 bytes of the raw frame's BLAKE3. */
 export const FRAME_ENTRY = 12;
 
-const zstd = { compress: zstdCompress, decompress: zstdDecompress };
+const zstd = { compress: zstdCompress, decompress: zstdDecompressExact };
 
 /** SQL columns of a blob row that make a Location (table alias b). */
 export const LOCATION_COLUMNS = 'b.object, b."offset", b.length, b.codec, b.stored, b.frames';
@@ -101,14 +102,11 @@ function corrupt(digest: Uint8Array, loc: Location, what: string): Error {
 }
 
 async function inflate(digest: Uint8Array, loc: Location, z: Buffer, rawLength: number): Promise<Buffer> {
-  let raw: Buffer;
   try {
-    raw = await zstd.decompress(z);
+    return await zstd.decompress(z, rawLength); // never more than rawLength bytes allocated
   } catch (err) {
     throw corrupt(digest, loc, (err as Error).message);
   }
-  if (raw.length !== rawLength) throw corrupt(digest, loc, `${raw.length} bytes decompressed, ${rawLength} expected`);
-  return raw;
 }
 
 function join(chunks: Uint8Array[]): Buffer {
@@ -174,14 +172,14 @@ export async function inflateWhole(digest: Uint8Array, loc: Location, chunks: Ui
 export async function inflateSmall(items: { digest: Uint8Array; loc: Location; chunks: Uint8Array[] }[]): Promise<Uint8Array[]> {
   const alone = async (x: (typeof items)[number]) => (await inflateWhole(x.digest, x.loc, x.chunks))[0];
   if (items.length === 1) return [await alone(items[0])];
+  const expected = items.reduce((n, x) => n + x.loc.length, 0);
   let raw: Buffer | undefined;
   try {
-    raw = await zstd.decompress(Buffer.concat(items.flatMap((x) => x.chunks)));
+    raw = await zstd.decompress(Buffer.concat(items.flatMap((x) => x.chunks)), expected);
   } catch {
     raw = undefined; // named below, blob by blob
   }
-  const expected = items.reduce((n, x) => n + x.loc.length, 0);
-  if (raw && raw.length === expected) {
+  if (raw) {
     const out: Uint8Array[] = [];
     let at = 0;
     for (const { digest, loc } of items) {
