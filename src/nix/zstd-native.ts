@@ -1,12 +1,11 @@
 // @mongodb-js/zstd's native binding, called directly: the package's JS
 // wrapper drops the level argument (every call compressed at the library's
-// default), so a configured level was silently ignored. Both run on libuv's
-// thread pool.
+// default), so a configured level was silently ignored. It runs on libuv's
+// thread pool. Decoding is zstd-exact.ts's (bounded by the size expected).
 import { createRequire } from 'node:module';
 
 interface Zstd {
   compress(data: Uint8Array, level: number): Promise<Buffer>;
-  decompress(data: Uint8Array): Promise<Buffer>;
 }
 
 const binding = createRequire(import.meta.url)('@mongodb-js/zstd/bindings.js') as Zstd;
@@ -20,15 +19,5 @@ export async function zstdCompress(data: Uint8Array, level: number): Promise<Buf
   }
 }
 
-/** Calls made so far (tests: batching is seen in them). */
+/** Decoding calls made so far (zstd-exact.ts; tests see batching in them). */
 export const zstdCalls = { decompress: 0 };
-
-/** Every frame of `data`, decoded (the output is not bounded: callers check sizes they know). */
-export async function zstdDecompress(data: Uint8Array): Promise<Buffer> {
-  zstdCalls.decompress++;
-  try {
-    return await binding.decompress(data);
-  } catch (err) {
-    throw new Error(`zstd: ${(err as Error).message}`, { cause: err });
-  }
-}

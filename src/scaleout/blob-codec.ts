@@ -20,9 +20,10 @@
 // (codec NULL): already-compressed files cost no CPU to read back. Packs
 // mix raw and compressed entries. Sizes are known from the index before
 // anything is fetched or decompressed, and checked after.
-// zstd runs on libuv's thread pool (@mongodb-js/zstd, native): level 1 by
-// default, the `level` of the store address otherwise (its JS wrapper drops
-// the level: src/nix/zstd-native.ts calls its binding).
+// Compression runs on libuv's thread pool (@mongodb-js/zstd, native): level
+// 1 by default, the `level` of the store address otherwise (its JS wrapper
+// drops the level: src/nix/zstd-native.ts calls its binding). Decoding is
+// bounded by the raw size the index states (src/nix/zstd-exact.ts).
 import { zstdCompress } from '../nix/zstd-native.js';
 import { zstdDecompressExact } from '../nix/zstd-exact.js';
 import { blake3, b3String } from '../castore/digest.js';
