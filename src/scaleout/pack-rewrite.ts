@@ -20,8 +20,8 @@ import type { S3Objects } from './s3-objects.js';
 
 /** The disk store's threshold too (castore/disk/pack-gc.ts): more than a quarter dead. */
 export const GARBAGE_SHARE = 0.25;
-/** Larger objects under packs/ are not ours to rewrite (ours stay near PACK_TARGET: 16, then 8, now 4 MiB). */
-const MAX_PACK = 32 << 20;
+/** Larger objects under packs/ are not ours to rewrite (ours stay near PACK_TARGET). */
+const MAX_PACK = 4 * PACK_TARGET;
 
 export interface PackObject {
   object: string;

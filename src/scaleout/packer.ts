@@ -24,12 +24,8 @@
 // each time (20-30 times a copy) made glibc raise its mmap threshold and
 // serve the next ones from its heap, where freed memory stays resident.
 //
-// Packs of 4 MiB, not 16 then 8: the at most 5 pack buffers were 85, then
-// 45 MiB of a copy's peak RSS, and half as many Puts in flight (each with
-// its promises and closures on the heap) fill them. 4 MiB and 2,048 cut
-// the copy's peak RSS by ~18 MiB with no more CPU or wall time (alternated
-// runs); 2 MiB and 1,024 saved a few MiB more but took more CPU and wall
-// time in 6 alternated runs.
+// Packs of 8 MiB, not 16: the at most 5 pack buffers were 85 MiB of a
+// copy's peak RSS, and half as many Puts in flight fill them.
 import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
@@ -38,11 +34,11 @@ import { mappedBuffer } from '../util/mapped-buffer.js';
 import type { Compression } from './blob-codec.js';
 import { packRows } from './pack-compress.js';
 
-export const PACK_TARGET = 4 << 20;
+export const PACK_TARGET = 8 << 20;
 /** Packs uploading at once (PUT, then the index INSERT). */
 export const UPLOAD_SLOTS = 3;
 /** Small-blob Puts a client should keep in flight to fill packs (s3-blob-service.ts). */
-export const PUTS_IN_FLIGHT = 2048;
+export const PUTS_IN_FLIGHT = 4096;
 const LINGER_MS = 50;
 /** A spare pack buffer goes after this long unused (a daemon between copies gives its memory back). */
 const SPARE_KEEP_MS = 1_000;
