@@ -53,9 +53,10 @@ export abstract class Uploads {
    * no bytes, so the byte budget alone let tens of thousands wait for a
    * batch at once, each with its promises, closures and digest: garbage
    * that lived long enough to be promoted, and grew the old generation
-   * that sets a copy's peak RSS. Two full batches (BatchQueue's 4,096).
+   * that sets a copy's peak RSS. Two full batches (BatchQueue's 4,096);
+   * a packing store's Puts in flight (BlobUploader).
    */
-  readonly maxUploading = 8192;
+  maxUploading = 8192;
   abstract readonly stats: UploadStats;
   /**
    * Each digest is handled once per run: uploads under way by key, stored
@@ -194,6 +195,9 @@ export class BlobUploader extends Uploads {
     // A packing store resolves a Put once its pack is durable: with few in flight, packs would hold few blobs.
     this.limiter = new Limiter(Math.max(concurrency, blobs.putsInFlight ?? 0));
     if (blobs.putSmall) {
+      // Uploads beyond the Puts in flight only waited for the limiter, each with its
+      // closures and promises: ~20 MiB of a copy → S3's heap at its peak RSS.
+      this.maxUploading = Math.max(concurrency, blobs.putsInFlight ?? 0);
       this.maxHeldBytes = PACKING_HELD;
       this.slabs = new SharedSlabs(PACKING_SLABS);
     }
