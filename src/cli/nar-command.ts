@@ -7,6 +7,7 @@ import { lookupStorePath } from '../store/nix-view.js';
 import { formatNix32 } from '../nix/hash.js';
 import { absolute } from '../nix/store-path.js';
 import { HashThread } from '../upload/hash-thread.js';
+import { ChunkPool } from '../nix/nar.js';
 
 const HELP = `Usage: nix-castore nar [--store ADDR] STOREPATH > FILE.nar
 
@@ -63,13 +64,15 @@ export const narCommand: Command = {
       const hash = hashing?.begin(path);
       try {
         // Stops once past the recorded NarSize: a Directory DAG can render exponentially more than it stores.
-        for await (const chunk of renderNar(info.node, store, { maxBytes: recorded?.narSize })) {
+        // Chunks go back to the renderer once written (the hashing thread copies them at once).
+        const pool = new ChunkPool();
+        for await (const chunk of renderNar(info.node, store, { maxBytes: recorded?.narSize, pool })) {
           if (hash) {
             if (!hash.hasRoom(chunk.length)) await hash.room(chunk.length);
             hash.update(chunk);
           }
           size += chunk.length;
-          if (!out.write(chunk)) await drained(out);
+          if (!out.write(chunk, () => pool.give(chunk))) await drained(out);
           if (outError) break;
         }
         await new Promise<void>((resolve) => out.write('', () => resolve()));

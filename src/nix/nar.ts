@@ -131,11 +131,16 @@ export function validateSymlinkTarget(target: Uint8Array): void {
  * without a NarNode tree: nar-framing.ts).
  */
 export class Output {
-  private buf = new Uint8Array(OUTPUT_CHUNK);
+  private buf: Uint8Array;
   private pos = 0;
   private ready: Uint8Array[] = [];
 
-  constructor(private readonly sink?: (bytes: Uint8Array) => void) {}
+  constructor(
+    private readonly sink?: (bytes: Uint8Array) => void,
+    private readonly pool?: ChunkPool,
+  ) {
+    this.buf = pool?.take() ?? new Uint8Array(OUTPUT_CHUNK);
+  }
 
   write(bytes: Uint8Array): void {
     if (bytes.length < this.buf.length - this.pos) {
@@ -202,7 +207,7 @@ export class Output {
     this.pos = 0;
     if (this.sink) return this.sink(done);
     this.ready.push(done);
-    this.buf = new Uint8Array(OUTPUT_CHUNK);
+    this.buf = this.pool?.take() ?? new Uint8Array(OUTPUT_CHUNK);
   }
 
   take(): readonly Uint8Array[] {
@@ -214,6 +219,29 @@ export class Output {
 }
 
 const NOTHING: readonly Uint8Array[] = Object.freeze([]);
+
+/**
+ * Output buffers a consumer gives back once done with a chunk, for the
+ * next chunks: writing every NAR chunk into fresh memory cost a page fault
+ * per 4 KiB (most of a small file's bytes are copied into these).
+ */
+export class ChunkPool {
+  private readonly free: Uint8Array[] = [];
+  /** Only buffers made here come back: a file's own bytes passed through may share memory with others. */
+  private readonly mine = new WeakSet<ArrayBufferLike>();
+  constructor(private readonly keep = 64) {}
+  take(): Uint8Array {
+    const b = this.free.pop() ?? new Uint8Array(OUTPUT_CHUNK);
+    this.mine.add(b.buffer);
+    return b;
+  }
+  /** A chunk writeNar yielded, no longer used by anyone; others are ignored. */
+  give(chunk: Uint8Array): void {
+    if (!this.mine.has(chunk.buffer) || this.free.length >= this.keep) return;
+    this.mine.delete(chunk.buffer); // given back once, whatever the views of it
+    this.free.push(new Uint8Array(chunk.buffer));
+  }
+}
 
 type DirFrame = {
   /** Set for entries that come one by one. */
@@ -246,8 +274,8 @@ function nextEntry(f: DirFrame): IteratorResult<NarEntry> | Promise<IteratorResu
  * contents do not match its size, unsorted/duplicate/invalid entry names and
  * invalid symlink targets. Yielded arrays must not be modified by the caller.
  */
-export function writeNar(root: NarNode): AsyncGenerator<Uint8Array> {
-  return narChunks(root, new Output());
+export function writeNar(root: NarNode, pool?: ChunkPool): AsyncGenerator<Uint8Array> {
+  return narChunks(root, new Output(undefined, pool));
 }
 
 /**

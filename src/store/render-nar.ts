@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { FileNode, Node } from '../castore/messages.js';
 import { CastoreError, storageError } from '../castore/errors.js';
-import { writeNar, type NarEntry, type NarNode } from '../nix/nar.js';
+import { writeNar, type ChunkPool, type NarEntry, type NarNode } from '../nix/nar.js';
 import { NarReadAhead, ReadAheadStats, type Castore, type ReadAheadBudget } from './nar-read-ahead.js';
 
 export { ReadAheadStats, type Castore, type ReadAheadBudget };
@@ -23,6 +23,8 @@ export interface RenderLimits {
   maxBytes?: number;
   stats?: ReadAheadStats;
   budget?: ReadAheadBudget;
+  /** Where the caller gives chunks back once done with them (they are then reused). */
+  pool?: ChunkPool;
 }
 
 /** A file of the castore as the NAR writer takes it (a class: no closure per file). */
@@ -73,7 +75,7 @@ export async function* renderNar(node: Node, store: Castore, limits: RenderLimit
   const ahead = new NarReadAhead(node, store, limits.signal, limits.stats, limits.budget);
   try {
     let total = 0;
-    for await (const chunk of writeNar(narNodeOf(node, ahead))) {
+    for await (const chunk of writeNar(narNodeOf(node, ahead), limits.pool)) {
       total += chunk.length;
       if (limits.maxBytes !== undefined && total > limits.maxBytes) {
         throw storageError(`the NAR is longer than the ${limits.maxBytes} bytes its PathInfo states; stopped rendering`);

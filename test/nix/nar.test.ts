@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { NarError, NarTokens, narBytes, narHashAndSize, narInto, narString, writeNar } from '../../src/nix/nar.js';
+import { ChunkPool, NarError, NarTokens, narBytes, narHashAndSize, narInto, narString, writeNar } from '../../src/nix/nar.js';
 import type { NarNode } from '../../src/nix/nar.js';
 import * as nixbase32 from '../../src/nix/nixbase32.js';
 
@@ -273,4 +273,28 @@ test('contents and entries given as arrays: the same bytes as given one by one, 
   await assert.rejects(narBytes(wrong(size + 1)), /file contents too short/);
   const unsorted: NarNode = { type: 'directory', entries: async () => [{ name: enc.encode('b'), node: symlink('x') }, { name: enc.encode('a'), node: symlink('x') }] };
   await assert.rejects(narBytes(unsorted), /not sorted/);
+});
+
+test('writeNar with a ChunkPool: chunks given back are reused, and only the pool\'s own buffers', async () => {
+  // Two files passed through as views of one 64 KiB array (as a GET's socket chunk holds several
+  // blobs): giving back the first must not let the pool write over the second.
+  const shared = new Uint8Array(64 << 10).map((_, i) => i % 251);
+  const entries: [string, NarNode][] = [];
+  for (let i = 0; i < 3000; i++) entries.push([`f${String(i).padStart(5, '0')}`, file(`contents ${i}`)]);
+  entries.push(['s1', { type: 'regular', executable: false, size: 20_000, contents: () => chunks(shared.subarray(0, 20_000)) }]);
+  entries.push(['s2', { type: 'regular', executable: false, size: 20_000, contents: () => chunks(shared.subarray(20_000, 40_000)) }]);
+  for (let i = 0; i < 3000; i++) entries.push([`t${String(i).padStart(5, '0')}`, file(`more ${i}`)]);
+  const tree = dir(entries);
+  const pool = new ChunkPool();
+  const got: Buffer[] = [];
+  const arrays = new Set<ArrayBufferLike>();
+  for await (const c of writeNar(tree, pool)) {
+    got.push(Buffer.from(c)); // a copy, then the chunk goes back at once
+    arrays.add(c.buffer);
+    pool.give(c);
+  }
+  assert.deepEqual(Buffer.concat(got), Buffer.from(await narBytes(tree)));
+  assert.ok(arrays.has(shared.buffer), 'the shared array was passed through');
+  assert.ok(arrays.size <= got.length / 2, `${arrays.size} arrays for ${got.length} chunks: the pool's buffers were reused`);
+  assert.equal(shared[30_000], 30_000 % 251, 'the passed-through array was never written to');
 });
