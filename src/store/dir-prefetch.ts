@@ -27,9 +27,9 @@ export interface LoadedDir {
  * known only then). At 256 in all, the bench's /usr/share (3,420
  * directories) dropped 1,475 loads for room and loaded them again.
  */
-const MAX_DIRS_AHEAD = 512;
+const MAX_DIRS_AHEAD = 4096;
 const MAX_LOADING = 256;
-const MAX_ENTRIES_AHEAD = 16_384;
+const MAX_ENTRIES_AHEAD = 65_536;
 /** Directories known and not loaded yet, at most (the rest load when the walk gets there). */
 const MAX_WANTED = 65_536;
 /**
