@@ -6,7 +6,7 @@ import { renderNar } from '../store/render-nar.js';
 import { lookupStorePath } from '../store/nix-view.js';
 import { formatNix32 } from '../nix/hash.js';
 import { absolute } from '../nix/store-path.js';
-import { createHash } from 'node:crypto';
+import { HashThread } from '../upload/hash-thread.js';
 import { ChunkPool } from '../nix/nar.js';
 
 const HELP = `Usage: nix-castore nar [--store ADDR] STOREPATH > FILE.nar
@@ -46,6 +46,7 @@ export const narCommand: Command = {
     moreHeapGrowth();
     const { store, where } = await openConfiguredStore(values.store);
     recordReads(store); // a NAR export is a read of the path (retention)
+    let hashing: HashThread | undefined;
     try {
       const info = await lookupStorePath(store.pathInfos, sp);
       if (!info?.node) {
@@ -58,13 +59,18 @@ export const narCommand: Command = {
       let size = 0;
       const ni = info.narinfo;
       const recorded = ni && ni.narSha256.length === 32 ? ni : undefined;
-      const hash = recorded ? createHash('sha256') : undefined;
+      // SHA-256 on a thread of its own: on this one it was a sixth to a fifth of the rendering's time.
+      if (recorded) hashing = new HashThread();
+      const hash = hashing?.begin(path);
       try {
         // Stops once past the recorded NarSize: a Directory DAG can render exponentially more than it stores.
-        // Chunks go back to the renderer once written (the hash takes them at once).
+        // Chunks go back to the renderer once written (the hashing thread copies them at once).
         const pool = new ChunkPool();
         for await (const chunk of renderNar(info.node, store, { maxBytes: recorded?.narSize, pool })) {
-          hash?.update(chunk);
+          if (hash) {
+            if (!hash.hasRoom(chunk.length)) await hash.room(chunk.length);
+            hash.update(chunk);
+          }
           size += chunk.length;
           if (!out.write(chunk, () => pool.give(chunk))) await drained(out);
           if (outError) break;
@@ -76,13 +82,14 @@ export const narCommand: Command = {
         return 1;
       } finally {
         out.off('error', onError);
+        if (outError) hash?.abort();
       }
       if (outError) {
         console.error(`nix-castore: writing the NAR of ${path} failed: ${outError.message}`);
         return 1;
       }
       if (recorded && hash) {
-        const got = hash.digest();
+        const got = await hash.digest();
         if (size !== recorded.narSize || !got.equals(Buffer.from(recorded.narSha256))) {
           console.error(
             `nix-castore: the NAR of ${path} does not match the store's record: ` +
@@ -93,6 +100,7 @@ export const narCommand: Command = {
       }
       return 0;
     } finally {
+      await hashing?.close();
       await store.close();
     }
   },
