@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyFixture, deleteCopyFixture, type CopyFixture } from '../helpers/copy-fixtures.js';
-import { startDaemonProcess, CLI, type DaemonProcess } from '../helpers/daemon.js';
+import { startDaemonProcess, CLI, CLI_NODE_FLAGS, type DaemonProcess } from '../helpers/daemon.js';
 import { nixEnv, nixPathInfo, runNix, parsePathInfoJson } from '../helpers/nix.js';
 import { runCli } from '../copy/run-cli.js';
 import { cacheUrlOf, request } from './http-helpers.js';
@@ -102,11 +102,13 @@ function vmHwmMiB(pid: number | undefined): number {
 
 /**
  * Runs the CLI with `args`, its stdout piped into `consumer` (or
- * discarded), sampling the CLI process's peak RSS.
+ * discarded), sampling the CLI process's peak RSS. With the node flags of
+ * its shebang, as `nix-castore` runs: without them V8's young generation
+ * alone is 36 MiB larger, and the peak moved with its collections.
  */
 function runSampled(args: string[], consumer?: string[]): Promise<{ peakRssMiB: number; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const cli = spawn(process.execPath, [CLI, ...args], { env: nixEnv(), stdio: ['ignore', consumer ? 'pipe' : 'ignore', 'pipe'] });
+    const cli = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, ...args], { env: nixEnv(), stdio: ['ignore', consumer ? 'pipe' : 'ignore', 'pipe'] });
     const sink = consumer && spawn(consumer[0], consumer.slice(1), { env: nixEnv(), stdio: ['pipe', 'ignore', 'pipe'] });
     if (sink) cli.stdout!.pipe(sink.stdin!);
     let stderr = '';
@@ -146,12 +148,14 @@ describe('serving the store back to Nix', () => {
     const nar = await runSampled(['nar', '--store', daemon.addr, fx.paths.big], ['nix-store', '--restore', dir]);
     assert.equal(await dumpSha256(dir), await dumpSha256(fx.paths.big));
     // The same process without the NAR (same modules, same store client)
-    // is the baseline: what rendering adds must stay well below the 100 MiB
-    // it streamed (V8 frees transient buffers in ~64 MiB steps).
+    // is the baseline. What rendering adds is mostly received buffers V8
+    // has not freed yet (it frees them in ~64 MiB steps): 62-110 MiB over
+    // 9 runs here, before and after 2026-12-05's changes, so 100 failed now
+    // and then. A NAR held whole would add its 100 MiB on top of that.
     const base = await runSampled(['path-info', '--store', daemon.addr, fx.paths.big]);
     const extra = nar.peakRssMiB - base.peakRssMiB;
     t.diagnostic(`peak RSS: nar ${nar.peakRssMiB.toFixed(0)} MiB, path-info ${base.peakRssMiB.toFixed(0)} MiB`);
-    assert.ok(base.peakRssMiB > 0 && extra < 100, `nix-castore nar used ${extra.toFixed(0)} MiB more than path-info`);
+    assert.ok(base.peakRssMiB > 0 && extra < 140, `nix-castore nar used ${extra.toFixed(0)} MiB more than path-info`);
   });
 
   it('after deletion from /nix/store, a different trusted key gets nothing restored', async () => {
