@@ -1,10 +1,7 @@
 // Coalesces lookups made in the same turn of the event loop into one query:
 // a copy stats thousands of digests at once, and PostgreSQL answers a
 // thousand keys in one query about as fast as one key.
-/** A digest as a Map key: its bytes as a 32-character one-byte string (hex took twice the characters and time). */
-export function digestKey(d: Uint8Array): string {
-  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('latin1');
-}
+import { digestKey } from '../castore/digest.js';
 
 export class Batcher<V> {
   /** By digestKey. */
@@ -19,7 +16,7 @@ export class Batcher<V> {
 
   get(key: Uint8Array): Promise<V | undefined> {
     const k = Buffer.from(key);
-    const id = k.toString('latin1');
+    const id = digestKey(k);
     return new Promise((resolve, reject) => {
       const waiter = (v: V | undefined, err?: unknown) => (err ? reject(err) : resolve(v));
       const entry = this.pending.get(id);

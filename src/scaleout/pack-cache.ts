@@ -11,7 +11,7 @@
 import type { PgIndex } from './pg-index.js';
 import type { S3Objects } from './s3-objects.js';
 import { LOCATION_COLUMNS, locationOf, storedLength, type Location, type LocationRow } from './blob-codec.js';
-import { digestKey } from './batcher.js';
+import { digestKey } from '../castore/digest.js';
 
 const WINDOW = 4 << 20;
 const WINDOW_BUDGET = 64 << 20;

@@ -6,7 +6,8 @@ import { readDirectory, type Directory } from '../castore/messages.js';
 import type { EncodedDirectory } from '../castore/closure-validator.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
-import { Batcher, digestKey } from './batcher.js';
+import { Batcher } from './batcher.js';
+import { digestKey } from '../castore/digest.js';
 
 export class PgDirectoryService extends LocalDirectoryService {
   private readonly db: PgIndex;

@@ -11,10 +11,10 @@
 // blobs one by one (packer.ts), large ones as frames (frame-upload.ts).
 import { randomUUID } from 'node:crypto';
 import type { BlobService, BlobWriter, ReadAheadHint, ReadOptions } from '../castore/blob-service.js';
-import { Blake3Stream, b3String, checkB3 } from '../castore/digest.js';
+import { Blake3Stream, b3String, checkB3, digestKey } from '../castore/digest.js';
 import { CastoreError, storageError } from '../castore/errors.js';
 import { parseS3Addr } from './addr.js';
-import { Batcher, digestKey } from './batcher.js';
+import { Batcher } from './batcher.js';
 import { Packer, PUTS_IN_FLIGHT } from './packer.js';
 import { COMPRESSION_SETTING } from './schema.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';

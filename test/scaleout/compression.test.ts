@@ -16,7 +16,7 @@ import { PgGc } from '../../src/scaleout/pg-gc.js';
 import { packsToRewrite, rewritePacks } from '../../src/scaleout/pack-rewrite.js';
 import { FRAME_RAW } from '../../src/scaleout/blob-codec.js';
 import { blake3, b3String } from '../../src/castore/digest.js';
-import { zstdCalls } from '../../src/nix/zstd-native.js';
+import { zstdCalls } from '../../src/nix/zstd-exact.js';
 import { runCli } from '../copy/run-cli.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
