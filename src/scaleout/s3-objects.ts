@@ -72,6 +72,9 @@ export class S3Objects {
   }
 
   private makeClient(S3Client: typeof import('@aws-sdk/client-s3').S3Client): S3Client {
+    // The pinned SDK supports Node 20; its warning is about later releases,
+    // and printed it on every command's stderr (set to "false" to see it).
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const client = new S3Client({
       region: this.region(),
       endpoint: this.loc.endpoint,
