@@ -33,6 +33,7 @@ import { blake3 } from '../castore/digest.js';
 import { mappedBuffer } from '../util/mapped-buffer.js';
 import type { Compression } from './blob-codec.js';
 import { packRows } from './pack-compress.js';
+import { digestRows, digestsParam } from './pg-digests.js';
 
 export const PACK_TARGET = 8 << 20;
 /** Packs uploading at once (PUT, then the index INSERT). */
@@ -189,11 +190,11 @@ export class Packer {
 
   private async upload(pack: Pack): Promise<void> {
     // Skip what another writer (or daemon) has indexed meanwhile.
-    const present = await this.db.query<{ digest: Buffer }>('SELECT b.digest FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d', [
-      pack.entries.map((e) => e.digest),
+    const present = await this.db.query<{ i: number }>(`SELECT k.i FROM ${digestRows(1)} JOIN blobs b ON b.digest = k.d`, [
+      digestsParam(pack.entries.map((e) => e.digest)),
     ]);
-    const skip = new Set(present.rows.map((r) => r.digest.toString('hex')));
-    const todo = pack.entries.filter((e) => !skip.has(e.digest.toString('hex')));
+    const skip = new Set(present.rows.map((r) => r.i));
+    const todo = pack.entries.filter((_, i) => !skip.has(i));
     if (!todo.length) return;
     // Compressed where it pays; the pack's buffer as it is when nothing was skipped or compressed.
     const rows = await packRows(pack.buf, pack.size, todo, todo.length === pack.entries.length, this.compression);
@@ -201,9 +202,10 @@ export class Packer {
     await this.s3.put(object, rows.body);
     await this.db.query(
       `INSERT INTO blobs (digest, object, "offset", length, codec, stored)
-       SELECT d, $1, o, l, c, s FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) AS t(d, o, l, c, s)
+       SELECT k.d, $1, t.o, t.l, t.c, t.s FROM ${digestRows(2)}
+       JOIN unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) WITH ORDINALITY AS t(o, l, c, s, n) ON t.n = k.i + 1
        ON CONFLICT DO NOTHING`,
-      [object, rows.digests, rows.offsets, rows.lengths, rows.codecs, rows.stored],
+      [object, digestsParam(rows.digests), rows.offsets, rows.lengths, rows.codecs, rows.stored],
     );
   }
 }

@@ -7,6 +7,7 @@ import type { EncodedDirectory } from '../castore/closure-validator.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { Batcher } from './batcher.js';
+import { digestRows, digestsParam } from './pg-digests.js';
 import { digestKey } from '../castore/digest.js';
 
 export class PgDirectoryService extends LocalDirectoryService {
@@ -21,11 +22,10 @@ export class PgDirectoryService extends LocalDirectoryService {
     this.db = openPgIndex(url);
     this.encodings = new Batcher(async (keys) => {
       this.loadQueries++;
-      const r = await this.db.query<{ digest: Buffer; data: Buffer }>(
-        'SELECT d.digest, d.data FROM unnest($1::bytea[]) AS k(d) JOIN directories d ON d.digest = k.d',
-        [keys],
-      );
-      return new Map(r.rows.map((row) => [digestKey(row.digest), row.data]));
+      const r = await this.db.query<{ i: number; data: Buffer }>(`SELECT k.i, t.data FROM ${digestRows(1)} JOIN directories t ON t.digest = k.d`, [
+        digestsParam(keys),
+      ]);
+      return new Map(r.rows.map((row) => [digestKey(keys[row.i]), row.data]));
     }, 256);
   }
 

@@ -25,6 +25,7 @@ import { PackCache } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
 import { DEFAULT_LEVEL, LOCATION_COLUMNS, inflateWhole, locationOf, type Compression, type Location, type LocationRow } from './blob-codec.js';
 import { FRAME_UPLOAD_HOLDS, FrameUpload } from './frame-upload.js';
+import { digestRows, digestsParam } from './pg-digests.js';
 import { readCompressedWhole } from './compressed-reads.js';
 
 export const SMALL_MAX = 1 << 20;
@@ -81,13 +82,13 @@ export class S3BlobService implements BlobService {
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       this.indexLookups += keys.length;
-      const r = await this.db.query<LocationRow & { digest: Buffer }>(
-        // A join with unnest() keeps PostgreSQL on the primary key for
-        // large batches, where `= ANY($1)` may choose a sequential scan.
-        `SELECT b.digest, ${LOCATION_COLUMNS} FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d`,
-        [keys],
+      const r = await this.db.query<LocationRow & { i: number }>(
+        // A join keeps PostgreSQL on the primary key for large batches,
+        // where `= ANY($1)` may choose a sequential scan.
+        `SELECT k.i, ${LOCATION_COLUMNS} FROM ${digestRows(1)} JOIN blobs b ON b.digest = k.d`,
+        [digestsParam(keys)],
       );
-      return new Map(r.rows.map((row) => [digestKey(row.digest), locationOf(row)]));
+      return new Map(r.rows.map((row) => [digestKey(keys[row.i]), locationOf(row)]));
     });
   }
 
@@ -162,8 +163,8 @@ export class S3BlobService implements BlobService {
     for (let at = 0; at < digests.length; at += SIZES_PER_QUERY) {
       const some = digests.slice(at, at + SIZES_PER_QUERY);
       this.indexLookups += some.length;
-      const r = await this.db.query<{ digest: Buffer; length: string }>('SELECT b.digest, b.length FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d', [some]);
-      for (const row of r.rows) sizes.set(digestKey(row.digest), Number(row.length));
+      const r = await this.db.query<{ i: number; length: string }>(`SELECT k.i, b.length FROM ${digestRows(1)} JOIN blobs b ON b.digest = k.d`, [digestsParam(some)]);
+      for (const row of r.rows) sizes.set(digestKey(some[row.i]), Number(row.length));
     }
     return digests.map((d) => sizes.get(digestKey(d)));
   }

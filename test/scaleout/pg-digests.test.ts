@@ -1,0 +1,75 @@
+// Digests sent to PostgreSQL as one binary parameter (pg-digests.ts):
+// against the real server, every key of a batch larger than a thousand is
+// answered at its own position, duplicates and absent keys included, and
+// the blob index's lookups (locations and sizes) find what a store holds.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { digestRows, digestsParam } from '../../src/scaleout/pg-digests.js';
+import { openPgIndex } from '../../src/scaleout/pg-index.js';
+import { parseS3Addr } from '../../src/scaleout/addr.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
+import { putBytes } from '../../src/castore/blob-service.js';
+import { blake3 } from '../../src/castore/digest.js';
+import { S3BlobService } from '../../src/scaleout/s3-blob-service.js';
+import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
+import { Rng } from '../helpers/seeded-random.js';
+
+describe('digests as one binary parameter', () => {
+  let where: ScaleoutAddr;
+  before(async () => {
+    where = await freshScaleoutAddr('pg-digests');
+  });
+  after(() => where.drop());
+
+  it('digestsParam puts the digests end to end and refuses one of another length', () => {
+    const a = Buffer.alloc(32, 1);
+    const b = Buffer.alloc(32, 2);
+    assert.deepEqual(digestsParam([a, b]), Buffer.concat([a, b]));
+    assert.equal(digestsParam([]).length, 0);
+    assert.throws(() => digestsParam([a, Buffer.alloc(31)]), /31 bytes, not 32/);
+  });
+
+  it('each row names the position of the key it answers, for 2,500 keys with duplicates and absent ones', async () => {
+    const db = openPgIndex(parseS3Addr(where.addr).indexUrl);
+    try {
+      const rng = new Rng(7);
+      const present = Array.from({ length: 1200 }, () => rng.bytes(32));
+      const keys: Buffer[] = [];
+      for (let i = 0; i < 2500; i++) keys.push(i % 3 === 0 ? rng.bytes(32) : present[i % present.length]);
+      const c = await db.transaction(async (tx) => {
+        await tx.query('CREATE TEMP TABLE t (digest bytea PRIMARY KEY, n int) ON COMMIT DROP');
+        await tx.query('INSERT INTO t SELECT d, ord::int FROM unnest($1::bytea[]) WITH ORDINALITY AS u(d, ord)', [present]);
+        const r = await tx.query<{ i: number; n: number }>(`SELECT k.i, t.n FROM ${digestRows(1)} JOIN t ON t.digest = k.d`, [digestsParam(keys)]);
+        return r.rows;
+      });
+      const expected = keys.flatMap((k, i) => {
+        const at = present.findIndex((p) => p.equals(k));
+        return at < 0 ? [] : [{ i, n: at + 1 }];
+      });
+      assert.ok(expected.length > 1000);
+      assert.deepEqual([...c].sort((x, y) => x.i - y.i), expected);
+    } finally {
+      await db.release();
+    }
+  });
+
+  it("the blob index's lookups find every stored blob by position, and nothing for absent ones", async () => {
+    const store = openStore(sameAddr(where.addr));
+    try {
+      const rng = new Rng(11);
+      const blobs = Array.from({ length: 40 }, (_, i) => rng.bytes(100 + i * 1000));
+      const digests = [];
+      for (const b of blobs) digests.push(await putBytes(store.blobs, b));
+      const absent = blake3(Buffer.from('not stored'));
+      const s3 = store.blobs as S3BlobService;
+      const sizes = await s3.sizesOf([absent, ...digests.slice().reverse(), absent]);
+      assert.deepEqual(sizes, [undefined, ...blobs.map((b) => b.length).reverse(), undefined]);
+      // Locations, through stat (the batcher joins them into one query).
+      const stats = await Promise.all([...digests, absent].map((d) => store.blobs.stat(d)));
+      assert.equal(stats.filter(Boolean).length, blobs.length);
+      assert.equal(stats.at(-1), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+});
