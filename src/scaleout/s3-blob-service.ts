@@ -32,7 +32,7 @@ export const SMALL_MAX = 1 << 20;
 /**
  * Large uploads filling a part at once, per store: with the process's
  * sending slots this bounds the part buffers (part-buffers.ts). 3, not 4:
- * one 8 MiB buffer less at a copy's peak RSS, no slower in alternated runs.
+ * one part buffer less at a copy's peak RSS, no slower in alternated runs.
  */
 export const LARGE_UPLOADS = 3;
 /**
