@@ -156,6 +156,9 @@ export function scaleoutS3Client(env: ScaleoutEnv): S3Client {
     // which RGW 16 rejects (411 MissingContentLength).
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A Ceph that stops answering (a memstore OSD that declares itself full)
+    // then fails the test that waits on it instead of hanging the suite.
+    requestHandler: { requestTimeout: 60_000 },
   });
 }
 
