@@ -23,7 +23,7 @@ function processCpu(pid: number): number {
 function profArgs(name: string): string[] {
   const dir = process.env.CPU_PROF_DIR;
   const extra = (process.env[`${name.toUpperCase()}_NODE_FLAGS`] ?? '').split(' ').filter(Boolean);
-  return dir ? [...extra, '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-\${pid}-\${time}.cpuprofile`] : extra;
+  return dir ? [...extra, '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${process.pid}-${Date.now()}.cpuprofile`] : extra;
 }
 
 /** CPU seconds per thread of a process, by thread name, kept up to date by polling (threads that end keep their last figure). */

@@ -17,7 +17,8 @@
 //                        renderer's parallel 8 MiB reads stay parallel, and
 //                        each frame is checked before its bytes go out.
 // A blob whose compressed form saves less than MIN_SAVING is stored raw
-// (codec NULL): already-compressed files cost no CPU to read back. Packs
+// (codec NULL): already-compressed files cost no CPU to read back. Blobs
+// that begin like a compressed format (precompressed.ts) are not tried. Packs
 // mix raw and compressed entries. Sizes are known from the index before
 // anything is fetched or decompressed, and checked after.
 // Compression runs on libuv's thread pool (@mongodb-js/zstd, native): level
@@ -28,6 +29,7 @@ import { zstdCompress } from '../nix/zstd-native.js';
 import { zstdDecompressExact } from '../nix/zstd-exact.js';
 import { blake3, b3String } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
+import { looksCompressed } from './precompressed.js';
 
 export type Codec = 'zstd' | 'zstd-frames';
 
@@ -90,10 +92,15 @@ export function storedLength(loc: Location): number {
   return loc.codec ? loc.stored! : loc.length;
 }
 
+/** Whether compressing `raw` can pay: long enough, and not a format compressed already (then no trip to the pool, no promise). */
+export function worthTrying(raw: Uint8Array): boolean {
+  return raw.length >= MIN_TRIED && !looksCompressed(raw);
+}
+
 /** The compressed form of `raw` if it saves at least MIN_SAVING, else undefined. */
 export async function compressed(raw: Buffer, c: Compression): Promise<Buffer | undefined> {
   if (c.level === undefined) await c.known; // once decided, no await per blob
-  if (c.level === undefined || raw.length < MIN_TRIED) return undefined;
+  if (c.level === undefined || !worthTrying(raw)) return undefined;
   const z = await zstd.compress(raw, c.level);
   return z.length <= raw.length * (1 - MIN_SAVING) ? z : undefined;
 }

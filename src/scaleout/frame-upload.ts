@@ -6,6 +6,7 @@
 // built on the way. Memory: the frame filling and those compressing.
 import { blake3 } from '../castore/digest.js';
 import { FRAME_ENTRY, FRAME_RAW, compressed, type Codec, type Compression } from './blob-codec.js';
+import { looksCompressed } from './precompressed.js';
 import type { PartUpload } from './part-upload.js';
 
 const FRAMES_IN_FLIGHT = 2;
@@ -28,6 +29,8 @@ export class FrameUpload {
   private readonly entries: Buffer[] = [];
   private storedBytes = 0;
   private anyCompressed = false;
+  /** Decided by the first frame (precompressed.ts). */
+  private tried: boolean | undefined;
 
   constructor(
     private readonly upload: PartUpload,
@@ -60,8 +63,11 @@ export class FrameUpload {
     const raw = buf.subarray(0, this.filled);
     this.current = undefined;
     this.filled = 0;
+    // A blob that begins like a compressed format is not tried in any of its frames.
+    this.tried ??= !looksCompressed(raw);
+    const tried = this.tried;
     const p = (async () => {
-      const z = await compressed(raw, this.compression);
+      const z = tried ? await compressed(raw, this.compression) : undefined;
       const entry = Buffer.alloc(FRAME_ENTRY);
       const body = z ?? raw;
       entry.writeUInt32BE(body.length, 0);

@@ -6,7 +6,7 @@
 // where the previous one ends: a fresh body per pack (Buffer.concat, ~8 MiB
 // from malloc) raised glibc's mmap threshold, and with it the pack bodies,
 // frames and zstd outputs stayed resident in its heap.
-import { compressed, type Codec, type Compression } from './blob-codec.js';
+import { compressed, worthTrying, type Codec, type Compression } from './blob-codec.js';
 
 export interface PackEntry {
   digest: Buffer;
@@ -32,7 +32,7 @@ export interface PackRows {
 export async function packRows(buf: Buffer, size: number, entries: PackEntry[], whole: boolean, compression: Compression): Promise<PackRows> {
   const raw = (e: PackEntry) => buf.subarray(e.offset, e.offset + e.length);
   if (compression.level === undefined) await compression.known;
-  const forms = compression.level === undefined ? [] : await Promise.all(entries.map((e) => compressed(raw(e), compression)));
+  const forms = compression.level === undefined ? [] : await Promise.all(entries.map((e) => (worthTrying(raw(e)) ? compressed(raw(e), compression) : undefined)));
   const rows: PackRows = { body: Buffer.alloc(0), digests: [], offsets: [], lengths: [], codecs: [], stored: [] };
   // Nothing compressed: the pack's buffer as it is, as before compression.
   const asIs = whole && forms.every((z) => z === undefined);

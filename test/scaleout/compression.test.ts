@@ -184,6 +184,26 @@ describe('zstd-compressed blobs in the S3 store', () => {
     }
   });
 
+  it('does not try to compress blobs that begin like a compressed format (gzip, xz), packed or large, and reads them back', async () => {
+    const s = await fresh('zstd-sniff');
+    // Compressible bytes behind a gzip or xz header: without the sniff, zstd would shrink them several times.
+    const gz = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), compressible(40_000, 21)]);
+    const xz = Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), compressible(3 * FRAME_RAW, 22)]);
+    const text = compressible(40_000, 23);
+    const [dg, dx, dt] = await putAll(s.addr, [gz, xz, text]);
+    const r = await rows(s);
+    assert.equal(r.get(dg.toString('hex'))!.codec, null, 'a gzip-looking packed blob is stored raw');
+    assert.equal(r.get(dx.toString('hex'))!.codec, null, 'an xz-looking large blob is stored raw, every frame');
+    assert.equal(r.get(dt.toString('hex'))!.codec, 'zstd', 'the same kind of bytes without the header are compressed');
+    assert.equal((await objectSizes(s)).get(r.get(dx.toString('hex'))!.object), xz.length);
+    const reader = new S3BlobService(s.addr);
+    try {
+      for (const [d, b] of [[dg, gz], [dx, xz], [dt, text]] as const) assert.ok((await readAll(reader, d)).equals(b));
+    } finally {
+      await reader.close();
+    }
+  });
+
   it('compression=none stores raw; a store written before the migration reads back after it, keeps storing raw by default, and takes compressed blobs with compression=zstd', async () => {
     const s = await fresh('zstd-old');
     const small = compressible(30_000, 7);
