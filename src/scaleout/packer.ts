@@ -30,7 +30,7 @@
 import { randomUUID } from 'node:crypto';
 import type { S3Objects } from './s3-objects.js';
 import type { PgIndex } from './pg-index.js';
-import { blake3 } from '../castore/digest.js';
+import { blake3, digestKey } from '../castore/digest.js';
 import { mappedBuffer } from '../util/mapped-buffer.js';
 import type { Compression } from './blob-codec.js';
 import { packRows } from './pack-compress.js';
@@ -47,6 +47,8 @@ const SPARE_KEEP_MS = 1_000;
 
 interface Entry {
   digest: Buffer;
+  /** Its key in inFlight (digestKey). */
+  key: string;
   offset: number;
   length: number;
 }
@@ -100,17 +102,23 @@ export class Packer {
     }
     if (at !== offset + size) throw new RangeError(`blob chunks hold ${at - offset} bytes, not the ${size} stated`);
     const digest = blake3(pack.buf.subarray(offset, at));
-    const id = digest.toString('hex');
-    const existing = this.inFlight.get(id);
+    const key = digestKey(digest);
+    const existing = this.inFlight.get(key);
     // The same bytes wait in a pack already: share its upload (the copy just made is left unused).
     if (existing) return { digest, done: existing };
-    pack.entries.push({ digest, offset, length: size });
+    pack.entries.push({ digest, key, offset, length: size });
     pack.size = at;
-    const done = pack.done.finally(() => this.inFlight.delete(id));
-    this.inFlight.set(id, done);
+    // Every blob of a pack shares its promise; settle() forgets their keys first (a promise per blob was garbage).
+    const done = pack.done;
+    this.inFlight.set(key, done);
     if (pack.size >= PACK_TARGET) this.seal();
     else if (!this.timer) this.timer = setTimeout(() => this.lingered(), LINGER_MS);
     return { digest, done };
+  }
+
+  /** Whether add() may be called now (addWhenRoom would not wait). */
+  hasRoom(): boolean {
+    return this.sealed.length === 0;
   }
 
   /**
@@ -168,9 +176,9 @@ export class Packer {
         () => {
           // Only after a success: a failed PUT's body might still be in the SDK's hands.
           if (this.spare.length < UPLOAD_SLOTS) this.spare.push(pack.buf);
-          pack.settle();
+          this.settle(pack);
         },
-        (err) => pack.settle(err),
+        (err) => this.settle(pack, err),
       ).finally(() => {
         this.uploading--;
         if (!this.sealed.length && this.open && !this.timer) this.seal();
@@ -178,6 +186,12 @@ export class Packer {
         if (!this.open && !this.uploading && !this.sealed.length) this.dropSparesWhenIdle();
       });
     }
+  }
+
+  /** Its blobs are no longer in flight (a later add of one starts anew, e.g. after a failure), then its promise settles. */
+  private settle(pack: Pack, err?: unknown): void {
+    for (const e of pack.entries) if (this.inFlight.get(e.key) === pack.done) this.inFlight.delete(e.key);
+    pack.settle(err);
   }
 
   /** Idle (a daemon between copies): the spare buffers go unless packs come again soon. */
@@ -206,7 +220,20 @@ export class Packer {
        SELECT k.d, $1, t.o, t.l, t.c, t.s FROM ${digestRows(2)}
        JOIN unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[]) WITH ORDINALITY AS t(o, l, c, s, n) ON t.n = k.i + 1
        ON CONFLICT DO NOTHING`,
-      [object, digestsParam(rows.digests), rows.offsets, rows.lengths, rows.codecs, rows.stored],
+      // Array literals made by join: node-postgres' own array encoding was a copy → S3's largest JS allocator after the digests.
+      [object, digestsParam(rows.digests), arrayLiteral(rows.offsets), arrayLiteral(rows.lengths), arrayLiteral(rows.codecs), arrayLiteral(rows.stored)],
     );
   }
+}
+
+/** A PostgreSQL array literal of numbers, NULLs and plain words (codecs: 'zstd'), none of which needs quoting. */
+export function arrayLiteral(xs: readonly (number | string | null)[]): string {
+  return '{' + xs.map(literal).join(',') + '}';
+}
+
+function literal(x: number | string | null): string | number {
+  if (x === null) return 'NULL';
+  // Unquoted NULL, in any case, is PostgreSQL's null.
+  if (typeof x === 'number' || (/^[a-z][a-z0-9-]*$/.test(x) && x !== 'null')) return x;
+  throw new RangeError(`not a plain word for an array literal: ${JSON.stringify(x)}`);
 }

@@ -274,8 +274,16 @@ export class S3BlobService implements BlobService {
    * closures and async steps, was most of a copy's heap with thousands of
    * Puts in flight (and the garbage collections that came with it).
    */
-  async putSmall(bytes: Uint8Array, copied?: () => void): Promise<Buffer> {
-    if (bytes.length > SMALL_MAX) throw new CastoreError('invalid', `putSmall takes at most ${SMALL_MAX} bytes, not ${bytes.length}`);
+  putSmall(bytes: Uint8Array, copied?: () => void): Promise<Buffer> {
+    if (bytes.length > SMALL_MAX) return Promise.reject(new CastoreError('invalid', `putSmall takes at most ${SMALL_MAX} bytes, not ${bytes.length}`));
+    // With room in the packer (nearly always), one call and one promise per blob.
+    if (!this.packer.hasRoom()) return this.putSmallWhenRoom(bytes, copied);
+    const { digest, done } = this.packer.add([bytes], bytes.length);
+    copied?.();
+    return done.then(() => digest);
+  }
+
+  private async putSmallWhenRoom(bytes: Uint8Array, copied?: () => void): Promise<Buffer> {
     const { digest, done } = await this.packer.addWhenRoom([bytes], bytes.length);
     copied?.();
     await done;

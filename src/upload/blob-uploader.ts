@@ -212,6 +212,7 @@ export class BlobUploader extends Uploads {
 
   protected send(digest: Buffer, size: number, source: BlobSource, copied: () => void): Promise<void> {
     if ('bytes' in source && this.queue?.fits(size)) return this.queue.add(digest, source.bytes);
+    if ('bytes' in source && this.packsWhole(size)) return this.packSmall(digest, size, source.bytes, copied);
     if ('bytes' in source && this.blobs.batches) return this.sendBatched(digest, size, source.bytes);
     const limiter = 'bytes' in source ? this.limiter : this.fileLimiter;
     return limiter.run(() => this.upload(digest, size, source, copied));
@@ -252,9 +253,24 @@ export class BlobUploader extends Uploads {
     this.checkSent(what, digest, size, got);
   }
 
-  private checkSent(what: string, digest: Buffer, size: number, got: Buffer): void {
+  /** Whether a small blob goes whole into the store's pack without a Stat (the packer asks the index per pack). */
+  private packsWhole(size: number): boolean {
+    return this.blobs.putSmall !== undefined && size <= (this.blobs.putSmallUpTo ?? -1) && size <= (this.blobs.putWithoutStatUpTo ?? -1);
+  }
+
+  /**
+   * upload()'s path for such a blob, without its per-blob cost: the limiter
+   * (maxUploading bounds these, and the packer its memory), async frames
+   * and a name made for errors that seldom come. Not retried: it fails only
+   * once its bytes were handed over (their memory may hold another file by then).
+   */
+  private packSmall(digest: Buffer, size: number, bytes: Uint8Array, copied: () => void): Promise<void> {
+    return this.blobs.putSmall!(bytes, copied).then((got) => this.checkSent(undefined, digest, size, got));
+  }
+
+  private checkSent(what: string | undefined, digest: Buffer, size: number, got: Buffer): void {
     if (!got.equals(digest)) {
-      throw new CastoreError('internal', `${what}: the store answered ${b3String(got)} (file changed while copying?)`);
+      throw new CastoreError('internal', `${what ?? `blob ${b3String(digest)}`}: the store answered ${b3String(got)} (file changed while copying?)`);
     }
     this.stats.blobsSent++;
     this.stats.bytesSent += size;

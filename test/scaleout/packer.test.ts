@@ -85,3 +85,14 @@ describe('scale-out packer', () => {
     }
   });
 });
+
+it("a pack's index rows go to PostgreSQL as array literals: numbers, NULLs and codec words, nothing that needs quoting", async () => {
+  const { arrayLiteral } = await import('../../src/scaleout/packer.js');
+  assert.equal(arrayLiteral([0, 4096, 12_345_678_901]), '{0,4096,12345678901}');
+  assert.equal(arrayLiteral(['zstd', null, 'zstd']), '{zstd,NULL,zstd}');
+  assert.equal(arrayLiteral([]), '{}');
+  assert.throws(() => arrayLiteral(['a,b']), /plain word/);
+  assert.throws(() => arrayLiteral(['"x"']), /plain word/);
+  assert.throws(() => arrayLiteral(['NULL ']), /plain word/);
+  assert.throws(() => arrayLiteral(['null']), /plain word/, "PostgreSQL would read it as a null");
+});
