@@ -6,7 +6,7 @@ import { gzipSync, deflateSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { looksCompressed } from '../../src/scaleout/precompressed.js';
-import { worthTrying } from '../../src/scaleout/blob-codec.js';
+import { MIN_TRIED, worthTrying } from '../../src/scaleout/blob-codec.js';
 import { zstdCompress } from '../../src/nix/zstd-native.js';
 
 const text = Buffer.from('a line of text that compresses well\n'.repeat(200));
@@ -40,5 +40,6 @@ it('leaves text, executables, zlib streams and zip archives to be tried', () => 
 it('tries only blobs long enough and not compressed already', () => {
   assert.equal(worthTrying(text), true);
   assert.equal(worthTrying(gzipSync(text)), false);
-  assert.equal(worthTrying(text.subarray(0, 100)), false, 'below MIN_TRIED');
+  assert.equal(worthTrying(text.subarray(0, MIN_TRIED - 1)), false, 'below MIN_TRIED');
+  assert.equal(worthTrying(text.subarray(0, MIN_TRIED)), true);
 });
