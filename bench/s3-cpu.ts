@@ -5,7 +5,8 @@
 // Run under scripts/scaleout/with-scaleout.sh (for durable servers as the
 // bench has them: CEPH_OBJECTSTORE=bluestore PG_FSYNC=on):
 //   node dist/bench/s3-cpu.js PATH...
-// CPU_PROF_DIR=DIR also writes a --cpu-prof profile of the copy there.
+// CPU_PROF_DIR=DIR also writes a --cpu-prof profile of the copy there;
+// COPY_NODE_FLAGS adds Node flags to the copy (e.g. --max-semi-space-size=8).
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -69,7 +70,7 @@ async function freshStore(): Promise<string> {
 
 function copy(addr: string, paths: string[]) {
   const dir = process.env.CPU_PROF_DIR;
-  return runCopyJson(['--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, nodeArgs: dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [] });
+  return runCopyJson(['--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, nodeArgs: [...(process.env.COPY_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])] });
 }
 
 const paths = process.argv.slice(2);
