@@ -242,10 +242,7 @@ export class BlobUploader extends Uploads {
       this.stats.blobsSkipped++;
       return;
     }
-    if ('bytes' in source && this.blobs.putSmall && size <= (this.blobs.putSmallUpTo ?? -1)) {
-      // Not retried: it fails only once its bytes were handed over (their memory may hold another file by then).
-      return this.checkSent(what, digest, size, await this.blobs.putSmall(source.bytes, copied));
-    }
+    if ('bytes' in source && this.packs(size)) return this.packSmall(digest, size, source.bytes, copied);
     // Only a packing store's writer says when it has copied the bytes; after that they may hold another file.
     let handedOver = false;
     const released = copied && this.blobs.putsInFlight !== undefined && 'bytes' in source ? () => ((handedOver = true), copied()) : undefined;
@@ -253,18 +250,24 @@ export class BlobUploader extends Uploads {
     this.checkSent(what, digest, size, got);
   }
 
-  /** Whether a small blob goes whole into the store's pack without a Stat (the packer asks the index per pack). */
+  /** Whether a small blob goes whole into the store's pack (putSmall). */
+  private packs(size: number): boolean {
+    return this.blobs.putSmall !== undefined && size <= (this.blobs.putSmallUpTo ?? -1);
+  }
+
+  /** Whether it goes there without a Stat either (the packer asks the index per pack): send() skips upload() then. */
   private packsWhole(size: number): boolean {
-    return this.blobs.putSmall !== undefined && size <= (this.blobs.putSmallUpTo ?? -1) && size <= (this.blobs.putWithoutStatUpTo ?? -1);
+    return this.packs(size) && size <= (this.blobs.putWithoutStatUpTo ?? -1);
   }
 
   /**
-   * upload()'s path for such a blob, without its per-blob cost: the limiter
-   * (maxUploading bounds these, and the packer its memory), async frames
-   * and a name made for errors that seldom come. Not retried: it fails only
-   * once its bytes were handed over (their memory may hold another file by then).
+   * A blob into its pack, without upload()'s per-blob cost when send()
+   * calls it: the limiter (maxUploading bounds these, and the packer their
+   * memory), async frames and a name made for errors that seldom come. Not
+   * retried: it fails only once its bytes were handed over (their memory
+   * may hold another file by then).
    */
-  private packSmall(digest: Buffer, size: number, bytes: Uint8Array, copied: () => void): Promise<void> {
+  private packSmall(digest: Buffer, size: number, bytes: Uint8Array, copied?: () => void): Promise<void> {
     return this.blobs.putSmall!(bytes, copied).then((got) => this.checkSent(undefined, digest, size, got));
   }
 
