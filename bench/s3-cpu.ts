@@ -6,7 +6,8 @@
 // bench has them: CEPH_OBJECTSTORE=bluestore PG_FSYNC=on):
 //   node dist/bench/s3-cpu.js PATH...
 // CPU_PROF_DIR=DIR also writes a --cpu-prof profile of the copy there;
-// COPY_NODE_FLAGS adds Node flags to the copy (e.g. --max-semi-space-size=8).
+// COPY_NODE_FLAGS adds Node flags to the copy (e.g. --max-semi-space-size=8);
+// STORE_QUERY is added to the store's address (e.g. level=-1, compression=none).
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -65,7 +66,7 @@ async function freshStore(): Promise<string> {
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
   const db = process.env.NIX_CASTORE_TEST_PG_URL!.replace(/\/[^/]*$/, `/${name}`);
-  return `s3://${name}/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(db)}`;
+  return `s3://${name}/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(db)}${process.env.STORE_QUERY ? `&${process.env.STORE_QUERY}` : ''}`;
 }
 
 function copy(addr: string, paths: string[]) {

@@ -34,7 +34,7 @@ import { blake3, digestKey } from '../castore/digest.js';
 import { mappedBuffer } from '../util/mapped-buffer.js';
 import type { Compression } from './blob-codec.js';
 import { packRows } from './pack-compress.js';
-import { digestRows, digestsParam } from './pg-digests.js';
+import { digestLookup, digestRows, digestsParam } from './pg-digests.js';
 
 export const PACK_TARGET = 6 << 20;
 /** Packs uploading at once (PUT, then the index INSERT). */
@@ -42,6 +42,8 @@ export const UPLOAD_SLOTS = 3;
 /** Small-blob Puts a client should keep in flight to fill packs (s3-blob-service.ts). */
 export const PUTS_IN_FLIGHT = 4096;
 const LINGER_MS = 50;
+/** Which of a pack's digests ($1) another writer has indexed meanwhile, by position. */
+export const PRESENT_SQL = `SELECT k.i FROM ${digestLookup(1, 'blobs', 'b', 'b.digest')}`;
 /** A spare pack buffer goes after this long unused (a daemon between copies gives its memory back). */
 const SPARE_KEEP_MS = 1_000;
 
@@ -205,9 +207,7 @@ export class Packer {
 
   private async upload(pack: Pack): Promise<void> {
     // Skip what another writer (or daemon) has indexed meanwhile.
-    const present = await this.db.query<{ i: number }>(`SELECT k.i FROM ${digestRows(1)} JOIN blobs b ON b.digest = k.d`, [
-      digestsParam(pack.entries.map((e) => e.digest)),
-    ]);
+    const present = await this.db.query<{ i: number }>(PRESENT_SQL, [digestsParam(pack.entries.map((e) => e.digest))]);
     const skip = new Set(present.rows.map((r) => r.i));
     const todo = pack.entries.filter((_, i) => !skip.has(i));
     if (!todo.length) return;

@@ -7,8 +7,11 @@ import type { EncodedDirectory } from '../castore/closure-validator.js';
 import { LocalDirectoryService } from '../castore/local-directory-service.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { Batcher } from './batcher.js';
-import { digestRows, digestsParam } from './pg-digests.js';
+import { digestLookup, digestsParam } from './pg-digests.js';
 import { digestKey } from '../castore/digest.js';
+
+/** Encodings of the directories of digests ($1), by position. */
+export const ENCODINGS_SQL = `SELECT k.i, t.data FROM ${digestLookup(1, 'directories', 't', 't.data')}`;
 
 export class PgDirectoryService extends LocalDirectoryService {
   private readonly db: PgIndex;
@@ -22,9 +25,7 @@ export class PgDirectoryService extends LocalDirectoryService {
     this.db = openPgIndex(url);
     this.encodings = new Batcher(async (keys) => {
       this.loadQueries++;
-      const r = await this.db.query<{ i: number; data: Buffer }>(`SELECT k.i, t.data FROM ${digestRows(1)} JOIN directories t ON t.digest = k.d`, [
-        digestsParam(keys),
-      ]);
+      const r = await this.db.query<{ i: number; data: Buffer }>(ENCODINGS_SQL, [digestsParam(keys)]);
       return new Map(r.rows.map((row) => [digestKey(keys[row.i]), row.data]));
     }, 256);
   }

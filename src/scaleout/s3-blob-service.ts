@@ -25,7 +25,7 @@ import { PackCache } from './pack-cache.js';
 import { readLocated, readPart } from './s3-reads.js';
 import { DEFAULT_LEVEL, LOCATION_COLUMNS, inflateWhole, locationOf, type Compression, type Location, type LocationRow } from './blob-codec.js';
 import { FRAME_UPLOAD_HOLDS, FrameUpload } from './frame-upload.js';
-import { digestRows, digestsParam } from './pg-digests.js';
+import { digestLookup, digestsParam } from './pg-digests.js';
 import { readCompressedWhole } from './compressed-reads.js';
 
 export const SMALL_MAX = 1 << 20;
@@ -48,6 +48,10 @@ const READ_AHEAD: ReadAheadHint = { reads: 16, bytes: 64 << 20, sizesFromIndex: 
 const SIZED_KEPT = 32_768;
 /** Digests per index query of sizesOf. */
 const SIZES_PER_QUERY = 4096;
+/** Where the blobs of digests ($1, digestsParam's) are, by position. */
+export const LOCATIONS_SQL = `SELECT k.i, ${LOCATION_COLUMNS} FROM ${digestLookup(1, 'blobs', 'b', LOCATION_COLUMNS)}`;
+/** Sizes of the blobs of digests ($1), by position. */
+export const SIZES_SQL = `SELECT k.i, b.length FROM ${digestLookup(1, 'blobs', 'b', 'b.length')}`;
 
 export class S3BlobService implements BlobService {
   /** A small blob's bytes, then a large one's parts in flight and filling, and its frames compressing. */
@@ -82,12 +86,7 @@ export class S3BlobService implements BlobService {
     this.packCache = new PackCache(this.s3, this.db);
     this.locations = new Batcher(async (keys) => {
       this.indexLookups += keys.length;
-      const r = await this.db.query<LocationRow & { i: number }>(
-        // A join keeps PostgreSQL on the primary key for large batches,
-        // where `= ANY($1)` may choose a sequential scan.
-        `SELECT k.i, ${LOCATION_COLUMNS} FROM ${digestRows(1)} JOIN blobs b ON b.digest = k.d`,
-        [digestsParam(keys)],
-      );
+      const r = await this.db.query<LocationRow & { i: number }>(LOCATIONS_SQL, [digestsParam(keys)]);
       return new Map(r.rows.map((row) => [digestKey(keys[row.i]), locationOf(row)]));
     });
   }
@@ -163,7 +162,7 @@ export class S3BlobService implements BlobService {
     for (let at = 0; at < digests.length; at += SIZES_PER_QUERY) {
       const some = digests.slice(at, at + SIZES_PER_QUERY);
       this.indexLookups += some.length;
-      const r = await this.db.query<{ i: number; length: string }>(`SELECT k.i, b.length FROM ${digestRows(1)} JOIN blobs b ON b.digest = k.d`, [digestsParam(some)]);
+      const r = await this.db.query<{ i: number; length: string }>(SIZES_SQL, [digestsParam(some)]);
       for (const row of r.rows) sizes.set(digestKey(some[row.i]), Number(row.length));
     }
     return digests.map((d) => sizes.get(digestKey(d)));
