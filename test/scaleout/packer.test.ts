@@ -2,8 +2,11 @@
 // buffer, which is the PUT's body; against
 // the real Ceph RGW and PostgreSQL, every blob reads back byte for byte:
 // from a pack sent whole, from one without a blob that another writer
-// indexed meanwhile, and when the same bytes are put twice at once.
+// indexed meanwhile, when the same bytes are put twice at once, and when
+// a pack's PUT was refused and the same blobs are put again.
 import { describe, it, before, after } from 'node:test';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
@@ -15,6 +18,36 @@ import { openPgIndex } from '../../src/scaleout/pg-index.js';
 import { SMALL_MAX } from '../../src/scaleout/s3-blob-service.js';
 import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { Rng } from '../helpers/seeded-random.js';
+
+/**
+ * An HTTP proxy in front of RGW that answers 403 to every PUT of a pack
+ * object while `refuse.packs` is set (403 is not retried by the SDK).
+ */
+async function packRefusingProxy(target: string): Promise<{ endpoint: string; refuse: { packs: boolean; refused: number }; close(): Promise<void> }> {
+  const to = new URL(target);
+  const refuse = { packs: true, refused: 0 };
+  const server: Server = createServer((req, res) => {
+    if (refuse.packs && req.method === 'PUT' && req.url?.includes('/packs/')) {
+      refuse.refused++;
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>');
+      return;
+    }
+    const up = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    refuse,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
 
 /** Distinct, deterministic bytes (the tests' one seeded PRNG). */
 const seededBytes = (n: number, seed: number): Buffer => new Rng(seed).bytes(n);
@@ -82,6 +115,43 @@ describe('scale-out packer', () => {
       for (const b of [x, y, z]) assert.ok((await readAll(second.blobs, blake3(b)))?.equals(b));
     } finally {
       await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('a pack whose PUT is refused fails its blobs, indexes nothing, and the same blobs put again are stored', async () => {
+    const loc = parseS3Addr(where.addr);
+    const proxy = await packRefusingProxy(loc.endpoint!);
+    const s3 = new S3Objects({ ...loc, endpoint: proxy.endpoint });
+    const db = openPgIndex(loc.indexUrl);
+    const packer = new Packer(s3, db, SMALL_MAX);
+    try {
+      const blobs = [seededBytes(4000, 201), seededBytes(9000, 202), seededBytes(30_000, 203)];
+      const first = blobs.map((b) => packer.add([b], b.length));
+      const outcomes = await Promise.allSettled(first.map((a) => a.done));
+      assert.ok(proxy.refuse.refused >= 1, 'the pack was sent and refused');
+      for (const o of outcomes) {
+        assert.equal(o.status, 'rejected');
+        assert.match(String((o as PromiseRejectedResult).reason), /denied|refused|403/i);
+      }
+      const rows = await db.query('SELECT 1 FROM blobs WHERE digest = ANY($1)', [first.map((a) => a.digest)]);
+      assert.equal(rows.rowCount, 0, 'nothing indexed for the refused pack');
+
+      // The same bytes again, once S3 takes packs: a new pack, not the failed one's promise.
+      proxy.refuse.packs = false;
+      const again = blobs.map((b) => packer.add([b], b.length));
+      await Promise.all(again.map((a) => a.done));
+      await packer.flush();
+      assert.deepEqual(again.map((a) => a.digest), blobs.map((b) => blake3(b)));
+    } finally {
+      s3.close();
+      await db.release();
+      await proxy.close();
+    }
+    const store = openStore(sameAddr(where.addr));
+    try {
+      for (const b of [seededBytes(4000, 201), seededBytes(9000, 202), seededBytes(30_000, 203)]) assert.ok((await readAll(store.blobs, blake3(b)))?.equals(b), `${b.length} bytes read back`);
+    } finally {
+      await store.close();
     }
   });
 });
