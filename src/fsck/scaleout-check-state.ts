@@ -64,9 +64,10 @@ export const SIZE_CACHE_ENTRIES = 100_000;
 /** Objects per page of the grouped blob index scan. */
 export const OBJECT_PAGE = 1000;
 /**
- * Keys per lookup. Lookups join unnest($1) with the table: `= ANY($1)` with
- * a thousand keys makes PostgreSQL scan the whole table (4x slower at 160k
- * rows, and worse the bigger the table).
+ * Keys per lookup. Lookups probe the table's index key by key (keyLookup in
+ * scaleout/pg-digests.ts): `= ANY($1)` or a join with a thousand keys may
+ * make PostgreSQL scan the whole table (4x slower at 160k rows, and worse
+ * the bigger the table).
  */
 export const LOOKUP_BATCH = 1000;
 /** Digests per page of the orphan count. */

@@ -6,6 +6,10 @@ import { showName } from '../castore/directory.js';
 import { examineDirectory, sizesOf, type ChildState } from './examine.js';
 import { ScaleoutCheckState, SIZE_CACHE_ENTRIES, LOOKUP_BATCH, chunks } from './scaleout-check-state.js';
 import type { ObjectChecks } from './scaleout-object-checks.js';
+import { keyLookup } from '../scaleout/pg-digests.js';
+
+/** Directory rows of the digests in $1 (bytea[]). */
+export const DIRECTORY_ROWS_SQL = `SELECT k.d AS digest, t.data FROM ${keyLookup('unnest($1::bytea[]) AS k(d)', 'directories', 't', 't.data')}`;
 
 export class ScaleoutDirectoryChecks {
   constructor(
@@ -23,9 +27,7 @@ export class ScaleoutDirectoryChecks {
   async directoryRows(hexes: Iterable<string>): Promise<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();
     for (const batch of chunks([...new Set(hexes)], LOOKUP_BATCH)) {
-      const rows = await this.s.q<{ digest: Buffer; data: Buffer }>('SELECT t.digest, t.data FROM unnest($1::bytea[]) AS k(d) JOIN directories t ON t.digest = k.d', [
-        batch.map((h) => Buffer.from(h, 'hex')),
-      ]);
+      const rows = await this.s.q<{ digest: Buffer; data: Buffer }>(DIRECTORY_ROWS_SQL, [batch.map((h) => Buffer.from(h, 'hex'))]);
       for (const r of rows) out.set(r.digest.toString('hex'), r.data);
     }
     return out;

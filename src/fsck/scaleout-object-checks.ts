@@ -8,6 +8,10 @@ import { message } from './report.js';
 import { LOCATION_COLUMNS, inflateWhole, locationOf, storedLength, type Location, type LocationRow } from '../scaleout/blob-codec.js';
 import { readCompressedWhole } from '../scaleout/compressed-reads.js';
 import { ScaleoutCheckState, OBJECT_PAGE, LOOKUP_BATCH, EXAMPLES, type BlobRow, type ObjectGroup, chunks } from './scaleout-check-state.js';
+import { keyLookup } from '../scaleout/pg-digests.js';
+
+/** Index rows of the blobs of the digests in $1 (bytea[]). */
+export const BLOB_ROWS_SQL = `SELECT k.d AS digest, ${LOCATION_COLUMNS} FROM ${keyLookup('unnest($1::bytea[]) AS k(d)', 'blobs', 'b', LOCATION_COLUMNS)}`;
 
 export class ObjectChecks {
   constructor(
@@ -240,10 +244,7 @@ export class ObjectChecks {
     for (const d of digests) if (d.length === 32) keys.set(b3Hex(d), Buffer.from(d));
     const out = new Map<string, BlobRow>();
     for (const batch of chunks([...keys.values()], LOOKUP_BATCH)) {
-      const rows = await this.s.q<LocationRow & { digest: Buffer }>(
-        `SELECT b.digest, ${LOCATION_COLUMNS} FROM unnest($1::bytea[]) AS k(d) JOIN blobs b ON b.digest = k.d`,
-        [batch],
-      );
+      const rows = await this.s.q<LocationRow & { digest: Buffer }>(BLOB_ROWS_SQL, [batch]);
       for (const r of rows) {
         let loc: Location;
         try {

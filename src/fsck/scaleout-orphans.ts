@@ -8,6 +8,10 @@ import { storageError } from '../castore/errors.js';
 import { DigestSpill } from '../util/digest-spill.js';
 import { message } from './report.js';
 import { ScaleoutCheckState, LOOKUP_BATCH, DIGEST_PAGE, chunks, OBJECT_NAME } from './scaleout-check-state.js';
+import { keyLookup } from '../scaleout/pg-digests.js';
+
+/** Which of the objects in $1 (text[]) some blob row names. */
+export const INDEXED_OBJECTS_SQL = `SELECT k.o AS object FROM ${keyLookup('unnest($1::text[]) AS k(o)', 'blobs', 'b', '1', 'b.object = k.o')}`;
 
 export class ScaleoutOrphans {
   constructor(
@@ -40,9 +44,7 @@ export class ScaleoutOrphans {
       // Indexed since the index scan passed it: not an orphan.
       const indexed = new Set(
         (
-          await this.s.q<{ object: string }>('SELECT k.o AS object FROM unnest($1::text[]) AS k(o) WHERE EXISTS (SELECT 1 FROM blobs b WHERE b.object = k.o)', [
-            batch.map(([o]) => o),
-          ])
+          await this.s.q<{ object: string }>(INDEXED_OBJECTS_SQL, [batch.map(([o]) => o)])
         ).map((r) => r.object),
       );
       const retired = await this.retired(batch.map(([o]) => o));
