@@ -6,7 +6,7 @@
 // the table, whatever the planner knows of the table.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { digestRows, digestsParam } from '../../src/scaleout/pg-digests.js';
+import { digestLookup, digestsParam } from '../../src/scaleout/pg-digests.js';
 import { openPgIndex } from '../../src/scaleout/pg-index.js';
 import { parseS3Addr } from '../../src/scaleout/addr.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
@@ -47,7 +47,7 @@ describe('digests as one binary parameter', () => {
       const c = await db.transaction(async (tx) => {
         await tx.query('CREATE TEMP TABLE t (digest bytea PRIMARY KEY, n int) ON COMMIT DROP');
         await tx.query('INSERT INTO t SELECT d, ord::int FROM unnest($1::bytea[]) WITH ORDINALITY AS u(d, ord)', [present]);
-        const r = await tx.query<{ i: number; n: number }>(`SELECT k.i, t.n FROM ${digestRows(1)} JOIN t ON t.digest = k.d`, [digestsParam(keys)]);
+        const r = await tx.query<{ i: number; n: number }>(`SELECT k.i, t.n FROM ${digestLookup(1, 't', 't', 't.n')}`, [digestsParam(keys)]);
         return r.rows;
       });
       const expected = keys.flatMap((k, i) => {
