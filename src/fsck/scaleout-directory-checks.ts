@@ -6,10 +6,10 @@ import { showName } from '../castore/directory.js';
 import { examineDirectory, sizesOf, type ChildState } from './examine.js';
 import { ScaleoutCheckState, SIZE_CACHE_ENTRIES, LOOKUP_BATCH, chunks } from './scaleout-check-state.js';
 import type { ObjectChecks } from './scaleout-object-checks.js';
-import { keyLookup } from '../scaleout/pg-digests.js';
+import { digestArrayLookup } from '../scaleout/pg-digests.js';
 
 /** Directory rows of the digests in $1 (bytea[]). */
-export const DIRECTORY_ROWS_SQL = `SELECT k.d AS digest, t.data FROM ${keyLookup('unnest($1::bytea[]) AS k(d)', 'directories', 't', 't.data')}`;
+export const DIRECTORY_ROWS_SQL = `SELECT k.d AS digest, t.data FROM ${digestArrayLookup(1, 'directories', 't', 't.data')}`;
 
 export class ScaleoutDirectoryChecks {
   constructor(

@@ -8,10 +8,10 @@ import { message } from './report.js';
 import { LOCATION_COLUMNS, inflateWhole, locationOf, storedLength, type Location, type LocationRow } from '../scaleout/blob-codec.js';
 import { readCompressedWhole } from '../scaleout/compressed-reads.js';
 import { ScaleoutCheckState, OBJECT_PAGE, LOOKUP_BATCH, EXAMPLES, type BlobRow, type ObjectGroup, chunks } from './scaleout-check-state.js';
-import { keyLookup } from '../scaleout/pg-digests.js';
+import { digestArrayLookup } from '../scaleout/pg-digests.js';
 
 /** Index rows of the blobs of the digests in $1 (bytea[]). */
-export const BLOB_ROWS_SQL = `SELECT k.d AS digest, ${LOCATION_COLUMNS} FROM ${keyLookup('unnest($1::bytea[]) AS k(d)', 'blobs', 'b', LOCATION_COLUMNS)}`;
+export const BLOB_ROWS_SQL = `SELECT k.d AS digest, ${LOCATION_COLUMNS} FROM ${digestArrayLookup(1, 'blobs', 'b', LOCATION_COLUMNS)}`;
 
 export class ObjectChecks {
   constructor(

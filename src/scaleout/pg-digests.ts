@@ -46,3 +46,8 @@ export function keyLookup(keys: string, table: string, alias: string, columns: s
 export function digestLookup(n: number, table: string, alias: string, columns: string): string {
   return keyLookup(digestRows(n), table, alias, columns);
 }
+
+/** keyLookup of the digests in parameter `$n` given as a `bytea[]`, as `k(d)`. */
+export function digestArrayLookup(n: number, table: string, alias: string, columns: string): string {
+  return keyLookup(`unnest($${n}::bytea[]) AS k(d)`, table, alias, columns);
+}

@@ -3,7 +3,7 @@
 // collection (a killed collector's session ends, and its lock with it).
 import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
-import { keyLookup } from './pg-digests.js';
+import { digestArrayLookup } from './pg-digests.js';
 import { LOCATION_COLUMNS, locationOf, type Location, type LocationRow } from './blob-codec.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
@@ -12,9 +12,9 @@ import { DELETED_KEEP_COLLECTIONS, DELETED_KEEP_MS } from '../castore/disk/gc-fe
 /** The collectors' advisory lock: ('nixc', 'gc'), apart from the schema's. */
 export const GC_LOCK = [0x6e697863, 0x6763] as const;
 const PAGE = 1000;
-/** Bytes per object (as stored) of the blob rows the digests in $1 (bytea[]) name. */
-export const BYTES_BY_OBJECT_SQL = `SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM ${keyLookup('unnest($1::bytea[]) AS k(d)', 'blobs', 'b', 'b.object, b.stored, b.length')} GROUP BY b.object`;
 const BATCH = 1000;
+/** Bytes per object (as stored) of the blob rows the digests in $1 (bytea[]) name. */
+export const BYTES_BY_OBJECT_SQL = `SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM ${digestArrayLookup(1, 'blobs', 'b', 'b.object, b.stored, b.length')} GROUP BY b.object`;
 
 /** Whether a collector holds the lock (a phase left by a killed one is stale). */
 export const GC_LOCK_HELD = `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = ${GC_LOCK[0]} AND objid = ${GC_LOCK[1]} AND objsubid = 2 AND granted)`;
