@@ -4,7 +4,7 @@
 // Usage: node dist/bench/cpu-copy.js daemon|file|floor PATH...
 // CPU_PROF_DIR=DIR also writes --cpu-prof profiles of both processes there.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
@@ -12,6 +12,7 @@ import { runCopyJson } from './run-copy.js';
 import { fileAddr } from '../src/addr/parse.js';
 import { peakRssMiB } from './util.js';
 import { onePass } from './floor.js';
+import { threadCpu, showThreads } from './thread-cpu.js';
 
 function processCpu(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -26,39 +27,6 @@ function profArgs(name: string): string[] {
   return dir ? [...extra, '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${process.pid}-${Date.now()}.cpuprofile`] : extra;
 }
 
-/** CPU seconds per thread of a process, by thread name, kept up to date by polling (threads that end keep their last figure). */
-function threadCpu(pid: number): { stop(): Map<string, number> } {
-  const last = new Map<string, { name: string; cpu: number }>();
-  const poll = (): void => {
-    try {
-      for (const tid of readdirSync(`/proc/${pid}/task`)) {
-        try {
-          const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-          const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          last.set(tid, { name, cpu: (Number(f[11]) + Number(f[12])) / 100 });
-        } catch {
-          // the thread ended meanwhile
-        }
-      }
-    } catch {
-      // the process ended
-    }
-  };
-  poll();
-  const timer = setInterval(poll, 100);
-  return {
-    stop() {
-      poll();
-      clearInterval(timer);
-      const byThread = new Map<string, number>();
-      for (const [tid, t] of last) byThread.set(tid === String(pid) ? 'main' : `${t.name}:${tid}`, t.cpu);
-      return byThread;
-    },
-  };
-}
-
-const showThreads = (m: Map<string, number>): string => [...m].sort((a, b) => b[1] - a[1]).filter(([, c]) => c >= 0.05).map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ');
 
 async function runCopy(args: string[]): Promise<{ seconds: number; user: number; system: number; rss: number; sent: number }> {
   let threads: ReturnType<typeof threadCpu> | undefined;

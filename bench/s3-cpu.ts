@@ -15,6 +15,7 @@ import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { nixEnv } from '../test/helpers/nix.js';
 import { runCopyJson } from './run-copy.js';
+import { threadCpu, showThreads } from './thread-cpu.js';
 
 /** utime + stime (+ reaped children's, for PostgreSQL's exited backends) in seconds. */
 function cpuOf(pid: number, withChildren = false): number {
@@ -69,9 +70,17 @@ async function freshStore(): Promise<string> {
   return `s3://${name}/store?endpoint=${encodeURIComponent(endpoint)}&region=us-east-1&index=${encodeURIComponent(db)}${process.env.STORE_QUERY ? `&${process.env.STORE_QUERY}` : ''}`;
 }
 
-function copy(addr: string, paths: string[]) {
+async function copy(addr: string, paths: string[]) {
   const dir = process.env.CPU_PROF_DIR;
-  return runCopyJson(['--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, nodeArgs: [...(process.env.COPY_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])] });
+  let threads: ReturnType<typeof threadCpu> | undefined;
+  try {
+    const nodeArgs = [...(process.env.COPY_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+    const r = await runCopyJson(['--store', addr, ...paths], { env: { ...nixEnv(), ...process.env }, nodeArgs, onSpawn: (child) => (threads = threadCpu(child.pid!)) });
+    if (process.env.THREADS) console.log(`  copy threads: ${showThreads(threads!.stop())}`);
+    return r;
+  } finally {
+    threads?.stop();
+  }
 }
 
 const paths = process.argv.slice(2);

@@ -51,3 +51,19 @@ export function digestLookup(n: number, table: string, alias: string, columns: s
 export function digestArrayLookup(n: number, table: string, alias: string, columns: string): string {
   return keyLookup(`unnest($${n}::bytea[]) AS k(d)`, table, alias, columns);
 }
+
+/**
+ * SQL deleting the rows of `table` whose digest is in `$n`, a `bytea[]`
+ * sorted ascending, locked in that order first (as recorded reads lock
+ * them: pg-reads.ts), so the two never deadlock. `DELETE … WHERE digest IN
+ * (SELECT … = ANY($n) ORDER BY digest FOR UPDATE)` was planned as a scan
+ * of the whole table for the subquery and another for the join: two scans
+ * per batch of 1,000, quadratic in a large store's collection. Here each
+ * key probes the primary key in array order (a nested loop over the array,
+ * as keyLookup), and the rows found are deleted by their tuple ids, which
+ * the lock holds still until the statement ends.
+ */
+export function deleteByDigests(n: number, table: string, returning = ''): string {
+  const locked = `unnest($${n}::bytea[]) AS k(d) CROSS JOIN LATERAL (SELECT r.ctid FROM ${table} r WHERE r.digest = k.d LIMIT 1 FOR UPDATE) AS r`;
+  return `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT r.ctid FROM ${locked}))${returning ? ` RETURNING ${returning}` : ''}`;
+}

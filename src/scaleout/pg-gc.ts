@@ -3,7 +3,7 @@
 // collection (a killed collector's session ends, and its lock with it).
 import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
-import { digestArrayLookup } from './pg-digests.js';
+import { deleteByDigests, digestArrayLookup } from './pg-digests.js';
 import { LOCATION_COLUMNS, locationOf, type Location, type LocationRow } from './blob-codec.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
@@ -14,6 +14,12 @@ export const GC_LOCK = [0x6e697863, 0x6763] as const;
 const PAGE = 1000;
 const BATCH = 1000;
 /** Bytes per object (as stored) of the blob rows the digests in $1 (bytea[]) name. */
+/** Deletes the PathInfo rows of the sorted digests in $1 and records them in gc_deleted (deletePathInfos). */
+export const DELETE_PATHINFOS_SQL = `WITH gone AS (${deleteByDigests(1, 'pathinfos', 'digest')})
+  INSERT INTO gc_deleted (digest, epoch) SELECT digest, (SELECT epoch FROM gc_state WHERE id = 1) FROM gone
+  ON CONFLICT (digest) DO UPDATE SET epoch = EXCLUDED.epoch, deleted_at = now()`;
+/** Deletes the rows of the sorted digests in $1 (deleteRows). */
+export const DELETE_ROWS_SQL = { directories: deleteByDigests(1, 'directories'), blobs: deleteByDigests(1, 'blobs') };
 export const BYTES_BY_OBJECT_SQL = `SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM ${digestArrayLookup(1, 'blobs', 'b', 'b.object, b.stored, b.length')} GROUP BY b.object`;
 
 /** Whether a collector holds the lock (a phase left by a killed one is stale). */
@@ -163,14 +169,7 @@ export class PgGc {
     let n = 0;
     for (let i = 0; i < sorted.length; i += BATCH) {
       n += (
-        await this.c.query(
-          `WITH gone AS (
-             DELETE FROM pathinfos WHERE digest IN (SELECT digest FROM pathinfos WHERE digest = ANY($1::bytea[]) ORDER BY digest FOR UPDATE) RETURNING digest
-           )
-           INSERT INTO gc_deleted (digest, epoch) SELECT digest, (SELECT epoch FROM gc_state WHERE id = 1) FROM gone
-           ON CONFLICT (digest) DO UPDATE SET epoch = EXCLUDED.epoch, deleted_at = now()`,
-          [sorted.slice(i, i + BATCH)],
-        )
+        await this.c.query(DELETE_PATHINFOS_SQL, [sorted.slice(i, i + BATCH)])
       ).rowCount ?? 0;
     }
     return n;
@@ -182,10 +181,7 @@ export class PgGc {
     let n = 0;
     for (let i = 0; i < sorted.length; i += BATCH) {
       n += (
-        await this.c.query(
-          `DELETE FROM ${table} WHERE digest IN (SELECT digest FROM ${table} WHERE digest = ANY($1::bytea[]) ORDER BY digest FOR UPDATE)`,
-          [sorted.slice(i, i + BATCH)],
-        )
+        await this.c.query(DELETE_ROWS_SQL[table], [sorted.slice(i, i + BATCH)])
       ).rowCount ?? 0;
     }
     return n;

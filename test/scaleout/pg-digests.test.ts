@@ -15,7 +15,7 @@ import { blake3 } from '../../src/castore/digest.js';
 import { LOCATIONS_SQL, S3BlobService, SIZES_SQL } from '../../src/scaleout/s3-blob-service.js';
 import { PRESENT_SQL } from '../../src/scaleout/packer.js';
 import { ENCODINGS_SQL } from '../../src/scaleout/pg-directory-service.js';
-import { BYTES_BY_OBJECT_SQL } from '../../src/scaleout/pg-gc.js';
+import { BYTES_BY_OBJECT_SQL, DELETE_PATHINFOS_SQL, DELETE_ROWS_SQL } from '../../src/scaleout/pg-gc.js';
 import { DIRECTORY_ROWS_SQL } from '../../src/fsck/scaleout-directory-checks.js';
 import { BLOB_ROWS_SQL } from '../../src/fsck/scaleout-object-checks.js';
 import { INDEXED_OBJECTS_SQL } from '../../src/fsck/scaleout-orphans.js';
@@ -89,21 +89,28 @@ describe('digests as one binary parameter', () => {
       const rows = 30_000;
       await db.query(`INSERT INTO blobs (digest, object, "offset", length) SELECT sha256(int4send(g)), 'packs/' || (g / 50), g, 10 FROM generate_series(1, ${rows}) AS g`);
       await db.query(`INSERT INTO directories (digest, data) SELECT sha256(int4send(g)), '\\x00'::bytea FROM generate_series(1, ${rows}) AS g`);
+      await db.query(`INSERT INTO pathinfos (digest, data) SELECT substring(sha256(int4send(g)) FROM 1 FOR 20), '\\x00'::bytea FROM generate_series(1, ${rows}) AS g`);
       const rng = new Rng(3);
       const keys = Array.from({ length: 600 }, () => rng.bytes(32));
       const objects = Array.from({ length: 600 }, (_, i) => `packs/${i}`);
+      const sorted = [...keys].sort(Buffer.compare);
       // The copy's and renderer's lookups take digests end to end; fsck's and gc's, arrays.
       const lookups: [string, string, unknown][] = [
         ...Object.entries({ LOCATIONS_SQL, SIZES_SQL, PRESENT_SQL, ENCODINGS_SQL }).map(([n, sql]): [string, string, unknown] => [n, sql, digestsParam(keys)]),
         ...Object.entries({ BYTES_BY_OBJECT_SQL, DIRECTORY_ROWS_SQL, BLOB_ROWS_SQL }).map(([n, sql]): [string, string, unknown] => [n, sql, keys]),
         ['INDEXED_OBJECTS_SQL', INDEXED_OBJECTS_SQL, objects],
+        // The collector's deletes, in batches of sorted digests.
+        ['DELETE_ROWS_SQL.blobs', DELETE_ROWS_SQL.blobs, sorted],
+        ['DELETE_ROWS_SQL.directories', DELETE_ROWS_SQL.directories, sorted],
+        ['DELETE_PATHINFOS_SQL', DELETE_PATHINFOS_SQL, sorted.map((k) => k.subarray(0, 20))],
       ];
       const scans = async (): Promise<string[]> => {
         const found: string[] = [];
         for (const [name, sql, param] of lookups) {
           const r = await db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${sql}`, [param]);
           const nodes = flatten(r.rows[0]['QUERY PLAN'][0].Plan);
-          for (const n of nodes) if (n['Relation Name'] && !/Index/.test(n['Node Type'])) found.push(`${name}: ${n['Node Type']} on ${n['Relation Name']}`);
+          // A delete's rows are found by their tuple ids (Tid Scan), which an index probe gave.
+          for (const n of nodes) if (n['Relation Name'] && !/Index|^ModifyTable$|^Tid Scan$/.test(n['Node Type'])) found.push(`${name}: ${n['Node Type']} on ${n['Relation Name']}`);
           if (!nodes.some((n) => /Index/.test(n['Node Type']))) found.push(`${name}: no index`);
         }
         return found;
@@ -111,6 +118,7 @@ describe('digests as one binary parameter', () => {
       assert.deepEqual(await scans(), [], 'before ANALYZE');
       await db.query('ANALYZE blobs');
       await db.query('ANALYZE directories');
+      await db.query('ANALYZE pathinfos');
       assert.deepEqual(await scans(), [], 'after ANALYZE');
       // And they answer as the join did: the stored ones, by position.
       const stored = await db.query<{ d: Buffer }>('SELECT sha256(int4send(g)) AS d FROM generate_series(1, 3) AS g');
@@ -121,6 +129,20 @@ describe('digests as one binary parameter', () => {
       assert.deepEqual(bytes.rows.map((r) => [r.object, Number(r.bytes)]), [['packs/0', 20]]);
       const indexed = await db.query<{ object: string }>(INDEXED_OBJECTS_SQL, [['packs/1', 'packs/none', 'packs/2']]);
       assert.deepEqual(indexed.rows.map((r) => r.object).sort(), ['packs/1', 'packs/2']);
+      // The deletes take exactly the stored rows of their keys (absent and repeated keys included), and record deleted PathInfos.
+      const doomed = [...mixed, stored.rows[0].d].sort(Buffer.compare);
+      await db.transaction(async (tx) => {
+        const count = async () => Number((await tx.query<{ n: string }>('SELECT count(*) AS n FROM blobs')).rows[0].n);
+        const before = await count();
+        assert.equal((await tx.query(DELETE_ROWS_SQL.blobs, [doomed])).rowCount, 2);
+        assert.equal((await tx.query(DELETE_ROWS_SQL.directories, [doomed])).rowCount, 2);
+        assert.equal((await tx.query(DELETE_PATHINFOS_SQL, [doomed.map((k) => k.subarray(0, 20))])).rowCount, 2);
+        const left = await tx.query<{ n: string }>('SELECT count(*) AS n FROM blobs WHERE digest = ANY($1::bytea[])', [stored.rows.map((r) => r.d)]);
+        assert.equal(Number(left.rows[0].n), 1);
+        const recorded = await tx.query<{ digest: Buffer }>('SELECT digest FROM gc_deleted ORDER BY digest');
+        assert.deepEqual(recorded.rows.map((r) => r.digest), [stored.rows[0].d, stored.rows[2].d].map((d) => d.subarray(0, 20)).sort(Buffer.compare));
+        assert.equal(await count(), before - 2);
+      });
     } finally {
       await db.release();
     }
