@@ -38,8 +38,18 @@ export function digestRows(n: number, alias = 'k'): string {
  * turned into that join (and stops at the first row where a key is not
  * unique, as an EXISTS would).
  */
-export function keyLookup(keys: string, table: string, alias: string, columns: string, on = `${alias}.digest = k.d`): string {
-  return `${keys} CROSS JOIN LATERAL (SELECT ${columns} FROM ${table} ${alias} WHERE ${on} LIMIT 1) AS ${alias}`;
+export function keyLookup(keys: string, table: string, alias: string, columns: string, on = `${alias}.digest = k.d`, lock = false): string {
+  return `${keys} CROSS JOIN LATERAL (SELECT ${columns} FROM ${table} ${alias} WHERE ${on} LIMIT 1${lock ? ' FOR UPDATE' : ''}) AS ${alias}`;
+}
+
+/**
+ * keyLookup whose rows are locked FOR UPDATE in the keys' order (a nested
+ * loop over them, as any lateral probe): with keys sorted, the collector's
+ * deletes and the recorded reads lock rows in the same order and so never
+ * deadlock. `r.ctid` names the row for the statement's own change.
+ */
+export function lockedLookup(keys: string, table: string, columns = 'r.ctid'): string {
+  return keyLookup(keys, table, 'r', columns, undefined, true);
 }
 
 /** keyLookup of the digests in parameter `$n` (digestsParam's), as `k(d, i)`. */
@@ -54,16 +64,14 @@ export function digestArrayLookup(n: number, table: string, alias: string, colum
 
 /**
  * SQL deleting the rows of `table` whose digest is in `$n`, a `bytea[]`
- * sorted ascending, locked in that order first (as recorded reads lock
- * them: pg-reads.ts), so the two never deadlock. `DELETE … WHERE digest IN
+ * sorted ascending, locked in that order first (lockedLookup). `DELETE … WHERE digest IN
  * (SELECT … = ANY($n) ORDER BY digest FOR UPDATE)` was planned as a scan
  * of the whole table for the subquery and another for the join: two scans
  * per batch of 1,000, quadratic in a large store's collection. Here each
- * key probes the primary key in array order (a nested loop over the array,
- * as keyLookup), and the rows found are deleted by their tuple ids, which
- * the lock holds still until the statement ends.
+ * key probes the primary key, and the rows found are deleted by their
+ * tuple ids, which the lock holds still until the statement ends.
  */
 export function deleteByDigests(n: number, table: string, returning = ''): string {
-  const locked = `unnest($${n}::bytea[]) AS k(d) CROSS JOIN LATERAL (SELECT r.ctid FROM ${table} r WHERE r.digest = k.d LIMIT 1 FOR UPDATE) AS r`;
+  const locked = lockedLookup(`unnest($${n}::bytea[]) AS k(d)`, table);
   return `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT r.ctid FROM ${locked}))${returning ? ` RETURNING ${returning}` : ''}`;
 }

@@ -19,6 +19,7 @@ import { BYTES_BY_OBJECT_SQL, DELETE_PATHINFOS_SQL, DELETE_ROWS_SQL } from '../.
 import { DIRECTORY_ROWS_SQL } from '../../src/fsck/scaleout-directory-checks.js';
 import { BLOB_ROWS_SQL } from '../../src/fsck/scaleout-object-checks.js';
 import { INDEXED_OBJECTS_SQL } from '../../src/fsck/scaleout-orphans.js';
+import { RECORD_READS_SQL } from '../../src/scaleout/pg-reads.js';
 import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { Rng } from '../helpers/seeded-random.js';
 
@@ -95,21 +96,23 @@ describe('digests as one binary parameter', () => {
       const objects = Array.from({ length: 600 }, (_, i) => `packs/${i}`);
       const sorted = [...keys].sort(Buffer.compare);
       // The copy's and renderer's lookups take digests end to end; fsck's and gc's, arrays.
-      const lookups: [string, string, unknown][] = [
-        ...Object.entries({ LOCATIONS_SQL, SIZES_SQL, PRESENT_SQL, ENCODINGS_SQL }).map(([n, sql]): [string, string, unknown] => [n, sql, digestsParam(keys)]),
-        ...Object.entries({ BYTES_BY_OBJECT_SQL, DIRECTORY_ROWS_SQL, BLOB_ROWS_SQL }).map(([n, sql]): [string, string, unknown] => [n, sql, keys]),
-        ['INDEXED_OBJECTS_SQL', INDEXED_OBJECTS_SQL, objects],
-        // The collector's deletes, in batches of sorted digests.
-        ['DELETE_ROWS_SQL.blobs', DELETE_ROWS_SQL.blobs, sorted],
-        ['DELETE_ROWS_SQL.directories', DELETE_ROWS_SQL.directories, sorted],
-        ['DELETE_PATHINFOS_SQL', DELETE_PATHINFOS_SQL, sorted.map((k) => k.subarray(0, 20))],
+      const paths = sorted.map((k) => k.subarray(0, 20));
+      const lookups: [string, string, unknown[]][] = [
+        ...Object.entries({ LOCATIONS_SQL, SIZES_SQL, PRESENT_SQL, ENCODINGS_SQL }).map(([n, sql]): [string, string, unknown[]] => [n, sql, [digestsParam(keys)]]),
+        ...Object.entries({ BYTES_BY_OBJECT_SQL, DIRECTORY_ROWS_SQL, BLOB_ROWS_SQL }).map(([n, sql]): [string, string, unknown[]] => [n, sql, [keys]]),
+        ['INDEXED_OBJECTS_SQL', INDEXED_OBJECTS_SQL, [objects]],
+        // The collector's deletes and the recorded reads, in batches of sorted digests.
+        ['DELETE_ROWS_SQL.blobs', DELETE_ROWS_SQL.blobs, [sorted]],
+        ['DELETE_ROWS_SQL.directories', DELETE_ROWS_SQL.directories, [sorted]],
+        ['DELETE_PATHINFOS_SQL', DELETE_PATHINFOS_SQL, [paths]],
+        ['RECORD_READS_SQL', RECORD_READS_SQL, [paths, paths.map(() => Date.now())]],
       ];
       const scans = async (): Promise<string[]> => {
         const found: string[] = [];
-        for (const [name, sql, param] of lookups) {
-          const r = await db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${sql}`, [param]);
+        for (const [name, sql, params] of lookups) {
+          const r = await db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
           const nodes = flatten(r.rows[0]['QUERY PLAN'][0].Plan);
-          // A delete's rows are found by their tuple ids (Tid Scan), which an index probe gave.
+          // A delete's or update's rows are found by their tuple ids (Tid Scan), which an index probe gave.
           for (const n of nodes) if (n['Relation Name'] && !/Index|^ModifyTable$|^Tid Scan$/.test(n['Node Type'])) found.push(`${name}: ${n['Node Type']} on ${n['Relation Name']}`);
           if (!nodes.some((n) => /Index/.test(n['Node Type']))) found.push(`${name}: no index`);
         }
@@ -142,7 +145,40 @@ describe('digests as one binary parameter', () => {
         const recorded = await tx.query<{ digest: Buffer }>('SELECT digest FROM gc_deleted ORDER BY digest');
         assert.deepEqual(recorded.rows.map((r) => r.digest), [stored.rows[0].d, stored.rows[2].d].map((d) => d.subarray(0, 20)).sort(Buffer.compare));
         assert.equal(await count(), before - 2);
+        // Reads set read_at, never back in time, for the paths still there.
+        const p = (g: number) => stored.rows[g].d.subarray(0, 20);
+        const readAt = async (g: number) => (await tx.query<{ t: Date | null }>('SELECT read_at AS t FROM pathinfos WHERE digest = $1', [p(g)])).rows[0].t?.getTime();
+        const sortedPaths = [p(1), doomed[0].subarray(0, 20)].sort(Buffer.compare);
+        assert.equal((await tx.query(RECORD_READS_SQL, [sortedPaths, [5_000_000, 5_000_000]])).rowCount, 1);
+        assert.equal(await readAt(1), 5_000_000);
+        assert.equal((await tx.query(RECORD_READS_SQL, [[p(1)], [4_000_000]])).rowCount, 0);
+        assert.equal(await readAt(1), 5_000_000);
+        assert.equal((await tx.query(RECORD_READS_SQL, [[p(1)], [6_000_000]])).rowCount, 1);
+        assert.equal(await readAt(1), 6_000_000);
       });
+    } finally {
+      await db.release();
+    }
+  });
+  it('recorded reads and the collector lock PathInfos in the same order: racing them never deadlocks', async () => {
+    // Locks taken in different orders by two statements deadlock, and
+    // PostgreSQL then aborts one (40P01): a read lost, or a collection failed.
+    const db = openPgIndex(parseS3Addr(where.addr).indexUrl);
+    try {
+      const n = 3000;
+      const rows = await db.query<{ d: Buffer }>(`SELECT substring(sha256(int4send(g)) FROM 1 FOR 20) AS d FROM generate_series(1, ${n}) AS g`);
+      const all = rows.rows.map((r) => r.d).sort(Buffer.compare);
+      const odd = all.filter((_, i) => i % 2 === 1);
+      const times = (ds: Buffer[], t: number) => ds.map(() => t);
+      for (let round = 0; round < 12; round++) {
+        await db.query(`INSERT INTO pathinfos (digest, data) SELECT d, '\\x00'::bytea FROM unnest($1::bytea[]) AS k(d) ON CONFLICT DO NOTHING`, [all]);
+        const [deleted] = await Promise.all([
+          db.query(DELETE_PATHINFOS_SQL, [all]),
+          db.query(RECORD_READS_SQL, [all, times(all, 1_000_000 + round)]),
+          db.query(RECORD_READS_SQL, [odd, times(odd, 2_000_000 + round)]),
+        ]);
+        assert.equal(deleted.rowCount, n, `round ${round}`);
+      }
     } finally {
       await db.release();
     }
