@@ -8,10 +8,10 @@ import { storageError } from '../castore/errors.js';
 import { DigestSpill } from '../util/digest-spill.js';
 import { message } from './report.js';
 import { ScaleoutCheckState, LOOKUP_BATCH, DIGEST_PAGE, chunks, OBJECT_NAME } from './scaleout-check-state.js';
-import { keyLookup } from '../scaleout/pg-digests.js';
+import { OBJECTS_NAMED_SQL } from '../scaleout/pg-gc.js';
 
-/** Which of the objects in $1 (text[]) some blob row names. */
-export const INDEXED_OBJECTS_SQL = `SELECT k.o AS object FROM ${keyLookup('unnest($1::text[]) AS k(o)', 'blobs', 'b', '1', 'b.object = k.o')}`;
+/** Which of the objects in $1 (text[]) some blob row names: the collector's question too. */
+export const INDEXED_OBJECTS_SQL = OBJECTS_NAMED_SQL;
 
 export class ScaleoutOrphans {
   constructor(

@@ -42,16 +42,6 @@ export function keyLookup(keys: string, table: string, alias: string, columns: s
   return `${keys} CROSS JOIN LATERAL (SELECT ${columns} FROM ${table} ${alias} WHERE ${on} LIMIT 1${lock ? ' FOR UPDATE' : ''}) AS ${alias}`;
 }
 
-/**
- * keyLookup whose rows are locked FOR UPDATE in the keys' order (a nested
- * loop over them, as any lateral probe): with keys sorted, the collector's
- * deletes and the recorded reads lock rows in the same order and so never
- * deadlock. `r.ctid` names the row for the statement's own change.
- */
-export function lockedLookup(keys: string, table: string, columns = 'r.ctid'): string {
-  return keyLookup(keys, table, 'r', columns, undefined, true);
-}
-
 /** keyLookup of the digests in parameter `$n` (digestsParam's), as `k(d, i)`. */
 export function digestLookup(n: number, table: string, alias: string, columns: string): string {
   return keyLookup(digestRows(n), table, alias, columns);
@@ -63,15 +53,38 @@ export function digestArrayLookup(n: number, table: string, alias: string, colum
 }
 
 /**
- * SQL deleting the rows of `table` whose digest is in `$n`, a `bytea[]`
- * sorted ascending, locked in that order first (lockedLookup). `DELETE … WHERE digest IN
- * (SELECT … = ANY($n) ORDER BY digest FOR UPDATE)` was planned as a scan
+ * keyLookup whose rows are locked FOR UPDATE in the keys' order (a nested
+ * loop over them, as any lateral probe): with keys sorted, the collector's
+ * deletes and the recorded reads lock rows in the same order and so never
+ * deadlock.
+ */
+export function lockedLookup(keys: string, table: string, columns: string, on = 'r.digest = k.d'): string {
+  return keyLookup(keys, table, 'r', columns, on, true);
+}
+
+/**
+ * SQL locking the rows of `table` whose digest is in `$n`, a `bytea[]`
+ * sorted ascending, in that order; returns their digests (`d`). A
+ * transaction locks first, then changes the rows in a statement of its
+ * own (deleteLocked, updates by `ctid`): its snapshot then sees the rows'
+ * latest versions, which nobody can change until it ends. In one statement,
+ * a row another transaction updated after the snapshot was locked in its
+ * new version but named by its old tuple id, and so silently not deleted
+ * (a race test of deletes against recorded reads lost half of them).
+ */
+export function lockByDigests(n: number, table: string): string {
+  return `SELECT k.d FROM ${lockedLookup(`unnest($${n}::bytea[]) AS k(d)`, table, '1')}`;
+}
+
+/**
+ * SQL deleting the rows of `table` whose digest is in `$n` and which this
+ * transaction has locked (lockByDigests). `DELETE … WHERE digest IN
+ * (SELECT … = ANY($1) ORDER BY digest FOR UPDATE)` was planned as a scan
  * of the whole table for the subquery and another for the join: two scans
  * per batch of 1,000, quadratic in a large store's collection. Here each
- * key probes the primary key, and the rows found are deleted by their
- * tuple ids, which the lock holds still until the statement ends.
+ * key probes the primary key and the rows found are deleted by tuple id.
  */
-export function deleteByDigests(n: number, table: string, returning = ''): string {
-  const locked = lockedLookup(`unnest($${n}::bytea[]) AS k(d)`, table);
-  return `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT r.ctid FROM ${locked}))${returning ? ` RETURNING ${returning}` : ''}`;
+export function deleteLocked(n: number, table: string, returning = ''): string {
+  const found = keyLookup(`unnest($${n}::bytea[]) AS k(d)`, table, 'r', 'r.ctid');
+  return `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT r.ctid FROM ${found}))${returning ? ` RETURNING ${returning}` : ''}`;
 }

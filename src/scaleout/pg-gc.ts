@@ -3,7 +3,7 @@
 // collection (a killed collector's session ends, and its lock with it).
 import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
-import { deleteByDigests, digestArrayLookup } from './pg-digests.js';
+import { deleteLocked, digestArrayLookup, keyLookup, lockByDigests, lockedLookup } from './pg-digests.js';
 import { LOCATION_COLUMNS, locationOf, type Location, type LocationRow } from './blob-codec.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
@@ -14,12 +14,23 @@ export const GC_LOCK = [0x6e697863, 0x6763] as const;
 const PAGE = 1000;
 const BATCH = 1000;
 /** Bytes per object (as stored) of the blob rows the digests in $1 (bytea[]) name. */
-/** Deletes the PathInfo rows of the sorted digests in $1 and records them in gc_deleted (deletePathInfos). */
-export const DELETE_PATHINFOS_SQL = `WITH gone AS (${deleteByDigests(1, 'pathinfos', 'digest')})
+/** Locks the rows of the sorted digests in $1, in that order (a delete's first statement). */
+export const LOCK_ROWS_SQL = { pathinfos: lockByDigests(1, 'pathinfos'), directories: lockByDigests(1, 'directories'), blobs: lockByDigests(1, 'blobs') };
+/** Deletes the locked PathInfo rows of the digests in $1 and records them in gc_deleted (deletePathInfos). */
+export const DELETE_PATHINFOS_SQL = `WITH gone AS (${deleteLocked(1, 'pathinfos', 'digest')})
   INSERT INTO gc_deleted (digest, epoch) SELECT digest, (SELECT epoch FROM gc_state WHERE id = 1) FROM gone
   ON CONFLICT (digest) DO UPDATE SET epoch = EXCLUDED.epoch, deleted_at = now()`;
-/** Deletes the rows of the sorted digests in $1 (deleteRows). */
-export const DELETE_ROWS_SQL = { directories: deleteByDigests(1, 'directories'), blobs: deleteByDigests(1, 'blobs') };
+/** Deletes the locked rows of the digests in $1 (deleteRows). */
+export const DELETE_ROWS_SQL = { directories: deleteLocked(1, 'directories'), blobs: deleteLocked(1, 'blobs') };
+/** Of the objects in $1, those some blob row names (one probe of blobs_object each). */
+export const OBJECTS_NAMED_SQL = `SELECT k.o AS object FROM ${keyLookup('unnest($1::text[]) AS k(o)', 'blobs', 'b', '1', 'b.object = k.o')}`;
+/** For each object in $1 some blob row names, the bytes its rows cover (an aggregate per object over its own rows, found by blobs_object). */
+export const LIVE_BYTES_SQL = `SELECT k.o AS object, l.live FROM unnest($1::text[]) AS k(o)
+  CROSS JOIN LATERAL (SELECT sum(coalesce(b.stored, b.length)) AS live FROM blobs b WHERE b.object = k.o) AS l WHERE l.live IS NOT NULL`;
+/** Points the rows ($2 sorted digests, $3 their old objects, $4 new offsets), locked by LOCK_ROWS_SQL.blobs, at object $1; each found by its key, updated by tuple id. */
+export const MOVE_PACKED_SQL = `UPDATE blobs b SET object = $1, "offset" = u.o
+  FROM (SELECT r.ctid AS c, k.o FROM ${keyLookup('unnest($2::bytea[], $3::text[], $4::bigint[]) AS k(d, f, o)', 'blobs', 'r', 'r.ctid', 'r.digest = k.d AND r.object = k.f')}) AS u
+  WHERE b.ctid = u.c`;
 export const BYTES_BY_OBJECT_SQL = `SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM ${digestArrayLookup(1, 'blobs', 'b', 'b.object, b.stored, b.length')} GROUP BY b.object`;
 
 /** Whether a collector holds the lock (a phase left by a killed one is stale). */
@@ -169,7 +180,7 @@ export class PgGc {
     let n = 0;
     for (let i = 0; i < sorted.length; i += BATCH) {
       n += (
-        await this.c.query(DELETE_PATHINFOS_SQL, [sorted.slice(i, i + BATCH)])
+        await this.lockedChange('pathinfos', sorted.slice(i, i + BATCH), (locked) => this.c.query(DELETE_PATHINFOS_SQL, [locked]))
       ).rowCount ?? 0;
     }
     return n;
@@ -181,20 +192,31 @@ export class PgGc {
     let n = 0;
     for (let i = 0; i < sorted.length; i += BATCH) {
       n += (
-        await this.c.query(DELETE_ROWS_SQL[table], [sorted.slice(i, i + BATCH)])
+        await this.lockedChange(table, sorted.slice(i, i + BATCH), (locked) => this.c.query(DELETE_ROWS_SQL[table], [locked]))
       ).rowCount ?? 0;
     }
     return n;
+  }
+
+  /** In one transaction: locks the rows of `sorted` digests in order, then `change`s those found (lockByDigests). */
+  private async lockedChange(table: keyof typeof LOCK_ROWS_SQL, sorted: Buffer[], change: (locked: Buffer[]) => Promise<pg.QueryResult>): Promise<pg.QueryResult | { rowCount: 0 }> {
+    await this.c.query('BEGIN');
+    try {
+      const locked = (await this.c.query<{ d: Buffer }>(LOCK_ROWS_SQL[table], [sorted])).rows.map((r) => r.d);
+      const r = locked.length ? await change(locked) : { rowCount: 0 as const };
+      await this.c.query('COMMIT');
+      return r;
+    } catch (err) {
+      await this.c.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
   }
 
   /** For each of `objects` some blob row names: how many of its bytes its rows cover (compressed: as stored). */
   async liveBytes(objects: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (let i = 0; i < objects.length; i += BATCH) {
-      const r = await this.c.query<{ object: string; live: string }>(
-        'SELECT object, sum(coalesce(stored, length)) AS live FROM blobs WHERE object = ANY($1::text[]) GROUP BY object',
-        [objects.slice(i, i + BATCH)],
-      );
+      const r = await this.c.query<{ object: string; live: string }>(LIVE_BYTES_SQL, [objects.slice(i, i + BATCH)]);
       for (const row of r.rows) out.set(row.object, Number(row.live));
     }
     return out;
@@ -227,11 +249,10 @@ export class PgGc {
   async movePacked(to: string, moved: { digest: Buffer; from: string; offset: number }[], retired: string[]): Promise<number> {
     await this.c.query('BEGIN');
     try {
-      const r = await this.c.query(
-        `UPDATE blobs b SET object = $1, "offset" = k.o FROM unnest($2::bytea[], $3::text[], $4::bigint[]) AS k(d, f, o)
-          WHERE b.digest = k.d AND b.object = k.f`,
-        [to, moved.map((m) => m.digest), moved.map((m) => m.from), moved.map((m) => m.offset)],
-      );
+      // Locked in digest order, as every other writer locks rows, then moved (lockByDigests).
+      const sorted = [...moved].sort((a, b) => Buffer.compare(a.digest, b.digest));
+      await this.c.query(LOCK_ROWS_SQL.blobs, [sorted.map((m) => m.digest)]);
+      const r = await this.c.query(MOVE_PACKED_SQL, [to, sorted.map((m) => m.digest), sorted.map((m) => m.from), sorted.map((m) => m.offset)]);
       await this.c.query('INSERT INTO gc_retired (object) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [retired]);
       await this.c.query('COMMIT');
       return r.rowCount ?? 0;
@@ -255,10 +276,8 @@ export class PgGc {
   async referenced(objects: string[]): Promise<Set<string>> {
     const out = new Set<string>();
     for (let i = 0; i < objects.length; i += BATCH) {
-      const r = await this.c.query<{ o: string }>('SELECT k.o FROM unnest($1::text[]) AS k(o) WHERE EXISTS (SELECT 1 FROM blobs b WHERE b.object = k.o)', [
-        objects.slice(i, i + BATCH),
-      ]);
-      for (const row of r.rows) out.add(row.o);
+      const r = await this.c.query<{ object: string }>(OBJECTS_NAMED_SQL, [objects.slice(i, i + BATCH)]);
+      for (const row of r.rows) out.add(row.object);
     }
     return out;
   }

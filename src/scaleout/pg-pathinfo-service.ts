@@ -6,10 +6,13 @@ import type { Castore } from '../store/render-nar.js';
 import { openPgIndex, type PgIndex } from './pg-index.js';
 import { fenceEpoch, fencedSave } from './pg-gc-fence.js';
 import { pgReadSink } from './pg-reads.js';
+import { digestArrayLookup } from './pg-digests.js';
 import { ReadRecorder } from '../store/read-recorder.js';
 
 const PAGE = 500;
 const STATS_PAGE = 5000;
+/** The PathInfos of the digests in $1 (stats: those whose NAR size is not known yet), each by a probe of the primary key. */
+export const PATHINFOS_BY_DIGEST_SQL = `SELECT k.d AS digest, p.data FROM ${digestArrayLookup(1, 'pathinfos', 'p', 'p.data')}`;
 
 export class PgPathInfoService extends LocalPathInfoService {
   private readonly db: PgIndex;
@@ -58,7 +61,7 @@ export class PgPathInfoService extends LocalPathInfoService {
         else now.set(digest.toString('hex'), size);
       }
       if (unknown.length) {
-        const d = await this.db.query<{ digest: Buffer; data: Buffer }>('SELECT digest, data FROM pathinfos WHERE digest = ANY($1::bytea[])', [unknown]);
+        const d = await this.db.query<{ digest: Buffer; data: Buffer }>(PATHINFOS_BY_DIGEST_SQL, [unknown]);
         for (const row of d.rows) now.set(row.digest.toString('hex'), PathInfoCodec.decode(row.data).narinfo?.narSize ?? 0);
       }
       if (r.rows.length < STATS_PAGE) break;
