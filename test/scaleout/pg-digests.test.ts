@@ -2,8 +2,10 @@
 // against the real server, every key of a batch larger than a thousand is
 // answered at its own position, duplicates and absent keys included, and
 // the blob index's lookups (locations and sizes) find what a store holds,
-// and every lookup by digests probes the primary key instead of scanning
-// the table, whatever the planner knows of the table.
+// and every lookup by digests (and every delete or update by digests: the
+// collector's, the recorded reads') probes the primary key instead of
+// scanning the table, whatever the planner knows of the table; the
+// collector's deletes and recorded reads race without deadlock or loss.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { digestLookup, digestsParam } from '../../src/scaleout/pg-digests.js';
@@ -177,6 +179,7 @@ describe('digests as one binary parameter', () => {
       await db.release();
     }
   });
+
   it('recorded reads and the collector lock PathInfos in the same order: racing them never deadlocks, and every doomed row goes', async () => {
     // Locks taken in different orders by two statements deadlock, and
     // PostgreSQL then aborts one (40P01): a read lost, or a collection
