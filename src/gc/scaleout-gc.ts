@@ -20,6 +20,7 @@
 import { openPgIndex } from '../scaleout/pg-index.js';
 import { parseS3Addr } from '../scaleout/addr.js';
 import { PgGc } from '../scaleout/pg-gc.js';
+import { digestArrayLookup } from '../scaleout/pg-digests.js';
 import { PgDirectoryService } from '../scaleout/pg-directory-service.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
 import { abortStaleUploads, listObjects, type StoredObject } from '../scaleout/s3-gc.js';
@@ -192,12 +193,15 @@ async function sweepObjects(gc: PgGc, s3: S3Objects, old: StoredObject[], graceM
   return n;
 }
 
+/** Which of the paths in $1 the store holds (a pin of a large closure names thousands: probes, not a scan). */
+export const PINNED_PRESENT_SQL = `SELECT k.d AS digest FROM ${digestArrayLookup(1, 'pathinfos', 'p', '1')}`;
+
 /** Pins of a scale-out store, in PostgreSQL. */
 export async function scaleoutPins(addr: string) {
   const db = openPgIndex(parseS3Addr(addr).indexUrl);
   return {
     present: async (digests: Buffer[]) =>
-      new Set((await db.query<{ digest: Buffer }>('SELECT digest FROM pathinfos WHERE digest = ANY($1::bytea[])', [digests])).rows.map((r) => r.digest.toString('hex'))),
+      new Set((await db.query<{ digest: Buffer }>(PINNED_PRESENT_SQL, [digests])).rows.map((r) => r.digest.toString('hex'))),
     set: async (name: string, paths: string[]) => {
       await db.query('INSERT INTO gc_pins (name, paths) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET paths = EXCLUDED.paths', [name, paths]);
     },

@@ -23,6 +23,8 @@ import { BLOB_ROWS_SQL } from '../../src/fsck/scaleout-object-checks.js';
 import { INDEXED_OBJECTS_SQL } from '../../src/fsck/scaleout-orphans.js';
 import { LOCK_READS_SQL, RECORD_READS_SQL, pgReadSink } from '../../src/scaleout/pg-reads.js';
 import { PATHINFOS_BY_DIGEST_SQL } from '../../src/scaleout/pg-pathinfo-service.js';
+import { COLLECTED_REFERENCE_SQL } from '../../src/scaleout/pg-gc-fence.js';
+import { PINNED_PRESENT_SQL } from '../../src/gc/scaleout-gc.js';
 import { freshScaleoutAddr, type ScaleoutAddr } from '../helpers/scaleout.js';
 import { Rng } from '../helpers/seeded-random.js';
 
@@ -94,6 +96,7 @@ describe('digests as one binary parameter', () => {
       await db.query(`INSERT INTO blobs (digest, object, "offset", length) SELECT sha256(int4send(g)), 'packs/' || (g / 50), g, 10 FROM generate_series(1, ${rows}) AS g`);
       await db.query(`INSERT INTO directories (digest, data) SELECT sha256(int4send(g)), '\\x00'::bytea FROM generate_series(1, ${rows}) AS g`);
       await db.query(`INSERT INTO pathinfos (digest, data) SELECT substring(sha256(int4send(g)) FROM 1 FOR 20), '\\x00'::bytea FROM generate_series(1, ${rows}) AS g`);
+      await db.query(`INSERT INTO gc_deleted (digest, epoch) SELECT substring(sha256(int4send(g)) FROM 1 FOR 20), 1 FROM generate_series(${rows} + 1, 2 * ${rows}) AS g`);
       const rng = new Rng(3);
       const keys = Array.from({ length: 600 }, () => rng.bytes(32));
       const objects = Array.from({ length: 600 }, (_, i) => `packs/${i}`);
@@ -113,6 +116,9 @@ describe('digests as one binary parameter', () => {
         ['RECORD_READS_SQL', RECORD_READS_SQL, [paths, paths.map(() => Date.now())]],
         ['LIVE_BYTES_SQL', LIVE_BYTES_SQL, [objects]],
         ['PATHINFOS_BY_DIGEST_SQL', PATHINFOS_BY_DIGEST_SQL, [paths]],
+        ['PINNED_PRESENT_SQL', PINNED_PRESENT_SQL, [paths]],
+        // A PathInfo Put's fence check, for a path of 600 references.
+        ['COLLECTED_REFERENCE_SQL', COLLECTED_REFERENCE_SQL, [paths]],
         ['MOVE_PACKED_SQL', MOVE_PACKED_SQL, ['packs/new', sorted, objects, objects.map((_, i) => i)]],
       ];
       const scans = async (): Promise<string[]> => {
@@ -131,6 +137,7 @@ describe('digests as one binary parameter', () => {
       await db.query('ANALYZE blobs');
       await db.query('ANALYZE directories');
       await db.query('ANALYZE pathinfos');
+      await db.query('ANALYZE gc_deleted');
       assert.deepEqual(await scans(), [], 'after ANALYZE');
       // And they answer as the join did: the stored ones, by position.
       const stored = await db.query<{ d: Buffer }>('SELECT sha256(int4send(g)) AS d FROM generate_series(1, 3) AS g');
@@ -143,6 +150,16 @@ describe('digests as one binary parameter', () => {
       assert.deepEqual(indexed.rows.map((r) => r.object).sort(), ['packs/1', 'packs/2']);
       const live = await db.query<{ object: string; live: string }>(LIVE_BYTES_SQL, [['packs/1', 'packs/none', 'packs/2']]);
       assert.deepEqual(live.rows.map((r) => [r.object, Number(r.live)]).sort(), [['packs/1', 500], ['packs/2', 500]]);
+      // The fence names a reference a collection deleted and no PathInfo holds again; pins see the paths held.
+      const held = (g: number) => stored.rows[g].d.subarray(0, 20);
+      const deleted = (await db.query<{ d: Buffer }>(`SELECT substring(sha256(int4send(${rows} + 5)) FROM 1 FOR 20) AS d`)).rows[0].d;
+      const fence = async (refs: Buffer[]) => (await db.query<{ digest: Buffer }>(COLLECTED_REFERENCE_SQL, [refs])).rows.map((r) => r.digest);
+      assert.deepEqual(await fence([held(0), keys[0].subarray(0, 20), deleted]), [deleted]);
+      assert.deepEqual(await fence([held(0), keys[0].subarray(0, 20)]), []);
+      await db.query(`INSERT INTO gc_deleted (digest, epoch) VALUES ($1, 1)`, [held(1)]); // deleted once, then put again
+      assert.deepEqual(await fence([held(1)]), []);
+      const pinned = await db.query<{ digest: Buffer }>(PINNED_PRESENT_SQL, [[held(2), deleted, held(0)]]);
+      assert.deepEqual(pinned.rows.map((r) => r.digest), [held(2), held(0)]);
       // The deletes take exactly the stored rows of their keys (absent and repeated keys included), and record deleted PathInfos.
       const doomed = [...mixed, stored.rows[0].d].sort(Buffer.compare);
       await db.transaction(async (tx) => {
@@ -153,7 +170,7 @@ describe('digests as one binary parameter', () => {
         assert.equal((await tx.query(DELETE_PATHINFOS_SQL, [doomed.map((k) => k.subarray(0, 20))])).rowCount, 2);
         const left = await tx.query<{ n: string }>('SELECT count(*) AS n FROM blobs WHERE digest = ANY($1::bytea[])', [stored.rows.map((r) => r.d)]);
         assert.equal(Number(left.rows[0].n), 1);
-        const recorded = await tx.query<{ digest: Buffer }>('SELECT digest FROM gc_deleted ORDER BY digest');
+        const recorded = await tx.query<{ digest: Buffer }>('SELECT digest FROM gc_deleted WHERE deleted_at = now() ORDER BY digest'); // in this transaction
         assert.deepEqual(recorded.rows.map((r) => r.digest), [stored.rows[0].d, stored.rows[2].d].map((d) => d.subarray(0, 20)).sort(Buffer.compare));
         assert.equal(await count(), before - 2);
         // A rewrite moves the rows named with their old object, and only those.
