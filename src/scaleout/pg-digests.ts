@@ -47,33 +47,28 @@ export function digestLookup(n: number, table: string, alias: string, columns: s
   return keyLookup(digestRows(n), table, alias, columns);
 }
 
+/** The digests in parameter `$n`, a `bytea[]`, as the FROM item `k(d)`. */
+const arrayKeys = (n: number): string => `unnest($${n}::bytea[]) AS k(d)`;
+
 /** keyLookup of the digests in parameter `$n` given as a `bytea[]`, as `k(d)`. */
 export function digestArrayLookup(n: number, table: string, alias: string, columns: string): string {
-  return keyLookup(`unnest($${n}::bytea[]) AS k(d)`, table, alias, columns);
-}
-
-/**
- * keyLookup whose rows are locked FOR UPDATE in the keys' order (a nested
- * loop over them, as any lateral probe): with keys sorted, the collector's
- * deletes and the recorded reads lock rows in the same order and so never
- * deadlock.
- */
-export function lockedLookup(keys: string, table: string, columns: string, on = 'r.digest = k.d'): string {
-  return keyLookup(keys, table, 'r', columns, on, true);
+  return keyLookup(arrayKeys(n), table, alias, columns);
 }
 
 /**
  * SQL locking the rows of `table` whose digest is in `$n`, a `bytea[]`
- * sorted ascending, in that order; returns their digests (`d`). A
- * transaction locks first, then changes the rows in a statement of its
- * own (deleteLocked, updates by `ctid`): its snapshot then sees the rows'
- * latest versions, which nobody can change until it ends. In one statement,
- * a row another transaction updated after the snapshot was locked in its
- * new version but named by its old tuple id, and so silently not deleted
- * (a race test of deletes against recorded reads lost half of them).
+ * sorted ascending, FOR UPDATE in that order (a nested loop over the keys,
+ * as any lateral probe), so the collector's deletes and the recorded reads
+ * never deadlock; returns their digests (`d`). A transaction locks first,
+ * then changes the rows in a statement of its own (deleteLocked, updates
+ * by `ctid`): its snapshot then sees the rows' latest versions, which
+ * nobody can change until it ends. In one statement, a row another
+ * transaction updated after the snapshot was locked in its new version
+ * but named by its old tuple id, and so silently not deleted (a race test
+ * of deletes against recorded reads lost half of them).
  */
 export function lockByDigests(n: number, table: string): string {
-  return `SELECT k.d FROM ${lockedLookup(`unnest($${n}::bytea[]) AS k(d)`, table, '1')}`;
+  return `SELECT k.d FROM ${keyLookup(arrayKeys(n), table, 'r', '1', undefined, true)}`;
 }
 
 /**
@@ -85,6 +80,5 @@ export function lockByDigests(n: number, table: string): string {
  * key probes the primary key and the rows found are deleted by tuple id.
  */
 export function deleteLocked(n: number, table: string, returning = ''): string {
-  const found = keyLookup(`unnest($${n}::bytea[]) AS k(d)`, table, 'r', 'r.ctid');
-  return `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT r.ctid FROM ${found}))${returning ? ` RETURNING ${returning}` : ''}`;
+  return `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT r.ctid FROM ${digestArrayLookup(n, table, 'r', 'r.ctid')}))${returning ? ` RETURNING ${returning}` : ''}`;
 }

@@ -3,7 +3,7 @@
 // collection (a killed collector's session ends, and its lock with it).
 import type pg from 'pg';
 import { openPgIndex } from './pg-index.js';
-import { deleteLocked, digestArrayLookup, keyLookup, lockByDigests, lockedLookup } from './pg-digests.js';
+import { deleteLocked, digestArrayLookup, keyLookup, lockByDigests } from './pg-digests.js';
 import { LOCATION_COLUMNS, locationOf, type Location, type LocationRow } from './blob-codec.js';
 import { PathInfoCodec, type PathInfo } from '../store/messages.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
@@ -14,6 +14,7 @@ export const GC_LOCK = [0x6e697863, 0x6763] as const;
 const PAGE = 1000;
 const BATCH = 1000;
 /** Bytes per object (as stored) of the blob rows the digests in $1 (bytea[]) name. */
+export const BYTES_BY_OBJECT_SQL = `SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM ${digestArrayLookup(1, 'blobs', 'b', 'b.object, b.stored, b.length')} GROUP BY b.object`;
 /** Locks the rows of the sorted digests in $1, in that order (a delete's first statement). */
 export const LOCK_ROWS_SQL = { pathinfos: lockByDigests(1, 'pathinfos'), directories: lockByDigests(1, 'directories'), blobs: lockByDigests(1, 'blobs') };
 /** Deletes the locked PathInfo rows of the digests in $1 and records them in gc_deleted (deletePathInfos). */
@@ -31,7 +32,6 @@ export const LIVE_BYTES_SQL = `SELECT k.o AS object, l.live FROM unnest($1::text
 export const MOVE_PACKED_SQL = `UPDATE blobs b SET object = $1, "offset" = u.o
   FROM (SELECT r.ctid AS c, k.o FROM ${keyLookup('unnest($2::bytea[], $3::text[], $4::bigint[]) AS k(d, f, o)', 'blobs', 'r', 'r.ctid', 'r.digest = k.d AND r.object = k.f')}) AS u
   WHERE b.ctid = u.c`;
-export const BYTES_BY_OBJECT_SQL = `SELECT b.object, sum(coalesce(b.stored, b.length)) AS bytes FROM ${digestArrayLookup(1, 'blobs', 'b', 'b.object, b.stored, b.length')} GROUP BY b.object`;
 
 /** Whether a collector holds the lock (a phase left by a killed one is stale). */
 export const GC_LOCK_HELD = `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = ${GC_LOCK[0]} AND objid = ${GC_LOCK[1]} AND objsubid = 2 AND granted)`;
@@ -178,11 +178,7 @@ export class PgGc {
   async deletePathInfos(digests: Buffer[]): Promise<number> {
     const sorted = [...digests].sort(Buffer.compare);
     let n = 0;
-    for (let i = 0; i < sorted.length; i += BATCH) {
-      n += (
-        await this.lockedChange('pathinfos', sorted.slice(i, i + BATCH), (locked) => this.c.query(DELETE_PATHINFOS_SQL, [locked]))
-      ).rowCount ?? 0;
-    }
+    for (let i = 0; i < sorted.length; i += BATCH) n += await this.lockedChange('pathinfos', sorted.slice(i, i + BATCH), DELETE_PATHINFOS_SQL);
     return n;
   }
 
@@ -190,22 +186,18 @@ export class PgGc {
   async deleteRows(table: 'directories' | 'blobs', digests: Buffer[]): Promise<number> {
     const sorted = [...digests].sort(Buffer.compare);
     let n = 0;
-    for (let i = 0; i < sorted.length; i += BATCH) {
-      n += (
-        await this.lockedChange(table, sorted.slice(i, i + BATCH), (locked) => this.c.query(DELETE_ROWS_SQL[table], [locked]))
-      ).rowCount ?? 0;
-    }
+    for (let i = 0; i < sorted.length; i += BATCH) n += await this.lockedChange(table, sorted.slice(i, i + BATCH), DELETE_ROWS_SQL[table]);
     return n;
   }
 
-  /** In one transaction: locks the rows of `sorted` digests in order, then `change`s those found (lockByDigests). */
-  private async lockedChange(table: keyof typeof LOCK_ROWS_SQL, sorted: Buffer[], change: (locked: Buffer[]) => Promise<pg.QueryResult>): Promise<pg.QueryResult | { rowCount: 0 }> {
+  /** In one transaction: locks the rows of `sorted` digests in order, then runs `change` ($1: the digests found) on them (lockByDigests); its row count. */
+  private async lockedChange(table: keyof typeof LOCK_ROWS_SQL, sorted: Buffer[], change: string): Promise<number> {
     await this.c.query('BEGIN');
     try {
       const locked = (await this.c.query<{ d: Buffer }>(LOCK_ROWS_SQL[table], [sorted])).rows.map((r) => r.d);
-      const r = locked.length ? await change(locked) : { rowCount: 0 as const };
+      const n = locked.length ? ((await this.c.query(change, [locked])).rowCount ?? 0) : 0;
       await this.c.query('COMMIT');
-      return r;
+      return n;
     } catch (err) {
       await this.c.query('ROLLBACK').catch(() => {});
       throw err;
