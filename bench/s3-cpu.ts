@@ -89,6 +89,7 @@ if (paths.length === 0) {
   process.exit(2);
 }
 const addr = await freshStore();
+console.log(`store: ${addr}`); // to render it back (nar) or look at it afterwards
 const procs = servers();
 const before = new Map([...procs].map(([n, f]) => [n, f()]));
 const r = await copy(addr, paths);

@@ -24,12 +24,13 @@
 // Compression runs on libuv's thread pool (@mongodb-js/zstd, native): level
 // 1 by default, the `level` of the store address otherwise (its JS wrapper
 // drops the level: src/nix/zstd-native.ts calls its binding). Decoding is
-// bounded by the raw size the index states (src/nix/zstd-exact.ts).
+// bounded by the raw size the index states (src/nix/zstd-exact.ts) and runs,
+// with the checks, on threads of its own (inflate-pool.ts).
 import { zstdCompress } from '../nix/zstd-native.js';
-import { zstdDecompressExact } from '../nix/zstd-exact.js';
-import { blake3, b3String } from '../castore/digest.js';
+import { b3String } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
 import { looksCompressed } from './precompressed.js';
+import { inflatePool } from './inflate-pool.js';
 
 export type Codec = 'zstd' | 'zstd-frames';
 
@@ -54,7 +55,7 @@ export interface Compression {
 }
 
 export const DEFAULT_LEVEL = 1;
-/** Raw bytes per frame of a large blob: 8 frames per 8 MiB read, decompressed on the pool at once. */
+/** Raw bytes per frame of a large blob: 8 frames per 8 MiB read, decoded on the inflating threads at once. */
 export const FRAME_RAW = 1 << 20;
 /** A compressed form is kept only if it is at least this much smaller. */
 export const MIN_SAVING = 0.1;
@@ -67,8 +68,6 @@ export const MIN_SAVING = 0.1;
 export const MIN_TRIED = 2048;
 /** Per frame: stored size (uint32 BE), then 8 bytes of the raw frame's BLAKE3. */
 export const FRAME_ENTRY = 12;
-
-const zstd = { compress: zstdCompress, decompress: zstdDecompressExact };
 
 /** SQL columns of a blob row that make a Location (table alias b). */
 export const LOCATION_COLUMNS = 'b.object, b."offset", b.length, b.codec, b.stored, b.frames';
@@ -106,24 +105,12 @@ export function worthTrying(raw: Uint8Array): boolean {
 export async function compressed(raw: Buffer, c: Compression): Promise<Buffer | undefined> {
   if (c.level === undefined) await c.known; // once decided, no await per blob
   if (c.level === undefined || !worthTrying(raw)) return undefined;
-  const z = await zstd.compress(raw, c.level);
+  const z = await zstdCompress(raw, c.level);
   return z.length <= raw.length * (1 - MIN_SAVING) ? z : undefined;
 }
 
 function corrupt(digest: Uint8Array, loc: Location, what: string): Error {
   return storageError(`blob ${b3String(digest)}: its compressed bytes in ${loc.object} at ${loc.offset} are corrupt (${what}); run fsck --verify-blobs`);
-}
-
-async function inflate(digest: Uint8Array, loc: Location, z: Buffer, rawLength: number): Promise<Buffer> {
-  try {
-    return await zstd.decompress(z, rawLength); // never more than rawLength bytes allocated
-  } catch (err) {
-    throw corrupt(digest, loc, (err as Error).message);
-  }
-}
-
-function join(chunks: Uint8Array[]): Buffer {
-  return chunks.length === 1 ? Buffer.from(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength) : Buffer.concat(chunks);
 }
 
 /** A frame table's entries, checked against the blob's size. */
@@ -146,19 +133,24 @@ export function frameTable(digest: Uint8Array, loc: Location): { stored: number;
 
 /**
  * Raw frames from their stored bytes (`chunks`, frames `first`… end to
- * end), each checked against its entry in the frame table.
+ * end), each checked against its entry in the frame table. Each frame is
+ * a job of its own, so one blob's frames decode on every thread at once.
  */
-export async function inflateFrames(digest: Uint8Array, loc: Location, first: number, count: number, chunks: Uint8Array[]): Promise<Buffer[]> {
+export async function inflateFrames(digest: Uint8Array, loc: Location, first: number, count: number, chunks: Uint8Array[]): Promise<Uint8Array[]> {
   const table = frameTable(digest, loc).slice(first, first + count);
-  const all = join(chunks);
+  const have = byteLength(chunks);
+  let end = 0;
+  table.forEach((f, k) => {
+    if ((end += f.stored) > have) throw corrupt(digest, loc, `frame ${first + k} is short`);
+  });
   let at = 0;
   return Promise.all(
     table.map(async (f, k) => {
-      const z = all.subarray(at, (at += f.stored));
-      if (z.length !== f.stored) throw corrupt(digest, loc, `frame ${first + k} is short`);
-      const raw = f.stored === f.raw ? z : await inflate(digest, loc, z, f.raw);
-      if (!blake3(raw).subarray(0, 8).equals(f.check)) throw corrupt(digest, loc, `frame ${first + k} does not match its checksum`);
-      return raw;
+      const stored = cutChunks(chunks, at, f.stored);
+      at += f.stored;
+      const [r] = await inflatePool.run(stored, [{ at: 0, stored: f.stored, raw: f.raw, compressed: f.stored !== f.raw, lengths: [f.raw], checks: [f.check] }]);
+      if ('bytes' in r) return r.bytes;
+      throw corrupt(digest, loc, r.error === 'mismatch' ? `frame ${first + k} does not match its checksum` : r.error);
     }),
   );
 }
@@ -170,9 +162,29 @@ export async function inflateFrames(digest: Uint8Array, loc: Location, first: nu
 export async function inflateWhole(digest: Uint8Array, loc: Location, chunks: Uint8Array[]): Promise<Uint8Array[]> {
   if (!loc.codec) return chunks;
   if (loc.codec === 'zstd-frames') return inflateFrames(digest, loc, 0, Math.ceil(loc.length / FRAME_RAW), chunks);
-  const raw = await inflate(digest, loc, join(chunks), loc.length);
-  if (!blake3(raw).equals(Buffer.from(digest))) throw corrupt(digest, loc, 'the decompressed bytes do not hash to the digest');
-  return [raw];
+  const [r] = await inflatePool.run(chunks, [{ at: 0, stored: byteLength(chunks), raw: loc.length, compressed: true, lengths: [loc.length], checks: [digest] }]);
+  if ('bytes' in r) return [r.bytes];
+  throw corrupt(digest, loc, r.error === 'mismatch' ? 'the decompressed bytes do not hash to the digest' : r.error);
+}
+
+function byteLength(chunks: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  return n;
+}
+
+/** Views of bytes [from, from+length) of `chunks` end to end. */
+export function cutChunks(chunks: readonly Uint8Array[], from: number, length: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const c of chunks) {
+    const a = Math.max(from, at) - at;
+    const e = Math.min(from + length, at + c.length) - at;
+    if (e > a) out.push(a === 0 && e === c.length ? c : c.subarray(a, e));
+    at += c.length;
+    if (at >= from + length) break;
+  }
+  return out;
 }
 
 /**
@@ -185,22 +197,14 @@ export async function inflateWhole(digest: Uint8Array, loc: Location, chunks: Ui
 export async function inflateSmall(items: { digest: Uint8Array; loc: Location; chunks: Uint8Array[] }[]): Promise<Uint8Array[]> {
   const alone = async (x: (typeof items)[number]) => (await inflateWhole(x.digest, x.loc, x.chunks))[0];
   if (items.length === 1) return [await alone(items[0])];
-  const expected = items.reduce((n, x) => n + x.loc.length, 0);
-  let raw: Buffer | undefined;
-  try {
-    raw = await zstd.decompress(Buffer.concat(items.flatMap((x) => x.chunks)), expected);
-  } catch {
-    raw = undefined; // named below, blob by blob
-  }
-  if (raw) {
-    const out: Uint8Array[] = [];
-    let at = 0;
-    for (const { digest, loc } of items) {
-      const one = raw.subarray(at, (at += loc.length));
-      if (!blake3(one).equals(Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength))) break;
-      out.push(one);
-    }
-    if (out.length === items.length) return out;
-  }
-  return Promise.all(items.map(alone));
+  const stored = items.flatMap((x) => x.chunks);
+  const [r] = await inflatePool.run(
+    stored,
+    [{ at: 0, stored: byteLength(stored), raw: items.reduce((n, x) => n + x.loc.length, 0), compressed: true, lengths: items.map((x) => x.loc.length), checks: items.map((x) => x.digest) }],
+  );
+  if (!('bytes' in r)) return Promise.all(items.map(alone)); // named there, blob by blob
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const { loc } of items) out.push(r.bytes.subarray(at, (at += loc.length)));
+  return out;
 }

@@ -2,26 +2,13 @@
 // are fetched in one GET, decompressed and checked, and the range cut out.
 // A blob compressed whole (a small, packed one) is read whole.
 import type { S3Objects } from './s3-objects.js';
-import { FRAME_RAW, frameTable, inflateFrames, inflateWhole, storedLength, type Location } from './blob-codec.js';
-
-/** Views of bytes [from, from+length) of `bufs` end to end. */
-function cut(bufs: Uint8Array[], from: number, length: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let at = 0;
-  for (const b of bufs) {
-    const a = Math.max(from, at) - at;
-    const e = Math.min(from + length, at + b.length) - at;
-    if (e > a) out.push(a === 0 && e === b.length ? b : b.subarray(a, e));
-    at += b.length;
-  }
-  return out;
-}
+import { FRAME_RAW, cutChunks, frameTable, inflateFrames, inflateWhole, storedLength, type Location } from './blob-codec.js';
 
 /** Raw bytes [offset, offset+length) of a compressed blob (in range: the caller checked). */
 export async function readCompressedPart(s3: S3Objects, digest: Uint8Array, loc: Location, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
   if (loc.codec === 'zstd') {
     const whole = await inflateWhole(digest, loc, await s3.rangeChunks(loc.object, loc.offset, storedLength(loc), signal));
-    return cut(whole, offset, length);
+    return cutChunks(whole, offset, length);
   }
   const table = frameTable(digest, loc);
   const first = Math.floor(offset / FRAME_RAW);
@@ -30,7 +17,7 @@ export async function readCompressedPart(s3: S3Objects, digest: Uint8Array, loc:
   const end = table[last].start + table[last].stored;
   const chunks = await s3.rangeChunks(loc.object, start, end - start, signal);
   const raw = await inflateFrames(digest, loc, first, last - first + 1, chunks);
-  return cut(raw, offset - first * FRAME_RAW, length);
+  return cutChunks(raw, offset - first * FRAME_RAW, length);
 }
 
 /** A whole compressed blob, streamed: RANGE_FRAMES frames per GET, the next GET under way while one is handed on. */
