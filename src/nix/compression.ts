@@ -3,21 +3,20 @@
 //
 // * zstd out: @mongodb-js/zstd compresses 1 MiB at a time on libuv's thread
 //   pool into independent frames; Nix (libarchive) reads concatenated frames.
-// * zstd in: fzstd, a streaming decoder (Nix's upload is one frame of the
-//   whole NAR, and the native binding only takes whole buffers).
+// * zstd in: libzstd's streaming decoder in WebAssembly (zstd-stream.ts;
+//   Nix's upload is one frame of the whole NAR, and the native binding only
+//   takes whole buffers).
 // * xz both ways: lzma-native (liblzma, prebuilt in the package).
 // * bzip2 in only (Nix's old default): unbzip2-stream.
 import { Readable, type Duplex } from 'node:stream';
 import { zstdCompress } from './zstd-native.js';
-import { Decompress as ZstdDecompress } from 'fzstd';
+import { ZstdStream } from './zstd-stream.js';
 import * as lzma from 'lzma-native';
 import bz2 from 'unbzip2-stream';
 import { CompressionError, LEVELS, checkLevel, type Compression, type ServedCompression } from './compression-names.js';
 
 export * from './compression-names.js';
 
-/** Largest zstd window an upload may ask for (libzstd's own default limit). */
-const MAX_ZSTD_WINDOW = 128 << 20;
 /** Memory liblzma may use to decode one upload (xz -9 needs 65 MiB). */
 const XZ_MEMLIMIT = 256 << 20;
 /** Bytes per zstd frame when compressing. */
@@ -80,36 +79,22 @@ async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number): Async
 }
 
 async function* zstdDecode(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let out: Uint8Array[] = [];
-  const d = new ZstdDecompress((chunk) => {
-    if (chunk.length > 0) out.push(chunk);
-  });
-  const state = d as unknown as { s?: number | { e: number } };
-  const push = (chunk: Uint8Array, final: boolean) => {
-    try {
-      d.push(chunk, final);
-    } catch (err) {
-      throw new CompressionError(`malformed zstd data: ${(err as Error).message}`);
-    }
-    // fzstd allows windows up to 2 GiB; refuse what libzstd refuses by default.
-    if (typeof state.s === 'object' && state.s.e > MAX_ZSTD_WINDOW) {
-      throw new CompressionError(`zstd frame asks for a ${state.s.e}-byte window; at most ${MAX_ZSTD_WINDOW} allowed`);
-    }
-  };
-  let any = false;
+  const d = await ZstdStream.create();
+  const malformed = (err: unknown) => new CompressionError(`malformed zstd data: ${(err as Error).message}`);
   for await (const chunk of src) {
-    if (chunk.length === 0) continue;
-    any = true;
-    push(chunk, false);
-    if (out.length) {
-      const ready = out;
-      out = [];
-      yield* ready;
+    let out: Uint8Array[];
+    try {
+      out = d.push(chunk);
+    } catch (err) {
+      throw malformed(err);
     }
+    yield* out;
   }
-  if (!any) throw new CompressionError('malformed zstd data: empty');
-  push(new Uint8Array(0), true);
-  yield* out;
+  try {
+    d.end();
+  } catch (err) {
+    throw malformed(err);
+  }
 }
 
 /** Feeds `src` through a Node transform stream; the transform is destroyed when the result ends or is cancelled. */

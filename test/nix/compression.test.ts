@@ -68,6 +68,28 @@ describe('decompress', () => {
     file[file.length >> 1] ^= 0xff;
     await assert.rejects(all(decompress(inChunks(file, 65536), 'xz')), CompressionError);
   });
+  it('zstd: corrupted bytes are a CompressionError, at once (zstddec\'s own stream decoder looped for good on them)', async () => {
+    const file = cli('zstd', ['-c', '-3'], DATA);
+    for (const at of [20, file.length >> 2, file.length >> 1]) {
+      const bad = Buffer.from(file);
+      for (let i = 0; i < 64; i++) bad[at + i] ^= 0x5a;
+      await assert.rejects(all(decompress(inChunks(bad, 65536), 'zstd')), (err: Error) => err instanceof CompressionError && /malformed zstd data: libzstd error/.test(err.message), `damage at ${at}`);
+    }
+  });
+  it('zstd: our own frames end to end, a skippable frame among them, and a cut inside a later frame', async () => {
+    const ours = await all(compress(inChunks(DATA, 100_000), 'zstd'));
+    const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]), Buffer.from('skip')]);
+    const file = Buffer.concat([skippable, ours]);
+    for (const size of [7, 65536, file.length]) {
+      assert.ok((await all(decompress(inChunks(file, size), 'zstd'))).equals(DATA), `chunks of ${size}`);
+    }
+    await assert.rejects(all(decompress(inChunks(file.subarray(0, file.length - 10), 65536), 'zstd')), /ends inside a frame/);
+  });
+  it('zstd: a frame asking for a window over libzstd\'s 128 MiB limit is refused before anything is allocated for it', async () => {
+    // magic, descriptor (no checksum, no content size, not single-segment), window descriptor 2^(10+18) = 256 MiB.
+    const head = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 18 << 3, 0x01, 0x00, 0x00]);
+    await assert.rejects(all(decompress(inChunks(head, 65536), 'zstd')), /frame asks for too large a window/);
+  });
   it('not compressed at all: a CompressionError', async () => {
     for (const kind of ['zstd', 'xz', 'bzip2'] as const) {
       await assert.rejects(all(decompress(inChunks(Buffer.from('nix-archive-1 but not compressed'), 8), kind)), CompressionError, kind);
