@@ -19,10 +19,22 @@ export interface InflateUnit {
   checks: Uint8Array[];
 }
 
+/**
+ * A unit as sent: its checks copied end to end into one small buffer. A
+ * typed array is posted with its whole ArrayBuffer, and a digest is often
+ * a view of a large one (a directory's bytes, a database reply): 32 bytes
+ * of a 1 MiB buffer cost ~1 ms per message here, compact ones ~40 µs.
+ */
+export interface WireUnit extends Omit<InflateUnit, 'checks'> {
+  checks: Uint8Array;
+  /** Bytes of each piece's check in `checks`. */
+  checkLengths: number[];
+}
+
 export interface InflateJob {
   id: number;
   input: ArrayBuffer;
-  units: InflateUnit[];
+  units: WireUnit[];
 }
 
 /** A unit's raw bytes, or why not: the decoder's message, or 'mismatch' and the piece that failed its check. */
@@ -74,7 +86,7 @@ class InflatePool {
     }
     const t = this.leastBusy();
     const id = this.nextId++;
-    const job: InflateJob = { id, input: input.buffer, units };
+    const job: InflateJob = { id, input: input.buffer, units: units.map(wire) };
     return new Promise((resolve, reject) => {
       if (t.pending.size === 0) t.worker.ref();
       t.pending.set(id, { resolve, reject, bytes: size });
@@ -144,6 +156,18 @@ class InflatePool {
     worker.unref();
     return t;
   }
+}
+
+function wire(u: InflateUnit): WireUnit {
+  let n = 0;
+  for (const c of u.checks) n += c.length;
+  const checks = new Uint8Array(n);
+  let at = 0;
+  for (const c of u.checks) {
+    checks.set(c, at);
+    at += c.length;
+  }
+  return { at: u.at, stored: u.stored, raw: u.raw, compressed: u.compressed, lengths: u.lengths, checks, checkLengths: u.checks.map((c) => c.length) };
 }
 
 /** The process's threads for decoding stored blobs, started when first needed; idle, they keep no process alive. */

@@ -26,9 +26,10 @@ async function unit(input: Uint8Array, u: InflateJob['units'][number]): Promise<
     }
   }
   let at = 0;
-  for (let k = 0; k < u.checks.length; k++) {
+  let check = 0;
+  for (let k = 0; k < u.lengths.length; k++) {
     const piece = raw.subarray(at, (at += u.lengths[k]));
-    if (!matches(piece, u.checks[k])) return { error: 'mismatch', piece: k };
+    if (!matches(piece, u.checks.subarray(check, (check += u.checkLengths[k])))) return { error: 'mismatch', piece: k };
   }
   return { bytes: raw };
 }
