@@ -31,6 +31,7 @@ import { b3String } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
 import { looksCompressed } from './precompressed.js';
 import { inflatePool } from './inflate-pool.js';
+import { chunkStarts, sliceChunks } from '../util/chunk-views.js';
 
 export type Codec = 'zstd' | 'zstd-frames';
 
@@ -138,17 +139,15 @@ export function frameTable(digest: Uint8Array, loc: Location): { stored: number;
  */
 export async function inflateFrames(digest: Uint8Array, loc: Location, first: number, count: number, chunks: Uint8Array[]): Promise<Uint8Array[]> {
   const table = frameTable(digest, loc).slice(first, first + count);
-  const have = byteLength(chunks);
-  let end = 0;
-  table.forEach((f, k) => {
-    if ((end += f.stored) > have) throw corrupt(digest, loc, `frame ${first + k} is short`);
-  });
+  const starts = chunkStarts(chunks);
+  const have = starts[chunks.length];
   let at = 0;
   return Promise.all(
     table.map(async (f, k) => {
-      const stored = cutChunks(chunks, at, f.stored);
+      if (at + f.stored > have) throw corrupt(digest, loc, `frame ${first + k} is short`);
+      const stored = sliceChunks(chunks, starts, at, f.stored);
       at += f.stored;
-      const [r] = await inflatePool.run(stored, [{ at: 0, stored: f.stored, raw: f.raw, compressed: f.stored !== f.raw, lengths: [f.raw], checks: [f.check] }]);
+      const r = await inflatePool.run(stored, { raw: f.raw, compressed: f.stored !== f.raw, lengths: [f.raw], checks: [f.check] });
       if ('bytes' in r) return r.bytes;
       throw corrupt(digest, loc, r.error === 'mismatch' ? `frame ${first + k} does not match its checksum` : r.error);
     }),
@@ -162,29 +161,9 @@ export async function inflateFrames(digest: Uint8Array, loc: Location, first: nu
 export async function inflateWhole(digest: Uint8Array, loc: Location, chunks: Uint8Array[]): Promise<Uint8Array[]> {
   if (!loc.codec) return chunks;
   if (loc.codec === 'zstd-frames') return inflateFrames(digest, loc, 0, Math.ceil(loc.length / FRAME_RAW), chunks);
-  const [r] = await inflatePool.run(chunks, [{ at: 0, stored: byteLength(chunks), raw: loc.length, compressed: true, lengths: [loc.length], checks: [digest] }]);
+  const r = await inflatePool.run(chunks, { raw: loc.length, compressed: true, lengths: [loc.length], checks: [digest] });
   if ('bytes' in r) return [r.bytes];
   throw corrupt(digest, loc, r.error === 'mismatch' ? 'the decompressed bytes do not hash to the digest' : r.error);
-}
-
-function byteLength(chunks: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  return n;
-}
-
-/** Views of bytes [from, from+length) of `chunks` end to end. */
-export function cutChunks(chunks: readonly Uint8Array[], from: number, length: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let at = 0;
-  for (const c of chunks) {
-    const a = Math.max(from, at) - at;
-    const e = Math.min(from + length, at + c.length) - at;
-    if (e > a) out.push(a === 0 && e === c.length ? c : c.subarray(a, e));
-    at += c.length;
-    if (at >= from + length) break;
-  }
-  return out;
 }
 
 /**
@@ -197,10 +176,10 @@ export function cutChunks(chunks: readonly Uint8Array[], from: number, length: n
 export async function inflateSmall(items: { digest: Uint8Array; loc: Location; chunks: Uint8Array[] }[]): Promise<Uint8Array[]> {
   const alone = async (x: (typeof items)[number]) => (await inflateWhole(x.digest, x.loc, x.chunks))[0];
   if (items.length === 1) return [await alone(items[0])];
-  const stored = items.flatMap((x) => x.chunks);
-  const [r] = await inflatePool.run(
-    stored,
-    [{ at: 0, stored: byteLength(stored), raw: items.reduce((n, x) => n + x.loc.length, 0), compressed: true, lengths: items.map((x) => x.loc.length), checks: items.map((x) => x.digest) }],
+  const lengths = items.map((x) => x.loc.length);
+  const r = await inflatePool.run(
+    items.flatMap((x) => x.chunks),
+    { raw: lengths.reduce((n, l) => n + l, 0), compressed: true, lengths, checks: items.map((x) => x.digest) },
   );
   if (!('bytes' in r)) return Promise.all(items.map(alone)); // named there, blob by blob
   const out: Uint8Array[] = [];

@@ -2,13 +2,14 @@
 // are fetched in one GET, decompressed and checked, and the range cut out.
 // A blob compressed whole (a small, packed one) is read whole.
 import type { S3Objects } from './s3-objects.js';
-import { FRAME_RAW, cutChunks, frameTable, inflateFrames, inflateWhole, storedLength, type Location } from './blob-codec.js';
+import { chunkStarts, sliceChunks } from '../util/chunk-views.js';
+import { FRAME_RAW, frameTable, inflateFrames, inflateWhole, storedLength, type Location } from './blob-codec.js';
 
 /** Raw bytes [offset, offset+length) of a compressed blob (in range: the caller checked). */
 export async function readCompressedPart(s3: S3Objects, digest: Uint8Array, loc: Location, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
   if (loc.codec === 'zstd') {
     const whole = await inflateWhole(digest, loc, await s3.rangeChunks(loc.object, loc.offset, storedLength(loc), signal));
-    return cutChunks(whole, offset, length);
+    return sliceChunks(whole, chunkStarts(whole), offset, length);
   }
   const table = frameTable(digest, loc);
   const first = Math.floor(offset / FRAME_RAW);
@@ -17,7 +18,7 @@ export async function readCompressedPart(s3: S3Objects, digest: Uint8Array, loc:
   const end = table[last].start + table[last].stored;
   const chunks = await s3.rangeChunks(loc.object, start, end - start, signal);
   const raw = await inflateFrames(digest, loc, first, last - first + 1, chunks);
-  return cutChunks(raw, offset - first * FRAME_RAW, length);
+  return sliceChunks(raw, chunkStarts(raw), offset - first * FRAME_RAW, length);
 }
 
 /** A whole compressed blob, streamed: RANGE_FRAMES frames per GET, the next GET under way while one is handed on. */

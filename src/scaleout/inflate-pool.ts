@@ -7,10 +7,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-/** Stored bytes [at, at+stored) of the job's input: raw, or zstd frames that decode to exactly `raw` bytes. */
+/** What a job's input (its stored bytes) is: raw, or zstd frames that decode to exactly `raw` bytes. */
 export interface InflateUnit {
-  at: number;
-  stored: number;
   raw: number;
   compressed: boolean;
   /** The raw bytes are pieces of these lengths, end to end … */
@@ -20,21 +18,19 @@ export interface InflateUnit {
 }
 
 /**
- * A unit as sent: its checks copied end to end into one small buffer. A
+ * A job as sent: its checks copied end to end into one small buffer. A
  * typed array is posted with its whole ArrayBuffer, and a digest is often
  * a view of a large one (a directory's bytes, a database reply): 32 bytes
  * of a 1 MiB buffer cost ~1 ms per message here, compact ones ~40 µs.
  */
-export interface WireUnit extends Omit<InflateUnit, 'checks'> {
+export interface InflateJob extends Omit<InflateUnit, 'checks'> {
+  id: number;
+  /** The stored bytes are its first `stored` (it may be larger: reused). */
+  input: ArrayBuffer;
+  stored: number;
   checks: Uint8Array;
   /** Bytes of each piece's check in `checks`. */
   checkLengths: number[];
-}
-
-export interface InflateJob {
-  id: number;
-  input: ArrayBuffer;
-  units: WireUnit[];
 }
 
 /** A unit's raw bytes, or why not: the decoder's message, or 'mismatch' and the piece that failed its check. */
@@ -42,8 +38,8 @@ export type UnitResult = { bytes: Uint8Array } | { error: string; piece?: number
 
 export interface InflateReply {
   id: number;
-  results: UnitResult[];
-  /** The job's input, moved back: reused for a later job's unless a raw unit's bytes are a view of it. */
+  result: UnitResult;
+  /** The job's input, moved back: reused for a later job's unless raw bytes handed on are a view of it. */
   input: ArrayBuffer;
 }
 
@@ -56,12 +52,12 @@ const THREADS = Math.max(1, Math.min(4, availableParallelism()));
 
 interface Thread {
   worker: Worker;
-  pending: Map<number, { resolve: (r: UnitResult[]) => void; reject: (err: Error) => void; bytes: number }>;
+  pending: Map<number, { resolve: (r: UnitResult) => void; reject: (err: Error) => void; bytes: number }>;
   bytes: number;
 }
 
-/** Units sent to the threads so far, and zstd units among them (tests see batching in them). */
-export const inflateCounts = { units: 0, compressed: 0, threadsStarted: 0 };
+/** zstd jobs sent to the threads so far, and threads started (tests see batching in them). */
+export const inflateCounts = { compressed: 0, threadsStarted: 0 };
 
 class InflatePool {
   private readonly threads: (Thread | undefined)[] = new Array(THREADS).fill(undefined);
@@ -69,8 +65,8 @@ class InflatePool {
   private readonly spares = new Map<number, ArrayBuffer[]>();
   private spareBytes = 0;
 
-  /** Decodes and checks `units` of the bytes `chunks` hold end to end. */
-  run(chunks: readonly Uint8Array[], units: InflateUnit[]): Promise<UnitResult[]> {
+  /** Decodes and checks the stored bytes `chunks` hold end to end. */
+  run(chunks: readonly Uint8Array[], unit: InflateUnit): Promise<UnitResult> {
     let size = 0;
     for (const c of chunks) size += c.length;
     // Not from Node's shared pool: this buffer's memory is moved to the thread.
@@ -80,13 +76,10 @@ class InflatePool {
       input.set(c, at);
       at += c.length;
     }
-    for (const u of units) {
-      inflateCounts.units++;
-      if (u.compressed) inflateCounts.compressed++;
-    }
+    if (unit.compressed) inflateCounts.compressed++;
     const t = this.leastBusy();
     const id = this.nextId++;
-    const job: InflateJob = { id, input: input.buffer, units: units.map(wire) };
+    const job: InflateJob = { id, input: input.buffer, stored: size, raw: unit.raw, compressed: unit.compressed, lengths: unit.lengths, ...compactChecks(unit.checks) };
     return new Promise((resolve, reject) => {
       if (t.pending.size === 0) t.worker.ref();
       t.pending.set(id, { resolve, reject, bytes: size });
@@ -109,10 +102,9 @@ class InflatePool {
     return spare;
   }
 
-  private reuse(input: ArrayBuffer, results: UnitResult[]): void {
-    const capacity = input.byteLength;
-    if (capacity > REUSED_INPUT || (capacity & (capacity - 1)) !== 0) return;
-    if (this.spareBytes + capacity > SPARE_BYTES || results.some((r) => 'bytes' in r && r.bytes.buffer === input)) return;
+  private reuse(input: ArrayBuffer, result: UnitResult): void {
+    const capacity = input.byteLength; // a power of two up to REUSED_INPUT when buffer() made it to be reused
+    if (capacity > REUSED_INPUT || this.spareBytes + capacity > SPARE_BYTES || ('bytes' in result && result.bytes.buffer === input)) return;
     let list = this.spares.get(capacity);
     if (!list) this.spares.set(capacity, (list = []));
     list.push(input);
@@ -143,8 +135,8 @@ class InflatePool {
       t.pending.delete(m.id);
       t.bytes -= p.bytes;
       if (t.pending.size === 0) worker.unref();
-      this.reuse(m.input, m.results);
-      p.resolve(m.results);
+      this.reuse(m.input, m.result);
+      p.resolve(m.result);
     });
     const gone = (why: string) => {
       if (this.threads[slot] === t) this.threads[slot] = undefined;
@@ -158,16 +150,16 @@ class InflatePool {
   }
 }
 
-function wire(u: InflateUnit): WireUnit {
+function compactChecks(list: Uint8Array[]): { checks: Uint8Array; checkLengths: number[] } {
   let n = 0;
-  for (const c of u.checks) n += c.length;
+  for (const c of list) n += c.length;
   const checks = new Uint8Array(n);
   let at = 0;
-  for (const c of u.checks) {
+  for (const c of list) {
     checks.set(c, at);
     at += c.length;
   }
-  return { at: u.at, stored: u.stored, raw: u.raw, compressed: u.compressed, lengths: u.lengths, checks, checkLengths: u.checks.map((c) => c.length) };
+  return { checks, checkLengths: list.map((c) => c.length) };
 }
 
 /** The process's threads for decoding stored blobs, started when first needed; idle, they keep no process alive. */

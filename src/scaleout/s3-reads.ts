@@ -10,6 +10,7 @@ import type { Location } from './blob-codec.js';
 import type { S3Objects } from './s3-objects.js';
 import { inflateSmall, inflateWhole, storedLength } from './blob-codec.js';
 import { readCompressedPart } from './compressed-reads.js';
+import { chunkStarts, sliceChunks } from '../util/chunk-views.js';
 
 /** Largest gap between wanted records still fetched in the same GET (it is read and thrown away). */
 const MAX_GAP = 256 << 10;
@@ -43,27 +44,6 @@ interface Run {
  */
 export function fetchRange(s3: S3Objects, object: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array[]> {
   return s3.rangeChunks(object, offset, length, signal);
-}
-
-/** Views of bytes [from, from+length) of what `chunks` hold end to end (`starts`: each chunk's offset). */
-function sliceChunks(chunks: Uint8Array[], starts: number[], from: number, length: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  // The last chunk starting at or before `from`.
-  let lo = 0;
-  let hi = chunks.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid] <= from) lo = mid;
-    else hi = mid - 1;
-  }
-  const end = from + length;
-  for (let k = lo; k < chunks.length && starts[k] < end; k++) {
-    const c = chunks[k];
-    const a = Math.max(from, starts[k]) - starts[k];
-    const b = Math.min(end, starts[k] + c.length) - starts[k];
-    if (b > a) out.push(a === 0 && b === c.length ? c : c.subarray(a, b));
-  }
-  return out;
 }
 
 /** Groups located blobs into GETs: same object, in offset order, gaps no larger than what they save. */
@@ -121,13 +101,8 @@ export async function readLocated(
     runsOf(located).map((run) =>
       limit.run(async () => {
         const chunks = await fetchRange(s3, run.object, run.start, run.end - run.start, opts.signal);
-        const starts: number[] = [];
-        let at = 0;
-        for (const c of chunks) {
-          starts.push(at);
-          at += c.length;
-        }
-        // Compressed members are decompressed and checked on libuv's pool; small ones a batch per call.
+        const starts = chunkStarts(chunks);
+        // Compressed members are decoded and checked on the inflating threads (inflate-pool.ts); small ones a batch per job.
         const bytesOf = (loc: Location) => sliceChunks(chunks, starts, loc.offset - run.start, storedLength(loc));
         const batches: { i: number; loc: Location }[][] = [];
         let rawInBatch = Infinity;
