@@ -9,6 +9,9 @@ export interface CopyJson {
   bytesRead: number;
   bytesSent: number;
   blobsSent: number;
+  /** Of blobsSent, those sent as deltas against blobs the store had, and the bytes taken from those. */
+  blobsAsDeltas: number;
+  bytesReused: number;
   peakRssMiB: number;
   cpuSeconds: { user: number; system: number };
 }

@@ -16,6 +16,10 @@ import type { PathInfoService } from '../store/pathinfo-service.js';
 import type { Castore } from '../store/render-nar.js';
 import type { Store, StoreAddrs } from '../store/store.js';
 import { parseAddr } from './parse.js';
+import { join } from 'node:path';
+import { HookIndex } from '../castore/delta/hook-index.js';
+import { hookedBlobs } from '../castore/delta/hooked-blobs.js';
+import { DeltaStore } from '../castore/delta/delta-store.js';
 import { SERVICE_ADDR_ENV } from './config.js';
 import { MemoryPathInfoService } from '../store/backends/memory-pathinfo-service.js';
 import { DiskPathInfoService } from '../store/backends/disk-pathinfo-service.js';
@@ -85,4 +89,17 @@ export function addrsFromEnv(fallback: StoreAddrs, env: NodeJS.ProcessEnv = proc
     directory: env[SERVICE_ADDR_ENV.directory] || fallback.directory,
     pathInfo: env[SERVICE_ADDR_ENV.pathInfo] || fallback.pathInfo,
   };
+}
+
+/**
+ * Delta uploads over a store a daemon serves: its Puts record the hooks of
+ * large blobs from now on (store.blobs is replaced by the recording one),
+ * kept beside an on-disk store's blobs (`delta-hooks`), in memory for
+ * other backends (lost at a restart: only hints).
+ */
+export async function withDeltas(store: Store, blobAddr: string): Promise<DeltaStore> {
+  const a = parseAddr(blobAddr);
+  const index = a.kind === 'file' ? await HookIndex.atPath(join(a.root, 'delta-hooks')) : HookIndex.inMemory();
+  store.blobs = hookedBlobs(store.blobs, index);
+  return new DeltaStore(store.blobs, index);
 }

@@ -4,6 +4,7 @@ import type { BatchBlob } from './batch-messages.js';
 import { blake3, b3String, checkB3, sameBytes } from './digest.js';
 import { invalid } from './errors.js';
 import type { ObjectStats } from './object-stats.js';
+import type { BlobDeltas } from './delta/delta-messages.js';
 
 /**
  * What a BlobWriter's write returns when it took the chunk at once: one
@@ -138,6 +139,8 @@ export interface BlobService {
    * server once); `undefined` (or no method): one blob per call.
    */
   batches?(): Promise<BlobBatches | undefined>;
+  /** nix-castore's delta uploads (delta/delta-store.ts), where the store offers them. */
+  deltas?(): Promise<BlobDeltas | undefined>;
   /** How many distinct blobs it holds and their bytes (a full count: call it seldom). */
   stats?(): Promise<ObjectStats>;
 }

@@ -97,7 +97,7 @@ export const copyCommand: Command = {
       else if (!values.quiet) {
         console.error(
           `copy: ${report.uploaded.length} uploaded, ${report.skipped.length} already present, ${report.failed.length} failed; ` +
-            `${report.blobsSent} blobs sent (${report.bytesSent} bytes), ${report.blobsSkipped} already stored, in ${report.seconds.toFixed(1)}s`,
+            `${report.blobsSent} blobs sent (${report.bytesSent} bytes${report.blobsAsDeltas > 0 ? `; ${report.blobsAsDeltas} as deltas, ${report.bytesReused} bytes taken from blobs the store had` : ''}), ${report.blobsSkipped} already stored, in ${report.seconds.toFixed(1)}s`,
         );
       }
       if (report.failed.length > 0) {

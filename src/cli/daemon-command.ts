@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { byteSizeFlag, parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
 import { daemonLimitSettings, defaultDataDir } from '../addr/config.js';
-import { openStore, addrsFromEnv, sameAddr, type Store } from '../addr/open.js';
+import { openStore, addrsFromEnv, sameAddr, withDeltas, type Store } from '../addr/open.js';
 import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
 import { startDaemon } from '../server/daemon.js';
@@ -26,7 +26,9 @@ const HELP = `Usage: nix-castore daemon [--listen ADDR]... [--data DIR | --store
 
 Serves a store over gRPC: tvix.castore.v1 BlobService and DirectoryService,
 tvix.store.v1 PathInfoService (also as snix.*), nixcastore.v1.BlobBatchService
-(many small blobs per call, used by 'nix-castore copy'), gRPC server reflection
+(many small blobs per call, used by 'nix-castore copy'),
+nixcastore.v1.BlobDeltaService (a large blob sent as what differs from a
+similar one the store has; not with --read-only), gRPC server reflection
 (v1 and v1alpha) and grpc.health.v1.Health.
 
 Options:
@@ -216,7 +218,8 @@ export const daemonCommand: Command = {
     const store = openStore(addrs);
     opened = store;
     if (!readOnly) recordReads(store); // a read-only store records nothing, reads included
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits, admin, log: gcLog }).catch(async (err) => {
+    const deltas = readOnly ? undefined : await withDeltas(store, addrs.blob);
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits, admin, log: gcLog, deltas }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();
       throw err;
@@ -251,6 +254,7 @@ export const daemonCommand: Command = {
     await ops.stop();
     await gcSchedule?.stop();
     await daemon.stop();
+    await deltas?.index.close();
     await store.close();
     return 0;
   },

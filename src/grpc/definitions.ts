@@ -8,6 +8,7 @@ import * as S from '../store/messages.js';
 import * as B from '../castore/batch-messages.js';
 import { GetStoreStatsRequestCodec, StoreStatsCodec } from '../store/store-stats.js';
 import * as A from './admin-messages.js';
+import * as D from '../castore/delta/delta-messages.js';
 
 export type ProtoPackage = 'tvix' | 'snix';
 export const PACKAGES: readonly ProtoPackage[] = ['tvix', 'snix'];
@@ -63,6 +64,15 @@ export function blobBatchServiceDef() {
   return {
     Has: method(p + 'Has', B.HasBlobsRequestCodec, B.HasBlobsResponseCodec, false, false),
     Put: method(p + 'Put', B.PutBlobsRequestCodec, B.PutBlobsResponseCodec, false, false),
+  } satisfies ServiceDefinition;
+}
+
+/** nix-castore's own extension (protos/nixcastore/v1/blob_delta.proto): a large blob sent as a delta against a similar one. */
+export function blobDeltaServiceDef() {
+  const p = '/nixcastore.v1.BlobDeltaService/';
+  return {
+    FindBase: method(p + 'FindBase', D.FindBaseRequestCodec, D.FindBaseResponseCodec, false, false),
+    Put: method(p + 'Put', D.DeltaPartCodec, D.PutDeltaResponseCodec, true, false),
   } satisfies ServiceDefinition;
 }
 

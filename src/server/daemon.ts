@@ -5,9 +5,11 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/store.js';
-import { adminServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { adminServiceDef, blobDeltaServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
 import { blobBatchHandlers, blobBatchServiceForServer } from './batch-handlers.js';
+import { blobDeltaHandlers } from './delta-handlers.js';
+import type { DeltaStore } from '../castore/delta/delta-store.js';
 import { adminHandlers } from './admin-handlers.js';
 import type { GcAdmin } from '../gc/admin.js';
 import { addReflectionServices } from './reflection.js';
@@ -32,7 +34,7 @@ export const PROTO_FILES = PACKAGES.flatMap((p) => [
   `${p}/castore/protos/rpc_directory.proto`,
   `${p}/store/protos/pathinfo.proto`,
   `${p}/store/protos/rpc_pathinfo.proto`,
-]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto');
+]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/blob_delta.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto');
 
 export interface DaemonOptions {
   listen: ListenAddr[];
@@ -47,6 +49,8 @@ export interface DaemonOptions {
   /** Pins and garbage collection for nixcastore.v1.AdminService (undefined: the store has none). */
   admin?: GcAdmin;
   log?: (msg: string) => void;
+  /** Delta uploads (nixcastore.v1.BlobDeltaService) over the store's blobs; undefined: not offered. */
+  deltas?: DeltaStore;
   /** Max connections, handshake and idle timeouts, for gRPC and HTTP alike. */
   limits?: ConnectionLimits;
 }
@@ -68,7 +72,7 @@ export interface ServerBounds {
   budget: ByteBudget;
 }
 
-export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}, bounds: ServerBounds = { maxStreams: DEFAULT_CONNECTION_LIMITS.maxStreams, budget: requestBudget(DEFAULT_CONNECTION_LIMITS.maxBufferedBytes) }): grpc.Server {
+export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}, bounds: ServerBounds = { maxStreams: DEFAULT_CONNECTION_LIMITS.maxStreams, budget: requestBudget(DEFAULT_CONNECTION_LIMITS.maxBufferedBytes) }, deltas?: DeltaStore): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': -1,
@@ -82,6 +86,7 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
     server.addService(tolerantDecoding(pathInfoServiceDef(pkg)), guardWrite(pathInfoHandlers(store), WRITE_METHODS.pathInfo, access));
   }
   server.addService(blobBatchServiceForServer(), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
+  if (deltas) server.addService(tolerantDecoding(blobDeltaServiceDef()), ['FindBase', 'Put'].reduce((impl, m) => guardWrite(impl, m, access), blobDeltaHandlers(deltas, budget)));
   server.addService(storeStatsServiceDef(), storeStatsHandlers(store));
   // Every admin method is a write (admin-handlers.ts).
   server.addService(tolerantDecoding(adminServiceDef()), ['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].reduce((impl, m) => guardWrite(impl, m, access), adminHandlers(admin, log)));
@@ -144,7 +149,7 @@ function routeLean(server: grpc.Server, route: LeanRoute, budget: ByteBudget): v
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
   const limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
   const budget = requestBudget(limits.maxBufferedBytes);
-  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log, { maxStreams: limits.maxStreams, budget });
+  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log, { maxStreams: limits.maxStreams, budget }, opts.deltas);
   let stopWatch: (() => void) | undefined;
   const addrs: string[] = [];
   const sockets: string[] = [];

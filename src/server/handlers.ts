@@ -124,7 +124,7 @@ export function unaryHandler<Req, Res>(body: (req: Req, signal: AbortSignal) => 
  * grpc-js clients half-close before they reset a cancelled stream, so the
  * input can look complete; backends check the signal before publishing.
  */
-function clientStreamHandler<Req, Res>(body: (msgs: AsyncGenerator<Req>, signal: AbortSignal) => Promise<Res>) {
+export function clientStreamHandler<Req, Res>(body: (msgs: AsyncGenerator<Req>, signal: AbortSignal) => Promise<Res>) {
   return (call: ServerReadableStream<Req, Res>, cb: sendUnaryData<Res>) => {
     const ac = new AbortController();
     call.once('cancelled', () => ac.abort(new Error('call cancelled by the client')));
@@ -164,7 +164,7 @@ export function statBlob(store: Store) {
 }
 
 /** What a store's blob writer may keep in memory when its service does not say (BlobService.heldPerWriter). */
-const DEFAULT_HELD_PER_WRITER = 4 << 20;
+export const DEFAULT_HELD_PER_WRITER = 4 << 20;
 
 /**
  * BlobService.Put, shared by the grpc-js handler and the lean path

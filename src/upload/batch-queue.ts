@@ -23,6 +23,9 @@ export interface UploadStats {
   blobsSent: number;
   blobsSkipped: number;
   bytesSent: number;
+  /** Blobs sent as deltas against a similar blob (delta-upload.ts), and the bytes they took from it (not in bytesSent). */
+  blobsAsDeltas: number;
+  bytesReused: number;
 }
 
 export class BatchQueue {

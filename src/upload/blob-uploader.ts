@@ -15,6 +15,8 @@ import { withRetry, type RetryPolicy } from './retry.js';
 import { BatchQueue, type UploadStats } from './batch-queue.js';
 import { SharedSlabs } from './shared-slabs.js';
 import { DigestTable } from '../util/digest-table.js';
+import { DELTA_MIN } from '../castore/delta/delta-store.js';
+import { sendDelta } from './delta-upload.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
@@ -179,7 +181,7 @@ export abstract class Uploads {
 
 /** Uploads on this thread, over the given service. */
 export class BlobUploader extends Uploads {
-  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
+  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0, blobsAsDeltas: 0, bytesReused: 0 };
   private readonly limiter: Limiter;
   /** Blobs read from their files: fewer at once, each streams megabytes. */
   private readonly fileLimiter = new Limiter(4);
@@ -243,11 +245,34 @@ export class BlobUploader extends Uploads {
       return;
     }
     if ('bytes' in source && this.packs(size)) return this.packSmall(digest, size, source.bytes, copied);
+    if (!('bytes' in source) && size >= DELTA_MIN && this.blobs.deltas && (await this.sentAsDelta(digest, size, source.file))) return;
     // Only a packing store's writer says when it has copied the bytes; after that they may hold another file.
     let handedOver = false;
     const released = copied && this.blobs.putsInFlight !== undefined && 'bytes' in source ? () => ((handedOver = true), copied()) : undefined;
     const got = await withRetry(`Put ${what}`, () => this.put(source, released), this.retry, this.log, () => !handedOver);
     this.checkSent(what, digest, size, got);
+  }
+
+  /**
+   * Whether the file went as a delta against a similar blob the store has.
+   * Any failure of the delta (a base collected meanwhile, a store that
+   * refuses it) leaves the whole Put to be made, which reports a changed
+   * file as usual.
+   */
+  private async sentAsDelta(digest: Buffer, size: number, file: string | Buffer): Promise<boolean> {
+    try {
+      const deltas = await this.blobs.deltas!();
+      const sent = deltas && (await sendDelta(deltas, digest, size, file));
+      if (!sent) return false;
+      this.stats.blobsSent++;
+      this.stats.bytesSent += sent.sent;
+      this.stats.blobsAsDeltas++;
+      this.stats.bytesReused += sent.reused;
+      return true;
+    } catch (err) {
+      this.log(`blob ${b3String(digest)}: not sent as a delta (${(err as Error).message}); sending it whole`);
+      return false;
+    }
   }
 
   /** Whether a small blob goes whole into the store's pack (putSmall). */

@@ -58,6 +58,9 @@ export interface CopyReport {
   narBytesHashedOffThread: number;
   bytesSent: number;
   blobsSent: number;
+  /** Of blobsSent, those sent as deltas, and the bytes they took from blobs the store had (not in bytesSent). */
+  blobsAsDeltas: number;
+  bytesReused: number;
   blobsSkipped: number;
   seconds: number;
   /** Peak resident set size of this process so far. */
@@ -95,6 +98,8 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     report.narBytesHashedOffThread += again.narBytesHashedOffThread;
     report.bytesSent += again.bytesSent;
     report.blobsSent += again.blobsSent;
+    report.blobsAsDeltas += again.blobsAsDeltas;
+    report.bytesReused += again.bytesReused;
     report.blobsSkipped += again.blobsSkipped;
     report.peakRssMiB = again.peakRssMiB;
   }
@@ -124,7 +129,7 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   );
   const todo = ordered.filter((e) => !present.has(basename(e.path)));
   opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
-  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
+  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsAsDeltas: 0, bytesReused: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
   for (const e of ordered) {
     if (present.has(basename(e.path))) {
       report.skipped.push(absolute(e.path));
@@ -147,6 +152,8 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   Object.assign(report, {
     bytesSent: uploader.stats.bytesSent,
     blobsSent: uploader.stats.blobsSent,
+    blobsAsDeltas: uploader.stats.blobsAsDeltas,
+    bytesReused: uploader.stats.bytesReused,
     blobsSkipped: uploader.stats.blobsSkipped,
     seconds: (Date.now() - t0) / 1000,
     peakRssMiB: Math.round(usage.maxRSS / 1024),

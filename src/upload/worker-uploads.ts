@@ -53,7 +53,7 @@ export const UPLOAD_THREAD_YOUNG_MB = 12;
 const BATCH_ITEMS = 512;
 
 export class WorkerUploads extends Uploads {
-  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0 };
+  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0, blobsAsDeltas: 0, bytesReused: 0 };
   private worker: Worker | undefined;
   private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private outbox: UploadRequest[] = [];

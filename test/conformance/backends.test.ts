@@ -12,6 +12,7 @@ import { blobServiceSuite, type Backend } from './blob-service.suite.js';
 import { directoryServiceSuite } from './directory-service.suite.js';
 import { pathInfoServiceSuite } from './pathinfo-service.suite.js';
 import { storeStatsSuite } from './store-stats.suite.js';
+import { blobDeltaSuite } from './blob-delta.suite.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { freshScaleoutAddr } from '../helpers/scaleout.js';
 
@@ -72,6 +73,7 @@ for (const [name, make] of backends) {
     return { service: pick(be.service), cleanup: be.cleanup };
   };
   blobServiceSuite(name, part((s) => s.blobs));
+  blobDeltaSuite(name, part((s) => s.blobs));
   directoryServiceSuite(name, part((s) => s.directories));
   pathInfoServiceSuite(name, make);
   storeStatsSuite(name, make);

@@ -5,7 +5,8 @@
 import { status } from '@grpc/grpc-js';
 import { type BlobBatches, type BlobService, type BlobWriter } from '../../castore/blob-service.js';
 import type { BlobChunk, PutBlobResponse } from '../../castore/messages.js';
-import { blobBatchServiceDef, blobServiceDef } from '../definitions.js';
+import { blobBatchServiceDef, blobDeltaServiceDef, blobServiceDef } from '../definitions.js';
+import type { BlobDeltas, DeltaPart } from '../../castore/delta/delta-messages.js';
 import { putBlobsParts } from '../../castore/batch-messages.js';
 import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../h2/connection.js';
 import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../h2/calls.js';
@@ -23,12 +24,15 @@ const SEND_BATCH = 3 << 20;
 function blobMethods(conn: H2Connection) {
   const def = blobServiceDef();
   const batch = blobBatchServiceDef();
+  const delta = blobDeltaServiceDef();
   return {
     Stat: conn.method(def.Stat),
     Read: conn.method(def.Read),
     Put: { ...conn.method(def.Put), split: splitChunk },
     Has: conn.method(batch.Has),
     PutMany: { ...conn.method(batch.Put), split: putBlobsParts },
+    FindBase: conn.method(delta.FindBase),
+    PutDelta: conn.method(delta.Put),
   };
 }
 
@@ -46,10 +50,30 @@ export function splitChunk(chunk: BlobChunk): Uint8Array[] | undefined {
   return [Buffer.from(head), chunk.data];
 }
 
+/** Whether a call failed because the server lacks the method (any other tvix-store). */
+function unimplemented(err: unknown): boolean {
+  const cause = (err as Error).cause;
+  return cause instanceof Error && (cause as { code?: number }).code === status.UNIMPLEMENTED;
+}
+
+/** An answer asked for once and remembered; a failure is not (the next call asks again). */
+class Probe<T> {
+  private answer: Promise<T> | undefined;
+  constructor(private readonly ask: () => Promise<T>) {}
+  get(): Promise<T> {
+    this.answer ??= this.ask().catch((err) => {
+      this.answer = undefined;
+      throw err;
+    });
+    return this.answer;
+  }
+}
+
 export class GrpcBlobService implements BlobService {
   private readonly shared: SharedH2Connection;
   private readonly methods: ReturnType<typeof blobMethods>;
-  private batchProbe: Promise<BlobBatches | undefined> | undefined;
+  private readonly batchProbe = new Probe(() => this.probeBatches());
+  private readonly deltaProbe = new Probe(() => this.probeDeltas());
   // Over the network a Stat is a call of its own, and so is a 16 KiB Put:
   // for small blobs, skipping the Stat halves the calls of a fresh copy.
   readonly putWithoutStatUpTo = 16 << 10;
@@ -85,15 +109,10 @@ export class GrpcBlobService implements BlobService {
 
   /**
    * nix-castore's batch service, if the server has it: asked once with an
-   * empty Has; UNIMPLEMENTED (any other tvix-store) means no. A failed
-   * probe is not remembered.
+   * empty Has; UNIMPLEMENTED (any other tvix-store) means no.
    */
   batches(): Promise<BlobBatches | undefined> {
-    this.batchProbe ??= this.probeBatches().catch((err) => {
-      this.batchProbe = undefined;
-      throw err;
-    });
-    return this.batchProbe;
+    return this.batchProbe.get();
   }
 
   private async probeBatches(): Promise<BlobBatches | undefined> {
@@ -104,7 +123,7 @@ export class GrpcBlobService implements BlobService {
     try {
       max = (await unary(conn, Has, { digests: [] }, 'BlobBatchService.Has')).maxPutBytes;
     } catch (err) {
-      if ((err as Error).cause instanceof Error && ((err as Error).cause as { code?: number }).code === status.UNIMPLEMENTED) return undefined;
+      if (unimplemented(err)) return undefined;
       throw err;
     }
     return {
@@ -118,6 +137,43 @@ export class GrpcBlobService implements BlobService {
       },
       put: async (blobs) => {
         await unary(conn, PutMany, { blobs }, `BlobBatchService.Put (${blobs.length} blobs)`);
+      },
+    };
+  }
+
+  /** nix-castore's delta uploads, if the server has them: asked once with an empty FindBase. */
+  deltas(): Promise<BlobDeltas | undefined> {
+    return this.deltaProbe.get();
+  }
+
+  private async probeDeltas(): Promise<BlobDeltas | undefined> {
+    await this.shared.ready;
+    const { conn } = this.shared;
+    const { FindBase, PutDelta } = this.methods;
+    try {
+      await unary(conn, FindBase, { hooks: [] }, 'BlobDeltaService.FindBase');
+    } catch (err) {
+      if (unimplemented(err)) return undefined;
+      throw err;
+    }
+    return {
+      findBase: async (hooks) => {
+        const res = await unary(conn, FindBase, { hooks }, `BlobDeltaService.FindBase (${hooks.length} hooks)`);
+        return res.base ? { base: Buffer.from(res.base), baseSize: res.baseSize, chunks: res.chunks } : undefined;
+      },
+      putDelta: async (header, ops) => {
+        const call = clientStream(conn, PutDelta, `BlobDeltaService.Put of ${b3String(header.digest)}`);
+        try {
+          await call.write({ kind: 'header', ...header });
+          for await (const op of ops) {
+            const part: DeltaPart = 'data' in op ? { kind: 'data', data: op.data } : { kind: 'copy', ...op };
+            await call.write(part);
+          }
+          return Buffer.from((await call.finish()).digest);
+        } catch (err) {
+          call.cancel();
+          throw err;
+        }
       },
     };
   }
