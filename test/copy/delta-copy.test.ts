@@ -17,7 +17,8 @@ import { nixEnv, nixStoreDump, requireNix, runNix } from '../helpers/nix.js';
 import { runCli } from './run-cli.js';
 import { GrpcBlobService } from '../../src/grpc/backends/grpc-blob-service.js';
 import { HookFinder } from '../../src/castore/delta/chunking.js';
-import type { BlobDeltas } from '../../src/castore/delta/delta-messages.js';
+import type { BlobDeltas, DeltaPart } from '../../src/castore/delta/delta-messages.js';
+import { blobDeltaServiceDef } from '../../src/grpc/definitions.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { CastoreError } from '../../src/castore/errors.js';
 import { seededRandom, fuzzSeed } from '../helpers/seeded-random.js';
@@ -156,6 +157,37 @@ describe('hostile or failed deltas store nothing wrong', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('parts out of shape are refused: no header first, a second header, more parts than the size allows', async () => {
+    const def = blobDeltaServiceDef().Put;
+    const send = (parts: DeltaPart[]) => {
+      const client = new grpc.Client(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
+      return new Promise<grpc.ServiceError | null>((resolve) => {
+        const call = client.makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, (err) => {
+          client.close();
+          resolve(err);
+        });
+        for (const p of parts) call.write(p);
+        call.end();
+      });
+    };
+    const header: DeltaPart = { kind: 'header', digest: blake3(Buffer.from('x')), size: 1, base: base() };
+    const noHeader = await send([{ kind: 'data', data: Buffer.from('x') }]);
+    assert.equal(noHeader?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(noHeader.details, /first DeltaPart must be the header/);
+    const twice = await send([header, header]);
+    assert.equal(twice?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(twice.details, /header after the first/);
+    // A blob of 8 KiB may come in 66 parts at most: 67 one-byte copies are refused before the 67th is read from the base.
+    const small = { ...header, size: 8192 };
+    const many = await send([small, ...Array.from({ length: 67 }, (_, i): DeltaPart => ({ kind: 'copy', offset: i, length: 1 }))]);
+    assert.equal(many?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(many.details, /more than 66 ops/);
+    // Ranges going back make the daemon read the base again from its start: a few times over at most.
+    const backwards = await send([small, ...Array.from({ length: 20 }, (): DeltaPart => ({ kind: 'copy', offset: big.one.length - 1 - 100, length: 1 }))]);
+    assert.equal(backwards?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(backwards.details, /out of order/);
   });
 
   it('a valid delta made by hand is stored and reads back', async () => {

@@ -123,7 +123,8 @@ export class HookFinder {
   private h = 0;
   /** Once an anchor is found: the hook's bytes, gathered. */
   private hookStart = -1;
-  private readonly hookBytes = Buffer.allocUnsafe(HOOK_BYTES);
+  /** Made at the first anchor: a daemon's writer has a finder per Put, and most small blobs end before one. */
+  private hookBytes: Buffer | undefined;
   private gathered = 0;
 
   constructor(private readonly size: number) {}
@@ -168,6 +169,7 @@ export class HookFinder {
 
   private gatherHook(buf: Uint8Array, i: number): void {
     const n = Math.min(buf.length - i, HOOK_BYTES - this.gathered);
+    this.hookBytes ??= Buffer.allocUnsafe(HOOK_BYTES);
     this.hookBytes.set(buf.subarray(i, i + n), this.gathered);
     this.gathered += n;
     this.at += n;
