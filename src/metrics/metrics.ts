@@ -43,7 +43,20 @@ export const httpDuration = new Histogram({
 
 export const blobsWritten = new Counter({
   name: `${P}blobs_written_total`,
-  help: 'Blobs accepted by BlobService/Put and BlobBatchService/Put (a blob the store already had counts too).',
+  help: 'Blobs accepted by BlobService/Put, BlobBatchService/Put and BlobDeltaService/Put (a blob the store already had counts too).',
+  registers: [registry],
+});
+// Delta uploads (nixcastore.v1.BlobDeltaService): how often a base is found, and what it saves.
+export const deltaBases: Counter<'result'> = new Counter({
+  name: `${P}delta_find_base_total`,
+  help: 'BlobDeltaService/FindBase calls with hooks, by result: found (a base answered) or none.',
+  labelNames: ['result'],
+  registers: [registry],
+});
+export const deltaBytes: Counter<'source'> = new Counter({
+  name: `${P}delta_bytes_total`,
+  help: 'Bytes of blobs stored by BlobDeltaService/Put, by source: base (taken from a blob the store had) or sent (received).',
+  labelNames: ['source'],
   registers: [registry],
 });
 export const directoriesWritten = new Counter({

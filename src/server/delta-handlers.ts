@@ -5,7 +5,7 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { DeltaStore, DeltaOp } from '../castore/delta/delta-store.js';
 import type { DeltaPart, FindBaseRequest, FindBaseResponse, PutDeltaResponse } from '../castore/delta/delta-messages.js';
 import { invalid } from '../castore/errors.js';
-import { blobsWritten } from '../metrics/metrics.js';
+import { blobsWritten, deltaBases, deltaBytes } from '../metrics/metrics.js';
 import { UNLIMITED, type ByteBudget } from '../util/byte-budget.js';
 import { clientStreamHandler, unaryHandler, DEFAULT_HELD_PER_WRITER } from './handlers.js';
 import { overBudget } from './request-budget.js';
@@ -15,6 +15,8 @@ export function blobDeltaHandlers(deltas: DeltaStore, budget: ByteBudget = UNLIM
   return {
     FindBase: unaryHandler<FindBaseRequest, FindBaseResponse>(async (req, signal) => {
       const found = await deltas.findBase(req.hooks, signal);
+      // The empty FindBase is a client's probe, not a search.
+      if (req.hooks.length > 0) deltaBases.inc({ result: found ? 'found' : 'none' });
       return found ?? { baseSize: 0, chunks: [] };
     }),
     Put: clientStreamHandler<DeltaPart, PutDeltaResponse>(async (msgs, signal) => {
@@ -22,12 +24,14 @@ export function blobDeltaHandlers(deltas: DeltaStore, budget: ByteBudget = UNLIM
       if (first.done || first.value.kind !== 'header') throw invalid('the first DeltaPart must be the header (digest, size, base)');
       const held = budget.holding();
       let written = 0;
+      let fromBase = 0;
       // The store's writer may hold what it was given until the end: counted against the daemon's budget, as for a Put.
       async function* ops(): AsyncGenerator<DeltaOp> {
         for await (const m of msgs) {
           if (m.kind === 'header') throw invalid('a DeltaPart header after the first part');
           const op: DeltaOp = m.kind === 'data' ? { data: m.data } : { offset: m.offset, length: m.length };
           written += m.kind === 'data' ? m.data.length : m.length;
+          if (m.kind === 'copy') fromBase += m.length;
           if (held.bytes < heldMax && !held.set(Math.min(written, heldMax))) throw overBudget(held);
           yield op;
         }
@@ -35,6 +39,8 @@ export function blobDeltaHandlers(deltas: DeltaStore, budget: ByteBudget = UNLIM
       try {
         const digest = await deltas.putDelta(first.value, ops(), signal);
         blobsWritten.inc();
+        deltaBytes.inc({ source: 'base' }, fromBase);
+        deltaBytes.inc({ source: 'sent' }, written - fromBase);
         return { digest };
       } finally {
         held.release();

@@ -74,8 +74,19 @@ before(async () => {
   big.two = rng.bytes(5 * MiB + 22);
   big.three = rng.bytes(9 * MiB + 33);
   pathA = await addPath('pkg-1.0', { ...big, small: Buffer.from('a small file\n') });
-  daemon = await startDaemonProcess({ dataDir });
+  daemon = await startDaemonProcess({ dataDir, args: daemonArgs() });
 });
+
+const daemonArgs = () => ['--data', dataDir, '--metrics', '127.0.0.1:0'];
+
+/** One sample of the daemon's /metrics (0 when absent). */
+async function metric(series: string): Promise<number> {
+  const url = /metrics on (http:\/\/\S+)\/metrics/.exec(daemon.stderr())?.[1];
+  assert.ok(url, daemon.stderr());
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
 
 after(async () => {
   await daemon?.stop();
@@ -95,6 +106,11 @@ describe(`copy sends a changed path's large files as deltas (seed ${seed})`, () 
     assert.equal(r.blobsAsDeltas, 3, JSON.stringify(r));
     assert.ok(r.bytesSent < 0.1 * largeBytes, `${r.bytesSent} of ${largeBytes} bytes sent`);
     assert.equal(r.bytesSent + r.bytesReused, largeBytes);
+    // The daemon counts the same: 3 bases not found (the first copy), 3 found, the bytes by source.
+    assert.equal(await metric('nix_castore_delta_find_base_total{result="none"}'), 3);
+    assert.equal(await metric('nix_castore_delta_find_base_total{result="found"}'), 3);
+    assert.equal(await metric('nix_castore_delta_bytes_total{source="base"}'), r.bytesReused);
+    assert.equal(await metric('nix_castore_delta_bytes_total{source="sent"}'), r.bytesSent);
     await assertNarServed(pathB);
     const fsck = spawnSync(process.execPath, [CLI, 'fsck', '--data', dataDir, '--nar'], { encoding: 'utf8' });
     assert.equal(fsck.status, 0, fsck.stdout + fsck.stderr);
@@ -102,7 +118,7 @@ describe(`copy sends a changed path's large files as deltas (seed ${seed})`, () 
 
   it('hints survive the daemon killed with SIGKILL', async () => {
     await daemon.stop('SIGKILL');
-    daemon = await startDaemonProcess({ dataDir });
+    daemon = await startDaemonProcess({ dataDir, args: daemonArgs() });
     const pathC = await addPath('pkg-1.2', { three: Buffer.concat([big.three, Buffer.from('one more line\n')]) });
     const r = await copy(pathC);
     assert.equal(r.blobsAsDeltas, 1, JSON.stringify(r));
