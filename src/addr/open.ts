@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { HookIndex } from '../castore/delta/hook-index.js';
 import { hookedBlobs } from '../castore/delta/hooked-blobs.js';
 import { DeltaStore } from '../castore/delta/delta-store.js';
+import { PgHookIndex } from '../scaleout/pg-hook-index.js';
 import { SERVICE_ADDR_ENV } from './config.js';
 import { MemoryPathInfoService } from '../store/backends/memory-pathinfo-service.js';
 import { DiskPathInfoService } from '../store/backends/disk-pathinfo-service.js';
@@ -94,12 +95,13 @@ export function addrsFromEnv(fallback: StoreAddrs, env: NodeJS.ProcessEnv = proc
 /**
  * Delta uploads over a store a daemon serves: its Puts record the hooks of
  * large blobs from now on (store.blobs is replaced by the recording one),
- * kept beside an on-disk store's blobs (`delta-hooks`), in memory for
- * other backends (lost at a restart: only hints).
+ * kept beside an on-disk store's blobs (`delta-hooks`), in a scale-out
+ * store's PostgreSQL (`delta_hooks`), in memory for other backends (lost
+ * at a restart: only hints).
  */
 export async function withDeltas(store: Store, blobAddr: string): Promise<DeltaStore> {
   const a = parseAddr(blobAddr);
-  const index = a.kind === 'file' ? await HookIndex.atPath(join(a.root, 'delta-hooks')) : HookIndex.inMemory();
+  const index = a.kind === 'file' ? await HookIndex.atPath(join(a.root, 'delta-hooks')) : a.kind === 's3' ? PgHookIndex.open(a.indexUrl) : HookIndex.inMemory();
   store.blobs = hookedBlobs(store.blobs, index);
   return new DeltaStore(store.blobs, index);
 }

@@ -67,6 +67,14 @@ const MIGRATIONS: string[] = [
      name  text PRIMARY KEY,
      value text NOT NULL
    );`,
+  // Delta uploads (pg-hook-index.ts): which large blob each hook was seen
+  // in, by the hook's first 16 bytes; hints only, the newest kept.
+  `CREATE TABLE IF NOT EXISTS delta_hooks (
+     hook     bytea       PRIMARY KEY,
+     blob     bytea       NOT NULL,
+     added_at timestamptz NOT NULL DEFAULT now()
+   );
+   CREATE INDEX IF NOT EXISTS delta_hooks_added ON delta_hooks (added_at);`,
 ];
 
 /** The schema version that brought compressed blobs. */

@@ -9,7 +9,7 @@ import type { BlobService, BlobWriter } from '../blob-service.js';
 import { B3_LEN, b3String } from '../digest.js';
 import { CastoreError, invalid } from '../errors.js';
 import { Chunker, type Chunk } from './chunking.js';
-import type { HookIndex } from './hook-index.js';
+import type { HookHints } from './hook-index.js';
 
 /** Blobs smaller than this are sent whole: a delta saves too little to pay for its round trips. */
 export const DELTA_MIN = 1 << 20;
@@ -40,16 +40,15 @@ export const maxOps = (size: number): number => Math.ceil(size / 4096) + 64;
 export class DeltaStore {
   constructor(
     readonly blobs: BlobService,
-    readonly index: HookIndex,
+    readonly index: HookHints,
   ) {}
 
   /** The blob most of `hooks` were seen in, with its chunks; undefined if none is at hand. */
   async findBase(hooks: Uint8Array[], signal?: AbortSignal): Promise<DeltaBase | undefined> {
     if (hooks.length > MAX_HOOKS_ASKED) throw invalid(`${hooks.length} hooks: at most ${MAX_HOOKS_ASKED} are looked up`);
+    if (hooks.some((h) => h.length !== B3_LEN)) throw invalid('a hook is a 32-byte digest');
     const votes = new Map<string, number>();
-    for (const h of hooks) {
-      if (h.length !== B3_LEN) throw invalid('a hook is a 32-byte digest');
-      const blob = this.index.get(h);
+    for (const blob of await this.index.lookup(hooks)) {
       if (blob) votes.set(blob.toString('latin1'), (votes.get(blob.toString('latin1')) ?? 0) + 1);
     }
     const ranked = [...votes].sort((a, b) => b[1] - a[1]).slice(0, CANDIDATES);

@@ -10,11 +10,22 @@ import { open, rename, truncate, stat, type FileHandle } from 'node:fs/promises'
 import { B3_LEN } from '../digest.js';
 
 export const MAX_HOOKS = 1 << 16;
-/** A hook is known by its first 16 bytes. */
-const KEY_LEN = 16;
+/** A hook is known by its first 16 bytes (here and in a scale-out store's table). */
+export const HOOK_KEY_LEN = 16;
+
+/** Where hooks were seen: this file's index, or a scale-out store's table (scaleout/pg-hook-index.ts). */
+export interface HookHints {
+  /** The blob each hook was seen in, in order (undefined: none). */
+  lookup(hooks: Uint8Array[]): Promise<(Buffer | undefined)[]>;
+  /** Records a blob's hooks (the newest entry wins a key). */
+  add(blob: Uint8Array, hooks: Uint8Array[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+const KEY_LEN = HOOK_KEY_LEN;
 const RECORD = KEY_LEN + B3_LEN;
 
-export class HookIndex {
+export class HookIndex implements HookHints {
   /** Hook key → blob digest, both as latin1 strings (a Buffer each cost several times as much). */
   private readonly map = new Map<string, string>();
   private file: FileHandle | undefined;
@@ -43,6 +54,10 @@ export class HookIndex {
   get(hook: Uint8Array): Buffer | undefined {
     const blob = this.map.get(Buffer.from(hook.buffer, hook.byteOffset, KEY_LEN).toString('latin1'));
     return blob === undefined ? undefined : Buffer.from(blob, 'latin1');
+  }
+
+  async lookup(hooks: Uint8Array[]): Promise<(Buffer | undefined)[]> {
+    return hooks.map((h) => this.get(h));
   }
 
   /** Records a blob's hooks (the newest entry wins a key). */

@@ -5,9 +5,9 @@
 import type { BlobService, BlobWriter } from '../blob-service.js';
 import { HookFinder, HOOK_REGION } from './chunking.js';
 import { DELTA_MIN } from './delta-store.js';
-import type { HookIndex } from './hook-index.js';
+import type { HookHints } from './hook-index.js';
 
-export function hookedBlobs(blobs: BlobService, index: HookIndex): BlobService {
+export function hookedBlobs(blobs: BlobService, index: HookHints): BlobService {
   const put = (): BlobWriter => new HookingWriter(blobs.put(), index);
   return new Proxy(blobs, {
     get(target, key) {
@@ -27,7 +27,7 @@ class HookingWriter implements BlobWriter {
 
   constructor(
     private readonly inner: BlobWriter,
-    private readonly index: HookIndex,
+    private readonly index: HookHints,
   ) {}
 
   write(chunk: Uint8Array, released?: () => void): Promise<void> {
@@ -41,7 +41,8 @@ class HookingWriter implements BlobWriter {
     const digest = await this.inner.close(signal);
     if (this.written >= DELTA_MIN) {
       // A hook cut off by the blob's end was never completed: all hooks found lie within the blob.
-      await this.index.add(digest, this.finder.hooks);
+      // Hints that cannot be kept (an index unreachable) cost later deltas, never this Put.
+      await this.index.add(digest, this.finder.hooks).catch(() => {});
     }
     return digest;
   }
