@@ -18,6 +18,8 @@ Uploads every path of a Nix closure into a castore: file contents as BLAKE3
 blobs (only those the store lacks), directories, and one PathInfo per store
 path — each verified against Nix's NAR hash, and published only after the
 PathInfos of its references. Re-running uploads only what is missing.
+Against nix-castore's daemon, a large file it lacks goes as the bytes that
+differ from a similar blob it has (an earlier build's), when there is one.
 
 Where the closure comes from (one of):
   STOREPATH...              these paths and their closures ('nix path-info
