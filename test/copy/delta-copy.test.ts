@@ -256,6 +256,23 @@ describe('hostile or failed deltas store nothing wrong', () => {
     assert.equal(r.bytesSent, four.length + 8);
     await assertNarServed(path);
   });
+
+  it('a collector deleting the base while deltas against it are sent: every copy completes, the store stays whole', async () => {
+    for (let round = 0; round < 3; round++) {
+      const five = rng.bytes(4 * MiB + round);
+      await copy(await addPath(`race-${round}-1.0`, { five }));
+      const next = await addPath(`race-${round}-1.1`, { five: Buffer.concat([five, Buffer.from(`round ${round}\n`)]) });
+      // Nothing kept: the collector deletes the base (and maybe the new path) while the copy sends its delta.
+      const [gc, r] = await Promise.all([runCli(['gc', '--store', daemon.addr, '--keep-since', '0', '--grace', '0']), runCli(['copy', '--store', daemon.addr, next, '--json'])]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.equal(r.code, 0, r.stderr);
+      // Copied again in case the collector took it after it was published: then served as Nix has it.
+      await copy(next);
+      await assertNarServed(next);
+      const fsck = spawnSync(process.execPath, [CLI, 'fsck', '--data', dataDir, '--nar'], { encoding: 'utf8' });
+      assert.equal(fsck.status, 0, fsck.stdout + fsck.stderr);
+    }
+  });
 });
 
 describe('who may send deltas', () => {
