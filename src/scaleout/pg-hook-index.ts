@@ -31,7 +31,7 @@ export class PgHookIndex implements HookHints {
 
   async add(blob: Uint8Array, hooks: Uint8Array[]): Promise<void> {
     // One row per key: an upsert may not touch a row twice in one statement.
-    const keys = [...new Map(hooks.map((h) => [keyOf(h).toString('latin1'), keyOf(h)])).values()];
+    const keys = [...new Map(hooks.map(keyOf).map((k) => [k.toString('latin1'), k])).values()];
     if (keys.length === 0) return;
     await this.pg.query(
       `INSERT INTO delta_hooks (hook, blob) SELECT unnest($1::bytea[]), $2

@@ -2,8 +2,8 @@
 // over the daemon's DeltaStore: both calls are writes (a FindBase makes the
 // store read and chunk a blob), so both need the write token.
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { DeltaStore, DeltaOp } from '../castore/delta/delta-store.js';
-import type { DeltaPart, FindBaseRequest, FindBaseResponse, PutDeltaResponse } from '../castore/delta/delta-messages.js';
+import type { DeltaStore } from '../castore/delta/delta-store.js';
+import type { DeltaOp, DeltaPart, FindBaseRequest, FindBaseResponse, PutDeltaResponse } from '../castore/delta/delta-messages.js';
 import { invalid } from '../castore/errors.js';
 import { blobsWritten, deltaBases, deltaBytes } from '../metrics/metrics.js';
 import { UNLIMITED, type ByteBudget } from '../util/byte-budget.js';

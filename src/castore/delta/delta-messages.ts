@@ -10,7 +10,7 @@ export interface FindBaseRequest {
 }
 export interface FindBaseResponse {
   /** Absent: no base. */
-  base?: Uint8Array;
+  base?: Buffer;
   baseSize: number;
   chunks: Chunk[];
 }
@@ -111,10 +111,26 @@ export const PutDeltaResponseCodec: Codec<PutDeltaResponse> = {
   },
 };
 
+/** A similar blob the store has, with its content-defined chunks. */
+export interface DeltaBase {
+  base: Buffer;
+  baseSize: number;
+  chunks: Chunk[];
+}
+
+export interface DeltaHeader {
+  digest: Uint8Array;
+  size: number;
+  base: Uint8Array;
+}
+
+/** After the header: a range of the base, or bytes of the blob itself. */
+export type DeltaOp = { offset: number; length: number } | { data: Uint8Array };
+
 /** Delta uploads as a client sees them (DeltaStore in-process, a daemon's BlobDeltaService over gRPC). */
 export interface BlobDeltas {
   /** A similar blob the store has, by the new blob's hooks, with its chunks; undefined if none. */
-  findBase(hooks: Uint8Array[]): Promise<{ base: Buffer; baseSize: number; chunks: Chunk[] } | undefined>;
+  findBase(hooks: Uint8Array[]): Promise<DeltaBase | undefined>;
   /** Stores the blob `header` announces from ranges of its base and literal bytes; resolves to its digest. */
-  putDelta(header: { digest: Uint8Array; size: number; base: Uint8Array }, ops: AsyncIterable<{ offset: number; length: number } | { data: Uint8Array }>): Promise<Buffer>;
+  putDelta(header: DeltaHeader, ops: AsyncIterable<DeltaOp>): Promise<Buffer>;
 }

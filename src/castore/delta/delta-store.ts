@@ -10,6 +10,7 @@ import { B3_LEN, b3String } from '../digest.js';
 import { CastoreError, invalid } from '../errors.js';
 import { Chunker, type Chunk } from './chunking.js';
 import type { HookHints } from './hook-index.js';
+import type { BlobDeltas, DeltaBase, DeltaHeader, DeltaOp } from './delta-messages.js';
 
 /** Blobs smaller than this are sent whole: a delta saves too little to pay for its round trips. */
 export const DELTA_MIN = 1 << 20;
@@ -20,24 +21,10 @@ export const MAX_HOOKS_ASKED = 4096;
 /** Candidates tried, most hooks shared first. */
 const CANDIDATES = 3;
 
-export interface DeltaBase {
-  base: Buffer;
-  baseSize: number;
-  chunks: Chunk[];
-}
-
-export interface DeltaHeader {
-  digest: Uint8Array;
-  size: number;
-  base: Uint8Array;
-}
-
-export type DeltaOp = { offset: number; length: number } | { data: Uint8Array };
-
 /** Ops one delta may have at most: a copy or a literal per minimum-size chunk, and some. */
 export const maxOps = (size: number): number => Math.ceil(size / 4096) + 64;
 
-export class DeltaStore {
+export class DeltaStore implements BlobDeltas {
   constructor(
     readonly blobs: BlobService,
     readonly index: HookHints,
@@ -104,10 +91,9 @@ export class DeltaStore {
     }
   }
 
+  /** Services without an index of sizes (a gRPC store) offer no base. */
   private async sizeOf(digest: Uint8Array): Promise<number | undefined> {
-    if (this.blobs.sizeOf) return this.blobs.sizeOf(digest);
-    // Services without an index of sizes: no base from them.
-    return undefined;
+    return this.blobs.sizeOf?.(digest);
   }
 
   private async chunksOf(base: Uint8Array, signal?: AbortSignal): Promise<Chunk[] | undefined> {

@@ -9,11 +9,17 @@ import type { HookHints } from './hook-index.js';
 
 export function hookedBlobs(blobs: BlobService, index: HookHints): BlobService {
   const put = (): BlobWriter => new HookingWriter(blobs.put(), index);
+  // Methods are bound once: the daemon's hot paths (a Stat per call) read them from here every time.
+  const bound = new Map<PropertyKey, unknown>([['put', put]]);
   return new Proxy(blobs, {
     get(target, key) {
-      if (key === 'put') return put;
+      const known = bound.get(key);
+      if (known) return known;
       const v = Reflect.get(target, key, target) as unknown;
-      return typeof v === 'function' ? v.bind(target) : v;
+      if (typeof v !== 'function') return v;
+      const f = v.bind(target);
+      bound.set(key, f);
+      return f;
     },
   });
 }

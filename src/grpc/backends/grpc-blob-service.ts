@@ -159,7 +159,7 @@ export class GrpcBlobService implements BlobService {
     return {
       findBase: async (hooks) => {
         const res = await unary(conn, FindBase, { hooks }, `BlobDeltaService.FindBase (${hooks.length} hooks)`);
-        return res.base ? { base: Buffer.from(res.base), baseSize: res.baseSize, chunks: res.chunks } : undefined;
+        return res.base ? { base: res.base, baseSize: res.baseSize, chunks: res.chunks } : undefined;
       },
       putDelta: async (header, ops) => {
         const call = clientStream(conn, PutDelta, `BlobDeltaService.Put of ${b3String(header.digest)}`);
