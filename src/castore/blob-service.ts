@@ -5,6 +5,7 @@ import { blake3, b3String, checkB3, sameBytes } from './digest.js';
 import { invalid } from './errors.js';
 import type { ObjectStats } from './object-stats.js';
 import type { BlobDeltas } from './delta/delta-messages.js';
+import type { BlobsFromPath } from './from-path-messages.js';
 
 /**
  * What a BlobWriter's write returns when it took the chunk at once: one
@@ -141,6 +142,8 @@ export interface BlobService {
   batches?(): Promise<BlobBatches | undefined>;
   /** nix-castore's delta uploads (delta/delta-store.ts), where the store offers them. */
   deltas?(): Promise<BlobDeltas | undefined>;
+  /** A daemon on this machine that reads files itself (from-path-messages.ts), where it offers that to this client. */
+  fromPath?(): Promise<BlobsFromPath | undefined>;
   /** How many distinct blobs it holds and their bytes (a full count: call it seldom). */
   stats?(): Promise<ObjectStats>;
 }

@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import { byteSizeFlag, parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
 import { daemonLimitSettings, defaultDataDir } from '../addr/config.js';
 import { openStore, addrsFromEnv, sameAddr, withDeltas, type Store } from '../addr/open.js';
 import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
 import { startDaemon } from '../server/daemon.js';
+import { nixStoreDir, resolveRoots } from '../server/from-path.js';
 import { DEFAULT_LISTEN, parseListenAddr, clientAddr, type ListenAddr } from '../server/listen.js';
 import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
@@ -54,6 +56,13 @@ Options:
                            DIR into this store, now and as new builds arrive
                            (failed entries are retried with backoff).
       --socket-mode MODE   octal mode of unix sockets (default 660).
+      --local-files DIR    for clients on a unix socket, read a large file
+                           below DIR (symlinks resolved) that anyone on this
+                           machine may read instead of receiving its bytes
+                           (nixcastore.v1.BlobFromPathService: 'copy' then
+                           sends a path; every byte is still hashed and
+                           checked here); repeatable. Default the Nix store
+                           ($NIX_STORE_DIR or /nix/store); 'none': never.
       --max-connections N  connections per listener (gRPC and --http) served
                            at once; more are closed (default ${LIMITS.maxConnections}).
       --handshake-timeout S
@@ -151,6 +160,7 @@ export const daemonCommand: Command = {
       store: { type: 'string' },
       'max-message-size': { type: 'string' },
       'socket-mode': { type: 'string' },
+      'local-files': { type: 'string', multiple: true },
       http: { type: 'string' },
       'sign-key-file': { type: 'string' },
       priority: { type: 'string' },
@@ -219,7 +229,8 @@ export const daemonCommand: Command = {
     opened = store;
     if (!readOnly) recordReads(store); // a read-only store records nothing, reads included
     const deltas = readOnly ? undefined : await withDeltas(store, addrs.blob);
-    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits, admin, log: gcLog, deltas }).catch(async (err) => {
+    const fromPathRoots = readOnly || !listen.some((l) => l.kind === 'unix') ? [] : await resolveRoots(localFileRoots(values['local-files']));
+    const daemon = await startDaemon(store, { listen, maxMessageBytes, socketMode, http: http && { ...http, ...cache, authToken, metricsNeedToken: needToken, persistSignatures: !readOnly }, access: { readOnly, authToken }, limits, admin, log: gcLog, deltas, fromPathRoots }).catch(async (err) => {
       await gcSchedule?.stop();
       await store.close();
       throw err;
@@ -333,4 +344,15 @@ async function startDrainer(dir: string, store: Store): Promise<{ stop(): Promis
   const { watchSpool } = await import('../upload/drain.js');
   console.error(`nix-castore daemon: draining the hook spool ${dir}`);
   return watchSpool(dir, { store, formula: 'head', jobs: 4, log: (m) => console.error(`nix-castore daemon: drain: ${m}`) });
+}
+
+/** --local-files: the directories named, 'none' for none, else the Nix store. */
+function localFileRoots(flags: string[] | undefined): string[] {
+  if (!flags?.length) return [nixStoreDir()];
+  if (flags.includes('none')) {
+    if (flags.length > 1) throw new UsageError("--local-files none: give no other --local-files");
+    return [];
+  }
+  for (const d of flags) if (!isAbsolute(d)) throw new UsageError(`--local-files ${d}: give an absolute directory`);
+  return flags;
 }

@@ -9,6 +9,7 @@ import * as B from '../castore/batch-messages.js';
 import { GetStoreStatsRequestCodec, StoreStatsCodec } from '../store/store-stats.js';
 import * as A from './admin-messages.js';
 import * as D from '../castore/delta/delta-messages.js';
+import * as F from '../castore/from-path-messages.js';
 
 export type ProtoPackage = 'tvix' | 'snix';
 export const PACKAGES: readonly ProtoPackage[] = ['tvix', 'snix'];
@@ -73,6 +74,13 @@ export function blobDeltaServiceDef() {
   return {
     FindBase: method(p + 'FindBase', D.FindBaseRequestCodec, D.FindBaseResponseCodec, false, false),
     Put: method(p + 'Put', D.DeltaPartCodec, D.PutDeltaResponseCodec, true, false),
+  } satisfies ServiceDefinition;
+}
+
+/** nix-castore's own extension (protos/nixcastore/v1/blob_from_path.proto): a local client's file read by the daemon itself. */
+export function blobFromPathServiceDef() {
+  return {
+    Put: method('/nixcastore.v1.BlobFromPathService/Put', F.PutFromPathRequestCodec, F.PutFromPathResponseCodec, false, false),
   } satisfies ServiceDefinition;
 }
 

@@ -59,6 +59,11 @@ export const deltaBytes: Counter<'source'> = new Counter({
   labelNames: ['source'],
   registers: [registry],
 });
+export const blobsFromPath = new Counter({
+  name: `${P}blobs_from_path_total`,
+  help: 'Blobs BlobFromPathService/Put read from a local client\'s file and stored (also counted in blobs_written_total).',
+  registers: [registry],
+});
 export const directoriesWritten = new Counter({
   name: `${P}directories_written_total`,
   help: 'Directories accepted by DirectoryService/Put.',

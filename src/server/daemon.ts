@@ -5,10 +5,11 @@ import { chmod, unlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import type { Store } from '../store/store.js';
-import { adminServiceDef, blobDeltaServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { adminServiceDef, blobDeltaServiceDef, blobFromPathServiceDef, blobServiceDef, storeStatsServiceDef, directoryServiceDef, pathInfoServiceDef, PACKAGES } from '../grpc/definitions.js';
 import { blobHandlers, directoryHandlers, pathInfoHandlers } from './handlers.js';
 import { blobBatchHandlers, blobBatchServiceForServer } from './batch-handlers.js';
 import { blobDeltaHandlers } from './delta-handlers.js';
+import { fromPathDeclined } from './from-path.js';
 import type { DeltaStore } from '../castore/delta/delta-store.js';
 import { adminHandlers } from './admin-handlers.js';
 import type { GcAdmin } from '../gc/admin.js';
@@ -34,7 +35,7 @@ export const PROTO_FILES = PACKAGES.flatMap((p) => [
   `${p}/castore/protos/rpc_directory.proto`,
   `${p}/store/protos/pathinfo.proto`,
   `${p}/store/protos/rpc_pathinfo.proto`,
-]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/blob_delta.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto');
+]).concat('nixcastore/v1/blob_batch.proto', 'nixcastore/v1/blob_delta.proto', 'nixcastore/v1/blob_from_path.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto');
 
 export interface DaemonOptions {
   listen: ListenAddr[];
@@ -51,6 +52,8 @@ export interface DaemonOptions {
   log?: (msg: string) => void;
   /** Delta uploads (nixcastore.v1.BlobDeltaService) over the store's blobs; undefined: not offered. */
   deltas?: DeltaStore;
+  /** Directories below which nixcastore.v1.BlobFromPathService reads local clients' files (resolved); empty or absent: not offered. */
+  fromPathRoots?: string[];
   /** Max connections, handshake and idle timeouts, for gRPC and HTTP alike. */
   limits?: ConnectionLimits;
 }
@@ -72,7 +75,7 @@ export interface ServerBounds {
   budget: ByteBudget;
 }
 
-export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}, bounds: ServerBounds = { maxStreams: DEFAULT_CONNECTION_LIMITS.maxStreams, budget: requestBudget(DEFAULT_CONNECTION_LIMITS.maxBufferedBytes) }, deltas?: DeltaStore): grpc.Server {
+export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, access: AccessPolicy = {}, admin?: GcAdmin, log: (msg: string) => void = () => {}, bounds: ServerBounds = { maxStreams: DEFAULT_CONNECTION_LIMITS.maxStreams, budget: requestBudget(DEFAULT_CONNECTION_LIMITS.maxBufferedBytes) }, deltas?: DeltaStore, fromPath = false): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': -1,
@@ -87,6 +90,9 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
   }
   server.addService(blobBatchServiceForServer(), guardWrite(blobBatchHandlers(store, maxMessageBytes), 'Put', access));
   if (deltas) server.addService(tolerantDecoding(blobDeltaServiceDef()), ['FindBase', 'Put'].reduce((impl, m) => guardWrite(impl, m, access), blobDeltaHandlers(deltas, budget)));
+  // Served on the plain node:http2 path (lean-blob.ts), which knows the client's socket; grpc-js gets the calls it
+  // does not speak (a deadline, compression) and declines them, and registering it names the method in the metrics.
+  if (fromPath) server.addService(tolerantDecoding(blobFromPathServiceDef()), guardWrite(fromPathDeclined(), 'Put', access));
   server.addService(storeStatsServiceDef(), storeStatsHandlers(store));
   // Every admin method is a write (admin-handlers.ts).
   server.addService(tolerantDecoding(adminServiceDef()), ['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].reduce((impl, m) => guardWrite(impl, m, access), adminHandlers(admin, log)));
@@ -149,7 +155,7 @@ function routeLean(server: grpc.Server, route: LeanRoute, budget: ByteBudget): v
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
   const limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
   const budget = requestBudget(limits.maxBufferedBytes);
-  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log, { maxStreams: limits.maxStreams, budget }, opts.deltas);
+  const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log, { maxStreams: limits.maxStreams, budget }, opts.deltas, (opts.fromPathRoots?.length ?? 0) > 0 && !opts.access?.readOnly);
   let stopWatch: (() => void) | undefined;
   const addrs: string[] = [];
   const sockets: string[] = [];
@@ -171,7 +177,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
     widenConnectionWindow(server);
     const h2 = [...((server as unknown as ServerInternals).http2Servers?.keys() ?? [])];
     limitHttp2Connections(h2, limits);
-    routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}, budget), budget);
+    routeLean(server, leanBlobRoute(store, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, opts.access ?? {}, budget, opts.fromPathRoots), budget);
     stopWatch = resetStalledStreams(h2, limits.streamStallMs); // after routeLean, which takes over the 'stream' listeners there are
     observeGrpc(server);
     if (opts.http) httpCache = await startHttpCache(store, opts.http, { ...opts.http, limits, budget });

@@ -12,21 +12,22 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import type { Store } from '../store/store.js';
 import type * as C from '../castore/messages.js';
-import { blobBatchServiceDef, blobServiceDef, PACKAGES } from '../grpc/definitions.js';
+import { blobBatchServiceDef, blobFromPathServiceDef, blobServiceDef, PACKAGES } from '../grpc/definitions.js';
 import type { BatchBlob } from '../castore/batch-messages.js';
 import { hasBlobs, putBlobs } from './batch-handlers.js';
 import { isGrpcContentType } from '../grpc/h2/status.js';
 import type { StatusObject } from '../grpc/status.js';
 import { DataPiece, LeanCall, ParsedBatch, statusOf, type Mode } from './lean-call.js';
 import { MalformedRequest, malformedError, malformedStatus, tolerantDecoding } from './decode.js';
-import { putBlob, statBlob } from './handlers.js';
+import { putBlob, statBlob, DEFAULT_HELD_PER_WRITER } from './handlers.js';
+import { putFromPath } from './from-path.js';
 import { writeRefusalFor, type AccessPolicy } from './access.js';
 import type { ByteBudget } from '../util/byte-budget.js';
 
 /** Handles one stream; false leaves it to grpc-js. */
 export type LeanRoute = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
-export function leanBlobRoute(store: Store, maxMessageBytes: number, access: AccessPolicy, budget: ByteBudget): LeanRoute {
+export function leanBlobRoute(store: Store, maxMessageBytes: number, access: AccessPolicy, budget: ByteBudget, fromPathRoots: string[] = []): LeanRoute {
   const def = tolerantDecoding(blobServiceDef());
   const stat = statBlob(store);
   const put = putBlob(store, budget);
@@ -89,7 +90,30 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
       return res;
     });
   });
-  const modes = new Map<string, Mode>([...routes.keys()].map((path) => [path, path === batch.Put.path ? 'batch' : path.endsWith('/Put') ? 'chunks' : 'whole']));
+  if (fromPathRoots.length > 0 && !access.readOnly) {
+    const fromPath = tolerantDecoding(blobFromPathServiceDef());
+    const heldMax = store.blobs.heldPerWriter ?? DEFAULT_HELD_PER_WRITER;
+    routes.set(fromPath.Put.path, (call) => {
+      const refusal = writeRefusalFor(access, call.header('authorization'));
+      if (refusal) return call.finish(refusal);
+      void unary(call, async (bytes) => {
+        const req = fromPath.Put.requestDeserialize(bytes as Buffer);
+        const bad = malformedStatus(req);
+        if (bad) return bad;
+        // The probe: which directories are read for this client (none unless it is on this machine).
+        if (req.digest.length === 0 && req.path.length === 0) return fromPath.Put.responseSerialize({ digest: Buffer.alloc(0), roots: call.overUnixSocket ? fromPathRoots : [] });
+        if (!call.overUnixSocket) return { code: status.PERMISSION_DENIED, details: 'BlobFromPathService reads files only for clients on this machine (a unix socket): send the bytes with BlobService.Put' };
+        const held = budget.holding();
+        try {
+          const digest = await putFromPath(store.blobs, fromPathRoots, req, call.signal, held, heldMax);
+          return fromPath.Put.responseSerialize({ digest, roots: [] });
+        } finally {
+          held.release();
+        }
+      });
+    });
+  }
+  const modes = new Map<string, Mode>([...routes.keys()].map((path) => [path, path === batch.Put.path ? 'batch' : path.endsWith('.BlobService/Put') ? 'chunks' : 'whole']));
   return (stream, headers) => {
     const path = headers[':path'] as string;
     const route = routes.get(path);

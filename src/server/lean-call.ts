@@ -125,6 +125,16 @@ export class LeanCall extends MessageReader {
   }
 
   /** Aborts when the client goes away before the answer (see clientStreamHandler). */
+  /**
+   * Whether the client came through a unix socket (so it is on this
+   * machine): the listening server's address is a path then. Anything
+   * else, or a Node that no longer says, counts as remote.
+   */
+  get overUnixSocket(): boolean {
+    const socket = this.stream.session?.socket as { server?: { address(): unknown } } | undefined;
+    return typeof socket?.server?.address() === 'string';
+  }
+
   get signal(): AbortSignal {
     this.aborter ??= new AbortController();
     if (this.stream.closed && !this.answered) this.aborter.abort(new Error('call cancelled by the client'));

@@ -62,10 +62,10 @@ async function startServer(address: string): Promise<Running> {
   const server = new grpc.Server();
   // The daemon's own list of files: what it describes is what is tested.
   const allFiles = PROTO_FILES;
-  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto', 'nixcastore/v1/blob_delta.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto']);
+  assert.deepEqual(allFiles, [...PREFIXES.flatMap(protoFiles), 'nixcastore/v1/blob_batch.proto', 'nixcastore/v1/blob_delta.proto', 'nixcastore/v1/blob_from_path.proto', 'nixcastore/v1/stats.proto', 'nixcastore/v1/admin.proto', 'grpc/health/v1/health.proto']);
   const def = protoLoader.loadSync(allFiles, { includeDirs: [protosDir], keepCase: true });
   // grpc.health.v1.Health is added (and implemented) by addHealthService below.
-  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService', 'nixcastore.v1.BlobDeltaService', 'nixcastore.v1.StoreStats', 'nixcastore.v1.AdminService']) {
+  for (const name of [...PREFIXES.flatMap(services), 'nixcastore.v1.BlobBatchService', 'nixcastore.v1.BlobDeltaService', 'nixcastore.v1.BlobFromPathService', 'nixcastore.v1.StoreStats', 'nixcastore.v1.AdminService']) {
     // No implementation: grpc-js answers every method with UNIMPLEMENTED.
     server.addService(def[name] as grpc.ServiceDefinition, {});
   }
@@ -259,6 +259,7 @@ describe('reflection over TCP', () => {
         'nixcastore.v1.BlobBatchService/Put',
         'nixcastore.v1.BlobDeltaService/FindBase',
         'nixcastore.v1.BlobDeltaService/Put',
+        'nixcastore.v1.BlobFromPathService/Put',
         'nixcastore.v1.StoreStats/Get',
         'grpc.health.v1.Health/Check',
         'grpc.health.v1.Health/Watch',
@@ -290,7 +291,7 @@ describe('reflection over TCP', () => {
       descriptorTypes.FileDescriptorSet.decode(fs.readFileSync(image)),
       { arrays: true },
     ) as { file: FileDesc[] };
-    assert.equal(set.file.length, 15);
+    assert.equal(set.file.length, 16);
     const responses = await reflect(target, 'v1', set.file.map((f) => ({ file_by_filename: f.name })));
     responses.forEach((res, i) => assert.deepEqual(decodeFiles(res)[0], set.file[i], set.file[i].name));
   });
