@@ -19,7 +19,9 @@ blobs (only those the store lacks), directories, and one PathInfo per store
 path — each verified against Nix's NAR hash, and published only after the
 PathInfos of its references. Re-running uploads only what is missing.
 Against nix-castore's daemon, a large file it lacks goes as the bytes that
-differ from a similar blob it has (an earlier build's), when there is one.
+differ from a similar blob it has (an earlier build's), when there is one;
+a daemon on this machine (grpc+unix://) reads a large file of the Nix store
+itself, and checks it, instead of receiving its bytes.
 
 Where the closure comes from (one of):
   STOREPATH...              these paths and their closures ('nix path-info
@@ -99,7 +101,7 @@ export const copyCommand: Command = {
       else if (!values.quiet) {
         console.error(
           `copy: ${report.uploaded.length} uploaded, ${report.skipped.length} already present, ${report.failed.length} failed; ` +
-            `${report.blobsSent} blobs sent (${report.bytesSent} bytes${report.blobsAsDeltas > 0 ? `; ${report.blobsAsDeltas} as deltas, ${report.bytesReused} bytes taken from blobs the store had` : ''}), ${report.blobsSkipped} already stored, in ${report.seconds.toFixed(1)}s`,
+            `${report.blobsSent} blobs sent (${report.bytesSent} bytes${report.blobsAsDeltas > 0 ? `; ${report.blobsAsDeltas} as deltas, ${report.bytesReused} bytes taken from blobs the store had` : ''}${report.blobsReadByStore > 0 ? `; ${report.blobsReadByStore} read from their files by the daemon, ${report.bytesReadByStore} bytes` : ''}), ${report.blobsSkipped} already stored, in ${report.seconds.toFixed(1)}s`,
         );
       }
       if (report.failed.length > 0) {

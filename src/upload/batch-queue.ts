@@ -26,7 +26,12 @@ export interface UploadStats {
   /** Blobs sent as deltas against a similar blob (delta-upload.ts), and the bytes they took from it (not in bytesSent). */
   blobsAsDeltas: number;
   bytesReused: number;
+  /** Blobs the store read from the file itself (a daemon on this machine: BlobFromPathService), and their bytes (not in bytesSent). */
+  blobsReadByStore: number;
+  bytesReadByStore: number;
 }
+
+export const noUploads = (): UploadStats => ({ blobsSent: 0, blobsSkipped: 0, bytesSent: 0, blobsAsDeltas: 0, bytesReused: 0, blobsReadByStore: 0, bytesReadByStore: 0 });
 
 export class BatchQueue {
   private queue: Item[] = [];

@@ -12,11 +12,12 @@ import { b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
 import { Limiter } from '../util/limiter.js';
 import { withRetry, type RetryPolicy } from './retry.js';
-import { BatchQueue, type UploadStats } from './batch-queue.js';
+import { BatchQueue, noUploads, type UploadStats } from './batch-queue.js';
 import { SharedSlabs } from './shared-slabs.js';
 import { DigestTable } from '../util/digest-table.js';
 import { DELTA_MIN } from '../castore/delta/delta-store.js';
 import { sendDelta } from './delta-upload.js';
+import { LocalReads } from './local-read.js';
 
 
 /** Buffers for files read again to be sent, reused as writers release them. */
@@ -181,10 +182,11 @@ export abstract class Uploads {
 
 /** Uploads on this thread, over the given service. */
 export class BlobUploader extends Uploads {
-  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0, blobsAsDeltas: 0, bytesReused: 0 };
+  readonly stats: UploadStats = noUploads();
   private readonly limiter: Limiter;
   /** Blobs read from their files: fewer at once, each streams megabytes. */
   private readonly fileLimiter = new Limiter(4);
+  private readonly localReads: LocalReads;
 
   constructor(
     private readonly blobs: BlobService,
@@ -204,6 +206,7 @@ export class BlobUploader extends Uploads {
       this.slabs = new SharedSlabs(PACKING_SLABS);
     }
     this.dedup = opts.dedup ?? true;
+    this.localReads = new LocalReads(blobs, log);
   }
 
   /** Set once the store said whether it takes batches. */
@@ -245,6 +248,12 @@ export class BlobUploader extends Uploads {
       return;
     }
     if ('bytes' in source && this.packs(size)) return this.packSmall(digest, size, source.bytes, copied);
+    if (!('bytes' in source) && (await this.localReads.stored(digest, size, source.file))) {
+      this.stats.blobsSent++;
+      this.stats.blobsReadByStore++;
+      this.stats.bytesReadByStore += size;
+      return;
+    }
     if (!('bytes' in source) && size >= DELTA_MIN && this.blobs.deltas && (await this.sentAsDelta(digest, size, source.file))) return;
     // Only a packing store's writer says when it has copied the bytes; after that they may hold another file.
     let handedOver = false;

@@ -61,6 +61,9 @@ export interface CopyReport {
   /** Of blobsSent, those sent as deltas, and the bytes they took from blobs the store had (not in bytesSent). */
   blobsAsDeltas: number;
   bytesReused: number;
+  /** Of blobsSent, those the store read from their files itself (a daemon on this machine), and their bytes (not in bytesSent). */
+  blobsReadByStore: number;
+  bytesReadByStore: number;
   blobsSkipped: number;
   seconds: number;
   /** Peak resident set size of this process so far. */
@@ -100,6 +103,8 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     report.blobsSent += again.blobsSent;
     report.blobsAsDeltas += again.blobsAsDeltas;
     report.bytesReused += again.bytesReused;
+    report.blobsReadByStore += again.blobsReadByStore;
+    report.bytesReadByStore += again.bytesReadByStore;
     report.blobsSkipped += again.blobsSkipped;
     report.peakRssMiB = again.peakRssMiB;
   }
@@ -129,7 +134,7 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   );
   const todo = ordered.filter((e) => !present.has(basename(e.path)));
   opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
-  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsAsDeltas: 0, bytesReused: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
+  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsAsDeltas: 0, bytesReused: 0, blobsReadByStore: 0, bytesReadByStore: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
   for (const e of ordered) {
     if (present.has(basename(e.path))) {
       report.skipped.push(absolute(e.path));
@@ -154,6 +159,8 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
     blobsSent: uploader.stats.blobsSent,
     blobsAsDeltas: uploader.stats.blobsAsDeltas,
     bytesReused: uploader.stats.bytesReused,
+    blobsReadByStore: uploader.stats.blobsReadByStore,
+    bytesReadByStore: uploader.stats.bytesReadByStore,
     blobsSkipped: uploader.stats.blobsSkipped,
     seconds: (Date.now() - t0) / 1000,
     peakRssMiB: Math.round(usage.maxRSS / 1024),

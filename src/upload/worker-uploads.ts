@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { CastoreError, type ErrorKind } from '../castore/errors.js';
 import { B3_LEN } from '../castore/digest.js';
 import { Uploads, type BlobSource, type UploadStats } from './blob-uploader.js';
+import { noUploads } from './batch-queue.js';
 import type { RetryPolicy } from './retry.js';
 
 export interface UploadWorkerData {
@@ -53,7 +54,7 @@ export const UPLOAD_THREAD_YOUNG_MB = 12;
 const BATCH_ITEMS = 512;
 
 export class WorkerUploads extends Uploads {
-  readonly stats: UploadStats = { blobsSent: 0, blobsSkipped: 0, bytesSent: 0, blobsAsDeltas: 0, bytesReused: 0 };
+  readonly stats: UploadStats = noUploads();
   private worker: Worker | undefined;
   private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private outbox: UploadRequest[] = [];

@@ -5,7 +5,8 @@
 import { status } from '@grpc/grpc-js';
 import { type BlobBatches, type BlobService, type BlobWriter } from '../../castore/blob-service.js';
 import type { BlobChunk, PutBlobResponse } from '../../castore/messages.js';
-import { blobBatchServiceDef, blobDeltaServiceDef, blobServiceDef } from '../definitions.js';
+import { blobBatchServiceDef, blobDeltaServiceDef, blobFromPathServiceDef, blobServiceDef } from '../definitions.js';
+import type { BlobsFromPath } from '../../castore/from-path-messages.js';
 import type { BlobDeltas, DeltaPart } from '../../castore/delta/delta-messages.js';
 import { putBlobsParts } from '../../castore/batch-messages.js';
 import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../h2/connection.js';
@@ -33,6 +34,7 @@ function blobMethods(conn: H2Connection) {
     PutMany: { ...conn.method(batch.Put), split: putBlobsParts },
     FindBase: conn.method(delta.FindBase),
     PutDelta: conn.method(delta.Put),
+    PutFromPath: conn.method(blobFromPathServiceDef().Put),
   };
 }
 
@@ -74,6 +76,7 @@ export class GrpcBlobService implements BlobService {
   private readonly methods: ReturnType<typeof blobMethods>;
   private readonly batchProbe = new Probe(() => this.probeBatches());
   private readonly deltaProbe = new Probe(() => this.probeDeltas());
+  private readonly fromPathProbe = new Probe(() => this.probeFromPath());
   // Over the network a Stat is a call of its own, and so is a 16 KiB Put:
   // for small blobs, skipping the Stat halves the calls of a fresh copy.
   readonly putWithoutStatUpTo = 16 << 10;
@@ -137,6 +140,38 @@ export class GrpcBlobService implements BlobService {
       },
       put: async (blobs) => {
         await unary(conn, PutMany, { blobs }, `BlobBatchService.Put (${blobs.length} blobs)`);
+      },
+    };
+  }
+
+  /**
+   * A daemon on this machine that reads files itself, if it offers that to
+   * this client: only over a unix socket, asked once with an empty Put;
+   * UNIMPLEMENTED or no directories means no.
+   */
+  fromPath(): Promise<BlobsFromPath | undefined> {
+    return this.fromPathProbe.get();
+  }
+
+  private async probeFromPath(): Promise<BlobsFromPath | undefined> {
+    if (!this.offThreadAddr.startsWith('grpc+unix:')) return undefined;
+    await this.shared.ready;
+    const { conn } = this.shared;
+    const { PutFromPath } = this.methods;
+    const none = Buffer.alloc(0);
+    let roots: string[];
+    try {
+      roots = (await unary(conn, PutFromPath, { digest: none, size: 0, path: none }, 'BlobFromPathService.Put')).roots;
+    } catch (err) {
+      if (unimplemented(err)) return undefined;
+      throw err;
+    }
+    if (roots.length === 0) return undefined;
+    return {
+      roots,
+      put: async (digest, size, path) => {
+        const res = await unary(conn, PutFromPath, { digest, size, path: typeof path === 'string' ? Buffer.from(path) : path }, `BlobFromPathService.Put of ${b3String(digest)}`);
+        return Buffer.from(res.digest);
       },
     };
   }
