@@ -12,6 +12,9 @@ export interface CopyJson {
   /** Of blobsSent, those sent as deltas against blobs the store had, and the bytes taken from those. */
   blobsAsDeltas: number;
   bytesReused: number;
+  /** Of blobsSent, those a daemon on this machine read from their files itself, and their bytes. */
+  blobsReadByStore: number;
+  bytesReadByStore: number;
   peakRssMiB: number;
   cpuSeconds: { user: number; system: number };
 }

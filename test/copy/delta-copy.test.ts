@@ -77,7 +77,8 @@ before(async () => {
   daemon = await startDaemonProcess({ dataDir, args: daemonArgs() });
 });
 
-const daemonArgs = () => ['--data', dataDir, '--metrics', '127.0.0.1:0'];
+// As a daemon on another machine: large files are sent (here as deltas), not read from this one's Nix store.
+const daemonArgs = () => ['--data', dataDir, '--metrics', '127.0.0.1:0', '--local-files', 'none'];
 
 /** One sample of the daemon's /metrics (0 when absent). */
 async function metric(series: string): Promise<number> {

@@ -46,7 +46,8 @@ before(async () => {
   fx = await copyFixture(SALT);
   for (const i of await nixPathInfo(fx.closure)) narBytes += i.narSize!;
   tmp = await mkdtemp(join(tmpdir(), 'metrics-prom-'));
-  daemon = await startDaemonProcess({ args: ['--data', join(tmp, 'data'), '--http', '127.0.0.1:0', '--stats-interval', '1'] });
+  // --local-files none: the 100 MiB file crosses the socket (a daemon on this machine would read it itself).
+  daemon = await startDaemonProcess({ args: ['--data', join(tmp, 'data'), '--http', '127.0.0.1:0', '--stats-interval', '1', '--local-files', 'none'] });
   cacheUrl = await cacheUrlOf(daemon);
   prom = await startPrometheus(join(tmp, 'prometheus'), { castore: { target: new URL(cacheUrl).host } });
 

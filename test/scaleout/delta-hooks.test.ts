@@ -40,11 +40,11 @@ async function addPath(name: string, files: Record<string, Buffer>): Promise<str
 describe('delta uploads on S3 + PostgreSQL', () => {
   it('hints survive a daemon killed with SIGKILL and serve another daemon on the store', async () => {
     const lib = randomBytes(3 << 20);
-    const a = await startDaemonProcess({ args: ['--store', s.addr] });
+    const a = await startDaemonProcess({ args: ['--store', s.addr, '--local-files', 'none'] });
     const first = await runCli(['copy', '--store', a.addr, await addPath('lib-1.0', { 'lib.so': lib }), '--json']);
     assert.equal(first.code, 0, first.stderr);
     await a.stop('SIGKILL');
-    const b = await startDaemonProcess({ args: ['--store', s.addr] });
+    const b = await startDaemonProcess({ args: ['--store', s.addr, '--local-files', 'none'] });
     try {
       const changed = await addPath('lib-1.1', { 'lib.so': Buffer.concat([lib, Buffer.from('one more symbol\n')]) });
       const r = await runCli(['copy', '--store', b.addr, changed, '--json']);
