@@ -15,10 +15,13 @@ import { CastoreError, invalid } from '../castore/errors.js';
 import type { PutFromPathRequest, PutFromPathResponse } from '../castore/from-path-messages.js';
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { unaryHandler } from './handlers.js';
-import { readAhead } from '../castore/disk/read-ahead.js';
+import { READ_CHUNK, readAhead } from '../castore/disk/read-ahead.js';
 import { blobsFromPath, blobsWritten } from '../metrics/metrics.js';
 import type { Holding } from '../util/byte-budget.js';
 import { overBudget } from './request-budget.js';
+
+/** What readAhead() has in memory at most: the chunk being written and the one being read. */
+const READ_AHEAD_BYTES = 2 * READ_CHUNK;
 
 /** Longest path accepted (Linux's PATH_MAX). */
 export const MAX_PATH_BYTES = 4096;
@@ -79,6 +82,12 @@ export async function putFromPath(blobs: BlobService, roots: string[], req: PutF
   const h = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: Error) => {
     throw refused(`${shown}: ${err.message}`);
   });
+  // The reads in flight are this call's memory beside what the writer holds: both count against the daemon's budget.
+  const reading = Math.min(READ_AHEAD_BYTES, req.size);
+  if (!held.set(reading)) {
+    await h.close();
+    throw overBudget(held);
+  }
   const w = blobs.put();
   try {
     const st = await h.stat();
@@ -91,7 +100,7 @@ export async function putFromPath(blobs: BlobService, roots: string[], req: PutF
       written += chunk.length;
       if (written > req.size) break;
       // The store's writer may hold what it was given until the end: counted against the daemon's budget, as for a Put.
-      if (held.bytes < heldMax && !held.set(Math.min(written, heldMax))) throw overBudget(held);
+      if (held.bytes < reading + heldMax && !held.set(reading + Math.min(written, heldMax))) throw overBudget(held);
       const accepted = w.write(chunk);
       if (accepted !== ACCEPTED) await accepted;
     }

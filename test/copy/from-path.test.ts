@@ -213,6 +213,20 @@ describe('large files read by a daemon on this machine', () => {
     fsckClean(dataDir);
   });
 
+  it('counts its reads against the daemon\'s memory budget (--max-buffered-bytes)', async () => {
+    // 3 MiB: enough for a Put of the 2 MiB file, which holds what it was sent; not with its reads in flight (2 MiB) beside.
+    const small = await startDaemonProcess({ args: ['--data', join(tmp, 'small-budget'), '--max-buffered-bytes', '3M'] });
+    const blobs = new GrpcBlobService(small.addr);
+    try {
+      const local = (await blobs.fromPath())!;
+      await refused('too-large', local.put(blake3(big.one), big.one.length, `${storePath}/one`), /--max-buffered-bytes/);
+      assert.equal(await blobs.stat(blake3(big.one)), undefined);
+    } finally {
+      await blobs.close();
+      await small.stop();
+    }
+  });
+
   it('only over a unix socket, with the token, not when read-only or turned off: copy then sends the bytes', async () => {
     const tokenFile = join(tmp, 'token');
     await writeFile(tokenFile, 'tok-from-path-0123456789abcdef012345\n', { mode: 0o600 });
