@@ -14,6 +14,9 @@ export interface PutFromPathResponse {
   roots: string[];
 }
 
+/** The empty request: a client asking whether the service is there, and where it reads. */
+export const isProbe = (m: PutFromPathRequest): boolean => m.digest.length === 0 && m.path.length === 0;
+
 export const PutFromPathRequestCodec: Codec<PutFromPathRequest> = {
   encode: (m) => new ProtoWriter(m.path.length + 64).bytes(1, m.digest).uint64(2, m.size).bytes(3, m.path).finish(),
   decode: (buf) => {

@@ -8,11 +8,13 @@
 // the daemon's roots, only through a unix socket, only with the write token.
 import { constants } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
-import { dirname, sep } from 'node:path';
+import { dirname } from 'node:path';
+import { isBelow } from '../util/path-below.js';
+import { STORE_DIR } from '../nix/store-path.js';
 import { ACCEPTED, type BlobService } from '../castore/blob-service.js';
 import { B3_LEN, b3String } from '../castore/digest.js';
 import { CastoreError, invalid } from '../castore/errors.js';
-import type { PutFromPathRequest, PutFromPathResponse } from '../castore/from-path-messages.js';
+import { isProbe, type PutFromPathRequest, type PutFromPathResponse } from '../castore/from-path-messages.js';
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { unaryHandler } from './handlers.js';
 import { READ_CHUNK, readAhead } from '../castore/disk/read-ahead.js';
@@ -28,7 +30,7 @@ export const MAX_PATH_BYTES = 4096;
 
 /** The Nix store directory, as Nix itself finds it. */
 export function nixStoreDir(): string {
-  return process.env.NIX_STORE_DIR || '/nix/store';
+  return process.env.NIX_STORE_DIR || STORE_DIR;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function resolveRoots(roots: string[]): Promise<string[]> {
 export function fromPathDeclined(): UntypedServiceImplementation {
   return {
     Put: unaryHandler<PutFromPathRequest, PutFromPathResponse>(async (req) => {
-      if (req.digest.length === 0 && req.path.length === 0) return { digest: Buffer.alloc(0), roots: [] };
+      if (isProbe(req)) return { digest: Buffer.alloc(0), roots: [] };
       throw refused('BlobFromPathService reads files only for calls without a deadline or compression');
     }),
   };
@@ -98,7 +100,6 @@ export async function putFromPath(blobs: BlobService, roots: string[], req: PutF
     for await (const chunk of readAhead(h, req.size)) {
       signal.throwIfAborted();
       written += chunk.length;
-      if (written > req.size) break;
       // The store's writer may hold what it was given until the end: counted against the daemon's budget, as for a Put.
       if (held.bytes < reading + heldMax && !held.set(reading + Math.min(written, heldMax))) throw overBudget(held);
       const accepted = w.write(chunk);
@@ -116,11 +117,6 @@ export async function putFromPath(blobs: BlobService, roots: string[], req: PutF
   } finally {
     await h.close();
   }
-}
-
-function isBelow(p: Buffer, root: string): boolean {
-  const r = Buffer.from(root.endsWith(sep) ? root : root + sep);
-  return p.length > r.length && p.subarray(0, r.length).equals(r);
 }
 
 /** Every directory from the root down to the file's must be o+x: else a local user could not reach the file. */

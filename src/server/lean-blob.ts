@@ -21,6 +21,7 @@ import { DataPiece, LeanCall, ParsedBatch, statusOf, type Mode } from './lean-ca
 import { MalformedRequest, malformedError, malformedStatus, tolerantDecoding } from './decode.js';
 import { putBlob, statBlob, DEFAULT_HELD_PER_WRITER } from './handlers.js';
 import { putFromPath } from './from-path.js';
+import { isProbe } from '../castore/from-path-messages.js';
 import { writeRefusalFor, type AccessPolicy } from './access.js';
 import type { ByteBudget } from '../util/byte-budget.js';
 
@@ -101,7 +102,7 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
         const bad = malformedStatus(req);
         if (bad) return bad;
         // The probe: which directories are read for this client (none unless it is on this machine).
-        if (req.digest.length === 0 && req.path.length === 0) return fromPath.Put.responseSerialize({ digest: Buffer.alloc(0), roots: call.overUnixSocket ? fromPathRoots : [] });
+        if (isProbe(req)) return fromPath.Put.responseSerialize({ digest: Buffer.alloc(0), roots: call.overUnixSocket ? fromPathRoots : [] });
         if (!call.overUnixSocket) return { code: status.PERMISSION_DENIED, details: 'BlobFromPathService reads files only for clients on this machine (a unix socket): send the bytes with BlobService.Put' };
         const held = budget.holding();
         try {

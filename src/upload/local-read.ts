@@ -7,6 +7,7 @@ import { isAbsolute } from 'node:path';
 import type { BlobService } from '../castore/blob-service.js';
 import { b3String } from '../castore/digest.js';
 import { CastoreError } from '../castore/errors.js';
+import { isBelow } from '../util/path-below.js';
 
 /** Refusals, with none accepted, after which a run stops asking (the daemon evidently cannot read its files). */
 const GIVE_UP_AFTER = 8;
@@ -26,7 +27,7 @@ export class LocalReads {
     const path = typeof file === 'string' ? Buffer.from(file) : file;
     try {
       const local = await this.blobs.fromPath();
-      if (!local || !isAbsolute(path.toString('latin1')) || !local.roots.some((r) => below(path, r))) return false;
+      if (!local || !isAbsolute(path.toString('latin1')) || !local.roots.some((r) => isBelow(path, r))) return false;
       const got = await local.put(digest, size, path);
       if (!got.equals(digest)) throw new CastoreError('internal', `the daemon stored ${b3String(got)}`);
       this.accepted++;
@@ -38,9 +39,4 @@ export class LocalReads {
       return false;
     }
   }
-}
-
-function below(path: Buffer, root: string): boolean {
-  const r = Buffer.from(root.endsWith('/') ? root : root + '/');
-  return path.length > r.length && path.subarray(0, r.length).equals(r);
 }
