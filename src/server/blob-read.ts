@@ -10,9 +10,9 @@ import type { BlobService } from '../castore/blob-service.js';
 import type * as C from '../castore/messages.js';
 
 /** Largest BlobChunk we send. */
-const SEND_CHUNK = 1 << 20;
+export const SEND_CHUNK = 1 << 20;
 /** Lent chunks not yet given back, at most: ahead of the client by this many MiB. */
-const LENT_OUT = 6;
+export const LENT_OUT = 6;
 
 type Call = ServerWritableStream<unknown, C.BlobChunk>;
 

@@ -21,6 +21,8 @@ import { DataPiece, LeanCall, ParsedBatch, statusOf, type Mode } from './lean-ca
 import { MalformedRequest, malformedError, malformedStatus, tolerantDecoding } from './decode.js';
 import { putBlob, statBlob, DEFAULT_HELD_PER_WRITER } from './handlers.js';
 import { putFromPath } from './from-path.js';
+import { serveBlobRead } from './lean-read.js';
+import { B3_LEN } from '../castore/digest.js';
 import { isProbe } from '../castore/from-path-messages.js';
 import { writeRefusalFor, type AccessPolicy } from './access.js';
 import type { ByteBudget } from '../util/byte-budget.js';
@@ -43,6 +45,14 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
         const res = await stat(req);
         return 'code' in res ? res : def.Stat.responseSerialize(res);
       }),
+    );
+    routes.set(p + 'Read', (call) =>
+      void (async () => {
+        const req = await requestOf(call, (bytes) => def.Read.requestDeserialize(bytes));
+        if (req === undefined) return;
+        if (req.digest?.length !== B3_LEN) return call.finish({ code: status.INVALID_ARGUMENT, details: 'invalid digest length' });
+        await serveBlobRead(call, store.blobs, req.digest);
+      })(),
     );
     routes.set(p + 'Put', (call) => {
       const refusal = writeRefusalFor(access, call.header('authorization'));
@@ -128,6 +138,22 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
 function speaksLean(h: IncomingHttpHeaders): boolean {
   const enc = h['grpc-encoding'];
   return h[':method'] === 'POST' && isGrpcContentType(h['content-type']) && (enc === undefined || enc === 'identity') && h['grpc-timeout'] === undefined;
+}
+
+/** A call's one request message, decoded; undefined once the call has been answered with what was wrong. */
+async function requestOf<T extends object>(call: LeanCall, decode: (bytes: Buffer) => T | MalformedRequest): Promise<T | undefined> {
+  try {
+    const bytes = await call.next();
+    if (bytes === undefined) return void call.finish({ code: status.UNIMPLEMENTED, details: `Received no request message for ${call.path}` });
+    if ((await call.next()) !== undefined) return void call.finish({ code: status.UNIMPLEMENTED, details: `Received a second request message for ${call.path}` });
+    const req = decode(bytes as Buffer);
+    const bad = malformedStatus(req);
+    if (bad) return void call.finish(bad);
+    return req as T;
+  } catch (err) {
+    call.finish(statusOf(err));
+    return undefined;
+  }
 }
 
 /** A unary call's one request: its message, or (batch Put) the blobs parsed from it. */

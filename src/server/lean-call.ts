@@ -249,6 +249,61 @@ export class LeanCall extends MessageReader {
     this.stream.end(framed(payload));
   }
 
+  /** Starts a streamed answer: headers now, messages by send(), trailers by end(). False if the client is gone. */
+  startStream(): boolean {
+    if (!this.answer()) return false;
+    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    return true;
+  }
+
+  /**
+   * Queues `head` and `body` (one message's bytes) without copying them;
+   * `written` is called once they have gone to the socket, never if the
+   * stream fails first (the caller then must not reuse `body`'s memory).
+   * Resolves at once, or once the stream takes more; rejects when the
+   * client has gone away.
+   */
+  send(head: Buffer, body: Uint8Array, written?: () => void): Promise<void> | undefined {
+    const s = this.stream;
+    if (this.gone) throw new Error('call cancelled by the client');
+    s.write(head);
+    const more = s.write(body, written && ((err?: Error | null) => void (err ? undefined : written())));
+    if (more) return undefined;
+    return new Promise((resolve, reject) => {
+      const drained = (): void => {
+        s.off('close', gone);
+        resolve();
+      };
+      const gone = (): void => {
+        s.off('drain', drained);
+        reject(new Error('call cancelled by the client'));
+      };
+      s.once('drain', drained);
+      s.once('close', gone);
+    });
+  }
+
+  /** Whether the stream has closed (the client went away, or the answer is complete). */
+  get gone(): boolean {
+    return this.stream.closed || this.stream.destroyed;
+  }
+
+  /** Resolves once the client has gone away or the stream has ended. */
+  get closed(): Promise<void> {
+    const s = this.stream;
+    if (s.closed || s.destroyed) return Promise.resolve();
+    return new Promise((resolve) => s.once('close', () => resolve()));
+  }
+
+  /** Ends a streamed answer with `st` in its trailers. */
+  end(st: StatusObject): void {
+    const s = this.stream;
+    if (s.destroyed || s.closed) return;
+    const trailers = st.code === 0 ? { 'grpc-status': '0' } : { 'grpc-status': String(st.code), 'grpc-message': encodeDetails(st.details) };
+    s.once('wantTrailers', () => s.sendTrailers(trailers));
+    s.end();
+  }
+
   /** Ends the call with a status and no message (a trailers-only response). */
   finish(st: StatusObject): void {
     if (!this.answer()) return;
