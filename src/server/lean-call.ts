@@ -9,7 +9,7 @@ import type * as C from '../castore/messages.js';
 import type { BatchBlob } from '../castore/batch-messages.js';
 import { PutBlobsParser } from '../castore/batch-stream.js';
 import { invalid } from '../castore/errors.js';
-import { framed, MessageReader } from '../grpc/h2/framing.js';
+import { blobChunkDataStart, framed, MessageReader } from '../grpc/h2/framing.js';
 import { GrpcError } from '../grpc/h2/status.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { receiveArenas } from './receive-arenas.js';
@@ -44,24 +44,6 @@ export class ParsedBatch {
     /** Request bytes it was parsed from (what it holds of the budget until taken). */
     readonly bytes = 0,
   ) {}
-}
-
-/**
- * Where the data starts in a BlobChunk of `length` bytes whose first bytes
- * are `head`, if it is one `data` field and nothing else (what clients
- * send); undefined for any other shape, which is then decoded whole.
- */
-export function blobChunkDataStart(length: number, head: Buffer): number | undefined {
-  if (head.length < 2 || head[0] !== 0x0a) return undefined;
-  let value = 0;
-  let scale = 1;
-  // Messages are below 4 GiB: the length varint has at most 5 bytes.
-  for (let i = 1; i < head.length && i <= 5; i++) {
-    value += (head[i] & 0x7f) * scale;
-    if (head[i] < 0x80) return value === length - (i + 1) ? i + 1 : undefined;
-    scale *= 128;
-  }
-  return undefined;
 }
 
 /** One call on one stream: its request messages in order, then one answer. */

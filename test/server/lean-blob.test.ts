@@ -11,7 +11,7 @@ import { status } from '@grpc/grpc-js';
 import { blobBatchServiceDef, blobServiceDef } from '../../src/grpc/definitions.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
-import { blobChunkDataStart } from '../../src/server/lean-call.js';
+import { blobChunkDataStart } from '../../src/grpc/h2/framing.js';
 
 const def = blobServiceDef();
 const raw = { path: def.Stat.path, requestSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };

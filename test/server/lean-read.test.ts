@@ -3,8 +3,9 @@
 // grpc-js itself serves), the same statuses as before, a client that goes
 // away mid-read leaves no open file behind, and a large Read is sent from
 // the store's lent buffers rather than a fresh serialized copy per MiB
-// (counted as the daemon process's page faults). Real daemon process on a
-// unix socket, real on-disk store.
+// (counted as the daemon process's page faults); our client takes the
+// bytes as views of the network reads they arrive in. Real daemon process
+// on a unix socket, real on-disk store.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -168,6 +169,26 @@ describe('BlobService.Read on the lean path', () => {
     // grpc-js serialized each MiB into fresh memory: ~58 faults per MiB
     // here (15,000 for this Read). Lent buffers are read into again.
     assert.ok(faults < 2000, `${faults} page faults in the daemon for a 256 MiB Read`);
+  });
+
+  it('our client takes the bytes as views of the network reads, not a copy per 1 MiB message, and a slow reader gets them all', async () => {
+    const { data, digest } = stored.get(5 * MiB + 3)!;
+    const stream = (await blobs.read(digest))!;
+    const h = new Blake3Stream();
+    let length = 0;
+    let largest = 0;
+    let pieces = 0;
+    for await (const c of stream) {
+      h.update(c);
+      length += c.length;
+      largest = Math.max(largest, c.buffer.byteLength);
+      // A slow consumer: the call pauses its stream and resumes it.
+      if (++pieces % 16 === 0) await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.deepEqual({ digest: h.digest(), length }, { digest: blake3(data), length: data.length });
+    // Node reads a socket 64 KiB at a time; a reassembled message would be a 1 MiB buffer.
+    assert.ok(largest <= 64 * 1024, `a piece inside a ${largest}-byte buffer`);
+    assert.ok(pieces > 6, `${pieces} pieces`);
   });
 
   it('frames a chunk as gRPC prefix, BlobChunk tag and length', () => {

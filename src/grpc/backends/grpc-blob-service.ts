@@ -28,7 +28,7 @@ function blobMethods(conn: H2Connection) {
   const delta = blobDeltaServiceDef();
   return {
     Stat: conn.method(def.Stat),
-    Read: conn.method(def.Read),
+    Read: { ...conn.method(def.Read), dataPieces: true },
     Put: { ...conn.method(def.Put), split: splitChunk },
     Has: conn.method(batch.Has),
     PutMany: { ...conn.method(batch.Put), split: putBlobsParts },

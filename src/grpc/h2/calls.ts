@@ -6,6 +6,7 @@ import type { CastoreError } from '../../castore/errors.js';
 import { fromServiceError } from '../status.js';
 import { Call } from './call.js';
 import type { H2Connection, H2Method } from './connection.js';
+import { blobChunkDataStart } from './framing.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -154,12 +155,20 @@ export function clientStream<Req, Res>(conn: H2Connection, m: H2Method<Req, Res>
   return new ClientStreamCall(conn, m, what, false).start();
 }
 
-/** Messages queued for the reader before the stream is paused (HTTP/2 flow control then holds the server back). */
+/**
+ * Messages queued for the reader before the stream is paused (HTTP/2 flow
+ * control then holds the server back); data pieces count by their bytes,
+ * a message as MESSAGE_WEIGHT.
+ */
 const MAX_QUEUED = 8;
+const QUEUED_BYTES = 8 << 20;
+const MESSAGE_WEIGHT = QUEUED_BYTES / MAX_QUEUED;
 
 class ServerStreamCall<Req, Res> extends Call<Req, Res> implements AsyncIterableIterator<Res> {
   private readonly queue: Res[] = [];
+  private readonly weights: number[] = [];
   private head = 0;
+  private queued = 0;
   private paused = false;
   private wake: (() => void) | undefined;
 
@@ -188,9 +197,10 @@ class ServerStreamCall<Req, Res> extends Call<Req, Res> implements AsyncIterable
     while (this.head === this.queue.length && this.code < 0) await new Promise<void>((r) => (this.wake = r));
     if (this.head < this.queue.length) {
       const value = this.queue[this.head];
+      this.queued -= this.weights[this.head];
       this.queue[this.head++] = undefined as Res;
-      if (this.head === this.queue.length) this.queue.length = this.head = 0;
-      if (this.paused && this.queue.length - this.head < MAX_QUEUED / 2) {
+      if (this.head === this.queue.length) this.queue.length = this.weights.length = this.head = 0;
+      if (this.paused && this.queued < QUEUED_BYTES / 2) {
         this.paused = false;
         this.resume();
       }
@@ -203,13 +213,23 @@ class ServerStreamCall<Req, Res> extends Call<Req, Res> implements AsyncIterable
   /** The reader stopped early (`break` in `for await`): cancel the call. */
   async return(): Promise<IteratorResult<Res>> {
     this.cancel();
-    this.queue.length = this.head = 0;
+    this.queue.length = this.weights.length = this.head = this.queued = 0;
     return { value: undefined, done: true };
   }
 
-  protected onMessage(msg: Res): void {
+  protected override streamFrom(length: number, head: Buffer): number | undefined {
+    return this.method.dataPieces ? blobChunkDataStart(length, head) : undefined;
+  }
+
+  protected override piece(bytes: Buffer): void {
+    if (this.code < 0) this.onMessage({ data: bytes } as Res, bytes.length);
+  }
+
+  protected onMessage(msg: Res, weight = MESSAGE_WEIGHT): void {
     this.queue.push(msg);
-    if (!this.paused && this.queue.length - this.head >= MAX_QUEUED) {
+    this.weights.push(weight);
+    this.queued += weight;
+    if (!this.paused && this.queued >= QUEUED_BYTES) {
       this.paused = true;
       this.pause();
     }

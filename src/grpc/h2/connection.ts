@@ -27,6 +27,13 @@ export interface H2Method<Req, Res> {
    * buffer. Undefined serializes it whole.
    */
   readonly split?: (req: Req) => Uint8Array[] | undefined;
+  /**
+   * Responses are BlobChunks whose data may reach the reader in pieces,
+   * as views of the network reads they arrive in (each piece a BlobChunk
+   * of its own), instead of being copied together into a buffer per
+   * message first.
+   */
+  readonly dataPieces?: boolean;
 }
 
 /** Errors of `session.request()` that only mean "this session is done": dial again. */

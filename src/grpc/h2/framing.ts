@@ -30,6 +30,24 @@ export function prefixFor(length: number, extra = 0): Buffer {
  * chunks is copied together, unless the subclass takes it as pieces
  * (see streamFrom).
  */
+/**
+ * Where the data starts in a BlobChunk of `length` bytes whose first bytes
+ * are `head`, if it is one `data` field and nothing else (what clients
+ * and servers send); undefined for any other shape, which is then decoded whole.
+ */
+export function blobChunkDataStart(length: number, head: Buffer): number | undefined {
+  if (head.length < 2 || head[0] !== 0x0a) return undefined;
+  let value = 0;
+  let scale = 1;
+  // Messages are below 4 GiB: the length varint has at most 5 bytes.
+  for (let i = 1; i < head.length && i <= 5; i++) {
+    value += (head[i] & 0x7f) * scale;
+    if (head[i] < 0x80) return value === length - (i + 1) ? i + 1 : undefined;
+    scale *= 128;
+  }
+  return undefined;
+}
+
 export abstract class MessageReader {
   /** A prefix or payload begun in an earlier chunk. */
   private pending: Buffer | undefined;
