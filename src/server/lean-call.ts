@@ -272,15 +272,14 @@ export class LeanCall extends MessageReader {
 
   /** Resolves once the client has gone away or the stream has ended. */
   get closed(): Promise<void> {
-    const s = this.stream;
-    if (s.closed || s.destroyed) return Promise.resolve();
-    return new Promise((resolve) => s.once('close', () => resolve()));
+    if (this.gone) return Promise.resolve();
+    return new Promise((resolve) => this.stream.once('close', () => resolve()));
   }
 
   /** Ends a streamed answer with `st` in its trailers. */
   end(st: StatusObject): void {
     const s = this.stream;
-    if (s.destroyed || s.closed) return;
+    if (this.gone) return;
     const trailers = st.code === 0 ? { 'grpc-status': '0' } : { 'grpc-status': String(st.code), 'grpc-message': encodeDetails(st.details) };
     s.once('wantTrailers', () => s.sendTrailers(trailers));
     s.end();

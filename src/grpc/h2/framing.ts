@@ -25,15 +25,10 @@ export function prefixFor(length: number, extra = 0): Buffer {
 }
 
 /**
- * Reassembles messages from DATA chunks. A complete message inside one
- * chunk is handed on as a view of it (no copy); a message that spans
- * chunks is copied together, unless the subclass takes it as pieces
- * (see streamFrom).
- */
-/**
  * Where the data starts in a BlobChunk of `length` bytes whose first bytes
  * are `head`, if it is one `data` field and nothing else (what clients
- * and servers send); undefined for any other shape, which is then decoded whole.
+ * and servers send); undefined for any other shape, which is then
+ * decoded whole.
  */
 export function blobChunkDataStart(length: number, head: Buffer): number | undefined {
   if (head.length < 2 || head[0] !== 0x0a) return undefined;
@@ -48,6 +43,12 @@ export function blobChunkDataStart(length: number, head: Buffer): number | undef
   return undefined;
 }
 
+/**
+ * Reassembles messages from DATA chunks. A complete message inside one
+ * chunk is handed on as a view of it (no copy); a message that spans
+ * chunks is copied together, unless the subclass takes it as pieces
+ * (see streamFrom).
+ */
 export abstract class MessageReader {
   /** A prefix or payload begun in an earlier chunk. */
   private pending: Buffer | undefined;
