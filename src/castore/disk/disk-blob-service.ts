@@ -202,9 +202,10 @@ export class DiskBlobService implements BlobService {
    */
   put(): BlobWriter {
     let held: Uint8Array[] = [];
-    // Callers' release callbacks of held chunks: called once the blob no longer needs them.
-    let heldReleases: (() => void)[] = [];
-    const releaseHeld = (): void => heldReleases.splice(0).forEach((r) => r());
+    // Per held chunk, the caller's release callback (none for a chunk we
+    // copied): called once the blob no longer needs that chunk.
+    let heldReleases: ((() => void) | undefined)[] = [];
+    const releaseHeld = (): void => heldReleases.splice(0).forEach((r) => r?.());
     let heldBytes = 0;
     let file: BlobFileWriter | undefined;
     let finished = false;
@@ -218,10 +219,8 @@ export class DiskBlobService implements BlobService {
           return ACCEPTED;
         }
         if (!file && heldBytes + chunk.length <= PACK_BLOB_MAX) {
-          if (released) {
-            held.push(chunk);
-            heldReleases.push(released);
-          } else held.push(owned(chunk));
+          held.push(released ? chunk : owned(chunk));
+          heldReleases.push(released);
           heldBytes += chunk.length;
           return ACCEPTED;
         }
@@ -229,9 +228,13 @@ export class DiskBlobService implements BlobService {
         file = this.fileWriter();
         const f = file;
         return (async () => {
-          for (const c of held) await f.write(c);
+          // Each with its release: the file writer gives a chunk back once
+          // it has copied or written it, which through the page cache may be
+          // after this write() has returned.
+          const chunks = held;
+          const releases = heldReleases.splice(0);
           held = [];
-          releaseHeld(); // written to the file (or copied to its slabs) by now
+          for (let i = 0; i < chunks.length; i++) await f.write(chunks[i], releases[i]);
           await f.write(chunk, released);
         })();
       },
