@@ -20,7 +20,8 @@ import { sendBlob } from './blob-read.js';
 
 const fail = (code: status, details: string): StatusObject => ({ code, details });
 
-function digestProblem(d: Uint8Array | undefined): StatusObject | undefined {
+/** INVALID_ARGUMENT unless `d` is a BLAKE3 digest's length (the lean path's Read checks the same). */
+export function digestProblem(d: Uint8Array | undefined): StatusObject | undefined {
   if (d === undefined || d.length !== B3_LEN) return fail(status.INVALID_ARGUMENT, 'invalid digest length');
   return undefined;
 }

@@ -19,10 +19,9 @@ import { isGrpcContentType } from '../grpc/h2/status.js';
 import type { StatusObject } from '../grpc/status.js';
 import { DataPiece, LeanCall, ParsedBatch, statusOf, type Mode } from './lean-call.js';
 import { MalformedRequest, malformedError, malformedStatus, tolerantDecoding } from './decode.js';
-import { putBlob, statBlob, DEFAULT_HELD_PER_WRITER } from './handlers.js';
+import { digestProblem, putBlob, statBlob, DEFAULT_HELD_PER_WRITER } from './handlers.js';
 import { putFromPath } from './from-path.js';
 import { serveBlobRead } from './lean-read.js';
-import { B3_LEN } from '../castore/digest.js';
 import { isProbe } from '../castore/from-path-messages.js';
 import { writeRefusalFor, type AccessPolicy } from './access.js';
 import type { ByteBudget } from '../util/byte-budget.js';
@@ -50,7 +49,8 @@ export function leanBlobRoute(store: Store, maxMessageBytes: number, access: Acc
       void (async () => {
         const req = await requestOf(call, (bytes) => def.Read.requestDeserialize(bytes));
         if (req === undefined) return;
-        if (req.digest?.length !== B3_LEN) return call.finish({ code: status.INVALID_ARGUMENT, details: 'invalid digest length' });
+        const bad = digestProblem(req.digest);
+        if (bad) return call.finish(bad);
         await serveBlobRead(call, store.blobs, req.digest);
       })(),
     );
@@ -140,12 +140,19 @@ function speaksLean(h: IncomingHttpHeaders): boolean {
   return h[':method'] === 'POST' && isGrpcContentType(h['content-type']) && (enc === undefined || enc === 'identity') && h['grpc-timeout'] === undefined;
 }
 
+/** A call's one request message (a batch Put's: its blobs, parsed); undefined once the call has been answered with what was wrong. */
+async function onlyMessage(call: LeanCall): Promise<Buffer | ParsedBatch | undefined> {
+  const m = await call.next();
+  if (m === undefined) return void call.finish({ code: status.UNIMPLEMENTED, details: `Received no request message for ${call.path}` });
+  if ((await call.next()) !== undefined) return void call.finish({ code: status.UNIMPLEMENTED, details: `Received a second request message for ${call.path}` });
+  return m;
+}
+
 /** A call's one request message, decoded; undefined once the call has been answered with what was wrong. */
 async function requestOf<T extends object>(call: LeanCall, decode: (bytes: Buffer) => T | MalformedRequest): Promise<T | undefined> {
   try {
-    const bytes = await call.next();
-    if (bytes === undefined) return void call.finish({ code: status.UNIMPLEMENTED, details: `Received no request message for ${call.path}` });
-    if ((await call.next()) !== undefined) return void call.finish({ code: status.UNIMPLEMENTED, details: `Received a second request message for ${call.path}` });
+    const bytes = await onlyMessage(call);
+    if (bytes === undefined) return undefined;
     const req = decode(bytes as Buffer);
     const bad = malformedStatus(req);
     if (bad) return void call.finish(bad);
@@ -156,12 +163,11 @@ async function requestOf<T extends object>(call: LeanCall, decode: (bytes: Buffe
   }
 }
 
-/** A unary call's one request: its message, or (batch Put) the blobs parsed from it. */
+/** A unary call: its one request (as onlyMessage gives it) to `body`, whose answer ends the call. */
 async function unary(call: LeanCall, body: (req: Buffer | ParsedBatch) => Promise<Buffer | StatusObject>): Promise<void> {
   try {
-    const req = await call.next();
-    if (req === undefined) return call.finish({ code: status.UNIMPLEMENTED, details: `Received no request message for ${call.path}` });
-    if ((await call.next()) !== undefined) return call.finish({ code: status.UNIMPLEMENTED, details: `Received a second request message for ${call.path}` });
+    const req = await onlyMessage(call);
+    if (req === undefined) return;
     const res = await body(req);
     if (Buffer.isBuffer(res)) call.reply(res);
     else call.finish(res);

@@ -8,7 +8,7 @@ import { status } from '@grpc/grpc-js';
 import type { BlobService, LentRead } from '../castore/blob-service.js';
 import { b3String } from '../castore/digest.js';
 import type { StatusObject } from '../grpc/status.js';
-import { LENT_OUT, SEND_CHUNK } from './blob-read.js';
+import { dropRead, sendLent } from './blob-read.js';
 import { statusOf, type LeanCall } from './lean-call.js';
 
 /** The gRPC frame header and BlobChunk field header of a chunk carrying `length` bytes of data. */
@@ -41,41 +41,18 @@ export async function serveBlobRead(call: LeanCall, blobs: BlobService, digest: 
     return call.finish(statusOf(err));
   }
   if (!lent) return call.finish({ code: status.NOT_FOUND, details: `blob ${b3String(digest)} not found` });
-  const chunks = lent.chunks[Symbol.asyncIterator]();
-  if (!call.startStream()) return void (await chunks.return?.(undefined));
-  const closed = call.closed;
-  let out = 0;
-  let wake: (() => void) | undefined;
+  if (!call.startStream()) return dropRead(lent).catch(() => {}); // the client is gone: nobody to tell
   let result: StatusObject = { code: status.OK, details: '' };
   try {
-    for (;;) {
-      const next = await chunks.next();
-      if (next.done) break;
-      const chunk = next.value;
-      out++;
-      const back = (): void => {
-        out--;
-        lent.giveBack(chunk);
-        const w = wake;
-        wake = undefined;
-        w?.();
-      };
-      for (let off = 0; off < chunk.length; off += SEND_CHUNK) {
-        const piece = chunk.subarray(off, off + SEND_CHUNK);
-        const last = off + SEND_CHUNK >= chunk.length;
-        await call.send(blobChunkPrefix(piece.length), piece, last ? back : undefined);
-      }
-      if (chunk.length === 0) back();
-      // The store's buffers: at most LENT_OUT are on their way to the client.
-      while (out >= LENT_OUT) {
-        await Promise.race([new Promise<void>((r) => (wake = r)), closed]);
-        if (call.gone) throw new Error('call cancelled by the client');
-      }
-    }
+    await sendLent(lent, {
+      send: (data, written) => call.send(blobChunkPrefix(data.length), data, written),
+      get gone() {
+        return call.gone;
+      },
+      closed: call.closed,
+    });
   } catch (err) {
     result = statusOf(err);
-  } finally {
-    await chunks.return?.(undefined);
   }
   call.end(result);
 }
