@@ -210,6 +210,11 @@ export class Output {
     this.buf = this.pool?.take() ?? new Uint8Array(OUTPUT_CHUNK);
   }
 
+  /** `bytes` were copied by write(): a lent chunk goes back to its store. */
+  copied(bytes: Uint8Array): void {
+    this.pool?.copied(bytes);
+  }
+
   take(): readonly Uint8Array[] {
     if (this.ready.length === 0) return NOTHING;
     const r = this.ready;
@@ -229,14 +234,32 @@ export class ChunkPool {
   private readonly free: Uint8Array[] = [];
   /** Only buffers made here come back: a file's own bytes passed through may share memory with others. */
   private readonly mine = new WeakSet<ArrayBufferLike>();
+  /** A store's read buffers passed through (adopt()), by their memory: they go back to the store. */
+  private readonly lenders = new WeakMap<ArrayBufferLike, (chunk: Uint8Array) => void>();
   constructor(private readonly keep = 64) {}
   take(): Uint8Array {
     const b = this.free.pop() ?? new Uint8Array(OUTPUT_CHUNK);
     this.mine.add(b.buffer);
     return b;
   }
+  /**
+   * A file's chunk lent by the store (BlobService.readLent): once the
+   * consumer gives it back, or the writer has copied it, it goes to
+   * `giveBack` and the store reads into it again.
+   */
+  adopt(chunk: Uint8Array, giveBack: (chunk: Uint8Array) => void): void {
+    this.lenders.set(chunk.buffer, giveBack);
+  }
+  /** A lent chunk the writer copied (too small to pass through): back to its store at once. */
+  copied(chunk: Uint8Array): void {
+    const lender = this.lenders.get(chunk.buffer);
+    if (lender === undefined) return;
+    this.lenders.delete(chunk.buffer);
+    lender(chunk);
+  }
   /** A chunk writeNar yielded, no longer used by anyone; others are ignored. */
   give(chunk: Uint8Array): void {
+    if (this.lenders.has(chunk.buffer)) return this.copied(chunk);
     if (!this.mine.has(chunk.buffer) || this.free.length >= this.keep) return;
     this.mine.delete(chunk.buffer); // given back once, whatever the views of it
     this.free.push(new Uint8Array(chunk.buffer));
@@ -377,7 +400,10 @@ function fileChunk(chunk: Uint8Array, got: number, size: number, out: Output): n
     throw new NarError(`file contents too long: expected ${size} bytes, got ${got + chunk.length} (or more)`);
   }
   if (chunk.length >= PASS_THROUGH) out.pass(chunk);
-  else out.write(chunk);
+  else {
+    out.write(chunk);
+    out.copied(chunk);
+  }
   return got + chunk.length;
 }
 

@@ -42,14 +42,19 @@ export function sendText(x: Exchange, status: number, contentType: string, text:
   }
 }
 
-/** Writes with backpressure; false when the connection is gone. */
-export function write(x: Exchange, chunk: Uint8Array): Promise<boolean> | boolean {
+/**
+ * Writes with backpressure; false when the connection is gone. `written`:
+ * called once the socket has the bytes, never if the write fails (the
+ * caller must not reuse their memory then).
+ */
+export function write(x: Exchange, chunk: Uint8Array, written?: () => void): Promise<boolean> | boolean {
   if (x.res.destroyed) return false;
   x.bytes += chunk.length;
   // A 1 MiB chunk always exceeds the socket's 16 KiB high-water mark;
   // waiting for 'drain' after each would leave the socket idle between
   // chunks, so keep up to writeBufferBytes queued instead.
-  if (x.res.write(chunk) || x.res.writableLength < (x.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES)) return true;
+  const more = written ? x.res.write(chunk, (err) => void (err ? undefined : written())) : x.res.write(chunk);
+  if (more || x.res.writableLength < (x.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES)) return true;
   return new Promise((resolve) => {
     const done = (ok: boolean) => {
       clearTimeout(stalled);

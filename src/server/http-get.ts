@@ -10,6 +10,7 @@
 // NarSize; compressed their length is known only at the end (chunked).
 import type { Store } from '../store/store.js';
 import { renderStatedNar } from '../store/render-nar.js';
+import { ChunkPool } from '../nix/nar.js';
 import { MissingNarInfoError, narInfoOf, nixPathInfo, type NixPathInfo } from '../store/nix-view.js';
 import { renderNarInfo } from '../nix/narinfo.js';
 import * as nixbase32 from '../nix/nixbase32.js';
@@ -110,7 +111,9 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     x.res.once('close', () => gone.abort(new Error('client went away')));
     // Reads ahead beyond the working set narResponseBytes holds come out of the daemon's budget too.
     const readAhead = x.budget?.holding();
-    const nar = renderStatedNar(node, p.narSize, store, gone.signal, readAhead && { holding: readAhead, free: NAR_RENDER_BYTES });
+    // Uncompressed, each chunk is reused (the store's read buffers, the writer's) once the socket has it; a compressor may still hold what it was given.
+    const pool = compression === 'none' ? new ChunkPool() : undefined;
+    const nar = renderStatedNar(node, p.narSize, store, gone.signal, readAhead && { holding: readAhead, free: NAR_RENDER_BYTES }, pool);
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
     let first: IteratorResult<Uint8Array>;
@@ -123,7 +126,7 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     x.res.writeHead(200, headers);
     try {
       for await (const chunk of body) {
-        if (!(await write(x, chunk))) {
+        if (!(await write(x, chunk, pool && (() => pool.give(chunk))))) {
           x.note = 'client went away';
           return;
         }

@@ -14,6 +14,7 @@ import { CastoreError, storageError } from '../castore/errors.js';
 import { DirPrefetch } from './dir-prefetch.js';
 import { Fifo, Wake, notFound, runJob, type FileItem, type Job } from './read-jobs.js';
 import type { Holding } from '../util/byte-budget.js';
+import type { ChunkPool } from '../nix/nar.js';
 
 /**
  * A share of the daemon's byte budget for one rendering: what its reads
@@ -99,6 +100,8 @@ export class NarReadAhead {
     private readonly outer?: AbortSignal,
     stats?: ReadAheadStats,
     private readonly budget?: ReadAheadBudget,
+    /** Where the consumer gives chunks back once written: a large file is then read into the store's lent buffers (readLent). */
+    private readonly pool?: ChunkPool,
   ) {
     this.stats = stats ?? new ReadAheadStats();
     // A symlink's NAR needs no service at all: callers may pass none.
@@ -195,6 +198,14 @@ export class NarReadAhead {
           this.release(job.bytes);
           holding -= job.bytes;
           done += job.bytes;
+        }
+      } else if (this.pool && this.store.blobs.readLent) {
+        // A fresh MiB per chunk cost a page fault per 4 KiB and, as external memory, V8's full collections (~25 per GiB served).
+        const lent = await this.store.blobs.readLent(item.digest);
+        if (!lent) throw notFound(item.digest);
+        for await (const chunk of lent.chunks) {
+          this.pool.adopt(chunk, lent.giveBack);
+          yield chunk;
         }
       } else {
         const s = await this.store.blobs.read(item.digest, { signal: this.ctl.signal });

@@ -72,7 +72,7 @@ function narNodeOf(node: Node, ahead: NarReadAhead): NarNode {
 
 /** The NAR bytes of a castore root node. */
 export async function* renderNar(node: Node, store: Castore, limits: RenderLimits = {}): AsyncGenerator<Uint8Array> {
-  const ahead = new NarReadAhead(node, store, limits.signal, limits.stats, limits.budget);
+  const ahead = new NarReadAhead(node, store, limits.signal, limits.stats, limits.budget, limits.pool);
   try {
     let total = 0;
     for await (const chunk of writeNar(narNodeOf(node, ahead), limits.pool)) {
@@ -94,8 +94,8 @@ export async function* renderNar(node: Node, store: Castore, limits: RenderLimit
  * more than it stores), and a NAR that ends short of it is an error too.
  * What the daemon's binary cache, `nar` and `fsck --nar` render.
  */
-export async function* renderStatedNar(node: Node, narSize: number, store: Castore, signal?: AbortSignal, budget?: ReadAheadBudget): AsyncGenerator<Uint8Array> {
-  const nar = renderNar(node, store, { signal, maxBytes: narSize, budget });
+export async function* renderStatedNar(node: Node, narSize: number, store: Castore, signal?: AbortSignal, budget?: ReadAheadBudget, pool?: ChunkPool): AsyncGenerator<Uint8Array> {
+  const nar = renderNar(node, store, { signal, maxBytes: narSize, budget, pool });
   let sent = 0;
   try {
     for await (const chunk of nar) {
