@@ -22,11 +22,15 @@ const XZ_MEMLIMIT = 256 << 20;
 /** Bytes per zstd frame when compressing. */
 const ZSTD_FRAME = 1 << 20;
 
-/** Compresses `src` as it is pulled; cancelling the result stops the work. */
-export function compress(src: AsyncIterable<Uint8Array>, kind: ServedCompression, level = LEVELS[kind].default): AsyncGenerator<Uint8Array> {
+/**
+ * Compresses `src` as it is pulled; cancelling the result stops the work.
+ * `consumed`, for zstd: called with each chunk of `src` once its bytes are
+ * copied (the caller may reuse its memory then).
+ */
+export function compress(src: AsyncIterable<Uint8Array>, kind: ServedCompression, level = LEVELS[kind].default, consumed?: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
   checkLevel(kind, level);
   if (kind === 'none') return passThrough(src);
-  if (kind === 'zstd') return zstdFrames(src, level);
+  if (kind === 'zstd') return zstdFrames(src, level, consumed);
   return throughStream(src, lzma.createStream('easyEncoder', { preset: level, check: lzma.CHECK_CRC64 }), 'xz');
 }
 
@@ -48,15 +52,20 @@ async function* passThrough(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
   yield* src;
 }
 
-/** Independent frames of up to ZSTD_FRAME bytes; the next one is gathered while one compresses. */
-async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number): AsyncGenerator<Uint8Array> {
-  let buf = Buffer.allocUnsafe(ZSTD_FRAME);
+/**
+ * Independent frames of up to ZSTD_FRAME bytes; the next one is gathered
+ * while one compresses, into the buffer of the one before (two in all: a
+ * fresh MiB per frame was a page fault per 4 KiB).
+ */
+async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number, consumed?: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
+  let buf: Buffer = Buffer.allocUnsafe(ZSTD_FRAME);
+  let spare: Buffer | undefined;
   let pos = 0;
-  let pending: Promise<Buffer> | undefined;
+  let pending: { input: Buffer; out: Promise<Buffer> } | undefined;
   const start = (b: Buffer) => {
-    const p = zstdCompress(b, level);
-    p.catch(() => {}); // awaited below
-    return p;
+    const out = zstdCompress(b, level);
+    out.catch(() => {}); // awaited below
+    return { input: b, out };
   };
   for await (const chunk of src) {
     let off = 0;
@@ -66,14 +75,20 @@ async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number): Async
       pos += n;
       off += n;
       if (pos === ZSTD_FRAME) {
-        if (pending) yield await pending;
+        if (pending) {
+          const out = await pending.out;
+          spare = pending.input; // compressed: its memory takes the frame after next
+          yield out;
+        }
         pending = start(buf);
-        buf = Buffer.allocUnsafe(ZSTD_FRAME);
+        buf = spare ?? Buffer.allocUnsafe(ZSTD_FRAME);
+        spare = undefined;
         pos = 0;
       }
     }
+    consumed?.(chunk);
   }
-  if (pending) yield await pending;
+  if (pending) yield await pending.out;
   // An empty input still gives one (empty) frame: a valid zstd file.
   if (pos > 0 || !pending) yield await zstdCompress(buf.subarray(0, pos), level);
 }

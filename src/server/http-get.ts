@@ -111,8 +111,10 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     x.res.once('close', () => gone.abort(new Error('client went away')));
     // Reads ahead beyond the working set narResponseBytes holds come out of the daemon's budget too.
     const readAhead = x.budget?.holding();
-    // Uncompressed, each chunk is reused (the store's read buffers, the writer's) once the socket has it; a compressor may still hold what it was given.
-    const pool = compression === 'none' ? new ChunkPool() : undefined;
+    // The NAR's chunks (the store's read buffers, the writer's) are reused once used: uncompressed once the socket has
+    // them, for zstd once copied into a frame; xz's stream may hold its input longer.
+    const pool = compression === 'xz' ? undefined : new ChunkPool();
+    const give = pool && ((chunk: Uint8Array) => pool.give(chunk));
     const nar = renderStatedNar(node, p.narSize, store, gone.signal, readAhead && { holding: readAhead, free: NAR_RENDER_BYTES }, pool);
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
@@ -122,11 +124,11 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     } catch (err) {
       throw new HttpError(500, `rendering the NAR failed: ${(err as Error).message}`);
     }
-    const body = compression === 'none' ? withFirst(first, nar) : await compressed(withFirst(first, nar), compression);
+    const body = compression === 'none' ? withFirst(first, nar) : await compressed(withFirst(first, nar), compression, give);
     x.res.writeHead(200, headers);
     try {
       for await (const chunk of body) {
-        if (!(await write(x, chunk, pool && (() => pool.give(chunk))))) {
+        if (!(await write(x, chunk, compression === 'none' && give ? () => give(chunk) : undefined))) {
           x.note = 'client went away';
           return;
         }
@@ -144,10 +146,10 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     }
   }
 
-  async function compressed(src: AsyncGenerator<Uint8Array>, kind: 'zstd' | 'xz'): Promise<AsyncGenerator<Uint8Array>> {
+  async function compressed(src: AsyncGenerator<Uint8Array>, kind: 'zstd' | 'xz', consumed?: (chunk: Uint8Array) => void): Promise<AsyncGenerator<Uint8Array>> {
     const { compress } = await import('../nix/compression.js');
     const level = kind === opts.compression ? (opts.compressionLevel ?? LEVELS[kind].default) : LEVELS[kind].default;
-    return compress(src, kind, level);
+    return compress(src, kind, level, consumed);
   }
 
   return [

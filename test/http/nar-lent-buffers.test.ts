@@ -1,6 +1,6 @@
-// An uncompressed NAR served over HTTP from the on-disk store reads its
-// large files into the store's lent buffers, each given back once the
-// socket has its bytes: a few MiB cycle through a NAR of any size, instead
+// A NAR served over HTTP from the on-disk store reads its large files into
+// the store's lent buffers, each given back once the socket has its bytes
+// (zstd: once copied into a frame): a few MiB cycle through a NAR of any size, instead
 // of a fresh 1 MiB per chunk (a page fault per 4 KiB, and as external
 // memory ~25 full garbage collections per GiB served). A client that reads
 // slowly still gets the exact NAR: no buffer is read into again while the
@@ -20,6 +20,7 @@ import { directoryDigest, directorySize } from '../../src/castore/directory.js';
 import type { Directory } from '../../src/castore/messages.js';
 import { putClosure } from '../../src/castore/directory-service.js';
 import { narBytes, type NarEntry } from '../../src/nix/nar.js';
+import { decompress } from '../../src/nix/compression.js';
 import * as nixbase32 from '../../src/nix/nixbase32.js';
 import { readBuffersAllocated } from '../../src/castore/disk/read-ahead.js';
 import { parseHttpAddr, startHttpCache, type RunningHttpCache } from '../../src/server/http-cache.js';
@@ -35,29 +36,29 @@ function patterned(size: number, seed: number): Buffer {
   return b;
 }
 
-/** GETs `url`, pausing now and then (the response backs up in the server), and hashes the body. */
-function slowGet(url: string): Promise<{ status: number; sha256: string; length: number }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        const h = createHash('sha256');
-        let length = 0;
-        let sincePause = 0;
-        res.on('data', (d: Buffer) => {
-          h.update(d);
-          length += d.length;
-          sincePause += d.length;
-          if (sincePause >= 2 * MiB) {
-            sincePause = 0;
-            res.pause();
-            setTimeout(() => res.resume(), 15);
-          }
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, sha256: h.digest('hex'), length }));
-        res.on('error', reject);
-      })
-      .on('error', reject);
-  });
+/** The body of a response, pausing now and then (the response backs up in the server). */
+async function* slowly(res: http.IncomingMessage): AsyncGenerator<Uint8Array> {
+  let sincePause = 0;
+  for await (const d of res) {
+    yield d as Buffer;
+    sincePause += (d as Buffer).length;
+    if (sincePause >= 2 * MiB) {
+      sincePause = 0;
+      await new Promise((r) => setTimeout(r, 15));
+    }
+  }
+}
+
+/** GETs `url` slowly and hashes the body, decompressed if it is zstd. */
+async function slowGet(url: string): Promise<{ status: number; sha256: string; length: number }> {
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(url, { agent: false }, resolve).on('error', reject));
+  const h = createHash('sha256');
+  let length = 0;
+  for await (const d of url.endsWith('.zst') ? decompress(slowly(res), 'zstd') : slowly(res)) {
+    h.update(d);
+    length += d.length;
+  }
+  return { status: res.statusCode ?? 0, sha256: h.digest('hex'), length };
 }
 
 describe('HTTP NAR serving from the on-disk store, lent buffers', () => {
@@ -109,5 +110,13 @@ describe('HTTP NAR serving from the on-disk store, lent buffers', () => {
     // 4 NARs of 36 chunks of large files: a fresh buffer per chunk would be 144.
     const allocated = readBuffersAllocated() - before;
     assert.ok(allocated <= 32, `${allocated} read buffers allocated for 4 NARs of 36 large-file chunks each`);
+  });
+
+  it('serves the same NAR as zstd, each chunk reused once copied into a frame', async () => {
+    const before = readBuffersAllocated();
+    const zstd = await Promise.all([slowGet(`${narUrl}.zst`), slowGet(`${narUrl}.zst`)]);
+    for (const r of zstd) assert.deepEqual(r, { status: 200, ...expected });
+    const allocated = readBuffersAllocated() - before;
+    assert.ok(allocated <= 24, `${allocated} read buffers allocated for 2 zstd NARs of 36 large-file chunks each`);
   });
 });
