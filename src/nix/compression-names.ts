@@ -17,6 +17,29 @@ export const LEVELS: Record<ServedCompression, { min: number; max: number; defau
   none: { min: 0, max: 0, default: 0 },
 };
 
+/** Bytes per zstd frame when compressing. */
+export const ZSTD_FRAME = 1 << 20;
+/** Frames of one stream compressing at once (each holds its MiB and its output). */
+export const FRAMES_IN_FLIGHT = 3;
+
+/**
+ * liblzma's encoder memory per preset (xz(1), "Compressor memory usage"),
+ * MiB: what one .nar.xz response's compressor holds.
+ */
+const XZ_ENCODER_MIB = [3, 9, 17, 32, 48, 94, 94, 186, 370, 674];
+
+/**
+ * Memory one compressing stream holds, beyond what renders its input: for
+ * zstd the frames gathering and compressing and their outputs (libzstd's
+ * own context per frame not counted: ~1-2 MiB at the default level), for
+ * xz its encoder.
+ */
+export function compressorBytes(kind: ServedCompression, level: number): number {
+  if (kind === 'zstd') return (2 * FRAMES_IN_FLIGHT + 1) * ZSTD_FRAME;
+  if (kind === 'xz') return XZ_ENCODER_MIB[level] * 2 ** 20;
+  return 0;
+}
+
 export class CompressionError extends Error {
   override name = 'CompressionError';
 }

@@ -13,14 +13,13 @@ import { zstdCompress } from './zstd-native.js';
 import { ZstdStream } from './zstd-stream.js';
 import * as lzma from 'lzma-native';
 import bz2 from 'unbzip2-stream';
-import { CompressionError, LEVELS, checkLevel, type Compression, type ServedCompression } from './compression-names.js';
+import { CompressionError, FRAMES_IN_FLIGHT, LEVELS, ZSTD_FRAME, checkLevel, type Compression, type ServedCompression } from './compression-names.js';
 
 export * from './compression-names.js';
 
 /** Memory liblzma may use to decode one upload (xz -9 needs 65 MiB). */
 const XZ_MEMLIMIT = 256 << 20;
-/** Bytes per zstd frame when compressing. */
-const ZSTD_FRAME = 1 << 20;
+
 
 /**
  * Compresses `src` as it is pulled; cancelling the result stops the work.
@@ -53,19 +52,23 @@ async function* passThrough(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
 }
 
 /**
- * Independent frames of up to ZSTD_FRAME bytes; the next one is gathered
- * while one compresses, into the buffer of the one before (two in all: a
- * fresh MiB per frame was a page fault per 4 KiB).
+ * Independent frames of up to ZSTD_FRAME bytes, FRAMES_IN_FLIGHT
+ * compressing at once on libuv's pool while the next is gathered: one at a
+ * time left the second core idle, and compressing bounds a .nar.zst. The
+ * inputs are a few reused buffers (a fresh MiB per frame was a page fault
+ * per 4 KiB).
  */
 async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number, consumed?: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
+  const spare: Buffer[] = [];
   let buf: Buffer = Buffer.allocUnsafe(ZSTD_FRAME);
-  let spare: Buffer | undefined;
   let pos = 0;
-  let pending: { input: Buffer; out: Promise<Buffer> } | undefined;
-  const start = (b: Buffer) => {
-    const out = zstdCompress(b, level);
+  let frames = 0;
+  const pending: { input: Buffer; out: Promise<Buffer> }[] = [];
+  const start = (input: Buffer): void => {
+    const out = zstdCompress(input, level);
     out.catch(() => {}); // awaited below
-    return { input: b, out };
+    pending.push({ input, out });
+    frames++;
   };
   for await (const chunk of src) {
     let off = 0;
@@ -75,22 +78,22 @@ async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number, consum
       pos += n;
       off += n;
       if (pos === ZSTD_FRAME) {
-        if (pending) {
-          const out = await pending.out;
-          spare = pending.input; // compressed: its memory takes the frame after next
+        start(buf);
+        if (pending.length >= FRAMES_IN_FLIGHT) {
+          const first = pending.shift()!;
+          const out = await first.out;
+          spare.push(first.input); // compressed: its memory takes a later frame
           yield out;
         }
-        pending = start(buf);
-        buf = spare ?? Buffer.allocUnsafe(ZSTD_FRAME);
-        spare = undefined;
+        buf = spare.pop() ?? Buffer.allocUnsafe(ZSTD_FRAME);
         pos = 0;
       }
     }
     consumed?.(chunk);
   }
-  if (pending) yield await pending.out;
   // An empty input still gives one (empty) frame: a valid zstd file.
-  if (pos > 0 || !pending) yield await zstdCompress(buf.subarray(0, pos), level);
+  if (pos > 0 || frames === 0) start(buf.subarray(0, pos));
+  while (pending.length > 0) yield await pending.shift()!.out;
 }
 
 async function* zstdDecode(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {

@@ -10,9 +10,9 @@ import { overBudget, RETRY_AFTER_S } from './request-budget.js';
 /** What rendering a NAR holds besides the response's write buffer: the chunk being sent and the one read ahead. */
 export const NAR_RENDER_BYTES = 2 << 20;
 
-/** What a NAR response holds: its write buffer and the renderer's working set. */
-export function narResponseBytes(x: Exchange): number {
-  return (x.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES) + NAR_RENDER_BYTES;
+/** What a NAR response holds: its write buffer, the renderer's working set and its compressor's (compressorBytes). */
+export function narResponseBytes(x: Exchange, compressor = 0): number {
+  return (x.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES) + NAR_RENDER_BYTES + compressor;
 }
 
 /** A holding of `bytes` for this exchange, or a 503 with Retry-After; undefined when the daemon has no budget. */

@@ -16,7 +16,7 @@ import { renderNarInfo } from '../nix/narinfo.js';
 import * as nixbase32 from '../nix/nixbase32.js';
 import type { NarInfoSigner } from './narinfo-signer.js';
 import { STORE_DIR, hashPart } from '../nix/store-path.js';
-import { compressionOfExtension, LEVELS, type ServedCompression } from '../nix/compression-names.js';
+import { compressionOfExtension, compressorBytes, LEVELS, type ServedCompression } from '../nix/compression-names.js';
 import { HttpError, sendText, write, type Exchange, type Route } from './http-exchange.js';
 import { holdFor, narResponseBytes, NAR_RENDER_BYTES } from './http-budget.js';
 
@@ -94,7 +94,7 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
       x.res.end();
       return;
     }
-    const held = holdFor(x, narResponseBytes(x));
+    const held = holdFor(x, narResponseBytes(x, compression === 'none' ? 0 : compressorBytes(compression, levelOf(compression))));
     try {
       await sendNar(x, p, compression);
     } finally {
@@ -148,8 +148,12 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
 
   async function compressed(src: AsyncGenerator<Uint8Array>, kind: 'zstd' | 'xz', consumed?: (chunk: Uint8Array) => void): Promise<AsyncGenerator<Uint8Array>> {
     const { compress } = await import('../nix/compression.js');
-    const level = kind === opts.compression ? (opts.compressionLevel ?? LEVELS[kind].default) : LEVELS[kind].default;
-    return compress(src, kind, level, consumed);
+    return compress(src, kind, levelOf(kind), consumed);
+  }
+
+  /** The configured level for the daemon's own compression, the default level for the others. */
+  function levelOf(kind: 'zstd' | 'xz'): number {
+    return kind === opts.compression ? (opts.compressionLevel ?? LEVELS[kind].default) : LEVELS[kind].default;
   }
 
   return [

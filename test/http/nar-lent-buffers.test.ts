@@ -24,6 +24,8 @@ import { decompress } from '../../src/nix/compression.js';
 import * as nixbase32 from '../../src/nix/nixbase32.js';
 import { readBuffersAllocated } from '../../src/castore/disk/read-ahead.js';
 import { parseHttpAddr, startHttpCache, type RunningHttpCache } from '../../src/server/http-cache.js';
+import { ByteBudget } from '../../src/util/byte-budget.js';
+import { request } from './http-helpers.js';
 
 const MiB = 1 << 20;
 const HASH = '0123456789abcdfghijklmnpqrsvwxyz';
@@ -110,6 +112,31 @@ describe('HTTP NAR serving from the on-disk store, lent buffers', () => {
     // 4 NARs of 36 chunks of large files: a fresh buffer per chunk would be 144.
     const allocated = readBuffersAllocated() - before;
     assert.ok(allocated <= 32, `${allocated} read buffers allocated for 4 NARs of 36 large-file chunks each`);
+  });
+
+  it("counts each compressor's memory in the daemon's budget: .nar.xz's encoder, .nar.zst's frames", async () => {
+    // 12 MiB: a .nar (~2.3 MiB) and a .nar.zst (~9.3 MiB) fit, a .nar.xz (level 2: 17 MiB more) does not.
+    const budgeted = await startHttpCache(store, parseHttpAddr('127.0.0.1:0'), { compression: 'none', log: () => {}, budget: new ByteBudget(12 * MiB) });
+    try {
+      const url = narUrl.replace(cache.url, budgeted.url);
+      assert.deepEqual(await slowGet(url), { status: 200, ...expected });
+      assert.deepEqual(await slowGet(`${url}.zst`), { status: 200, ...expected });
+      const xz = await request(budgeted.url, new URL(`${url}.xz`).pathname);
+      assert.equal(xz.status, 503, xz.body.toString());
+      assert.equal(xz.headers['retry-after'], '5');
+      // A .nar.zst whose client does not read holds its share; a second one at the same time would pass the budget.
+      const first = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(`${url}.zst`, { agent: false }, resolve).on('error', reject));
+      try {
+        assert.equal(first.statusCode, 200);
+        first.pause();
+        const second = await request(budgeted.url, new URL(`${url}.zst`).pathname);
+        assert.equal(second.status, 503, second.body.toString());
+      } finally {
+        first.destroy();
+      }
+    } finally {
+      await budgeted.close();
+    }
   });
 
   it('serves the same NAR as zstd, each chunk reused once copied into a frame', async () => {
