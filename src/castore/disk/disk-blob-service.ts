@@ -3,7 +3,8 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { ACCEPTED, checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
-import { b3Hex, blake3, checkB3 } from '../digest.js';
+import { b3Hex, b3String, blake3, checkB3 } from '../digest.js';
+import { Limiter } from '../../util/limiter.js';
 import { CastoreError, storageError } from '../errors.js';
 import { exists } from './atomic-files.js';
 import { blobSlabs, type AlignedSlabs } from './aligned-slabs.js';
@@ -26,6 +27,9 @@ export const PACK_BLOB_MAX = 256 << 10;
  * daemon two fsyncs, a rename and a dozen other calls per blob.
  */
 export const BATCH_PACK_MAX = 1 << 20;
+
+/** Blobs of a readMany read one by one (not in a known pack) at once. */
+const ONE_BY_ONE_READS = 16;
 
 /** Loose blob files listed at most; a store with more asks the disk about each. */
 const LOOSE_LISTING_MAX = 1_000_000;
@@ -181,6 +185,58 @@ export class DiskBlobService implements BlobService {
       }
     })();
     return { chunks, giveBack };
+  }
+
+  /**
+   * Whole blobs at once, for NAR rendering's groups of small files: packed
+   * ones lying together are one read (PackStore.readMany), others are read
+   * one by one. Each is at most `maxBytes[i]` long, else the call fails
+   * (before reading, where the pack index knows the length).
+   */
+  async readMany(digests: Uint8Array[], maxBytes: number[]): Promise<(Uint8Array[] | undefined)[]> {
+    digests.forEach((d) => checkB3(d));
+    await this.layout.init();
+    const hexes = digests.map((d) => b3Hex(d));
+    const tooLong = (i: number, length?: number) =>
+      storageError(`blob ${b3String(digests[i])} is ${length === undefined ? 'longer than' : `${length} bytes, more than`} the ${maxBytes[i]} bytes its directory entry states`);
+    const packed: number[] = [];
+    const inPack = new Array<boolean>(digests.length).fill(false);
+    hexes.forEach((hex, i) => {
+      const length = this.packs.lengthOf(hex);
+      if (length === undefined) return;
+      if (length > maxBytes[i]) throw tooLong(i, length);
+      packed.push(i);
+      inPack[i] = true;
+    });
+    const out = new Array<Uint8Array[] | undefined>(digests.length).fill(undefined);
+    let bytes: (Buffer | undefined)[];
+    try {
+      bytes = await this.packs.readMany(packed.map((i) => hexes[i]));
+    } catch (err) {
+      throw storageError(`reading packed blobs: ${(err as Error).message}`, err);
+    }
+    packed.forEach((i, k) => (out[i] = bytes[k] && (bytes[k]!.length > 0 ? [bytes[k]!] : [])));
+    // Large blob files, blobs of other processes' new packs: as read() finds them.
+    const limit = new Limiter(ONE_BY_ONE_READS);
+    await Promise.all(
+      hexes.map((_, i) =>
+        inPack[i]
+          ? undefined
+          : limit.run(async () => {
+              const stream = await this.read(digests[i]);
+              if (!stream) return;
+              const parts: Uint8Array[] = [];
+              let got = 0;
+              for await (const c of stream) {
+                got += c.length;
+                if (got > maxBytes[i]) throw tooLong(i);
+                parts.push(c);
+              }
+              out[i] = parts;
+            }),
+      ),
+    );
+    return out;
   }
 
   private async readPacked(hex: string): Promise<AsyncIterable<Uint8Array> | undefined> {

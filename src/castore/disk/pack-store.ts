@@ -17,6 +17,7 @@ import { syncDir } from './dir-sync.js';
 import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
 import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, directWritesWork, writeSlab } from './direct-io.js';
 import { DigestIndex } from './digest-index.js';
+import { packRuns, runSpan, type PackedRecord } from './pack-runs.js';
 import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
 
 /** A pack grows to about this size, then the writer starts a new one. */
@@ -67,6 +68,8 @@ export class PackStore {
   private closed = false;
   /** Batches written by this instance (two fsyncs each): for tests. */
   batches = 0;
+  /** Reads of pack data (a blob each, or a run of them): for tests. */
+  dataReads = 0;
 
   /**
    * `slabs`: write records with O_DIRECT where the filesystem allows.
@@ -121,10 +124,50 @@ export class PackStore {
       return this.index.has(hex) ? undefined : this.read(hex);
     }
     const buf = Buffer.allocUnsafe(RECORD_HEADER + loc.length);
+    this.dataReads++;
     const { bytesRead } = await h.read(buf, 0, buf.length, loc.offset);
     const hdr = parseRecordHeader(buf.subarray(0, bytesRead));
     if (bytesRead < buf.length || !hdr || hdr.length !== loc.length || b3Hex(hdr.digest) !== hex) return undefined;
     return buf.subarray(RECORD_HEADER);
+  }
+
+  /**
+   * Many packed blobs (undefined: not packed, or not whole, as read() says),
+   * those lying together in a pack read at once (pack-runs.ts): a read
+   * each was a thread-pool round trip per small file of a NAR.
+   */
+  async readMany(hexes: string[]): Promise<(Buffer | undefined)[]> {
+    if (hexes.some((hex) => !this.index.has(hex))) await this.refresh();
+    const out = new Array<Buffer | undefined>(hexes.length).fill(undefined);
+    const records: PackedRecord<Pack>[] = [];
+    hexes.forEach((hex, i) => {
+      const loc = this.index.get(hex);
+      if (loc) records.push({ i, hex, pack: loc.pack, offset: loc.offset, length: loc.length });
+    });
+    await Promise.all(packRuns(records, RECORD_HEADER).map((run) => this.readRun(run, out)));
+    return out;
+  }
+
+  private async readRun(run: PackedRecord<Pack>[], out: (Buffer | undefined)[]): Promise<void> {
+    const { start, end } = runSpan(run, RECORD_HEADER);
+    const pack = run[0].pack;
+    let got: Buffer | undefined;
+    try {
+      const h = await (pack.data ??= open(join(this.dir, `${pack.name}.pack`), 'r'));
+      const buf = Buffer.allocUnsafe(end - start);
+      this.dataReads++;
+      got = buf.subarray(0, (await h.read(buf, 0, buf.length, start)).bytesRead);
+    } catch {
+      // One at a time below, where read() handles a pack that failed to open (tried again then) or went away.
+      if (pack.data && (await pack.data.then(() => false, () => true))) pack.data = undefined;
+    }
+    for (const r of run) {
+      const at = r.offset - start;
+      const rec = got?.subarray(at, at + RECORD_HEADER + r.length);
+      const hdr = rec && parseRecordHeader(rec);
+      if (rec && hdr && rec.length === RECORD_HEADER + r.length && hdr.length === r.length && b3Hex(hdr.digest) === r.hex) out[r.i] = rec.subarray(RECORD_HEADER);
+      else out[r.i] = await this.read(r.hex);
+    }
   }
 
   /** Stores a blob whose digest the caller has computed; resolves once it is durable and indexed. */
