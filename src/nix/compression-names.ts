@@ -36,7 +36,8 @@ const XZ_ENCODER_MIB = [3, 9, 17, 32, 48, 94, 94, 186, 370, 674];
  */
 export function compressorBytes(kind: ServedCompression, level: number): number {
   if (kind === 'zstd') return (2 * FRAMES_IN_FLIGHT + 1) * ZSTD_FRAME;
-  if (kind === 'xz') return XZ_ENCODER_MIB[level] * 2 ** 20;
+  // A level outside the table (the CLI refuses those) counts as the largest: never less than the encoder may take.
+  if (kind === 'xz') return (XZ_ENCODER_MIB[level] ?? XZ_ENCODER_MIB[XZ_ENCODER_MIB.length - 1]) * 2 ** 20;
   return 0;
 }
 

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
-import { compress, decompress, CompressionError, checkLevel } from '../../src/nix/compression.js';
+import { compress, decompress, compressorBytes, CompressionError, checkLevel } from '../../src/nix/compression.js';
 
 // 3 MiB: a compressible half and a pseudo-random half (several zstd frames).
 const DATA = Buffer.concat([
@@ -43,6 +43,15 @@ describe('compress', () => {
     const out = await all(compress(inChunks(Buffer.alloc(0), 1), 'zstd'));
     assert.equal(cli('zstd', ['-d', '-c'], out).length, 0);
   });
+  it("a compressor's memory as the daemon's budget counts it: zstd's frames, xz's encoder by level (the largest for a level outside the table)", () => {
+    const MiB = 2 ** 20;
+    assert.equal(compressorBytes('zstd', 3), 7 * MiB);
+    assert.equal(compressorBytes('xz', 2), 17 * MiB);
+    assert.equal(compressorBytes('xz', 9), 674 * MiB);
+    assert.equal(compressorBytes('xz', 12), 674 * MiB);
+    assert.equal(compressorBytes('none', 0), 0);
+  });
+
   it('levels out of range are refused', () => {
     assert.throws(() => checkLevel('zstd', 0), CompressionError);
     assert.throws(() => checkLevel('xz', 10), CompressionError);
