@@ -2,7 +2,7 @@
 import type { ChunkMeta } from './messages.js';
 import type { BatchBlob } from './batch-messages.js';
 import { blake3, b3String, checkB3, sameBytes } from './digest.js';
-import { invalid } from './errors.js';
+import { invalid, storageError } from './errors.js';
 import type { ObjectStats } from './object-stats.js';
 import type { BlobDeltas } from './delta/delta-messages.js';
 import type { BlobsFromPath } from './from-path-messages.js';
@@ -219,4 +219,21 @@ export async function readAll(blobs: BlobService, digest: Uint8Array): Promise<B
   const parts: Uint8Array[] = [];
   for await (const chunk of stream) parts.push(chunk);
   return Buffer.concat(parts);
+}
+
+/** Whole blobs read one at a time (readWhole) at once, where a service cannot read them together. */
+export const WHOLE_READS_AT_ONCE = 16;
+
+/** A whole blob of at most `max` bytes, as chunks (else an error as soon as its bytes say so). */
+export async function readWhole(blobs: BlobService, digest: Uint8Array, max: number, signal?: AbortSignal): Promise<Uint8Array[] | undefined> {
+  const stream = await blobs.read(digest, { signal });
+  if (!stream) return undefined;
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  for await (const c of stream) {
+    got += c.length;
+    if (got > max) throw storageError(`blob ${b3String(digest)} is longer than the ${max} bytes its directory entry states`);
+    parts.push(c);
+  }
+  return parts;
 }

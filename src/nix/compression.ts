@@ -20,7 +20,6 @@ export * from './compression-names.js';
 /** Memory liblzma may use to decode one upload (xz -9 needs 65 MiB). */
 const XZ_MEMLIMIT = 256 << 20;
 
-
 /**
  * Compresses `src` as it is pulled; cancelling the result stops the work.
  * `consumed`, for zstd: called with each chunk of `src` once its bytes are

@@ -250,19 +250,24 @@ export class ChunkPool {
   adopt(chunk: Uint8Array, giveBack: (chunk: Uint8Array) => void): void {
     this.lenders.set(chunk.buffer, giveBack);
   }
-  /** A lent chunk the writer copied (too small to pass through): back to its store at once. */
+  /** A chunk the writer copied (too small to pass through): if lent, back to its store at once. */
   copied(chunk: Uint8Array): void {
-    const lender = this.lenders.get(chunk.buffer);
-    if (lender === undefined) return;
-    this.lenders.delete(chunk.buffer);
-    lender(chunk);
+    this.backToLender(chunk);
   }
   /** A chunk writeNar yielded, no longer used by anyone; others are ignored. */
   give(chunk: Uint8Array): void {
-    if (this.lenders.has(chunk.buffer)) return this.copied(chunk);
+    if (this.backToLender(chunk)) return;
     if (!this.mine.has(chunk.buffer) || this.free.length >= this.keep) return;
     this.mine.delete(chunk.buffer); // given back once, whatever the views of it
     this.free.push(new Uint8Array(chunk.buffer));
+  }
+  /** Whether `chunk` was lent (adopt()); if so it goes back to its lender, once. */
+  private backToLender(chunk: Uint8Array): boolean {
+    const lender = this.lenders.get(chunk.buffer);
+    if (lender === undefined) return false;
+    this.lenders.delete(chunk.buffer);
+    lender(chunk);
+    return true;
   }
 }
 

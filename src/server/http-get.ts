@@ -114,7 +114,6 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     // The NAR's chunks (the store's read buffers, the writer's) are reused once used: uncompressed once the socket has
     // them, for zstd once copied into a frame; xz's stream may hold its input longer.
     const pool = compression === 'xz' ? undefined : new ChunkPool();
-    const give = pool && ((chunk: Uint8Array) => pool.give(chunk));
     const nar = renderStatedNar(node, p.narSize, store, gone.signal, readAhead && { holding: readAhead, free: NAR_RENDER_BYTES }, pool);
     // Pull the first piece before committing to a 200, so a missing root
     // (or first blob) is a clean error rather than a truncated NAR.
@@ -124,11 +123,11 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     } catch (err) {
       throw new HttpError(500, `rendering the NAR failed: ${(err as Error).message}`);
     }
-    const body = compression === 'none' ? withFirst(first, nar) : await compressed(withFirst(first, nar), compression, give);
+    const body = compression === 'none' ? withFirst(first, nar) : await compressed(withFirst(first, nar), compression, pool && ((chunk) => pool.give(chunk)));
     x.res.writeHead(200, headers);
     try {
       for await (const chunk of body) {
-        if (!(await write(x, chunk, compression === 'none' && give ? () => give(chunk) : undefined))) {
+        if (!(await write(x, chunk, compression === 'none' ? () => pool!.give(chunk) : undefined))) {
           x.note = 'client went away';
           return;
         }

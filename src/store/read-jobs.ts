@@ -1,7 +1,7 @@
 // The reads NAR rendering starts ahead of the writer: a group of small
 // files read together (one request per pack where the service can), or
 // one piece of a large file. Each is budgeted by the bytes it may bring.
-import type { BlobService } from '../castore/blob-service.js';
+import { readWhole, WHOLE_READS_AT_ONCE, type BlobService } from '../castore/blob-service.js';
 import { b3String } from '../castore/digest.js';
 import { storageError } from '../castore/errors.js';
 import { Limiter } from '../util/limiter.js';
@@ -40,24 +40,7 @@ export interface Job {
   value?: (Uint8Array[] | Error)[];
 }
 
-/** Reads of one group at once, where the service has no readMany. */
-const ONE_BY_ONE_READS = 16;
-
 export const notFound = (digest: Uint8Array): Error => storageError(`blob ${b3String(digest)} not found`);
-
-/** A whole blob of at most `max` bytes, as chunks (else an error as soon as its bytes say so). */
-export async function readWhole(blobs: BlobService, digest: Uint8Array, max: number, signal: AbortSignal): Promise<Uint8Array[] | undefined> {
-  const stream = await blobs.read(digest, { signal });
-  if (!stream) return undefined;
-  const parts: Uint8Array[] = [];
-  let got = 0;
-  for await (const c of stream) {
-    got += c.length;
-    if (got > max) throw storageError(`blob ${b3String(digest)} is longer than the ${max} bytes its directory entry states`);
-    parts.push(c);
-  }
-  return parts;
-}
 
 export async function runJob(job: Job, blobs: BlobService, signal: AbortSignal): Promise<(Uint8Array[] | Error)[]> {
   if (job.range) {
@@ -73,7 +56,7 @@ export async function runJob(job: Job, blobs: BlobService, signal: AbortSignal):
     const got = await blobs.readMany(files.map((f) => f.digest), files.map((f) => f.bytes), { signal });
     return got.map((b, i) => b ?? notFound(files[i].digest));
   }
-  const limit = new Limiter(ONE_BY_ONE_READS);
+  const limit = new Limiter(WHOLE_READS_AT_ONCE);
   return Promise.all(
     files.map((f) =>
       limit.run(() =>

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import { ACCEPTED, checkBatch, putBytes, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
+import { ACCEPTED, checkBatch, putBytes, readWhole, WHOLE_READS_AT_ONCE, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
 import { b3Hex, b3String, blake3, checkB3 } from '../digest.js';
 import { Limiter } from '../../util/limiter.js';
 import { CastoreError, storageError } from '../errors.js';
@@ -27,9 +27,6 @@ export const PACK_BLOB_MAX = 256 << 10;
  * daemon two fsyncs, a rename and a dozen other calls per blob.
  */
 export const BATCH_PACK_MAX = 1 << 20;
-
-/** Blobs of a readMany read one by one (not in a known pack) at once. */
-const ONE_BY_ONE_READS = 16;
 
 /** Loose blob files listed at most; a store with more asks the disk about each. */
 const LOOSE_LISTING_MAX = 1_000_000;
@@ -197,16 +194,14 @@ export class DiskBlobService implements BlobService {
     digests.forEach((d) => checkB3(d));
     await this.layout.init();
     const hexes = digests.map((d) => b3Hex(d));
-    const tooLong = (i: number, length?: number) =>
-      storageError(`blob ${b3String(digests[i])} is ${length === undefined ? 'longer than' : `${length} bytes, more than`} the ${maxBytes[i]} bytes its directory entry states`);
+    // Packed as far as this process knows (their lengths checked now), and the rest.
     const packed: number[] = [];
-    const inPack = new Array<boolean>(digests.length).fill(false);
+    const others: number[] = [];
     hexes.forEach((hex, i) => {
       const length = this.packs.lengthOf(hex);
-      if (length === undefined) return;
-      if (length > maxBytes[i]) throw tooLong(i, length);
+      if (length === undefined) return others.push(i);
+      if (length > maxBytes[i]) throw storageError(`blob ${b3String(digests[i])} is ${length} bytes, more than the ${maxBytes[i]} bytes its directory entry states`);
       packed.push(i);
-      inPack[i] = true;
     });
     const out = new Array<Uint8Array[] | undefined>(digests.length).fill(undefined);
     let bytes: (Buffer | undefined)[];
@@ -217,25 +212,8 @@ export class DiskBlobService implements BlobService {
     }
     packed.forEach((i, k) => (out[i] = bytes[k] && (bytes[k]!.length > 0 ? [bytes[k]!] : [])));
     // Large blob files, blobs of other processes' new packs: as read() finds them.
-    const limit = new Limiter(ONE_BY_ONE_READS);
-    await Promise.all(
-      hexes.map((_, i) =>
-        inPack[i]
-          ? undefined
-          : limit.run(async () => {
-              const stream = await this.read(digests[i]);
-              if (!stream) return;
-              const parts: Uint8Array[] = [];
-              let got = 0;
-              for await (const c of stream) {
-                got += c.length;
-                if (got > maxBytes[i]) throw tooLong(i);
-                parts.push(c);
-              }
-              out[i] = parts;
-            }),
-      ),
-    );
+    const limit = new Limiter(WHOLE_READS_AT_ONCE);
+    await Promise.all(others.map((i) => limit.run(async () => void (out[i] = await readWhole(this, digests[i], maxBytes[i])))));
     return out;
   }
 

@@ -19,41 +19,32 @@ export const RUN_GAP = 16 << 10;
 /** A run spans at most this much (a record longer than it is a run of its own). */
 export const RUN_MAX = 4 << 20;
 
+/** Records one read covers, and the bytes [start, end) it reads. */
+export interface Run<P> {
+  records: PackedRecord<P>[];
+  start: number;
+  end: number;
+}
+
 /** Records grouped into runs: one pack each, in offset order, gaps ≤ RUN_GAP, spans ≤ RUN_MAX unless one record is larger. */
-export function packRuns<P>(records: PackedRecord<P>[], header: number): PackedRecord<P>[][] {
+export function packRuns<P>(records: PackedRecord<P>[], header: number): Run<P>[] {
   const byPack = new Map<P, PackedRecord<P>[]>();
   for (const r of records) {
     const list = byPack.get(r.pack);
     if (list) list.push(r);
     else byPack.set(r.pack, [r]);
   }
-  const runs: PackedRecord<P>[][] = [];
+  const runs: Run<P>[] = [];
   for (const list of byPack.values()) {
     list.sort((a, b) => a.offset - b.offset);
-    let run: PackedRecord<P>[] = [];
-    let start = 0;
-    let end = 0;
+    let run: Run<P> | undefined;
     for (const r of list) {
       const rEnd = r.offset + header + r.length;
-      if (run.length > 0 && (r.offset - end > RUN_GAP || Math.max(end, rEnd) - start > RUN_MAX)) {
-        runs.push(run);
-        run = [];
-      }
-      if (run.length === 0) {
-        start = r.offset;
-        end = rEnd;
-      }
-      run.push(r);
-      end = Math.max(end, rEnd);
+      if (run && (r.offset - run.end > RUN_GAP || Math.max(run.end, rEnd) - run.start > RUN_MAX)) run = undefined;
+      if (!run) runs.push((run = { records: [], start: r.offset, end: rEnd }));
+      run.records.push(r);
+      run.end = Math.max(run.end, rEnd);
     }
-    if (run.length > 0) runs.push(run);
   }
   return runs;
-}
-
-/** The bytes a run's read covers. */
-export function runSpan<P>(run: PackedRecord<P>[], header: number): { start: number; end: number } {
-  let end = 0;
-  for (const r of run) end = Math.max(end, r.offset + header + r.length);
-  return { start: run[0].offset, end };
 }

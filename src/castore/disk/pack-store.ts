@@ -17,7 +17,7 @@ import { syncDir } from './dir-sync.js';
 import { SLAB_BYTES, type AlignedSlabs } from './aligned-slabs.js';
 import { alignUp, DIRECT_ALIGN, DIRECT_FLAGS, directWritesWork, writeSlab } from './direct-io.js';
 import { DigestIndex } from './digest-index.js';
-import { packRuns, runSpan, type PackedRecord } from './pack-runs.js';
+import { packRuns, type PackedRecord, type Run } from './pack-runs.js';
 import { decodeIndexEntries, encodeIndexEntries, INDEX_ENTRY, parseRecordHeader, RECORD_HEADER, recordHeader, type IndexEntry } from './pack-format.js';
 
 /** A pack grows to about this size, then the writer starts a new one. */
@@ -126,9 +126,7 @@ export class PackStore {
     const buf = Buffer.allocUnsafe(RECORD_HEADER + loc.length);
     this.dataReads++;
     const { bytesRead } = await h.read(buf, 0, buf.length, loc.offset);
-    const hdr = parseRecordHeader(buf.subarray(0, bytesRead));
-    if (bytesRead < buf.length || !hdr || hdr.length !== loc.length || b3Hex(hdr.digest) !== hex) return undefined;
-    return buf.subarray(RECORD_HEADER);
+    return wholeRecord(buf.subarray(0, bytesRead), hex, loc.length);
   }
 
   /**
@@ -148,9 +146,8 @@ export class PackStore {
     return out;
   }
 
-  private async readRun(run: PackedRecord<Pack>[], out: (Buffer | undefined)[]): Promise<void> {
-    const { start, end } = runSpan(run, RECORD_HEADER);
-    const pack = run[0].pack;
+  private async readRun({ records, start, end }: Run<Pack>, out: (Buffer | undefined)[]): Promise<void> {
+    const pack = records[0].pack;
     let got: Buffer | undefined;
     try {
       const h = await (pack.data ??= open(join(this.dir, `${pack.name}.pack`), 'r'));
@@ -158,15 +155,12 @@ export class PackStore {
       this.dataReads++;
       got = buf.subarray(0, (await h.read(buf, 0, buf.length, start)).bytesRead);
     } catch {
-      // One at a time below, where read() handles a pack that failed to open (tried again then) or went away.
-      if (pack.data && (await pack.data.then(() => false, () => true))) pack.data = undefined;
+      // Each on its own below: read() handles a pack that failed to open (tried again) or went away.
     }
-    for (const r of run) {
+    for (const r of records) {
       const at = r.offset - start;
-      const rec = got?.subarray(at, at + RECORD_HEADER + r.length);
-      const hdr = rec && parseRecordHeader(rec);
-      if (rec && hdr && rec.length === RECORD_HEADER + r.length && hdr.length === r.length && b3Hex(hdr.digest) === r.hex) out[r.i] = rec.subarray(RECORD_HEADER);
-      else out[r.i] = await this.read(r.hex);
+      const bytes = got && wholeRecord(got.subarray(at, at + RECORD_HEADER + r.length), r.hex, r.length);
+      out[r.i] = bytes ?? (await this.read(r.hex));
     }
   }
 
@@ -498,4 +492,11 @@ export function writerAlive(name: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** A record's blob bytes if `rec` holds all of it under the header of blob `hex` of `length` bytes. */
+function wholeRecord(rec: Buffer, hex: string, length: number): Buffer | undefined {
+  const hdr = parseRecordHeader(rec);
+  if (rec.length < RECORD_HEADER + length || !hdr || hdr.length !== length || b3Hex(hdr.digest) !== hex) return undefined;
+  return rec.subarray(RECORD_HEADER);
 }
