@@ -8,7 +8,6 @@
 // CPU_PROF_DIR=DIR also writes a --cpu-prof profile of the copy there;
 // COPY_NODE_FLAGS adds Node flags to the copy (e.g. --max-semi-space-size=8);
 // STORE_QUERY is added to the store's address (e.g. level=-1, compression=none).
-import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -16,43 +15,13 @@ import pg from 'pg';
 import { nixEnv } from '../test/helpers/nix.js';
 import { runCopyJson } from './run-copy.js';
 import { threadCpu, showThreads } from './thread-cpu.js';
-
-/** utime + stime (+ reaped children's, for PostgreSQL's exited backends) in seconds. */
-function cpuOf(pid: number, withChildren = false): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
-    return (x[11] + x[12] + (withChildren ? x[13] + x[14] : 0)) / 100;
-  } catch {
-    return 0; // gone
-  }
-}
+import { serverMeters } from './server-cpu.js';
 
 /** The processes serving this run's S3 and PostgreSQL, found from with-scaleout's files. */
 function servers(): Map<string, () => number> {
   const conf = process.env.NIX_CASTORE_TEST_CEPH_CONF;
   if (!conf || !process.env.NIX_CASTORE_TEST_PG_URL) throw new Error('run under scripts/scaleout/with-scaleout.sh');
-  const cephBase = dirname(conf);
-  const out = new Map<string, () => number>();
-  for (const f of readdirSync(join(cephBase, 'pids'))) {
-    const pid = Number(readFileSync(join(cephBase, 'pids', f), 'utf8').trim());
-    out.set(f.replace(/\.pid$/, ''), () => cpuOf(pid));
-  }
-  const postmaster = Number(readFileSync(join(dirname(cephBase), 'pg', 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  out.set('postgres', () => {
-    let sum = cpuOf(postmaster, true);
-    for (const p of readdirSync('/proc')) {
-      if (!/^\d+$/.test(p)) continue;
-      try {
-        const f = readFileSync(`/proc/${p}/stat`, 'utf8');
-        if (Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) sum += cpuOf(Number(p));
-      } catch {
-        // gone meanwhile
-      }
-    }
-    return sum;
-  });
-  return out;
+  return serverMeters(dirname(conf), join(dirname(dirname(conf)), 'pg', 'data'));
 }
 
 async function freshStore(): Promise<string> {

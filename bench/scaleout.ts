@@ -21,6 +21,7 @@ import { batchesOf } from '../src/castore/blob-service.js';
 import { fileCount, realFilesClosure } from './closure-data.js';
 import { ROUNDS, flushedAround, listRounds, median, verdict } from './rounds.js';
 import { table, timed, GiB, summary } from './util.js';
+import { cpuDuring, serverMeters } from './server-cpu.js';
 
 const SCRIPTS = fileURLToPath(new URL('../../scripts/scaleout/', import.meta.url));
 const STAT_DIGESTS = 10_000;
@@ -110,24 +111,38 @@ export async function scaleoutBench(target = GiB): Promise<string> {
     const objectBytes = objects.reduce((a, o) => a + o.size, 0);
     const narBytes = paths.reduce((a, p) => a + Number(execFileSync('nix-store', ['--query', '--size', p], { encoding: 'utf8', env }).trim()), 0);
     const read = { nar: [] as number[], narCpu: [] as number[], dump: [] as number[], serial: [] as number[], parallel: [] as number[], ranged: [] as number[], ranged32: [] as number[] };
+    // Where the renderings' CPU went besides the `nar` processes: the servers on the same cores, and the machine in all.
+    const meters = serverMeters(cephBase, join(pgBase, 'data'));
+    const during = { rgwOsd: [] as number[], postgres: [] as number[], busy: [] as number[], all: [] as number[], rangedRgwOsd: [] as number[] };
+    const rgwOsd = (used: Map<string, number>) => [...used].filter(([n]) => n.startsWith('rgw') || n.startsWith('osd')).reduce((a, [, c]) => a + c, 0);
     for (let round = 0; round < ROUNDS; round++) {
       let cpu = 0;
-      read.nar.push((await flushedAround(() => {
-        for (const p of paths) cpu += cpuSecondsOf(process.execPath, [...CLI_NODE_FLAGS, CLI, 'nar', '--store', addr, p], env);
-      })).seconds);
+      const rendered = await flushedAround(() =>
+        cpuDuring(meters, async () => {
+          for (const p of paths) cpu += cpuSecondsOf(process.execPath, [...CLI_NODE_FLAGS, CLI, 'nar', '--store', addr, p], env);
+        }),
+      );
+      read.nar.push(rendered.seconds);
       read.narCpu.push(cpu);
+      during.rgwOsd.push(rgwOsd(rendered.value.used));
+      during.postgres.push(rendered.value.used.get('postgres') ?? 0);
+      during.busy.push(rendered.value.machine.busy);
+      during.all.push(rendered.value.machine.all);
       read.dump.push((await flushedAround(() => {
         for (const p of paths) execFileSync('nix-store', ['--dump', p], { stdio: ['ignore', 'ignore', 'inherit'], env, maxBuffer: 1 << 30 });
       })).seconds);
       read.serial.push((await flushedAround(() => readAll(getter, objects, 1))).seconds);
       read.parallel.push((await flushedAround(() => readAll(getter, objects, 16))).seconds);
-      read.ranged.push((await flushedAround(() => readAll(getter, objects, 16, 8 << 20))).seconds);
+      const ranged = await flushedAround(() => cpuDuring(meters, () => readAll(getter, objects, 16, 8 << 20)));
+      read.ranged.push(ranged.seconds);
+      during.rangedRgwOsd.push(rgwOsd(ranged.value.used));
       read.ranged32.push((await flushedAround(() => readAll(getter, objects, 32, 8 << 20))).seconds);
     }
     getter.close();
     const narBack = median(read.nar);
     const dumpSeconds = median(read.dump);
     const narRatio = narBack / dumpSeconds;
+    const cpuDuringNar = `CPU during them: the \`nar\` processes ${median(read.narCpu).toFixed(2)} s, RGW + OSD ${median(during.rgwOsd).toFixed(2)} s, PostgreSQL ${median(during.postgres).toFixed(2)} s; the machine busy ${median(during.busy).toFixed(1)} of ${median(during.all).toFixed(1)} CPU-s`;
     // The objects as stored (zstd-compressed where that paid: blob-codec.ts), so the floor is what RGW must really deliver.
     const floor = (xs: number[]) => `${median(xs).toFixed(2)} s, ${(objectBytes / median(xs) / 1e9).toFixed(2)} GB/s of stored bytes (${listRounds(xs)})`;
 
@@ -183,10 +198,10 @@ export async function scaleoutBench(target = GiB): Promise<string> {
         `${(Number(kept.stored) / GiB).toFixed(2)} GiB`,
         `of ${(Number(kept.raw) / GiB).toFixed(2)} GiB of blobs: ${(Number(kept.raw) / Number(kept.stored)).toFixed(2)}× smaller; ${kept.zstd} of ${kept.n} blobs compressed, the rest raw (under 2 KiB, a compressed format, or compressing saved < 10%); ${(objectBytes / GiB).toFixed(2)} GiB of objects`,
       ],
-      ['NARs rendered back from that store (nix-castore nar)', `${narBack.toFixed(2)} s`, `${narRatio.toFixed(2)}× nix-store --dump (${dumpSeconds.toFixed(2)} s; target ≤ 3×: ${verdict(narRatio <= 3)}); ${(narBytes / narBack / 1e9).toFixed(2)} GB/s of NAR; ${listRounds(read.nar)}; CPU of the nar processes ${median(read.narCpu).toFixed(2)} s (${listRounds(read.narCpu)})`],
+      ['NARs rendered back from that store (nix-castore nar)', `${narBack.toFixed(2)} s`, `${narRatio.toFixed(2)}× nix-store --dump (${dumpSeconds.toFixed(2)} s; target ≤ 3×: ${verdict(narRatio <= 3)}); ${(narBytes / narBack / 1e9).toFixed(2)} GB/s of NAR; ${listRounds(read.nar)}; ${cpuDuringNar} (nar processes: ${listRounds(read.narCpu)})`],
       [`RGW alone: the store's ${objects.length} objects (${(objectBytes / GiB).toFixed(2)} GiB), one GET at a time`, floor(read.serial), 'the backend\'s floor, single stream; the store\'s own signed GET (s3-get.ts)'],
       ['RGW alone: 16 GETs at once', floor(read.parallel), 'whole objects'],
-      ['RGW alone: 16 ranged GETs of 8 MiB at once', floor(read.ranged), 'what the NAR rendering asks of RGW'],
+      ['RGW alone: 16 ranged GETs of 8 MiB at once', floor(read.ranged), `what the NAR rendering asks of RGW; RGW + OSD CPU ${median(during.rangedRgwOsd).toFixed(2)} s (${listRounds(during.rangedRgwOsd)})`],
       ['RGW alone: 32 ranged GETs of 8 MiB at once', floor(read.ranged32), 'twice the renderer\'s concurrency'],
       ['re-copy through a daemon on that store (all present)', `${again.seconds.toFixed(2)} s`, `${again.report.blobsSent} blobs sent`],
       [`Stat of ${STAT_DIGESTS} digests (half present), in-process`, `${(stat.seconds * 1000).toFixed(0)} ms`, `${(STAT_DIGESTS / stat.seconds).toFixed(0)} Stats/s; ${stat.value} found`],
@@ -197,7 +212,7 @@ export async function scaleoutBench(target = GiB): Promise<string> {
       { what: '`copy` → S3 + PostgreSQL (Ceph RGW on bluestore, PostgreSQL fsync on)', measured: `${scaled.seconds.toFixed(2)} s`, compared: `${ratio.toFixed(2)}× \`copy\` → \`file://\` (${local.seconds.toFixed(2)} s); RGW alone takes the same objects in ${putFloor.toFixed(2)} s (${(putFloor / local.seconds).toFixed(2)}× \`file://\`; 16 PUTs at once); ${listRounds(scaledRuns.map((x) => x.seconds), 's', 1)}`, target: '≤ 2× → `file://`', met: ratio <= 2 },
       { what: 'peak RSS of that copy (largest of the rounds)', measured: `${copyRss.toFixed(0)} MiB`, compared: listRounds(scaledRuns.map((x) => x.rss), 'MiB', 0), target: '< 300 MiB', met: copyRss < 300 },
       { what: 'S3 requests for that copy', measured: `${requests}`, compared: `${files} files: ${(files / requests).toFixed(0)}× fewer requests than files`, target: '≥ 50× fewer', met: files / requests >= 50 },
-      { what: 'NARs rendered back from S3 + PostgreSQL (`nix-castore nar`)', measured: `${narBack.toFixed(2)} s`, compared: `${narRatio.toFixed(2)}× \`nix-store --dump\` (${dumpSeconds.toFixed(2)} s); RGW alone serves the objects at ${floor(read.ranged)} with 16 ranged GETs at once (${floor(read.ranged32)} with 32), ${floor(read.serial)} one GET at a time (the store's own signed GET)`, target: '≤ 3× `nix-store --dump`', met: narRatio <= 3 },
+      { what: 'NARs rendered back from S3 + PostgreSQL (`nix-castore nar`)', measured: `${narBack.toFixed(2)} s`, compared: `${narRatio.toFixed(2)}× \`nix-store --dump\` (${dumpSeconds.toFixed(2)} s); ${cpuDuringNar}; RGW alone serves the objects at ${floor(read.ranged)} with 16 ranged GETs at once (${floor(read.ranged32)} with 32), ${floor(read.serial)} one GET at a time (the store's own signed GET)`, target: '≤ 3× `nix-store --dump`', met: narRatio <= 3 },
       ...[rows[4], rows[11], rows[12], rows[13]].map(([what, measured, compared]) => ({ what, measured, compared })),
     );
     return [`Scale-out store (Ceph ${cephVersion()} RGW on bluestore + PostgreSQL, fsync on; same closure, ${files} files):`, table(rows)].join('\n');

@@ -1,0 +1,62 @@
+// CPU seconds of the servers a scale-out benchmark runs on the same cores
+// as the contender (RGW, the OSD and the monitor, PostgreSQL with its
+// backends), and of the whole machine: what a figure's wall time was spent
+// on besides our own processes.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** utime + stime (+ reaped children's, for PostgreSQL's exited backends) in seconds; 0 once gone. */
+export function cpuOf(pid: number, withChildren = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+    return (x[11] + x[12] + (withChildren ? x[13] + x[14] : 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A CPU meter per server of a with-scaleout layout (BASE/ceph/pids/*.pid,
+ * BASE/pg/data/postmaster.pid): ceph's daemons by name, and 'postgres'
+ * (the postmaster, its reaped backends and its live children).
+ */
+export function serverMeters(cephBase: string, pgData: string): Map<string, () => number> {
+  const out = new Map<string, () => number>();
+  for (const f of readdirSync(join(cephBase, 'pids'))) {
+    const pid = Number(readFileSync(join(cephBase, 'pids', f), 'utf8').trim());
+    out.set(f.replace(/\.pid$/, ''), () => cpuOf(pid));
+  }
+  const postmaster = Number(readFileSync(join(pgData, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  out.set('postgres', () => {
+    let sum = cpuOf(postmaster, true);
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+        if (Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) sum += cpuOf(Number(p));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return sum;
+  });
+  return out;
+}
+
+/** The machine's busy and total CPU seconds so far (all cores; /proc/stat). */
+export function machineCpu(): { busy: number; all: number } {
+  const t = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = t;
+  return { busy: (user + nice + system + irq + softirq + steal) / 100, all: (user + nice + system + idle + iowait + irq + softirq + steal) / 100 };
+}
+
+/** CPU seconds each meter (and the machine) spent while `fn` ran. */
+export async function cpuDuring<T>(meters: Map<string, () => number>, fn: () => Promise<T>): Promise<{ value: T; used: Map<string, number>; machine: { busy: number; all: number } }> {
+  const before = new Map([...meters].map(([n, f]) => [n, f()]));
+  const m0 = machineCpu();
+  const value = await fn();
+  const m1 = machineCpu();
+  const used = new Map([...meters].map(([n, f]) => [n, f() - before.get(n)!]));
+  return { value, used, machine: { busy: m1.busy - m0.busy, all: m1.all - m0.all } };
+}
