@@ -13,13 +13,7 @@ import { GrpcBlobService } from '../src/grpc/backends/grpc-blob-service.js';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
 import { putFromPool } from './blob-throughput.js';
 import { flush, seconds } from './rounds.js';
-import { MiB, peakRssMiB } from './util.js';
-
-function processCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+import { MiB, cpuOf, peakRssMiB } from './util.js';
 
 /** CPU seconds (user, system) by thread name: the main thread is the process's name, the thread pool's are libuv-worker. */
 function threads(pid: number): Map<string, [number, number]> {
@@ -98,14 +92,14 @@ try {
   const perf = process.env.PERF ? spawn('perf', ['record', '-F', '999', '-g', '-o', process.env.PERF, '-p', String(pid)], { stdio: 'ignore' }) : undefined;
   if (perf) await new Promise((r) => setTimeout(r, 1000));
   flush();
-  let d0 = processCpu(pid);
+  let d0 = cpuOf(pid);
   let th0 = threads(pid);
   let io0 = syscalls(pid);
   let c0 = clientCpu();
   let t0 = process.hrtime.bigint();
   const digest = await putFromPool(blobs, size, 0);
   const putS = seconds(t0);
-  const putD = processCpu(pid) - d0;
+  const putD = cpuOf(pid) - d0;
   const putC = clientCpu() - c0;
   const putThreads = threadsSince(th0, pid);
   const io = syscalls(pid);
@@ -124,7 +118,7 @@ try {
   const gb = size / 1e9;
   console.log(`Put  ${(size / MiB).toFixed(0)} MiB: ${putS.toFixed(2)} s wall (${(gb / putS).toFixed(2)} GB/s); daemon CPU ${putD.toFixed(2)} s (user+system: ${putThreads}), client CPU ${putC.toFixed(2)} s; daemon syscalls: ${putIo}`);
   if (process.env.READ !== '0') {
-    d0 = processCpu(pid);
+    d0 = cpuOf(pid);
     th0 = threads(pid);
     c0 = clientCpu();
     t0 = process.hrtime.bigint();
@@ -132,7 +126,7 @@ try {
     for await (const c of (await blobs.read(digest))!) n += c.length;
     if (n !== size) throw new Error(`read ${n} bytes, expected ${size}`);
     const readS = seconds(t0);
-    console.log(`Read ${(size / MiB).toFixed(0)} MiB: ${readS.toFixed(2)} s wall (${(gb / readS).toFixed(2)} GB/s); daemon CPU ${(processCpu(pid) - d0).toFixed(2)} s (${threadsSince(th0, pid)}), client CPU ${(clientCpu() - c0).toFixed(2)} s`);
+    console.log(`Read ${(size / MiB).toFixed(0)} MiB: ${readS.toFixed(2)} s wall (${(gb / readS).toFixed(2)} GB/s); daemon CPU ${(cpuOf(pid) - d0).toFixed(2)} s (${threadsSince(th0, pid)}), client CPU ${(clientCpu() - c0).toFixed(2)} s`);
   }
   if (strace) {
     strace.kill('SIGINT');

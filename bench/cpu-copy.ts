@@ -4,21 +4,14 @@
 // Usage: node dist/bench/cpu-copy.js daemon|file|floor PATH...
 // CPU_PROF_DIR=DIR also writes --cpu-prof profiles of both processes there.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
 import { runCopyJson } from './run-copy.js';
 import { fileAddr } from '../src/addr/parse.js';
-import { peakRssMiB } from './util.js';
+import { cpuOf, peakRssMiB } from './util.js';
 import { onePass } from './floor.js';
 import { threadCpu, showThreads } from './thread-cpu.js';
-
-function processCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 /** Node's flags for a child: --cpu-prof into CPU_PROF_DIR, if set. */
 function profArgs(name: string): string[] {
@@ -49,12 +42,12 @@ if (mode === 'floor') {
 } else if (mode === 'daemon') {
   const d = await startDaemonProcess({ nodeArgs: profArgs('daemon') });
   try {
-    const c0 = processCpu(d.child.pid!);
+    const c0 = cpuOf(d.child.pid!);
     const threads = threadCpu(d.child.pid!);
     const r = await runCopy(['--store', d.addr, ...paths]);
     if (process.env.THREADS) console.log(`  daemon threads (since start): ${showThreads(threads.stop())}`);
     else threads.stop();
-    const dc = processCpu(d.child.pid!) - c0;
+    const dc = cpuOf(d.child.pid!) - c0;
     const rss = peakRssMiB(d.child.pid!);
     console.log(`copy → daemon: ${r.seconds.toFixed(2)} s wall; copy CPU ${(r.user + r.system).toFixed(2)} s (${r.user.toFixed(2)} + ${r.system.toFixed(2)}), RSS ${r.rss} MiB; daemon CPU ${dc.toFixed(2)} s, RSS ${rss.toFixed(0)} MiB; sent ${(r.sent / 2 ** 20).toFixed(0)} MiB`);
   } finally {

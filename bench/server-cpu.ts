@@ -4,17 +4,7 @@
 // on besides our own processes.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-
-/** utime + stime (+ reaped children's, for PostgreSQL's exited backends) in seconds; 0 once gone. */
-export function cpuOf(pid: number, withChildren = false): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
-    return (x[11] + x[12] + (withChildren ? x[13] + x[14] : 0)) / 100;
-  } catch {
-    return 0;
-  }
-}
+import { cpuOf } from './util.js';
 
 /**
  * A CPU meter per server of a with-scaleout layout (BASE/ceph/pids/*.pid,
@@ -45,7 +35,7 @@ export function serverMeters(cephBase: string, pgData: string): Map<string, () =
 }
 
 /** The machine's busy and total CPU seconds so far (all cores; /proc/stat). */
-export function machineCpu(): { busy: number; all: number } {
+function machineCpu(): { busy: number; all: number } {
   const t = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
   const [user, nice, system, idle, iowait, irq, softirq, steal] = t;
   return { busy: (user + nice + system + irq + softirq + steal) / 100, all: (user + nice + system + idle + iowait + irq + softirq + steal) / 100 };

@@ -1,4 +1,4 @@
-// Small helpers shared by the benchmarks: timing, formatting, process RSS.
+// Small helpers shared by the benchmarks: timing, formatting, process CPU and RSS.
 import { readFileSync } from 'node:fs';
 
 export const MiB = 1024 * 1024;
@@ -11,6 +11,17 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number;
 }
 
 export const rate = (bytes: number, seconds: number): string => `${(bytes / seconds / 1e9).toFixed(2)} GB/s`;
+
+/** A process's CPU seconds, utime + stime (with `withChildren`, its reaped children's too, e.g. PostgreSQL's exited backends); 0 once it is gone. */
+export function cpuOf(pid: number, withChildren = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+    return (x[11] + x[12] + (withChildren ? x[13] + x[14] : 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 /** Peak resident set size of a process, in MiB (Linux VmHWM). */
 export function peakRssMiB(pid: number): number {
