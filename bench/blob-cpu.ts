@@ -13,18 +13,17 @@ import { GrpcBlobService } from '../src/grpc/backends/grpc-blob-service.js';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
 import { putFromPool } from './blob-throughput.js';
 import { flush, seconds } from './rounds.js';
-import { MiB, cpuOf, peakRssMiB } from './util.js';
+import { MiB, cpuOf, peakRssMiB, procStat } from './util.js';
 
 /** CPU seconds (user, system) by thread name: the main thread is the process's name, the thread pool's are libuv-worker. */
 function threads(pid: number): Map<string, [number, number]> {
   const out = new Map<string, [number, number]>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const stat = procStat(`/proc/${pid}/task/${tid}/stat`);
+      const name = tid === String(pid) ? 'main' : stat.name;
       const [u, s] = out.get(name) ?? [0, 0];
-      out.set(name, [u + Number(f[11]) / 100, s + Number(f[12]) / 100]);
+      out.set(name, [u + stat.user, s + stat.system]);
     } catch {
       // the thread ended meanwhile
     }

@@ -5,14 +5,13 @@
 // empty store; the median is reported with every round listed.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, readdir, lstat, appendFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess, type DaemonProcess } from '../test/helpers/daemon.js';
 import { nixEnv } from '../test/helpers/nix.js';
 import { formatNix32 } from '../src/nix/hash.js';
 import { fileAddr } from '../src/addr/parse.js';
-import { table, GiB, MiB, peakRssMiB, summary } from './util.js';
+import { table, GiB, MiB, peakRssMiB, procStat, summary } from './util.js';
 import { ROUNDS, flush, flushedAround, listRounds, median, seconds, verdict } from './rounds.js';
 import { onePass } from './floor.js';
 import { diskWriteSeconds } from './disk-write.js';
@@ -25,10 +24,8 @@ const runCopy = (args: string[]) => runCopyJson(args);
 
 /** CPU seconds a process has used so far, all its threads (Linux /proc). */
 function processCpu(pid: number): { user: number; system: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const tick = 100; // USER_HZ on Linux
-  return { user: Number(fields[11]) / tick, system: Number(fields[12]) / tick };
+  const { user, system } = procStat(`/proc/${pid}/stat`);
+  return { user, system };
 }
 
 /** Every regular file below `p`. */

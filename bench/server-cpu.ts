@@ -4,7 +4,7 @@
 // on besides our own processes.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpuOf } from './util.js';
+import { cpuOf, procStat } from './util.js';
 
 /**
  * A CPU meter per server of a with-scaleout layout (BASE/ceph/pids/*.pid,
@@ -23,8 +23,7 @@ export function serverMeters(cephBase: string, pgData: string): Map<string, () =
     for (const p of readdirSync('/proc')) {
       if (!/^\d+$/.test(p)) continue;
       try {
-        const f = readFileSync(`/proc/${p}/stat`, 'utf8');
-        if (Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) sum += cpuOf(Number(p));
+        if (Number(procStat(`/proc/${p}/stat`).fields[1]) === postmaster) sum += cpuOf(Number(p));
       } catch {
         // gone meanwhile
       }

@@ -1,6 +1,7 @@
 // CPU seconds of each thread of a child process, from /proc, for the CPU
 // benchmarks' THREADS=1 (which thread of a copy or a daemon is busy).
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { procStat } from './util.js';
 
 /** CPU seconds per thread of a process, by thread name, kept up to date by polling (threads that end keep their last figure). */
 export function threadCpu(pid: number): { stop(): Map<string, number> } {
@@ -9,10 +10,8 @@ export function threadCpu(pid: number): { stop(): Map<string, number> } {
     try {
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         try {
-          const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-          const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          last.set(tid, { name, cpu: (Number(f[11]) + Number(f[12])) / 100 });
+          const s = procStat(`/proc/${pid}/task/${tid}/stat`);
+          last.set(tid, { name: s.name, cpu: s.user + s.system });
         } catch {
           // the thread ended meanwhile
         }

@@ -12,12 +12,24 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number;
 
 export const rate = (bytes: number, seconds: number): string => `${(bytes / seconds / 1e9).toFixed(2)} GB/s`;
 
+/**
+ * A /proc/PID/stat or /proc/PID/task/TID/stat file: the command name and
+ * the fields after it (the name may hold spaces and parentheses, so they
+ * start after its last ')'; fields[1] is the parent's pid), and its CPU
+ * seconds (utime, stime; cutime + cstime are its reaped children's).
+ */
+export function procStat(file: string): { name: string; fields: string[]; user: number; system: number; children: number } {
+  const s = readFileSync(file, 'utf8');
+  const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  const sec = (i: number) => Number(fields[i]) / 100; // USER_HZ
+  return { name: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), fields, user: sec(11), system: sec(12), children: sec(13) + sec(14) };
+}
+
 /** A process's CPU seconds, utime + stime (with `withChildren`, its reaped children's too, e.g. PostgreSQL's exited backends); 0 once it is gone. */
 export function cpuOf(pid: number, withChildren = false): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
-    return (x[11] + x[12] + (withChildren ? x[13] + x[14] : 0)) / 100;
+    const s = procStat(`/proc/${pid}/stat`);
+    return s.user + s.system + (withChildren ? s.children : 0);
   } catch {
     return 0;
   }
