@@ -90,12 +90,15 @@ buildNpmPackage {
   # packages are optional *production* dependencies, so pruning keeps them —
   # and a node wrapper for each "bin" entry. The hook is a shell script:
   # its wrapper (which would run it with node) is replaced by the script.
-  # The wrapper runs node on main.js directly, so main.js's
-  # `#!/usr/bin/env -S node --max-semi-space-size=4` is not read: the flag
-  # (smaller young generations, see the README's Benchmarks) goes here.
+  # npm's wrapper runs node on main.js directly, so main.js's
+  # `#!/usr/bin/env -S node …` flags would not be read; NODE_OPTIONS refuses
+  # --initial-old-space-size, so bin/nix-castore is made here instead, with
+  # the same flags as that line (see the comment under it).
   postInstall = ''
     install -Dm755 bin/nix-castore-hook "$out/bin/nix-castore-hook"
-    wrapProgram "$out/bin/nix-castore" --prefix NODE_OPTIONS ' ' --max-semi-space-size=4
+    rm "$out/bin/nix-castore"
+    makeWrapper ${nodejs_22}/bin/node "$out/bin/nix-castore" \
+      --add-flags "--max-semi-space-size=4 --initial-old-space-size=32 $out/lib/node_modules/nix-castore/dist/src/cli/main.js"
   '' + (if extraAddon == null then "" else ''
     addonDir=$out/lib/node_modules/nix-castore/node_modules/@napi-rs/blake-hash
     if [ ! -e "$addonDir/${extraAddon.file}" ]; then

@@ -1,4 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --initial-old-space-size=32
+// Node flags (the same in package.json, bin/nix-castore-hook and nix/package.nix):
+// 4 MiB semi-spaces keep idle young generations small; an old generation
+// of at least 32 MB stops a small heap from running a full collection every
+// ~12 MB of network buffers (README, Benchmarks: "Blob Put").
 // nix-castore: get Nix store paths into a tvix-compatible castore and back.
 // Commands are loaded on demand: the queued post-build hook must start fast,
 // without loading gRPC, zod or cosmiconfig.
