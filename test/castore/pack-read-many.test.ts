@@ -68,6 +68,24 @@ describe('on-disk store, many packed blobs at once', () => {
     await assert.rejects(() => blobs.readMany([dl], [1000]), /longer than the 1000 bytes/);
   });
 
+  it('stops when its signal is aborted: nothing is read after it', async () => {
+    const loose = Buffer.alloc(300 << 10, 'M'); // a file of its own: read after the packed ones
+    const dl = await putBytes(store.blobs, loose);
+    const gone = new AbortController();
+    gone.abort(new Error('the client went away'));
+    const before = blobs.packs.dataReads;
+    await assert.rejects(() => blobs.readMany([digests[7], dl], [file(7).length, loose.length], { signal: gone.signal }), /the client went away/);
+    assert.equal(blobs.packs.dataReads, before, 'no pack read');
+    // Aborted while the packed ones are read: the loose one is not started.
+    const later = new AbortController();
+    const reading = blobs.readMany([digests[8], dl], [file(8).length, loose.length], { signal: later.signal });
+    later.abort(new Error('gone meanwhile'));
+    await assert.rejects(reading, /gone meanwhile/);
+    // Not aborted: both, exactly.
+    const got = await blobs.readMany([digests[8], dl], [file(8).length, loose.length], { signal: new AbortController().signal });
+    assert.deepEqual(got.map((g) => g && Buffer.concat(g)), [file(8), loose]);
+  });
+
   it('a record damaged on disk is answered as read() answers it, its neighbours exactly', async () => {
     // Damage record 200's header magic in the pack file: read() then says the blob is not there.
     const packs = (await readdir(join(tmp, 'store', 'packs'))).filter((n) => n.endsWith('.pack'));

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import { ACCEPTED, checkBatch, putBytes, readWhole, WHOLE_READS_AT_ONCE, type BlobBatches, type BlobService, type BlobWriter, type LentRead } from '../blob-service.js';
+import { ACCEPTED, checkBatch, putBytes, readWhole, WHOLE_READS_AT_ONCE, type BlobBatches, type BlobService, type BlobWriter, type LentRead, type ReadOptions } from '../blob-service.js';
 import { b3Hex, b3String, blake3, checkB3 } from '../digest.js';
 import { Limiter } from '../../util/limiter.js';
 import { CastoreError, storageError } from '../errors.js';
@@ -188,10 +188,13 @@ export class DiskBlobService implements BlobService {
    * Whole blobs at once, for NAR rendering's groups of small files: packed
    * ones lying together are one read (PackStore.readMany), others are read
    * one by one. Each is at most `maxBytes[i]` long, else the call fails
-   * (before reading, where the pack index knows the length).
+   * (before reading, where the pack index knows the length). Stops with
+   * `opts.signal` (a NAR's client gone): no read starts after it.
    */
-  async readMany(digests: Uint8Array[], maxBytes: number[]): Promise<(Uint8Array[] | undefined)[]> {
+  async readMany(digests: Uint8Array[], maxBytes: number[], opts?: ReadOptions): Promise<(Uint8Array[] | undefined)[]> {
+    const signal = opts?.signal;
     digests.forEach((d) => checkB3(d));
+    signal?.throwIfAborted();
     await this.layout.init();
     const hexes = digests.map((d) => b3Hex(d));
     // Packed as far as this process knows (their lengths checked now), and the rest.
@@ -213,7 +216,14 @@ export class DiskBlobService implements BlobService {
     packed.forEach((i, k) => (out[i] = bytes[k] && (bytes[k]!.length > 0 ? [bytes[k]!] : [])));
     // Large blob files, blobs of other processes' new packs: as read() finds them.
     const limit = new Limiter(WHOLE_READS_AT_ONCE);
-    await Promise.all(others.map((i) => limit.run(async () => void (out[i] = await readWhole(this, digests[i], maxBytes[i])))));
+    await Promise.all(
+      others.map((i) =>
+        limit.run(async () => {
+          signal?.throwIfAborted();
+          out[i] = await readWhole(this, digests[i], maxBytes[i], signal);
+        }),
+      ),
+    );
     return out;
   }
 
