@@ -4,36 +4,19 @@
 import { Blake3Stream } from '../src/castore/digest.js';
 import { GrpcBlobService } from '../src/grpc/backends/grpc-blob-service.js';
 import { startDaemonProcess } from '../test/helpers/daemon.js';
+import { putFromPool as putPooled } from '../test/helpers/pooled-put.js';
 import { rate, peakRssMiB, pseudoRandomChunks, table, GiB, MiB, summary } from './util.js';
 import { ROUNDS, flushedAround, listRounds, median, verdict } from './rounds.js';
 import { diskWriteSeconds } from './disk-write.js';
 
-/** Buffers the Put sends from, each reused once the client is done with it. */
-const POOL = 8;
-
 /**
- * One blob of `size` bytes, sent from POOL reused 1 MiB buffers (the
- * first 4 bytes of every MiB differ, and the round marks the first MiB):
- * making a fresh GiB per round cost the client a page fault per 4 KiB,
- * up to seconds on this VM, which the Put was charged for.
+ * One blob of `size` bytes, sent from 8 reused 1 MiB buffers (the first 4
+ * bytes of every MiB differ, and the round marks the first MiB): making a
+ * fresh GiB per round cost the client a page fault per 4 KiB, up to
+ * seconds on this VM, which the Put was charged for.
  */
-export async function putFromPool(blobs: GrpcBlobService, size: number, round: number): Promise<Buffer> {
-  const base = pseudoRandomChunks(MiB).next().value as Buffer;
-  const free = Array.from({ length: POOL }, () => Buffer.from(base));
-  let waiting: (() => void) | undefined;
-  const w = blobs.put();
-  for (let off = 0, n = 0; off < size; off += MiB, n++) {
-    while (free.length === 0) await new Promise<void>((r) => (waiting = r));
-    const b = free.pop()!.subarray(0, Math.min(MiB, size - off));
-    b.writeUInt32LE(n, 0);
-    if (n === 0 && b.length >= 8) b.writeUInt32LE(0x80000000 + round, 4);
-    await w.write(b, () => {
-      free.push(Buffer.from(b.buffer, b.byteOffset, MiB));
-      waiting?.();
-      waiting = undefined;
-    });
-  }
-  return w.close();
+export function putFromPool(blobs: GrpcBlobService, size: number, round: number): Promise<Buffer> {
+  return putPooled(blobs, size, round, pseudoRandomChunks(MiB).next().value as Buffer);
 }
 
 export async function blobThroughput(size = GiB): Promise<string> {

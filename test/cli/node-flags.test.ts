@@ -12,30 +12,15 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CLI, CLI_NODE_FLAGS, waitForSocket } from '../helpers/daemon.js';
 import { GrpcBlobService } from '../../src/grpc/backends/grpc-blob-service.js';
+import { putFromPool } from '../helpers/pooled-put.js';
 
 const MiB = 1 << 20;
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (rel: string): string => readFileSync(REPO + rel, 'utf8');
 const flags = CLI_NODE_FLAGS.join(' ');
 
-/** One blob of `mib` MiB pieces (each differs), sent from 8 reused buffers. */
-async function put(blobs: GrpcBlobService, mib: number, seed: number): Promise<void> {
-  const free = Array.from({ length: 8 }, () => Buffer.alloc(MiB, seed));
-  let waiting: (() => void) | undefined;
-  const w = blobs.put();
-  for (let n = 0; n < mib; n++) {
-    while (free.length === 0) await new Promise<void>((r) => (waiting = r));
-    const piece = free.pop()!;
-    piece.writeUInt32LE(n, 0);
-    piece.writeUInt32LE(seed, 4);
-    await w.write(piece, () => {
-      free.push(piece);
-      waiting?.();
-      waiting = undefined;
-    });
-  }
-  await w.close();
-}
+/** One blob of `mib` MiB, every round's different. */
+const put = (blobs: GrpcBlobService, mib: number, round: number) => putFromPool(blobs, mib * MiB, round, Buffer.alloc(MiB, round));
 
 describe('Node flags of the CLI', () => {
   it('the CLI line has the heap flags', () => {
