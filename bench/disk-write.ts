@@ -24,13 +24,19 @@ function alignedPiece(): Buffer {
 
 let piece: Buffer | undefined;
 
-/** Seconds to write `bytes` (rounded up to 4 KiB) to a new file in `dir` and fsync it. */
-export function diskWriteSeconds(dir: string, bytes: number, direct: boolean): number {
+/**
+ * Seconds to write `bytes` (rounded up to 4 KiB) to a new file in `dir` and
+ * fsync it, and of those the fsync alone: on a disk with a volatile cache
+ * (a VM's) the flush is a large share, and a store cannot start it before
+ * the last byte has arrived.
+ */
+export function diskWriteTimed(dir: string, bytes: number, direct: boolean): { seconds: number; flush: number } {
   piece ??= alignedPiece();
   const file = join(dir, `disk-write-${process.pid}-${direct ? 'direct' : 'cached'}`);
   const total = Math.ceil(bytes / 4096) * 4096;
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (direct ? constants.O_DIRECT : 0);
   const t0 = process.hrtime.bigint();
+  let t1 = t0;
   const fd = openSync(file, flags, 0o644);
   try {
     for (let off = 0, n = 0; off < total; off += PIECE, n++) {
@@ -38,23 +44,17 @@ export function diskWriteSeconds(dir: string, bytes: number, direct: boolean): n
       const len = Math.min(PIECE, total - off);
       for (let done = 0; done < len; ) done += writeSync(fd, piece, done, len - done, off + done);
     }
+    t1 = process.hrtime.bigint();
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const t2 = process.hrtime.bigint();
   unlinkSync(file);
-  return s;
+  return { seconds: Number(t2 - t0) / 1e9, flush: Number(t2 - t1) / 1e9 };
 }
 
-/** Both ways; O_DIRECT may be refused (tmpfs): then only the cached figure. */
-export function diskWrite(dir: string, bytes: number): { cached: number; direct: number; best: number } {
-  const cached = diskWriteSeconds(dir, bytes, false);
-  let direct = Infinity;
-  try {
-    direct = diskWriteSeconds(dir, bytes, true);
-  } catch {
-    // the filesystem refuses O_DIRECT
-  }
-  return { cached, direct, best: Math.min(cached, direct) };
+/** Seconds to write `bytes` to a new file in `dir` and fsync it (diskWriteTimed). */
+export function diskWriteSeconds(dir: string, bytes: number, direct: boolean): number {
+  return diskWriteTimed(dir, bytes, direct).seconds;
 }
