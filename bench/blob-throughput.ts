@@ -16,12 +16,19 @@ import { diskWriteTimed } from './disk-write.js';
  * seconds on this VM, which the Put was charged for.
  */
 export function putFromPool(blobs: GrpcBlobService, size: number, round: number): Promise<Buffer> {
-  return putPooled(blobs, size, round, pseudoRandomChunks(MiB).next().value as Buffer);
+  return putPooled(blobs, size, round, onePiece());
+}
+
+let piece: Buffer | undefined;
+
+/** 1 MiB of pseudo-random bytes, made once: not inside a timed Put (~262,000 xorshift steps). */
+function onePiece(): Buffer {
+  return (piece ??= pseudoRandomChunks(MiB).next().value as Buffer);
 }
 
 export async function blobThroughput(size = GiB): Promise<string> {
   // BLAKE3 of the same number of bytes, from one 1 MiB piece at hand.
-  const piece = pseudoRandomChunks(MiB).next().value as Buffer;
+  const piece = onePiece();
   const hash = await flushedAround(() => {
     const h = new Blake3Stream();
     for (let n = 0; n < size; n += piece.length) h.update(piece);
