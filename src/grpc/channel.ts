@@ -1,11 +1,8 @@
 // One grpc-js client (one HTTP/2 connection) per address, shared by the
 // blob, directory and PathInfo client backends and closed with the last.
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
 import { parseGrpcAddr } from './address.js';
-import { invalid } from '../castore/errors.js';
-
-export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+import { AUTH_TOKEN_FILE_ENV, MAX_MESSAGE_BYTES, clientAuthToken } from './client-settings.js';
 
 interface Entry {
   client: grpc.Client;
@@ -19,28 +16,6 @@ export interface SharedClient {
   /** Resolves when connected (only awaited with `?wait-connect=1`). */
   ready: Promise<void>;
   release(): void;
-}
-
-/** Names a file holding the bearer token every call carries (daemon --auth-token-file). */
-export const AUTH_TOKEN_FILE_ENV = 'NIX_CASTORE_AUTH_TOKEN_FILE';
-
-const tokens = new Map<string, string>();
-
-/** The token from $NIX_CASTORE_AUTH_TOKEN_FILE (each file read once), or undefined. */
-export function clientAuthToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const file = env[AUTH_TOKEN_FILE_ENV];
-  if (!file) return undefined;
-  let token = tokens.get(file);
-  if (token === undefined) {
-    try {
-      token = readFileSync(file, 'utf8').trim();
-    } catch (err) {
-      throw invalid(`${AUTH_TOKEN_FILE_ENV}: cannot read ${file}: ${(err as Error).message}`);
-    }
-    if (!/^[\x21-\x7e]+$/.test(token)) throw invalid(`${AUTH_TOKEN_FILE_ENV}: ${file} must hold one token of printable ASCII`);
-    tokens.set(file, token);
-  }
-  return token;
 }
 
 /**

@@ -1,5 +1,6 @@
 // CastoreError kinds ↔ gRPC status codes (wire.md §6).
-import { status, type ServiceError } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
+import { status, statusName } from './status-codes.js';
 import { CastoreError, type ErrorKind } from '../castore/errors.js';
 import { ProtoDecodeError } from '../proto/reader.js';
 
@@ -28,7 +29,7 @@ const FROM_STATUS = new Map<number, ErrorKind>([
 ]);
 
 export interface StatusObject {
-  code: status;
+  code: number;
   details: string;
 }
 
@@ -47,5 +48,5 @@ export function isServiceError(err: unknown): err is ServiceError {
 export function fromServiceError(err: unknown, what: string): CastoreError {
   if (!isServiceError(err)) return new CastoreError('internal', `${what}: ${(err as Error)?.message ?? err}`, { cause: err });
   const kind = FROM_STATUS.get(err.code) ?? 'internal';
-  return new CastoreError(kind, `${what}: ${status[err.code] ?? err.code}: ${err.details}`, { cause: err });
+  return new CastoreError(kind, `${what}: ${statusName(err.code) ?? err.code}: ${err.details}`, { cause: err });
 }

@@ -1,20 +1,18 @@
 // Asking the local Nix about store paths. Child nix processes get
-// `post-build-hook =` so a hook that queries Nix can never recurse. execa
-// is loaded when first needed: a copy of a closure file never runs Nix.
+// `post-build-hook =` so a hook that queries Nix can never recurse.
 import { UsageError } from '../util/usage.js';
+import { CommandError, commandOutput } from '../util/command-output.js';
 
 function nixEnv(): NodeJS.ProcessEnv {
   return { ...process.env, NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\npost-build-hook =` };
 }
 
 async function runNix(cmd: string, args: string[]): Promise<string> {
-  const { execa } = await import('execa');
   try {
-    return (await execa(cmd, args, { env: nixEnv(), extendEnv: false })).stdout;
+    return await commandOutput(cmd, args, { env: nixEnv() });
   } catch (err) {
-    const e = err as { stderr?: string; shortMessage?: string; message: string; code?: string };
-    if (e.code === 'ENOENT') throw new UsageError(`${cmd} is not on PATH; it is needed to look up store paths`);
-    throw new UsageError(`${cmd} ${args.slice(0, 4).join(' ')} failed: ${(e.stderr || e.shortMessage || e.message).trim()}`);
+    if (err instanceof CommandError && err.reason === 'ENOENT') throw new UsageError(`${cmd} is not on PATH; it is needed to look up store paths`);
+    throw new UsageError(`${cmd} ${args.slice(0, 4).join(' ')} failed: ${(err as Error).message.trim()}`);
   }
 }
 

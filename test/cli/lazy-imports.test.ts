@@ -26,6 +26,22 @@ describe('lazy imports', () => {
     assert.deepEqual(pkgs.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/') || p === 'pg'), []);
   });
 
+  it("a copy's upload thread loads no grpc-js: it talks over the lean HTTP/2 client, and the daemon waits for its start", () => {
+    // The thread itself, started as a copy starts it, reports what its isolate loaded.
+    const script = `
+      const { Worker } = await import('node:worker_threads');
+      const url = ${JSON.stringify(new URL('upload/upload-worker.js', `file://${dist}`).href)};
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        import('\${url}').then(() => parentPort.postMessage(Object.keys(require.cache).map((k) => k.match(/node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)/)?.[1]).filter(Boolean)));
+      \`, { eval: true, execArgv: [], workerData: { addr: 'grpc+unix:///nonexistent/daemon.sock', concurrency: 1, retry: { attempts: 1, baseMs: 1, maxMs: 1 } } });
+      w.once('message', (pkgs) => { console.log(JSON.stringify([...new Set(pkgs)].sort())); w.terminate(); });
+      w.once('error', (err) => { console.error(err); process.exit(1); });`;
+    const pkgs = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
+    assert.ok(pkgs.includes('@napi-rs/blake-hash'), `the probe sees CommonJS packages: ${pkgs.join(' ')}`);
+    assert.ok(!pkgs.includes('@grpc/grpc-js'), pkgs.join(' '));
+  });
+
   it("the daemon loads prom-client's metric classes, not its default collectors, Pushgateway or cluster code, until /metrics is served", () => {
     const script = `
       await import(${JSON.stringify(dist)} + 'cli/daemon-command.js');

@@ -12,7 +12,7 @@ import { GrpcBlobService } from '../../src/grpc/backends/grpc-blob-service.js';
 import { putBytes, readAll } from '../../src/castore/blob-service.js';
 import { blake3 } from '../../src/castore/digest.js';
 import { isKind, type ErrorKind } from '../../src/castore/errors.js';
-import { AUTH_TOKEN_FILE_ENV } from '../../src/grpc/channel.js';
+import { AUTH_TOKEN_FILE_ENV } from '../../src/grpc/client-settings.js';
 import { parseGrpcAddr } from '../../src/grpc/address.js';
 import { H2Connection } from '../../src/grpc/h2/connection.js';
 import { EMPTY_DIGEST } from '../helpers/castore-fixtures.js';

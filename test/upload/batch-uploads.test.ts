@@ -16,7 +16,7 @@ import { CastoreError } from '../../src/castore/errors.js';
 import { blobServiceDef } from '../../src/grpc/definitions.js';
 import { blobHandlers } from '../../src/server/handlers.js';
 import { blobServiceFromAddr, openStore, sameAddr } from '../../src/addr/open.js';
-import { AUTH_TOKEN_FILE_ENV } from '../../src/grpc/channel.js';
+import { AUTH_TOKEN_FILE_ENV } from '../../src/grpc/client-settings.js';
 import { startDaemonProcess } from '../helpers/daemon.js';
 import { noUploads } from '../../src/upload/batch-queue.js';
 

@@ -2,7 +2,7 @@
 // one-chunk Put, per small file), so they go over the lean node:http2
 // client in ../../grpc/h2 rather than grpc-js, which costs 2–3× the CPU
 // per call.
-import { status } from '@grpc/grpc-js';
+import { status } from '../status-codes.js';
 import { type BlobBatches, type BlobService, type BlobWriter } from '../../castore/blob-service.js';
 import type { BlobChunk, PutBlobResponse } from '../../castore/messages.js';
 import { blobBatchServiceDef, blobDeltaServiceDef, blobFromPathServiceDef, blobServiceDef } from '../definitions.js';
@@ -13,7 +13,6 @@ import { acquireH2Connection, type H2Connection, type SharedH2Connection } from 
 import { unary, unaryOptional, serverStream, clientStream, type ClientStream } from '../h2/calls.js';
 import { b3String } from '../../castore/digest.js';
 import { CastoreError } from '../../castore/errors.js';
-import { fetchStoreStats } from '../stats-client.js';
 
 /** Largest BlobChunk we send; well under the 4 MiB message limit. */
 const SEND_CHUNK = 1 << 20;
@@ -214,6 +213,8 @@ export class GrpcBlobService implements BlobService {
   }
 
   async stats() {
+    // Loaded when asked: it goes through grpc-js, which a copy's upload thread never needs.
+    const { fetchStoreStats } = await import('../stats-client.js');
     const s = await fetchStoreStats(this.offThreadAddr);
     return { count: s.blobs, bytes: s.blobBytes };
   }

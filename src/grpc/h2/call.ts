@@ -4,8 +4,8 @@
 // costs no closures; subclasses give the call its shape (calls.ts).
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { Writable, addAbortSignal } from 'node:stream';
-import { status } from '@grpc/grpc-js';
-import { MAX_MESSAGE_BYTES } from '../channel.js';
+import { status } from '../status-codes.js';
+import { MAX_MESSAGE_BYTES } from '../client-settings.js';
 import type { H2Connection, H2Method } from './connection.js';
 import { framed, prefixFor, MessageReader, PREFIX_BYTES } from './framing.js';
 import { GrpcError, codeForHttpStatus, failureStatus, grpcMessageIn, grpcStatusIn, isGrpcContentType } from './status.js';
@@ -174,12 +174,12 @@ export abstract class Call<Req, Res> extends MessageReader {
   }
 
   /** Settles with a status of our own making and resets the stream, which the server need not finish. */
-  protected fail(code: status, details: string): void {
+  protected fail(code: number, details: string): void {
     if (this.stream !== undefined && !this.stream.closed) this.stream.destroy(CANCEL_ERROR);
     this.settle(code, details);
   }
 
-  private settle(code: status, details: string | IncomingHttpHeaders): void {
+  private settle(code: number, details: string | IncomingHttpHeaders): void {
     this.code = code;
     this.details = details;
     if (this.stream !== undefined) this.conn.callEnded();

@@ -1,7 +1,7 @@
 // The three call shapes BlobService needs, with the semantics of ../calls.ts:
 // failures become CastoreErrors (fromServiceError), and NOT_FOUND means
 // "absent" where the caller asks for that.
-import { status } from '@grpc/grpc-js';
+import { status } from '../status-codes.js';
 import type { CastoreError } from '../../castore/errors.js';
 import { fromServiceError } from '../status.js';
 import { Call } from './call.js';

@@ -6,9 +6,9 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { MethodDefinition } from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
+import { status } from '../status-codes.js';
 import { parseGrpcAddr, type GrpcTarget } from '../address.js';
-import { AUTH_TOKEN_FILE_ENV, clientAuthToken } from '../channel.js';
+import { AUTH_TOKEN_FILE_ENV, clientAuthToken } from '../client-settings.js';
 import { GrpcError } from './status.js';
 
 /** Receive window per stream and per connection; 64 KiB ones stall big Reads (see channel.ts). */

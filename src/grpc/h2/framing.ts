@@ -2,7 +2,7 @@
 // compressed), a u32 big-endian length, the payload. DATA frame boundaries
 // mean nothing: one frame may hold several messages, a message may span
 // many frames.
-import { status } from '@grpc/grpc-js';
+import { status } from '../status-codes.js';
 import { GrpcError } from './status.js';
 
 export const PREFIX_BYTES = 5;

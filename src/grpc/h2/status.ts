@@ -3,7 +3,7 @@
 // PROTOCOL-HTTP2.md and http-grpc-status-mapping.md).
 import type { IncomingHttpHeaders } from 'node:http2';
 import { constants } from 'node:http2';
-import { status } from '@grpc/grpc-js';
+import { status, statusName } from '../status-codes.js';
 import type { StatusObject } from '../status.js';
 
 /**
@@ -13,10 +13,10 @@ import type { StatusObject } from '../status.js';
 export class GrpcError extends Error {
   override name = 'GrpcError';
   constructor(
-    readonly code: status,
+    readonly code: number,
     readonly details: string,
   ) {
-    super(`${code} ${status[code] ?? 'UNKNOWN'}: ${details}`);
+    super(`${code} ${statusName(code) ?? 'UNKNOWN'}: ${details}`);
   }
 }
 
