@@ -253,6 +253,10 @@ function bigCopy(todo: ClosureEntry[]): boolean {
 
 function makeUploads(opts: CopyOptions, todo: ClosureEntry[], retry: RetryPolicy, log: (msg: string) => void): Uploads {
   const addr = opts.store.blobs.offThreadAddr;
-  if (addr !== undefined && (opts.uploadThread ?? bigCopy(todo))) return new WorkerUploads({ addr, concurrency: BLOB_CONCURRENCY, retry }, log);
+  if (addr !== undefined && (opts.uploadThread ?? bigCopy(todo))) {
+    const uploads = new WorkerUploads({ addr, concurrency: BLOB_CONCURRENCY, retry }, log);
+    uploads.start();
+    return uploads;
+  }
   return new BlobUploader(opts.store.blobs, BLOB_CONCURRENCY, retry, log);
 }

@@ -114,6 +114,35 @@ it('an upload thread whose owner never closes it does not keep the process alive
   }
 });
 
+it('a thread started ahead of any blob (start()) runs before the first blob, and does not keep a process that never closes it alive', async () => {
+  const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
+  try {
+    const mod = new URL('../../src/upload/worker-uploads.js', import.meta.url).href;
+    const digest = new URL('../../src/castore/digest.js', import.meta.url).href;
+    const script = `
+      const { WorkerUploads } = await import(${JSON.stringify(mod)});
+      const { blake3 } = await import(${JSON.stringify(digest)});
+      const idle = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+      idle.start();
+      const used = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+      used.start();
+      const thread = used.worker;
+      const b = Buffer.from('sent to a thread started early');
+      await used.ensure(blake3(b), b.length, { bytes: b });
+      console.log(idle.worker.threadId > 0, thread.threadId > 0 && used.worker === thread);`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+    assert.equal(stdout.trim(), 'true true');
+    const reader = new GrpcBlobService(d.addr);
+    try {
+      assert.ok(await reader.stat(blake3(Buffer.from('sent to a thread started early'))), 'the daemon has the blob');
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    await d.stop();
+  }
+});
+
 it('closing with uploads still queued fails them and starts no thread that would keep the process alive', async () => {
   const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
   try {
