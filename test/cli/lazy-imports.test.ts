@@ -26,6 +26,21 @@ describe('lazy imports', () => {
     assert.deepEqual(pkgs.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/') || p === 'pg'), []);
   });
 
+  it('copy, hook and drain into a daemon load no grpc-js: blobs, directories and PathInfo go over the lean HTTP/2 client', () => {
+    const script = `
+      for (const m of ['cli/copy-command.js', 'cli/hook-command.js', 'cli/drain-command.js', 'upload/copy.js']) await import(${JSON.stringify(dist)} + m);
+      const { openStore } = await import(${JSON.stringify(dist)} + 'addr/open.js');
+      const addr = 'grpc+unix:///nonexistent/daemon.sock';
+      const store = openStore({ blob: addr, directory: addr, pathInfo: addr });
+      const { createRequire } = await import('node:module');
+      const cache = createRequire(import.meta.url).cache;
+      console.log(JSON.stringify([...new Set(Object.keys(cache).map((k) => k.match(/node_modules\\/((?:@[^/]+\\/)?[^/]+)/)?.[1]).filter(Boolean))].sort()));
+      await store.close();`;
+    const pkgs = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
+    assert.ok(pkgs.includes('@napi-rs/blake-hash'), `the probe sees CommonJS packages: ${pkgs.join(' ')}`);
+    assert.ok(!pkgs.includes('@grpc/grpc-js'), pkgs.join(' '));
+  });
+
   it("a copy's upload thread loads no grpc-js: it talks over the lean HTTP/2 client, and the daemon waits for its start", () => {
     // The thread itself, started as a copy starts it, reports what its isolate loaded.
     const script = `

@@ -19,6 +19,7 @@ import { directoryDigest, directorySize } from '../../src/castore/directory.js';
 import type { Directory, Node } from '../../src/castore/messages.js';
 import { encode as nix32 } from '../../src/nix/nixbase32.js';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { GrpcPathInfoService } from '../../src/grpc/backends/grpc-pathinfo-service.js';
 import { Writer } from '../helpers/grpc-writes.js';
 import { cpuDuring } from '../helpers/proc-usage.js';
 import { cacheUrlOf } from '../http/http-helpers.js';
@@ -72,6 +73,21 @@ describe('CalculateNAR of a DAG bomb', () => {
     await settle();
     const ticks = await cpuDuring(daemon.child.pid!, 2000);
     assert.ok(ticks < IDLE_TICKS, `the daemon spent ${ticks * 10} ms of CPU in the 2 s after the client cancelled`);
+  });
+
+  it("stops when our own client's signal is aborted (GrpcPathInfoService, over the lean HTTP/2 client)", async () => {
+    const client = new GrpcPathInfoService(daemon.addr);
+    try {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error('the caller gave up')), 300);
+      await assert.rejects(client.calculateNar(root, ac.signal), { message: 'the caller gave up' });
+      await settle();
+      const ticks = await cpuDuring(daemon.child.pid!, 2000);
+      assert.ok(ticks < IDLE_TICKS, `the daemon spent ${ticks * 10} ms of CPU in the 2 s after the client aborted`);
+      await assert.rejects(client.calculateNar(root, ac.signal), { message: 'the caller gave up' }, 'an aborted signal sends no call');
+    } finally {
+      await client.close();
+    }
   });
 
   it("stops at the client's deadline", async () => {

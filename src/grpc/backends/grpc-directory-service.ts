@@ -1,25 +1,26 @@
 import type { DirectoryService, DirectoryPutter } from '../../castore/directory-service.js';
 import type { Directory } from '../../castore/messages.js';
 import { directoryServiceDef } from '../definitions.js';
-import { acquireClient, type SharedClient } from '../channel.js';
-import { serverStream, clientStream } from '../calls.js';
+import { acquireH2Connection, type H2Connection, type SharedH2Connection } from '../h2/connection.js';
+import { serverStream, clientStream } from '../h2/calls.js';
 import { b3Hex, b3String } from '../../castore/digest.js';
 import { directoryDigest, validateDirectory } from '../../castore/directory.js';
 import { CastoreError } from '../../castore/errors.js';
-import { fetchStoreStats } from '../stats-client.js';
 
+// Over the lean HTTP/2 client (../h2), like blobs: a copy then loads no grpc-js at all.
 export class GrpcDirectoryService implements DirectoryService {
-  private readonly shared: SharedClient;
-  private readonly def = directoryServiceDef();
+  private readonly shared: SharedH2Connection;
+  private readonly methods: ReturnType<typeof directoryMethods>;
 
   constructor(private readonly addr: string) {
-    this.shared = acquireClient(addr);
+    this.shared = acquireH2Connection(addr);
+    this.methods = directoryMethods(this.shared.conn);
   }
 
   async get(digest: Uint8Array): Promise<Directory | undefined> {
     await this.shared.ready;
     const what = `directory Get ${b3String(digest)}`;
-    const stream = await serverStream(this.shared.client, this.def.Get, { digest, recursive: false }, what);
+    const stream = await serverStream(this.shared.conn, this.methods.Get, { digest, recursive: false }, what);
     if (!stream) return undefined;
     let result: Directory | undefined;
     for await (const d of stream) {
@@ -39,7 +40,7 @@ export class GrpcDirectoryService implements DirectoryService {
   async *getRecursive(root: Uint8Array): AsyncIterable<Directory> {
     await this.shared.ready;
     const what = `recursive directory Get ${b3String(root)}`;
-    const stream = await serverStream(this.shared.client, this.def.Get, { digest: root, recursive: true }, what);
+    const stream = await serverStream(this.shared.conn, this.methods.Get, { digest: root, recursive: true }, what);
     if (!stream) return;
     const expected = new Set<string>([b3Hex(root)]);
     const received = new Set<string>();
@@ -60,7 +61,7 @@ export class GrpcDirectoryService implements DirectoryService {
   }
 
   putter(): DirectoryPutter {
-    const call = clientStream(this.shared.client, this.def.Put, 'directory Put');
+    const call = clientStream(this.shared.conn, this.methods.Put, 'directory Put');
     return {
       put: (dir) => call.write(dir),
       close: async () => Buffer.from((await call.finish()).rootDigest),
@@ -69,6 +70,8 @@ export class GrpcDirectoryService implements DirectoryService {
   }
 
   async stats() {
+    // Loaded when asked: it goes through grpc-js.
+    const { fetchStoreStats } = await import('../stats-client.js');
     const s = await fetchStoreStats(this.addr);
     return { count: s.directories, bytes: s.directoryBytes };
   }
@@ -84,4 +87,9 @@ function checkValid(d: Directory, what: string): void {
   } catch (err) {
     throw new CastoreError('internal', `${what}: server sent an invalid directory: ${(err as Error).message}`);
   }
+}
+
+function directoryMethods(conn: H2Connection) {
+  const def = directoryServiceDef();
+  return { Get: conn.method(def.Get), Put: conn.method(def.Put) };
 }

@@ -1,4 +1,4 @@
-// The three call shapes BlobService needs, with the semantics of ../calls.ts:
+// The call shapes the blob, directory and PathInfo clients need, with the semantics of ../calls.ts:
 // failures become CastoreErrors (fromServiceError), and NOT_FOUND means
 // "absent" where the caller asks for that.
 import { status } from '../status-codes.js';
@@ -73,9 +73,24 @@ export function unaryOptional<Req, Res>(conn: H2Connection, m: H2Method<Req, Res
   return new UnaryCall(conn, m, what, true).run(req);
 }
 
-/** Unary call: every failure, NOT_FOUND too, becomes a CastoreError. */
-export async function unary<Req, Res>(conn: H2Connection, m: H2Method<Req, Res>, req: Req, what: string): Promise<Res> {
-  return (await new UnaryCall(conn, m, what, false).run(req)) as Res;
+/**
+ * Unary call: every failure, NOT_FOUND too, becomes a CastoreError.
+ * Aborting `signal` cancels it on the server too (its handler sees the
+ * stream reset), and the call rejects with the signal's reason.
+ */
+export async function unary<Req, Res>(conn: H2Connection, m: H2Method<Req, Res>, req: Req, what: string, signal?: AbortSignal): Promise<Res> {
+  signal?.throwIfAborted();
+  const call = new UnaryCall(conn, m, what, false);
+  if (!signal) return (await call.run(req)) as Res;
+  const onAbort = (): void => call.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return (await call.run(req)) as Res;
+  } catch (err) {
+    throw signal.aborted ? signal.reason : err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 export interface ClientStream<Req, Res> {
