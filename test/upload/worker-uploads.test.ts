@@ -95,20 +95,30 @@ it('a daemon that is gone fails the uploads (after retries) instead of hanging',
   }
 });
 
+/**
+ * Runs `body` in a child process (so a thread left running would keep it
+ * alive past the timeout) with WorkerUploads, blake3 and `uploads()`, a new
+ * WorkerUploads to the daemon at `addr`; resolves to what it printed.
+ */
+async function inChild(addr: string, body: string): Promise<string> {
+  const script = `
+    const { WorkerUploads } = await import(${JSON.stringify(new URL('../../src/upload/worker-uploads.js', import.meta.url).href)});
+    const { blake3 } = await import(${JSON.stringify(new URL('../../src/castore/digest.js', import.meta.url).href)});
+    const uploads = () => new WorkerUploads({ addr: ${JSON.stringify(addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+    ${body}`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+  return stdout.trim();
+}
+
 it('an upload thread whose owner never closes it does not keep the process alive', async () => {
   const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
   try {
-    const mod = new URL('../../src/upload/worker-uploads.js', import.meta.url).href;
-    const digest = new URL('../../src/castore/digest.js', import.meta.url).href;
-    const script = `
-      const { WorkerUploads } = await import(${JSON.stringify(mod)});
-      const { blake3 } = await import(${JSON.stringify(digest)});
-      const up = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+    const out = await inChild(d.addr, `
+      const up = uploads();
       const b = Buffer.from('left open');
       await up.ensure(blake3(b), b.length, { bytes: b });
-      console.log('stored');`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-    assert.equal(stdout.trim(), 'stored');
+      console.log('stored');`);
+    assert.equal(out, 'stored');
   } finally {
     await d.stop();
   }
@@ -117,21 +127,16 @@ it('an upload thread whose owner never closes it does not keep the process alive
 it('a thread started ahead of any blob (start()) runs before the first blob, and does not keep a process that never closes it alive', async () => {
   const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
   try {
-    const mod = new URL('../../src/upload/worker-uploads.js', import.meta.url).href;
-    const digest = new URL('../../src/castore/digest.js', import.meta.url).href;
-    const script = `
-      const { WorkerUploads } = await import(${JSON.stringify(mod)});
-      const { blake3 } = await import(${JSON.stringify(digest)});
-      const idle = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+    const out = await inChild(d.addr, `
+      const idle = uploads();
       idle.start();
-      const used = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+      const used = uploads();
       used.start();
       const thread = used.worker;
       const b = Buffer.from('sent to a thread started early');
       await used.ensure(blake3(b), b.length, { bytes: b });
-      console.log(idle.worker.threadId > 0, thread.threadId > 0 && used.worker === thread);`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-    assert.equal(stdout.trim(), 'true true');
+      console.log(idle.worker.threadId > 0, thread.threadId > 0 && used.worker === thread);`);
+    assert.equal(out, 'true true');
     const reader = new GrpcBlobService(d.addr);
     try {
       assert.ok(await reader.stat(blake3(Buffer.from('sent to a thread started early'))), 'the daemon has the blob');
@@ -146,19 +151,14 @@ it('a thread started ahead of any blob (start()) runs before the first blob, and
 it('closing with uploads still queued fails them and starts no thread that would keep the process alive', async () => {
   const d = await startDaemonProcess({ args: ['--store', 'memory://'] });
   try {
-    const mod = new URL('../../src/upload/worker-uploads.js', import.meta.url).href;
-    const digest = new URL('../../src/castore/digest.js', import.meta.url).href;
     // A copy failing half-way closes its uploader with blobs queued and not yet handed to the thread.
-    const script = `
-      const { WorkerUploads } = await import(${JSON.stringify(mod)});
-      const { blake3 } = await import(${JSON.stringify(digest)});
-      const up = new WorkerUploads({ addr: ${JSON.stringify(d.addr)}, concurrency: 4, retry: { attempts: 1, baseMs: 1, maxMs: 1 } });
+    const out = await inChild(d.addr, `
+      const up = uploads();
       const queued = [1, 2, 3].map((i) => { const b = Buffer.from('queued ' + i); return up.ensure(blake3(b), b.length, { bytes: b }); });
       await up.close();
       const outcomes = await Promise.allSettled(queued);
-      console.log(outcomes.map((o) => o.status).join(' '));`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
-    assert.equal(stdout.trim(), 'rejected rejected rejected');
+      console.log(outcomes.map((o) => o.status).join(' '));`);
+    assert.equal(out, 'rejected rejected rejected');
   } finally {
     await d.stop();
   }
