@@ -8,7 +8,7 @@ export class CommandError extends Error {
   override name = 'CommandError';
   constructor(
     message: string,
-    /** 'ENOENT' when the command is not on PATH; 'failed' when it ran and failed; 'too-large' past maxStdout. */
+    /** 'ENOENT': not on PATH; 'spawn': not started for another reason; 'failed': it ran and failed; 'too-large': past maxStdout. */
     readonly reason: 'ENOENT' | 'failed' | 'too-large' | 'spawn',
     /** What it printed on standard error (its last 64 KiB), trimmed. */
     readonly stderr = '',
