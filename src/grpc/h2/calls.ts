@@ -1,4 +1,4 @@
-// The call shapes the blob, directory and PathInfo clients need, with the semantics of ../calls.ts:
+// The call shapes the blob, directory and PathInfo clients need:
 // failures become CastoreErrors (fromServiceError), and NOT_FOUND means
 // "absent" where the caller asks for that.
 import { status } from '../status-codes.js';
