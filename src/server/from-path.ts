@@ -88,7 +88,7 @@ export async function putFromPath(blobs: BlobService, roots: string[], req: PutF
   }
   const root = roots.find((r) => isBelow(real, r));
   if (root === undefined) throw refused(`${shown} is not below ${roots.join(', ') || 'any directory this daemon reads from'}`);
-  await checkTraversable(real, root, shown);
+  await checkTraversable(real, shown);
   const h = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: Error) => {
     throw refused(`${shown}: ${err.message}`);
   });
@@ -127,14 +127,17 @@ export async function putFromPath(blobs: BlobService, roots: string[], req: PutF
   }
 }
 
-/** Every directory from the root down to the file's must be o+x: else a local user could not reach the file. */
-async function checkTraversable(real: Buffer, root: string, shown: string): Promise<void> {
-  const top = Buffer.from(root);
-  for (let dir = Buffer.from(dirname(real.toString('latin1')), 'latin1'); ; dir = Buffer.from(dirname(dir.toString('latin1')), 'latin1')) {
-    const st = await stat(dir).catch((err: Error) => {
+/**
+ * Every directory from the file's up to / must be o+x: else a local user
+ * could not reach the file. Not only up to the --local-files root: a root
+ * inside a directory others may not enter holds nothing they could read.
+ */
+async function checkTraversable(real: Buffer, shown: string): Promise<void> {
+  for (let dir = dirname(real.toString('latin1')); ; dir = dirname(dir)) {
+    const st = await stat(Buffer.from(dir, 'latin1')).catch((err: Error) => {
       throw refused(`${shown}: ${err.message}`);
     });
-    if ((st.mode & 0o001) === 0) throw refused(`${shown}: ${dir.toString()} is not searchable by everyone`);
-    if (dir.equals(top) || dir.length <= top.length) return;
+    if ((st.mode & 0o001) === 0) throw refused(`${shown}: ${Buffer.from(dir, 'latin1').toString()} is not searchable by everyone`);
+    if (dir === '/') return;
   }
 }

@@ -111,8 +111,14 @@ before(async () => {
   big.two = rng.bytes(5 * MiB + 13);
   storePath = await addPath('local-1.0', { ...big, small: Buffer.from('a small file\n') }, { escape: '/etc/hostname' });
   // --local-files also names a directory of our own, where files of any mode can be made.
+  // Open to everyone (mkdtemp makes it 0700), as the path to a root must be.
+  await chmod(tmp, 0o755);
   await mkdir(join(tmp, 'own'), { recursive: true });
-  daemon = await startDaemonProcess({ dataDir, args: ['--data', dataDir, '--metrics', '127.0.0.1:0', '--local-files', '/nix/store', '--local-files', join(tmp, 'own')] });
+  // And a root that is open itself but inside a directory others may not enter.
+  await mkdir(join(tmp, 'closed-above', 'pub'), { recursive: true, mode: 0o755 });
+  await chmod(join(tmp, 'closed-above'), 0o700);
+  await chmod(join(tmp, 'closed-above', 'pub'), 0o755);
+  daemon = await startDaemonProcess({ dataDir, args: ['--data', dataDir, '--metrics', '127.0.0.1:0', '--local-files', '/nix/store', '--local-files', join(tmp, 'own'), '--local-files', join(tmp, 'closed-above', 'pub')] });
 });
 
 after(async () => {
@@ -161,6 +167,10 @@ describe('large files read by a daemon on this machine', () => {
       await chmod(join(tmp, 'own', 'closed'), 0o700);
       await writeFile(join(tmp, 'own', 'closed', 'file'), secret, { mode: 0o644 });
       await refused('precondition', local.put(blake3(secret), secret.length, join(tmp, 'own', 'closed', 'file')), /not searchable by everyone/);
+      // Above a root counts too: every directory up to / must be open.
+      await writeFile(join(tmp, 'closed-above', 'pub', 'file'), secret, { mode: 0o644 });
+      await chmod(join(tmp, 'closed-above', 'pub', 'file'), 0o644);
+      await refused('precondition', local.put(blake3(secret), secret.length, join(tmp, 'closed-above', 'pub', 'file')), /closed-above is not searchable by everyone/);
       await mkdir(join(tmp, 'own', 'open'), { mode: 0o755 });
       await refused('precondition', local.put(blake3(secret), 0, join(tmp, 'own', 'open')), /not a regular file/);
       assert.equal(await blobs.stat(blake3(secret)), undefined);
