@@ -30,9 +30,9 @@ export class PgPathInfoService extends LocalPathInfoService {
   /** The collector's epoch when this Put's content check began (see pg-gc-fence.ts). */
   private readonly epochs = new WeakMap<PathInfo, string>();
 
-  override async put(info: PathInfo): Promise<PathInfo> {
+  override async put(info: PathInfo, signal?: AbortSignal): Promise<PathInfo> {
     this.epochs.set(info, await fenceEpoch(this.db));
-    return super.put(info);
+    return super.put(info, signal);
   }
 
   protected async save(storeDigest: Uint8Array, info: PathInfo): Promise<void> {

@@ -273,8 +273,10 @@ export function pathInfoHandlers(store: Store): UntypedServiceImplementation {
       const info = await store.pathInfos.get(req.byOutputHash);
       return info ?? fail(status.NOT_FOUND, 'PathInfo not found');
     }),
-    Put: unaryHandler<S.PathInfo, S.PathInfo>(async (req) => {
-      const info = await store.pathInfos.put(req);
+    Put: unaryHandler<S.PathInfo, S.PathInfo>(async (req, signal) => {
+      // A client that goes away stops the content check (a closure of
+      // tens of thousands of directories): nothing is stored then.
+      const info = await store.pathInfos.put(req, signal);
       pathInfosWritten.inc();
       return info;
     }),

@@ -147,7 +147,15 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
       }
       checkContent(ni, staged);
       await checkReferences(store, ni);
-      await store.pathInfos.put(pathInfoOf(ni, staged));
+      // The content check walks the whole closure: it stops, publishing nothing, when the client goes away.
+      const gone = new AbortController();
+      const leave = () => gone.abort(new Error('client went away'));
+      x.res.once('close', leave);
+      try {
+        await store.pathInfos.put(pathInfoOf(ni, staged), gone.signal);
+      } finally {
+        x.res.off('close', leave);
+      }
       await opts.staging.putAlias(staged.fileSha256, name);
       await opts.staging.delete(ni.narHash);
       x.note = `published ${absolute(ni.storePath)}`;

@@ -98,7 +98,8 @@ export function fileSizeChecks(blobs: Castore['blobs']): FileChecks | undefined 
   return blobs.sizeOf ? new FileChecks(blobs, true) : undefined;
 }
 
-export async function assertContentPresent(node: Node, store: Castore): Promise<void> {
+/** `signal`: stops the walk (a large closure takes seconds) once it aborts, with its reason. */
+export async function assertContentPresent(node: Node, store: Castore, signal?: AbortSignal): Promise<void> {
   if (node.type === 'symlink') return;
   if (node.type === 'file') return checkBlob(store.blobs, node);
   const checks = new FileChecks(store.blobs, false);
@@ -113,6 +114,7 @@ export async function assertContentPresent(node: Node, store: Castore): Promise<
         throw missing(`part of directory ${b3String(node.digest)} (${(err as Error).message})`);
       }
       if (next.done) break;
+      signal?.throwIfAborted();
       count++;
       await checks.add(next.value);
     }
@@ -120,6 +122,7 @@ export async function assertContentPresent(node: Node, store: Castore): Promise<
     await walk.return?.();
   }
   if (count === 0) throw missing(`root directory ${b3String(node.digest)}`);
+  signal?.throwIfAborted();
   await checks.flush();
 }
 

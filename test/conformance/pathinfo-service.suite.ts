@@ -92,6 +92,19 @@ export function pathInfoServiceSuite(name: string, make: () => Promise<Backend<S
       assert.ok(await store.pathInfos.get(digestOf('00bgd045z0d4icpbc2yyz4gx48ak44la-complicated')));
     });
 
+    it('stores nothing for a Put whose signal has aborted (its client went away)', async () => {
+      const { WITH_KEEP, COMPLICATED } = fixtures();
+      await putBytes(store.blobs, new Uint8Array(0));
+      await putClosure(store.directories, [WITH_KEEP, COMPLICATED]);
+      const name = '10bgd045z0d4icpbc2yyz4gx48ak44la-abandoned';
+      const node: Node = { type: 'directory', name: b(name), digest: directoryDigest(COMPLICATED), size: directorySize(COMPLICATED) };
+      const info: PathInfo = { node, references: [], narinfo: { narSize: 840, narSha256: new Uint8Array(32), signatures: [], referenceNames: [] } };
+      const gone = new AbortController();
+      gone.abort(new Error('the client went away'));
+      await assert.rejects(() => store.pathInfos.put(info, gone.signal), /the client went away/);
+      assert.equal(await store.pathInfos.get(digestOf(name)), undefined);
+    });
+
     it('calculates NARs matching the spec vectors', async () => {
       await putBytes(store.blobs, HELLO);
       await putBytes(store.blobs, new Uint8Array(0));

@@ -27,9 +27,9 @@ export class GrpcPathInfoService implements PathInfoService {
     return info;
   }
 
-  async put(info: PathInfo): Promise<PathInfo> {
+  async put(info: PathInfo, signal?: AbortSignal): Promise<PathInfo> {
     await this.shared.ready;
-    return unary(this.shared.conn, this.methods.Put, info, 'PathInfo Put');
+    return unary(this.shared.conn, this.methods.Put, info, 'PathInfo Put', signal);
   }
 
   async *list(): AsyncIterable<PathInfo> {

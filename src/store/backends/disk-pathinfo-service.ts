@@ -38,14 +38,14 @@ export class DiskPathInfoService extends LocalPathInfoService {
   }
 
   // The content check and the save run inside the collector's fence (gc-fence.ts).
-  override async put(info: PathInfo): Promise<PathInfo> {
+  override async put(info: PathInfo, signal?: AbortSignal): Promise<PathInfo> {
     const sp = validatePathInfo(info);
     return this.layout.gc.guardPut(sp.digest, async () => {
       for (const r of foreignReferences(info, sp.digest)) {
         const path = this.layout.objectPath('pathinfo', r);
         if (this.layout.gc.wasCollected(Buffer.from(r).toString('hex'), () => !existsSync(path))) throw collectedReferenceError(info, r);
       }
-      return super.put(info);
+      return super.put(info, signal);
     });
   }
 

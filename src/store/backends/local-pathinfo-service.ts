@@ -32,9 +32,10 @@ export abstract class LocalPathInfoService implements PathInfoService {
     return info;
   }
 
-  async put(info: PathInfo): Promise<PathInfo> {
+  async put(info: PathInfo, signal?: AbortSignal): Promise<PathInfo> {
     const sp = validatePathInfo(info);
-    await assertContentPresent(info.node!, this.castore);
+    await assertContentPresent(info.node!, this.castore, signal);
+    signal?.throwIfAborted();
     await this.save(sp.digest, info);
     return info;
   }
