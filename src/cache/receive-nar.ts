@@ -18,6 +18,8 @@ export interface ReceiveOptions {
   maxNarSize?: number;
   /** Refuse files (as received) longer than this. */
   maxFileSize?: number;
+  /** Told of memory the upload will hold beyond its first (NarIngestOptions.hold; the decompressor's); throws to refuse it. */
+  hold?: (bytes: number) => void;
 }
 
 export class TooLargeError extends Error {
@@ -42,6 +44,6 @@ export async function receiveNar(
     }
   }
   const { decompress } = await import('../nix/compression.js');
-  const result = await ingestNar(decompress(file(), compression), castore, { formula: opts.formula, maxNarSize: opts.maxNarSize });
+  const result = await ingestNar(decompress(file(), compression, opts.hold), castore, { formula: opts.formula, maxNarSize: opts.maxNarSize, hold: opts.hold });
   return { ...result, fileSha256: fileHash.digest(), fileSize };
 }

@@ -7,7 +7,7 @@
 // thousands of entries, and a decoded entry (an object and two views of
 // the request's memory) takes several times its encoding's bytes.
 import type { Directory } from './messages.js';
-import { encodeDirectory, directorySize, validateDirectory, showName, SIZE_FORMULAS } from './directory.js';
+import { encodeDirectory, directorySize, directoryTooLarge, entryCount, validateDirectory, showName, MAX_DIRECTORY_BYTES, SIZE_FORMULAS } from './directory.js';
 import { blake3, b3Hex, b3String } from './digest.js';
 import { invalid } from './errors.js';
 
@@ -36,6 +36,7 @@ export class ClosureValidator {
       }
     }
     const encoded = encodeDirectory(dir);
+    if (encoded.length > MAX_DIRECTORY_BYTES) throw directoryTooLarge(`a directory of ${entryCount(dir)} entries`, encoded.length);
     const digest = blake3(encoded);
     const key = b3Hex(digest);
     if (!this.seen.has(key)) {

@@ -3,7 +3,7 @@
 import { encodeWith } from '../proto/writer.js';
 import { writeDirectory, type Directory, type DirectoryNode, type Node } from './messages.js';
 import { blake3, b3String, B3_LEN } from './digest.js';
-import { invalid } from './errors.js';
+import { invalid, type CastoreError } from './errors.js';
 
 export const MAX_NAME_LEN = 255;
 export const MAX_TARGET_LEN = 4095;
@@ -22,6 +22,55 @@ export function encodeDirectory(d: Directory): Buffer {
 
 export function directoryDigest(d: Directory): Buffer {
   return blake3(encodeDirectory(d));
+}
+
+/**
+ * Largest encoded Directory accepted: tonic's and grpc-js's default limit
+ * on a received message (wire.md §7). A larger one could be stored, but no
+ * client could read it back. Some 40,000 entries with short names.
+ */
+export const MAX_DIRECTORY_BYTES = 4 * 1024 * 1024;
+
+function varintBytes(n: number): number {
+  let b = 1;
+  for (; n >= 128; b++) n = Math.floor(n / 128);
+  return b;
+}
+
+/** A length-delimited field of `n` bytes; proto3 leaves out empty ones. */
+function bytesField(n: number): number {
+  return n === 0 ? 0 : 1 + varintBytes(n) + n;
+}
+
+/** What `node`, as an entry, adds to its Directory's canonical encoding (a field of its own). */
+export function entryEncodedBytes(node: Node): number {
+  let body = bytesField(node.name.length);
+  if (node.type === 'symlink') body += bytesField(node.target.length);
+  else {
+    body += bytesField(node.digest.length);
+    if (node.size > 0) body += 1 + varintBytes(node.size);
+    if (node.type === 'file' && node.executable) body += 2;
+  }
+  return 1 + varintBytes(body) + body;
+}
+
+/** `what` (a directory) encodes to `bytes`, over MAX_DIRECTORY_BYTES. */
+export function directoryTooLarge(what: string, bytes: number): CastoreError {
+  return invalid(`${what} takes ${bytes} bytes as one Directory message, over the ${MAX_DIRECTORY_BYTES} a gRPC message may have, so no client could read it back`);
+}
+
+/** Roughly what an entry holds in memory once decoded: its name and target, and a digest and an object. */
+export function decodedEntryBytes(node: Node): number {
+  return node.type === 'symlink' ? node.name.length + node.target.length + 64 : node.name.length + 96;
+}
+
+/** decodedEntryBytes of all of `d`'s entries. */
+export function decodedDirectoryBytes(d: Directory): number {
+  let n = 0;
+  for (const e of d.directories) n += e.name.length + 96;
+  for (const e of d.files) n += e.name.length + 96;
+  for (const e of d.symlinks) n += e.name.length + e.target.length + 64;
+  return n;
 }
 
 export function entryCount(d: Directory): number {

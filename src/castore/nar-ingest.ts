@@ -11,7 +11,7 @@ import type { DirectoryService } from './directory-service.js';
 import { putClosure } from './directory-service.js';
 import type { Directory, Node } from './messages.js';
 import { Blake3Stream, blake3, b3String, sameBytes } from './digest.js';
-import { directoryDigest, directorySize, type SizeFormula } from './directory.js';
+import { decodedEntryBytes, directoryDigest, directorySize, directoryTooLarge, entryEncodedBytes, MAX_DIRECTORY_BYTES, showName, type SizeFormula } from './directory.js';
 import { storageError } from './errors.js';
 import { readNar, NarError } from '../nix/nar-reader.js';
 
@@ -19,6 +19,12 @@ export interface NarIngestOptions {
   formula?: SizeFormula;
   /** Refuse NARs longer than this (NarError). */
   maxNarSize?: number;
+  /**
+   * Told of the bytes each directory entry will hold in memory until the
+   * NAR ends (the closure is stored whole, as a Directory Put's); it throws
+   * to refuse them (a daemon's budget).
+   */
+  hold?: (bytes: number) => void;
 }
 
 export interface NarIngestResult {
@@ -44,6 +50,8 @@ const BATCHES_IN_FLIGHT = 4;
 interface Frame {
   name: Uint8Array;
   dir: Directory;
+  /** Its canonical encoding's length so far (MAX_DIRECTORY_BYTES). */
+  encoded: number;
 }
 
 class SmallBlobs {
@@ -124,8 +132,15 @@ export async function ingestNar(
   let largeStored = 0;
   let files = 0;
   const nameOf = (n: Uint8Array | undefined) => n ?? new Uint8Array(0);
+  // A directory too large for one message is refused as it grows, and
+  // what the closure holds is counted as it comes, not once the NAR ends.
   const place = (node: Node) => {
     const top = stack[stack.length - 1];
+    if (top) {
+      top.encoded += entryEncodedBytes(node);
+      if (top.encoded > MAX_DIRECTORY_BYTES) throw directoryTooLarge(`directory ${top.name.length > 0 ? showName(top.name) : '(the root)'}`, top.encoded);
+      opts.hold?.(decodedEntryBytes(node));
+    }
     if (!top) root = node;
     else if (node.type === 'directory') top.dir.directories.push({ name: node.name, digest: node.digest, size: node.size });
     else if (node.type === 'file') top.dir.files.push({ name: node.name, digest: node.digest, size: node.size, executable: node.executable });
@@ -158,7 +173,7 @@ export async function ingestNar(
   try {
     await readNar(hashed(), {
       directoryStart(name) {
-        stack.push({ name: nameOf(name), dir: { directories: [], files: [], symlinks: [] } });
+        stack.push({ name: nameOf(name), dir: { directories: [], files: [], symlinks: [] }, encoded: 0 });
       },
       directoryEnd() {
         const f = stack.pop()!;

@@ -11,6 +11,7 @@
 import { Readable, type Duplex } from 'node:stream';
 import { zstdCompress } from './zstd-native.js';
 import { ZstdStream } from './zstd-stream.js';
+import { xzDictionaryBytes, xzHeadNeeded } from './xz-header.js';
 import * as lzma from 'lzma-native';
 import bz2 from 'unbzip2-stream';
 import { CompressionError, FRAMES_IN_FLIGHT, LEVELS, ZSTD_FRAME, checkLevel, type Compression, type ServedCompression } from './compression-names.js';
@@ -32,19 +33,59 @@ export function compress(src: AsyncIterable<Uint8Array>, kind: ServedCompression
   return throughStream(src, lzma.createStream('easyEncoder', { preset: level, check: lzma.CHECK_CRC64 }), 'xz');
 }
 
-/** Decompresses `src` as it is pulled; malformed input throws CompressionError. */
-export function decompress(src: AsyncIterable<Uint8Array>, kind: Compression): AsyncGenerator<Uint8Array> {
+/**
+ * Decompresses `src` as it is pulled; malformed input throws CompressionError.
+ * `hold` is told of the memory the decoder takes (its window or dictionary)
+ * before it is used, and throws to refuse it.
+ */
+export function decompress(src: AsyncIterable<Uint8Array>, kind: Compression, hold?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
   switch (kind) {
     case 'none':
       return passThrough(src);
     case 'zstd':
-      return zstdDecode(src);
+      return zstdDecode(src, hold);
     case 'xz':
-      return throughStream(src, lzma.createStream('streamDecoder', { memlimit: XZ_MEMLIMIT, flags: lzma.CONCATENATED }), 'xz');
+      return xzDecode(src, hold);
     case 'bzip2':
+      hold?.(BZIP2_MEMORY);
       return throughStream(src, bz2(), 'bzip2');
   }
 }
+
+/** What bzip2 decoding holds: a block of up to 900 kB, and 4 bytes per byte of it. */
+const BZIP2_MEMORY = 4 << 20;
+
+/**
+ * The first block's header says how large a dictionary decoding needs;
+ * that is held, and liblzma told to refuse any later block that asks for
+ * more (a stream concatenated behind, say).
+ */
+async function* xzDecode(src: AsyncIterable<Uint8Array>, hold?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+  const it = src[Symbol.asyncIterator]();
+  let head: Uint8Array = new Uint8Array(0);
+  let done = false;
+  while (!done && head.length < xzHeadNeeded(head)) {
+    const r = await it.next();
+    if (r.done) done = true;
+    else head = head.length === 0 ? r.value : Buffer.concat([head, r.value]);
+  }
+  const dict = xzDictionaryBytes(head) ?? 0; // not an .xz header: liblzma says so
+  if (dict > XZ_MEMLIMIT) throw new CompressionError(`the xz data asks for a dictionary of ${dict} bytes: at most ${XZ_MEMLIMIT} are accepted (xz -9 uses 64 MiB)`);
+  const memory = dict + XZ_OVERHEAD;
+  hold?.(memory);
+  const rest = async function* () {
+    try {
+      if (head.length > 0) yield head;
+      for (let r = done ? undefined : await it.next(); r && !r.done; r = await it.next()) yield r.value;
+    } finally {
+      if (!done) await it.return?.();
+    }
+  };
+  yield* throughStream(rest(), lzma.createStream('streamDecoder', { memlimit: memory, flags: lzma.CONCATENATED }), 'xz');
+}
+
+/** liblzma's own structures beside the dictionary. */
+const XZ_OVERHEAD = 1 << 20;
 
 async function* passThrough(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield* src;
@@ -95,17 +136,28 @@ async function* zstdFrames(src: AsyncIterable<Uint8Array>, level: number, consum
   while (pending.length > 0) yield await pending.shift()!.out;
 }
 
-async function* zstdDecode(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function* zstdDecode(src: AsyncIterable<Uint8Array>, hold?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
   const d = await ZstdStream.create();
+  // The instance's memory is counted as it grows (a frame's window is up to 128 MiB).
+  let held = d.memoryBytes;
+  hold?.(held);
   const malformed = (err: unknown) => new CompressionError(`malformed zstd data: ${(err as Error).message}`);
   for await (const chunk of src) {
-    let out: Uint8Array[];
-    try {
-      out = d.push(chunk);
-    } catch (err) {
-      throw malformed(err);
+    const pieces = d.decode(chunk);
+    for (;;) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = pieces.next();
+      } catch (err) {
+        throw malformed(err);
+      }
+      if (d.memoryBytes > held) {
+        hold?.(d.memoryBytes - held);
+        held = d.memoryBytes;
+      }
+      if (next.done) break;
+      yield next.value;
     }
-    yield* out;
   }
   try {
     d.end();

@@ -147,7 +147,8 @@ class Parser {
   async archive(): Promise<void> {
     const at = this.r.offset;
     const magic = await this.token().catch((err) => {
-      throw new NarError(`not a NAR (no nix-archive-1 magic): ${(err as Error).message}`);
+      // The source's own failures (its decompression, a refused upload) pass as they are.
+      throw err instanceof NarError ? new NarError(`not a NAR (no nix-archive-1 magic): ${err.message}`) : err;
     });
     if (magic !== 'nix-archive-1') throw new NarError(`not a NAR: expected "nix-archive-1" at offset ${at}, got ${JSON.stringify(magic)}`);
     await this.node(undefined, 0);

@@ -73,11 +73,18 @@ export class ZstdStream {
     if (!this.dctx || !this.inPtr || !this.outPtr || !this.inBuf || !this.outBuf) throw new ZstdStreamError('zstd: out of memory');
   }
 
-  /** The raw bytes `chunk` completes, in pieces (copied out of the instance). */
-  push(chunk: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (let at = 0; at < chunk.length; at += IN_CAP) this.feed(chunk.subarray(at, at + IN_CAP), out);
-    return out;
+  /**
+   * The raw bytes `chunk` completes, one piece (copied out of the instance)
+   * at a time: a few KiB of zstd may stand for gigabytes, which must not
+   * be gathered before the consumer takes them.
+   */
+  *decode(chunk: Uint8Array): Generator<Uint8Array> {
+    for (let at = 0; at < chunk.length; at += IN_CAP) yield* this.feed(chunk.subarray(at, at + IN_CAP));
+  }
+
+  /** The instance's memory: its window and buffers (it grows as frames ask for larger windows, never shrinks). */
+  get memoryBytes(): number {
+    return this.e.memory.buffer.byteLength;
   }
 
   /** Throws unless the stream ended at the end of a frame. */
@@ -86,7 +93,7 @@ export class ZstdStream {
     if (this.last !== 0) throw new ZstdStreamError('the data ends inside a frame (cut short?)');
   }
 
-  private feed(input: Uint8Array, out: Uint8Array[]): void {
+  private *feed(input: Uint8Array): Generator<Uint8Array> {
     if (input.length === 0) return;
     this.fed = true;
     this.heap.set(input, this.inPtr);
@@ -104,7 +111,7 @@ export class ZstdStream {
       this.last = ret;
       const produced = this.view.getUint32(this.outBuf + 8, true);
       const pos = this.view.getUint32(this.inBuf + 8, true);
-      if (produced > 0) out.push(this.heap.slice(this.outPtr, this.outPtr + produced));
+      if (produced > 0) yield this.heap.slice(this.outPtr, this.outPtr + produced);
       // Done with this input once it is all read and the output was not full (nothing left to flush).
       if (pos === input.length && produced < this.outCap) return;
       if (produced === 0 && pos === before) throw new ZstdStreamError('libzstd made no progress');

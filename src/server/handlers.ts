@@ -7,7 +7,7 @@ import type * as C from '../castore/messages.js';
 import { ACCEPTED } from '../castore/blob-service.js';
 import type * as S from '../store/messages.js';
 import { B3_LEN, b3String } from '../castore/digest.js';
-import { nameProblem, nodeContentProblem } from '../castore/directory.js';
+import { decodedDirectoryBytes, nameProblem, nodeContentProblem } from '../castore/directory.js';
 import { toStatus, type StatusObject } from '../grpc/status.js';
 import { STORE_DIGEST_LEN } from '../store/validate-pathinfo.js';
 import { MalformedRequest, malformedError, malformedStatus } from './decode.js';
@@ -213,15 +213,6 @@ export function putBlob(store: Store, budget: ByteBudget = UNLIMITED()) {
   };
 }
 
-/** Roughly what a Directory message holds in memory once decoded: its names and targets, and per entry a digest and an object. */
-function directoryBytes(d: C.Directory): number {
-  let n = 0;
-  for (const e of d.directories) n += e.name.length + 96;
-  for (const e of d.files) n += e.name.length + 96;
-  for (const e of d.symlinks) n += e.name.length + e.target.length + 64;
-  return n;
-}
-
 export function directoryHandlers(store: Store, budget: ByteBudget = UNLIMITED()): UntypedServiceImplementation {
   return {
     Get: streaming<C.GetDirectoryRequest, C.Directory>(async (req, call) => {
@@ -246,7 +237,7 @@ export function directoryHandlers(store: Store, budget: ByteBudget = UNLIMITED()
       let n = 0;
       try {
         for await (const d of msgs) {
-          if (!held.grow(directoryBytes(d))) throw overBudget(held);
+          if (!held.grow(decodedDirectoryBytes(d))) throw overBudget(held);
           await p.put(d);
           await sizes?.add(d);
           n++;

@@ -104,8 +104,10 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
     const received = await ingests.run(async () => {
       const held = holdFor(x, INGEST_BYTES(store.blobs.heldPerWriter));
       try {
-        return await receiveNar(x.req, compression, store, { maxNarSize, maxFileSize: maxNarSize });
+        // What the upload comes to hold beyond that (its directories, a decompressor's window) is counted as it grows: 503 past the budget.
+        return await receiveNar(x.req, compression, store, { maxNarSize, maxFileSize: maxNarSize, hold: (n) => growOr503(x, held, n) });
       } catch (err) {
+        if (err instanceof HttpError) throw err; // the budget's 503
         if (x.req.readableAborted || x.req.socket.destroyed) throw new HttpError(400, `the upload was cut short: ${(err as Error).message}`);
         if (err instanceof NarError || err instanceof CompressionError) throw new HttpError(400, `malformed NAR upload: ${err.message}`);
         if (err instanceof TooLargeError) throw new HttpError(413, err.message);
