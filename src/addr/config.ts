@@ -36,6 +36,8 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'nix-castore');
 }
 
+const limitValue = z.union([z.number().int().positive(), z.string().min(1)]).optional();
+
 export const ConfigFileSchema = z
   .object({
     store: z.string().min(1).optional(),
@@ -46,10 +48,11 @@ export const ConfigFileSchema = z
     sizeFormula: z.enum(['auto', 'head', 'legacy']).optional(),
     signKeyFile: z.string().min(1).optional(),
     // The daemon's limits (daemon --help): flags win, then NIX_CASTORE_<KEY> (see DAEMON_LIMIT_ENV).
-    maxBufferedBytes: z.number().int().positive().optional(),
-    maxConcurrentStreams: z.number().int().positive().optional(),
-    streamStallTimeout: z.number().int().positive().optional(),
-    httpWriteBuffer: z.number().int().positive().optional(),
+    // A number, or text as the flag takes it ("512M"): the flag's parser checks either.
+    maxBufferedBytes: limitValue,
+    maxConcurrentStreams: limitValue,
+    streamStallTimeout: limitValue,
+    httpWriteBuffer: limitValue,
   })
   .strict();
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
@@ -132,23 +135,31 @@ export const DAEMON_LIMIT_ENV = {
 } as const;
 export type DaemonLimitKey = keyof typeof DAEMON_LIMIT_ENV;
 
+/** A daemon limit as given, and where: the flag, the environment variable, or the config file and key (for errors). */
+export interface LimitSetting {
+  value: string;
+  source?: string;
+}
+
 /**
- * One daemon limit: the flag's value, else its environment variable, else
- * the config file's key (as text, for the flag parser to check), else
- * undefined (the default).
+ * Each daemon limit: the flag's value, else its environment variable, else
+ * the config file's key (as text, for the flag parser to check); absent:
+ * the default. A flag's source is left unset (the parser names the flag).
  */
 export async function daemonLimitSettings(
   flags: Partial<Record<DaemonLimitKey, string>>,
   env: NodeJS.ProcessEnv = process.env,
   cwd = process.cwd(),
-): Promise<Partial<Record<DaemonLimitKey, string>>> {
+): Promise<Partial<Record<DaemonLimitKey, LimitSetting>>> {
   const keys = Object.keys(DAEMON_LIMIT_ENV) as DaemonLimitKey[];
   const needFile = keys.some((k) => flags[k] === undefined && !env[DAEMON_LIMIT_ENV[k]]);
-  const file = needFile ? (await loadConfigFile(cwd)).config : {};
-  const out: Partial<Record<DaemonLimitKey, string>> = {};
+  const { config: file, file: filePath } = needFile ? await loadConfigFile(cwd) : { config: {} as ConfigFile, file: undefined };
+  const out: Partial<Record<DaemonLimitKey, LimitSetting>> = {};
   for (const k of keys) {
-    const v = flags[k] ?? (env[DAEMON_LIMIT_ENV[k]] || undefined) ?? (file[k] === undefined ? undefined : String(file[k]));
-    if (v !== undefined) out[k] = v;
+    const fromEnv = env[DAEMON_LIMIT_ENV[k]] || undefined;
+    if (flags[k] !== undefined) out[k] = { value: flags[k] };
+    else if (fromEnv !== undefined) out[k] = { value: fromEnv, source: DAEMON_LIMIT_ENV[k] };
+    else if (file[k] !== undefined) out[k] = { value: String(file[k]), source: `${filePath ?? 'the config file'} (${k})` };
   }
   return out;
 }

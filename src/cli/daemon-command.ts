@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { byteSizeFlag, parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
-import { daemonLimitSettings, defaultDataDir } from '../addr/config.js';
+import { daemonLimitSettings, defaultDataDir, type LimitSetting } from '../addr/config.js';
 import { openStore, addrsFromEnv, sameAddr, withDeltas, type Store } from '../addr/open.js';
 import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
@@ -338,11 +338,13 @@ async function streamLimits(values: Record<string, unknown>) {
     streamStallTimeout: v('stream-stall-timeout'),
     httpWriteBuffer: v('http-write-buffer'),
   });
+  // An error names where the bad value came from: the flag, its environment variable or the config file.
+  const from = (s: LimitSetting | undefined, flag: string) => s?.source ?? flag;
   return {
-    maxBufferedBytes: byteSizeFlag(set.maxBufferedBytes, '--max-buffered-bytes', LIMITS.maxBufferedBytes),
-    maxStreams: positiveIntFlag(set.maxConcurrentStreams, '--max-concurrent-streams', LIMITS.maxStreams),
-    streamStallMs: positiveIntFlag(set.streamStallTimeout, '--stream-stall-timeout', LIMITS.streamStallMs / 1000) * 1000,
-    httpWriteBufferBytes: byteSizeFlag(set.httpWriteBuffer, '--http-write-buffer', LIMITS.httpWriteBufferBytes),
+    maxBufferedBytes: byteSizeFlag(set.maxBufferedBytes?.value, from(set.maxBufferedBytes, '--max-buffered-bytes'), LIMITS.maxBufferedBytes),
+    maxStreams: positiveIntFlag(set.maxConcurrentStreams?.value, from(set.maxConcurrentStreams, '--max-concurrent-streams'), LIMITS.maxStreams),
+    streamStallMs: positiveIntFlag(set.streamStallTimeout?.value, from(set.streamStallTimeout, '--stream-stall-timeout'), LIMITS.streamStallMs / 1000) * 1000,
+    httpWriteBufferBytes: byteSizeFlag(set.httpWriteBuffer?.value, from(set.httpWriteBuffer, '--http-write-buffer'), LIMITS.httpWriteBufferBytes),
   };
 }
 

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { effectiveConfig, DEFAULT_ADDR } from '../../src/addr/config.js';
+import { daemonLimitSettings, effectiveConfig, DEFAULT_ADDR } from '../../src/addr/config.js';
 import { CLI } from '../helpers/daemon.js';
 
 let dir: string;
@@ -57,6 +57,28 @@ describe('effective configuration', () => {
     await mkdir(proj);
     await writeFile(join(proj, '.nix-castorerc.json'), JSON.stringify({ jobs: 'many', stor: 'x' }));
     await assert.rejects(effectiveConfig({}, {}, proj), (e: Error) => /\.nix-castorerc\.json/.test(e.message) && /jobs/.test(e.message) && /stor/.test(e.message));
+  });
+
+  it('daemon limits in the file take sizes as the flags do ("512M"), and a bad one is blamed on where it came from', async () => {
+    const proj = join(dir, 'limits');
+    await mkdir(proj);
+    await writeFile(join(proj, '.nix-castorerc.json'), JSON.stringify({ maxBufferedBytes: '512M', httpWriteBuffer: 65536, streamStallTimeout: 'soon' }));
+    const set = await daemonLimitSettings({}, {}, proj);
+    assert.equal(set.maxBufferedBytes?.value, '512M');
+    assert.match(set.maxBufferedBytes?.source ?? '', /\.nix-castorerc\.json \(maxBufferedBytes\)/);
+    assert.equal(set.httpWriteBuffer?.value, '65536');
+    assert.equal((await daemonLimitSettings({ maxBufferedBytes: '1G' }, { NIX_CASTORE_MAX_BUFFERED_BYTES: '2G' }, proj)).maxBufferedBytes?.source, undefined, 'the flag wins');
+    assert.equal((await daemonLimitSettings({}, { NIX_CASTORE_MAX_BUFFERED_BYTES: '2G' }, proj)).maxBufferedBytes?.source, 'NIX_CASTORE_MAX_BUFFERED_BYTES');
+    // Every command reads the file: a text size no longer breaks them.
+    const ok = spawnSync(process.execPath, [CLI, 'config', '--store', 'memory://'], { cwd: proj, encoding: 'utf8', env: { PATH: process.env.PATH } });
+    assert.equal(ok.status, 0, ok.stderr);
+    // The daemon refuses the bad one, naming the file and key, and a bad environment value by its variable.
+    const bad = spawnSync(process.execPath, [CLI, 'daemon', '--listen', `unix:${join(proj, 'd.sock')}`, '--store', 'memory://'], { cwd: proj, encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 20_000 });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /\.nix-castorerc\.json \(streamStallTimeout\) takes a positive whole number, got "soon"/);
+    const badEnv = spawnSync(process.execPath, [CLI, 'daemon', '--listen', `unix:${join(dir, 'e.sock')}`, '--store', 'memory://'], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH, NIX_CASTORE_MAX_BUFFERED_BYTES: 'abc' }, timeout: 20_000 });
+    assert.equal(badEnv.status, 2, badEnv.stderr);
+    assert.match(badEnv.stderr, /NIX_CASTORE_MAX_BUFFERED_BYTES takes a positive size/);
   });
 
   it('nix-castore config prints it as JSON', () => {
