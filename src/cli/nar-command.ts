@@ -44,7 +44,7 @@ export const narCommand: Command = {
     if (out.isTTY) throw new UsageError('refusing to write a NAR to a terminal: redirect stdout to a file or a pipe');
 
     moreHeapGrowth();
-    const { store, where } = await openConfiguredStore(values.store);
+    const { store, where } = await openConfiguredStore(values.store, 'nar');
     recordReads(store); // a NAR export is a read of the path (retention)
     let hashing: HashThread | undefined;
     try {

@@ -4,6 +4,7 @@ import { parse, UsageError, type Command } from '../util/usage.js';
 import { effectiveConfig } from '../addr/config.js';
 import { openStore, type Store } from '../addr/open.js';
 import { parseAddr } from '../addr/parse.js';
+import { existingStoreDir } from './store-root.js';
 import { b3String } from '../castore/digest.js';
 import type { Node } from '../castore/messages.js';
 import type { PathInfo } from '../store/messages.js';
@@ -66,11 +67,17 @@ function tryParse(s: string): StorePath | undefined {
   }
 }
 
-/** Opens the store chosen by --store / env / config file, as copy does. */
-export async function openConfiguredStore(store: string | undefined): Promise<{ store: Store; where: string; addrs: string[] }> {
+/**
+ * Opens the store chosen by --store / env / config file, as copy does.
+ * `readOnly`: the command names itself, and an on-disk store must exist.
+ */
+export async function openConfiguredStore(store: string | undefined, readOnly?: string): Promise<{ store: Store; where: string; addrs: string[] }> {
   const config = await effectiveConfig({ store });
   const addrs = [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr];
-  for (const a of addrs) parseAddr(a);
+  for (const a of addrs) {
+    const parsed = parseAddr(a);
+    if (readOnly && parsed.kind === 'file') existingStoreDir(parsed.root, readOnly);
+  }
   return {
     store: openStore({ blob: addrs[0], directory: addrs[1], pathInfo: addrs[2] }),
     where: config.pathInfoServiceAddr,
@@ -161,7 +168,7 @@ export const pathInfoCommand: Command = {
     const { values, positionals } = parse(argv, { store: { type: 'string' }, json: { type: 'boolean' } }, true);
     if (positionals.length === 0) throw new UsageError('give at least one store path, e.g. /nix/store/<hash>-<name>');
     const paths = positionals.map(parseStorePathArg);
-    const { store, where } = await openConfiguredStore(values.store);
+    const { store, where } = await openConfiguredStore(values.store, 'path-info');
     let missing = 0;
     const json: Record<string, unknown>[] = [];
     const text: string[] = [];

@@ -33,7 +33,7 @@ export const statsCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, { store: { type: 'string' }, json: { type: 'boolean' } }, true);
     if (positionals.length) throw new UsageError(`stats takes no arguments, got ${JSON.stringify(positionals[0])}`);
-    const { store, where, addrs } = await openConfiguredStore(values.store);
+    const { store, where, addrs } = await openConfiguredStore(values.store, 'stats');
     try {
       await probeScaleout(addrs);
       const s = await storeStats(store);
