@@ -51,6 +51,9 @@ Options:
   -q, --quiet               no progress output
   -h, --help                show this help
 
+A daemon started with --auth-token-file takes writes only with its token:
+set NIX_CASTORE_AUTH_TOKEN_FILE to a file holding it.
+
 Exit status: 0 all paths done, 1 some paths failed (listed), 2 bad input or
 usage (nothing uploaded).`;
 

@@ -12,6 +12,7 @@ import { parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { copyClosure, type CopyEvents, type CopyReport } from '../upload/copy.js';
 import { detectSizeFormula } from '../upload/size-formula.js';
 import type { SizeFormula } from '../castore/directory.js';
+import { CastoreError } from '../castore/errors.js';
 
 export function openConfiguredStore(config: EffectiveConfig): Store {
   for (const a of [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]) parseAddr(a);
@@ -28,7 +29,14 @@ export async function readSigningKey(file: string): Promise<SecretKey> {
 
 export async function sizeFormulaFor(config: EffectiveConfig, store: Store): Promise<SizeFormula> {
   if (config.sizeFormula !== 'auto') return config.sizeFormula;
-  return parseAddr(config.directoryServiceAddr).kind === 'grpc' ? detectSizeFormula(store.directories) : 'head';
+  if (parseAddr(config.directoryServiceAddr).kind !== 'grpc') return 'head';
+  try {
+    return await detectSizeFormula(store.directories);
+  } catch (err) {
+    // The probe is the first call a copy makes: say which store it could not use, not which call.
+    if (!(err instanceof CastoreError)) throw err;
+    throw new CastoreError(err.kind, `the store at ${config.directoryServiceAddr}: ${err.message.replace(/^directory Put: /, '')}`, { cause: err });
+  }
 }
 
 export async function runCopy(

@@ -22,6 +22,9 @@ Options:
                     (127.0.0.1:port)
   -h, --help        show this help
 
+A daemon started with --auth-token-file takes writes only with its token:
+set NIX_CASTORE_AUTH_TOKEN_FILE to a file holding it.
+
 Exit status: 0 when the queue is empty, 1 when entries remain (failed or
 waiting for a retry).`;
 

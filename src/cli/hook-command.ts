@@ -5,6 +5,7 @@
 import { parse, UsageError, type Command } from '../util/usage.js';
 import { enqueue } from '../upload/spool.js';
 import { hookStore, spoolDir } from '../addr/config.js';
+import { withHint } from './error-hints.js';
 
 const HELP = `Usage: nix-castore hook [--mode direct|queue] [--store ADDR] [--spool DIR] [--strict] [--timeout SECONDS]
 
@@ -27,7 +28,13 @@ Options:
                       $XDG_STATE_HOME/nix-castore/spool)
       --strict        exit non-zero when the push fails (this fails the build!)
       --timeout S     direct mode time limit in seconds (default 60)
-  -h, --help          show this help`;
+  -h, --help          show this help
+
+A daemon started with --auth-token-file takes writes only with its token:
+set NIX_CASTORE_AUTH_TOKEN_FILE to a file holding it.
+
+Exit status: 0, also when the push failed (the reason is printed and the
+build stands); with --strict 1 then; 2 bad usage.`;
 
 export const hookCommand: Command = {
   name: 'hook',
@@ -59,7 +66,7 @@ export const hookCommand: Command = {
       return 0;
     } catch (err) {
       const what = mode === 'queue' ? 'not queued' : 'not pushed';
-      console.error(`nix-castore hook: ${drvPath ?? outPaths.join(' ')} ${what}: ${(err as Error).message}`);
+      console.error(`nix-castore hook: ${drvPath ?? outPaths.join(' ')} ${what}: ${withHint(err)}`);
       return values.strict ? 1 : 0;
     }
   },

@@ -8,6 +8,7 @@
 // without loading gRPC, zod or cosmiconfig.
 import { HelpRequested, UsageError, type Command } from '../util/usage.js';
 import { CastoreError } from '../castore/errors.js';
+import { withHint } from './error-hints.js';
 
 interface Entry {
   name: string;
@@ -72,7 +73,7 @@ main(process.argv.slice(2)).then(
       console.error(`nix-castore: ${err.message}`);
       process.exit(2);
     }
-    console.error(`nix-castore: ${err instanceof Error ? err.message : err}`);
+    console.error(`nix-castore: ${withHint(err)}`);
     if (process.env.NIX_CASTORE_DEBUG && err instanceof Error) console.error(err.stack);
     process.exit(1);
   },

@@ -1,0 +1,18 @@
+// What to do about the errors a user meets first with a store behind a
+// daemon: none running where the address points, or one that wants the
+// write token. The service's own message says what happened; this says
+// what to change.
+import { CastoreError } from '../castore/errors.js';
+
+/** The message of `err`, with a hint for the two errors above. */
+export function withHint(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!(err instanceof CastoreError)) return message;
+  if (err.kind === 'unauthenticated') {
+    return `${message}\n  (the daemon wants its write token: set NIX_CASTORE_AUTH_TOKEN_FILE to a file holding it, the daemon's --auth-token-file)`;
+  }
+  if (err.kind === 'unavailable' && /\b(ECONNREFUSED|ENOENT|EACCES|ECONNRESET|EHOSTUNREACH|ETIMEDOUT)\b|no answer/.test(message)) {
+    return `${message}\n  (is a daemon running there? Start one with 'nix-castore daemon', or say which store with --store, NIX_CASTORE_STORE or the config file: 'nix-castore config' shows what is used)`;
+  }
+  return message;
+}
