@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { STORE_DIR, parseBasename } from '../nix/store-path.js';
 import { nixPathInfoJson } from '../upload/nix-cli.js';
 import { parse, UsageError, type Command } from '../util/usage.js';
 import { effectiveConfig } from '../addr/config.js';
@@ -140,11 +142,11 @@ async function readClosure(
 ): Promise<Closure> {
   const given = [values.attrs && '--attrs', values['closure-file'] && '--closure-file', values['path-info'] && '--path-info', paths.length > 0 && 'store paths'].filter(Boolean);
   if (given.length > 1) throw new UsageError(`give only one closure source, not ${given.join(' and ')}`);
-  if (values.key && values['closure-file']) throw new UsageError('--key applies to --attrs, not --closure-file');
+  if (values.key && (values['closure-file'] || values['path-info'] || paths.length > 0)) throw new UsageError(`--key applies to --attrs, not to ${given[0]}`);
   try {
     if (values['closure-file']) return parseLegacyClosure(await readText(values['closure-file']), { file: values['closure-file'] });
     if (values['path-info']) return parsePathInfoJson(await readText(values['path-info']), { file: values['path-info'] === '-' ? 'stdin' : values['path-info'] });
-    if (paths.length > 0) return parsePathInfoJson(await nixPathInfoJson(paths), { file: 'nix path-info' });
+    if (paths.length > 0) return parsePathInfoJson(await nixPathInfoJson(paths.map(storePathArg)), { file: 'nix path-info' });
     const attrs = values.attrs ?? findAttrsJson(process.env);
     if (!attrs) {
       throw new UsageError('no closure given: pass store paths, --attrs FILE, --closure-file FILE or --path-info FILE (inside a structured-attrs build .attrs.json is found by itself)');
@@ -154,4 +156,29 @@ async function readClosure(
     if (err instanceof ClosureError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/**
+ * A STOREPATH argument as Nix should be asked about it: a store path, a
+ * path inside one, a link to one (./result) or a basename (expanded).
+ * Anything else is refused here, before Nix reads it as a flake reference
+ * or tries to substitute a path that is not on this machine.
+ */
+function storePathArg(arg: string): string {
+  if (!arg.includes('/')) {
+    try {
+      parseBasename(arg);
+    } catch (err) {
+      throw new UsageError(`${JSON.stringify(arg)} is not a store path or the basename of one: ${(err as Error).message}`);
+    }
+    arg = `${STORE_DIR}/${arg}`;
+  }
+  let real: string;
+  try {
+    real = realpathSync(arg);
+  } catch {
+    throw new UsageError(`${arg} does not exist here: copy reads the files of store paths on this machine (build or fetch it first)`);
+  }
+  if (!real.startsWith(`${STORE_DIR}/`)) throw new UsageError(`${arg} is not in the Nix store (${STORE_DIR}): copy takes store paths, their basenames, or links to them such as ./result`);
+  return arg;
 }
