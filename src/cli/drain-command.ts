@@ -1,8 +1,11 @@
 import { parse, UsageError, type Command } from '../util/usage.js';
 import { metricsAddr } from './daemon-ops.js';
-import { effectiveConfig, hookStore, spoolDir } from '../addr/config.js';
+import { effectiveConfig, hookStore, spoolDir, type EffectiveConfig } from '../addr/config.js';
 import { openConfiguredStore, readSigningKey, sizeFormulaFor } from './copy-run.js';
 import { drainOnce, watchSpool } from '../upload/drain.js';
+import type { Store } from '../addr/open.js';
+import type { SizeFormula } from '../castore/directory.js';
+import { isKind } from '../castore/errors.js';
 
 const HELP = `Usage: nix-castore drain [--spool DIR] [--store ADDR] [--watch [--metrics ADDR]]
 
@@ -40,20 +43,29 @@ export const drainCommand: Command = {
     const config = await effectiveConfig({ store: values.store ?? hookStore() });
     const signingKey = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
     const store = openConfiguredStore(config);
-    const opts = { store, formula: await sizeFormulaFor(config, store), jobs: config.jobs, signingKey, log: (m: string) => console.error(`nix-castore drain: ${m}`) };
+    const log = (m: string) => console.error(`nix-castore drain: ${m}`);
     try {
       if (values.watch) {
+        const stop = new AbortController();
+        const stopped = new Promise<void>((resolve) => {
+          const quit = () => {
+            stop.abort();
+            resolve();
+          };
+          process.once('SIGINT', quit);
+          process.once('SIGTERM', quit);
+        });
         const metrics = metricsAt && (await (await import('../server/metrics-endpoint.js')).startMetricsServer(metricsAt));
         if (metrics) console.error(`nix-castore drain: metrics on ${metrics.url}/metrics`);
-        const w = watchSpool(dir, opts);
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', () => resolve());
-          process.once('SIGTERM', () => resolve());
-        });
-        await w.stop();
+        // Started before its store (a service ordered before the daemon): wait for it, as for any failed upload.
+        const formula = await formulaOnceReachable(config, store, log, stop.signal);
+        const w = formula && watchSpool(dir, { store, formula, jobs: config.jobs, signingKey, log });
+        await stopped;
+        await w?.stop();
         await metrics?.close();
         return 0;
       }
+      const opts = { store, formula: await sizeFormulaFor(config, store), jobs: config.jobs, signingKey, log };
       const r = await drainOnce(dir, opts);
       if (r.busy) {
         console.error(`nix-castore drain: another drainer is working on ${dir}`);
@@ -66,3 +78,20 @@ export const drainCommand: Command = {
     }
   },
 };
+
+/** The size formula, asked again with backoff (1 s doubling to 60 s) while the store is unreachable; undefined once `stop` aborts. */
+async function formulaOnceReachable(config: EffectiveConfig, store: Store, log: (m: string) => void, stop: AbortSignal): Promise<SizeFormula | undefined> {
+  for (let wait = 1; !stop.aborted; wait = Math.min(wait * 2, 60)) {
+    try {
+      return await sizeFormulaFor(config, store);
+    } catch (err) {
+      if (!isKind(err, 'unavailable')) throw err;
+      log(`${(err as Error).message}; trying again in ${wait} s`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait * 1000);
+        stop.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+  }
+  return undefined;
+}

@@ -7,6 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile, chmod, readdir, mkdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI, startDaemonProcess } from '../helpers/daemon.js';
@@ -117,6 +118,39 @@ describe('post-build-hook', () => {
     } finally {
       await store.close();
       await d.stop();
+    }
+  });
+
+  it('drain --watch started before its daemon waits for it, then uploads what was queued', async () => {
+    const spool = join(tmp, 'spool-watch-first');
+    const sock = join(tmp, 'later.sock');
+    await writeFile(join(tmp, 'watch-first.txt'), `queued before the daemon ${Date.now()}\n`);
+    const path = (await runNix('nix-store', ['--add', join(tmp, 'watch-first.txt')])).stdout.toString().trim();
+    const q = await runCli(['hook', '--mode', 'queue', '--spool', spool], { env: { ...nixEnv(), OUT_PATHS: path, DRV_PATH: '' } });
+    assert.equal(q.code, 0, q.stderr);
+    const drain = spawn(process.execPath, [CLI, 'drain', '--watch', '--spool', spool, '--store', `grpc+unix://${sock}`], { stdio: ['ignore', 'ignore', 'pipe'], env: nixEnv() });
+    let log = '';
+    drain.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => drain.once('exit', (code) => r(code)));
+    let d: Awaited<ReturnType<typeof startDaemonProcess>> | undefined;
+    try {
+      for (let i = 0; i < 200 && !/trying again in/.test(log); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(log, /the store at grpc\+unix:\S+later\.sock: UNAVAILABLE.*; trying again in 1 s/);
+      assert.equal(drain.exitCode, null, 'still running');
+      const dataDir = join(tmp, 'watch-first-data');
+      d = await startDaemonProcess({ dataDir, args: ['--data', dataDir], extraArgs: ['--listen', `unix:${sock}`] });
+      for (let i = 0; i < 600 && (await readdir(spool)).some((n) => n.endsWith('.json')); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual((await readdir(spool)).filter((n) => n.endsWith('.json')), [], `spool drained:\n${log}`);
+      const store = openStore(sameAddr(d.addr));
+      try {
+        assert.deepEqual(await publishedPaths(store), [path]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      drain.kill('SIGTERM');
+      assert.equal(await exited, 0, log);
+      await d?.stop();
     }
   });
 
