@@ -68,6 +68,8 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
   // Objects are judged by their files' times: real time, whatever the policy's clock.
   const plan = new DiskPlan(root, marks, { graceCut: Date.now() - opts.graceMs, rewriteAbove: opts.rewriteAbove ?? 0.25, budgetBytes: Math.floor(memory * 0.25), scratchDir });
   const warnings: string[] = [];
+  /** Set once the delete phase may have begun: the epoch is bumped again at the end. */
+  let deleting = false;
   try {
     fence.init();
     await cleanScratch(fence.dir, scratchDir);
@@ -88,6 +90,9 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     log('gc: deciding what goes');
     await plan.planDirectories();
     await plan.planBlobs();
+    for (const p of plan.plans) {
+      if (p.damaged) warnings.push(`${p.kind === 'dir' ? 'directory' : 'blob'} pack ${p.pack.name}: index entry ${p.count} is damaged and whole entries follow it; the pack is kept as it is (run 'nix-castore fsck')`);
+    }
     // From here on, whatever is marked spares what the plans condemned.
     marks.recordLate();
     const doomedPaths = [...roots.paths.values()].filter((p) => !roots.decision.kept.has(p.key));
@@ -97,6 +102,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
 
     const rewritten = await rewritePacks(plan, warnings, log);
     opts.signal?.throwIfAborted();
+    deleting = true;
     await enterDeletePhase(layout, opts.putWaitMs ?? 5 * 60_000);
     const spared = await spareLate(layout, roots, marks, plan, rewritten.written);
     opts.signal?.throwIfAborted();
@@ -113,6 +119,9 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     r.bytes.reclaimed = r.bytes.before - r.bytes.after;
     return r;
   } finally {
+    // A process that looked at the epoch during the deletions cached what was
+    // about to go: a second bump, before Puts may run again, drops that too.
+    if (deleting) await writeFile(fence.epochFile, `${Number(fence.readEpoch()) + 1}\n`).catch(() => {});
     if (!opts.dryRun) {
       for (const f of [fence.deletingFile, fence.markingFile, fence.journalFile]) await rm(f, { force: true }).catch(() => {});
     }

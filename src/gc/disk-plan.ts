@@ -12,7 +12,7 @@ import { listPacks, type PackFile } from '../castore/disk/pack-gc.js';
 import { RecordSpill } from '../util/record-spill.js';
 import { DigestTable } from '../util/digest-table.js';
 import type { DigestLookup } from '../util/spilling-digest-set.js';
-import { forEachIndexEntry } from './pack-index-stream.js';
+import { damagedIndex, forEachIndexEntry } from './pack-index-stream.js';
 import type { Kind, Marks } from './marks.js';
 
 export type Fate = 'keep' | 'rewrite' | 'delete';
@@ -29,6 +29,8 @@ export interface PackPlan {
   liveBytes: number;
   fate: Fate;
   copied: boolean;
+  /** A bad index entry with good ones after it: the pack is kept whole (fail closed). */
+  damaged?: boolean;
 }
 
 export interface PlanOptions {
@@ -140,6 +142,7 @@ export class DiskPlan {
           rec.writeUInt32LE(length, 40);
           return this.entries[kind].add(rec);
         });
+        plan.damaged = await damagedIndex(dir, pack.name, plan.count);
       }
       plan.live = new Uint8Array((plan.count + 7) >> 3);
       this.plans.push(plan);
@@ -200,6 +203,8 @@ export class DiskPlan {
   private fateOf(p: PackPlan): Fate {
     const { pack } = p;
     if (pack.orphan) return pack.mtimeMs < this.opts.graceCut ? 'delete' : 'keep';
+    // Copying the entries before a damaged one and removing the pack would lose the acknowledged records after it.
+    if (p.damaged) return 'keep';
     if (p.liveCount === p.count || !pack.sealed || pack.mtimeMs >= this.opts.graceCut) return 'keep';
     if (p.liveBytes === 0) return 'delete';
     return 1 - p.liveBytes / Math.max(pack.bytes, 1) > this.opts.rewriteAbove ? 'rewrite' : 'keep';

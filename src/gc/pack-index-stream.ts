@@ -1,7 +1,7 @@
 // A pack's index read in chunks, entry by entry, without an object per
 // entry: a 1 GiB pack of small blobs has a million of them, and the
 // collector reads every index more than once.
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { INDEX_ENTRY, validIndexEntry } from '../castore/disk/pack-format.js';
 
@@ -38,5 +38,20 @@ export async function forEachIndexEntry(dir: string, name: string, fn: EntryFn, 
     }
   } finally {
     await h.close();
+  }
+}
+
+/**
+ * Whether pack `name`'s index holds whole entries after entry `count`, the
+ * first bad one: then that entry is damage, not a torn tail (a batch's
+ * entries are appended, and flushed, in order), and the records indexed
+ * after it were acknowledged to their writers.
+ */
+export async function damagedIndex(dir: string, name: string, count: number): Promise<boolean> {
+  try {
+    return (await stat(join(dir, `${name}.idx`))).size >= (count + 2) * INDEX_ENTRY;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
   }
 }

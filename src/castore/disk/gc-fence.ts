@@ -196,9 +196,12 @@ export class GcFence {
   async guardPut<T>(storeDigest: Uint8Array, store: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     this.init();
     const marker = join(this.puts, `${process.pid}-${nonce}-${(markerCount++).toString(36)}`);
+    // The marker names the path: a Put killed after storing its PathInfo and
+    // before journalling it leaves the marker, and the collector journals it.
+    const hex = Buffer.from(storeDigest).toString('hex');
     const deadline = Date.now() + PUT_WAIT_MS;
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
-      writeFileSync(marker, '', { flag: 'wx' });
+      writeFileSync(marker, hex, { flag: 'wx' });
       const pid = statePid(this.deletingFile);
       if (pid === undefined || !pidAlive(pid)) break;
       unlinkSync(marker);
@@ -210,14 +213,18 @@ export class GcFence {
       await this.sync();
       const result = await store();
       const marking = statePid(this.markingFile);
-      if (marking !== undefined && pidAlive(marking)) appendFileSync(this.journalFile, Buffer.from(storeDigest).toString('hex') + '\n');
+      if (marking !== undefined && pidAlive(marking)) appendFileSync(this.journalFile, hex + '\n');
       return result;
     } finally {
       unlinkSync(marker);
     }
   }
 
-  /** Markers of PathInfo Puts by live processes (for the collector); removes those of dead ones. */
+  /**
+   * Markers of PathInfo Puts by live processes (for the collector, while it
+   * marks); removes those of dead ones, first journalling the path each
+   * names: its Put may have stored the PathInfo before it died.
+   */
   livePuts(): string[] {
     let names: string[];
     try {
@@ -230,10 +237,20 @@ export class GcFence {
     for (const n of names) {
       if (pidAlive(Number(n.split('-')[0]))) live.push(n);
       else {
+        const file = join(this.puts, n);
+        let named: string;
         try {
-          unlinkSync(join(this.puts, n));
-        } catch {
-          // gone already
+          named = readFileSync(file, 'utf8');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // gone already
+          throw err;
+        }
+        // Failing to journal stops the collection (fail closed), with the marker still there.
+        if (/^[0-9a-f]{40}$/.test(named)) appendFileSync(this.journalFile, named + '\n');
+        try {
+          unlinkSync(file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         }
       }
     }
