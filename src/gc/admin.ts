@@ -1,8 +1,7 @@
 // Pins and collections of one store, as the CLI (on a local store) and the
 // daemon's AdminService (for remote callers) both use them.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { join } from 'node:path';
 import { diskLayout } from '../addr/open.js';
 import { CastoreError, invalid } from '../castore/errors.js';
 import { DiskPins, checkPinName } from '../store/backends/disk-retention.js';
@@ -89,23 +88,20 @@ export function diskAdmin(root: string, beforeCollect?: () => Promise<void>): Gc
     checkPinName(n);
     return n;
   };
+  /** With no collector deleting (GcFence.guard): the paths are there, and the pin written. */
+  const setPinFenced = async (pinName: string, paths: string[]): Promise<void> => {
+    const missing = paths.filter((p) => !present(p));
+    if (missing.length > 0) throw new CastoreError('precondition', `not in the store: ${missing.join(' ')}; pin ${pinName} not changed (copy the paths first)`);
+    await pins.set(pinName, paths);
+  };
   return {
     async setPin(pinName, storePaths) {
       name(pinName);
       const paths = pinPaths(pinName, storePaths);
-      const missing = paths.filter((p) => !present(p));
-      if (missing.length > 0) throw new CastoreError('precondition', `not in the store: ${missing.join(' ')}; pin ${pinName} not changed (copy the paths first)`);
-      const file = join(root, 'pins', pinName);
-      const previous = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
-      await pins.set(pinName, paths);
-      // A collector deciding meanwhile read the pins before this one: if it
-      // took a path, put the pin back as it was and say so.
-      const lost = paths.filter((p) => !present(p));
-      if (lost.length > 0) {
-        if (previous) await pins.set(pinName, (JSON.parse(previous) as { paths: string[] }).paths);
-        else await pins.remove(pinName);
-        throw new CastoreError('precondition', `collected while being pinned: ${lost.join(' ')}; pin ${pinName} not changed (copy the paths again, then pin them)`);
-      }
+      // Inside the fence, as a PathInfo Put: a collector's deletions never run
+      // meanwhile (it waits, or this waits for it), and one that is marking
+      // journals the paths, so its late look at the roots keeps them.
+      await layout.gc.guard(paths.map((p) => parseAbsolute(p).digest), () => setPinFenced(pinName, paths));
     },
     removePin: (pinName) => pins.remove(name(pinName)),
     listPins: () => pins.list(),

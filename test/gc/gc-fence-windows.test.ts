@@ -156,4 +156,42 @@ require('node:module').syncBuiltinESMExports();
     const fsck = await cli(['fsck', '--data', data, '--nar']);
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
   });
+
+  it('a pin added while the collector deletes waits for it, and never names a path it deleted', async () => {
+    const data = join(tmp, 'pin-window');
+    await oldTwinStore(data);
+    // The collector stalls (blocked, 4 s) after it read the pins and before it deletes: as it records what it deletes.
+    const preload = join(tmp, 'stall-at-record.cjs');
+    const note = join(tmp, 'stalled');
+    await writeFile(
+      preload,
+      `const fs = require('node:fs');
+const write = fs.writeFileSync;
+let done = false;
+fs.writeFileSync = function (file, ...rest) {
+  if (!done && String(file).includes('/gc/deleted/')) {
+    done = true;
+    write(${JSON.stringify(note)}, 'stalled');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 4000);
+  }
+  return write.call(this, file, ...rest);
+};
+require('node:module').syncBuiltinESMExports();
+`,
+    );
+    const gc = spawn(process.execPath, ['--require', preload, CLI, 'gc', '--data', data, '--keep-since', '1d', '--grace', '0'], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    gc.stdout!.on('data', (d) => (log += d));
+    gc.stderr!.on('data', (d) => (log += d));
+    const gcDone = new Promise<number | null>((r) => gc.once('exit', (code) => r(code)));
+    await until('the collector stalled in its delete phase', () => existsSync(note), () => log);
+    const pin = await cli(['pin', 'add', 'keepme', '--data', data, twin]);
+    assert.equal(await gcDone, 0, log);
+    assert.match(log, new RegExp(basename(twin)), 'the collector deleted the twin');
+    // The pin waited for the deletions and then found its path gone: refused, and no pin names it.
+    assert.notEqual(pin.code, 0, `pin add succeeded for a path the collector deleted:\n${pin.stdout}${pin.stderr}`);
+    assert.match(pin.stderr, /not in the store/);
+    const list = await cli(['pin', 'list', '--data', data, '--json']);
+    assert.doesNotMatch(list.stdout, /keepme/);
+  });
 });

@@ -193,12 +193,21 @@ export class GcFence {
    * collector deletes while it runs; `storeDigest` is journalled for a
    * collector that is marking.
    */
-  async guardPut<T>(storeDigest: Uint8Array, store: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  guardPut<T>(storeDigest: Uint8Array, store: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.guard([storeDigest], store, signal);
+  }
+
+  /**
+   * Runs `store`, which makes the store paths `storeDigests` roots (a
+   * PathInfo Put, a pin), as guardPut does: never while a collector
+   * deletes, and journalled for one that marks.
+   */
+  async guard<T>(storeDigests: Uint8Array[], store: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     this.init();
     const marker = join(this.puts, `${process.pid}-${nonce}-${(markerCount++).toString(36)}`);
-    // The marker names the path: a Put killed after storing its PathInfo and
-    // before journalling it leaves the marker, and the collector journals it.
-    const hex = Buffer.from(storeDigest).toString('hex');
+    // The marker names the paths: a Put killed after storing its PathInfo and
+    // before journalling it leaves the marker, and the collector journals them.
+    const hex = storeDigests.map((d) => Buffer.from(d).toString('hex') + '\n').join('');
     const deadline = Date.now() + PUT_WAIT_MS;
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
       writeFileSync(marker, hex, { flag: 'wx' });
@@ -213,7 +222,7 @@ export class GcFence {
       await this.sync();
       const result = await store();
       const marking = statePid(this.markingFile);
-      if (marking !== undefined && pidAlive(marking)) appendFileSync(this.journalFile, hex + '\n');
+      if (marking !== undefined && pidAlive(marking)) appendFileSync(this.journalFile, hex);
       return result;
     } finally {
       unlinkSync(marker);
@@ -246,7 +255,7 @@ export class GcFence {
           throw err;
         }
         // Failing to journal stops the collection (fail closed), with the marker still there.
-        if (/^[0-9a-f]{40}$/.test(named)) appendFileSync(this.journalFile, named + '\n');
+        if (/^([0-9a-f]{40}\n)+$/.test(named)) appendFileSync(this.journalFile, named);
         try {
           unlinkSync(file);
         } catch (err) {
