@@ -77,6 +77,7 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     if (left !== undefined && !pidAlive(left)) warnings.push(`a previous collection (pid ${left}) was killed while deleting; this one finishes its work`);
     const before = await diskUsage(root);
     if (!opts.dryRun) {
+      if (!lock.stillHeld()) throw new Error(LOST_LOCK);
       await rm(fence.journalFile, { force: true });
       await writeFile(fence.markingFile, `${process.pid}\n`);
     }
@@ -102,11 +103,12 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
 
     const rewritten = await rewritePacks(plan, warnings, log);
     opts.signal?.throwIfAborted();
+    if (!lock.stillHeld()) throw new Error(LOST_LOCK);
     deleting = true;
     await enterDeletePhase(layout, opts.putWaitMs ?? 5 * 60_000);
     const spared = await spareLate(layout, roots, marks, plan, rewritten.written);
     opts.signal?.throwIfAborted();
-    if (!lock.stillHeld()) throw new Error('another collector took the lock over; nothing was deleted');
+    if (!lock.stillHeld()) throw new Error(LOST_LOCK);
 
     log('gc: deleting');
     const deletedPaths = doomedPaths.filter((p) => !spared.has(p.key));
@@ -122,7 +124,8 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     // A process that looked at the epoch during the deletions cached what was
     // about to go: a second bump, before Puts may run again, drops that too.
     if (deleting) await writeFile(fence.epochFile, `${Number(fence.readEpoch()) + 1}\n`).catch(() => {});
-    if (!opts.dryRun) {
+    // The collector's state files are the lock holder's: one that lost the lock leaves them to the holder.
+    if (!opts.dryRun && lock.stillHeld()) {
       for (const f of [fence.deletingFile, fence.markingFile, fence.journalFile]) await rm(f, { force: true }).catch(() => {});
     }
     await plan.dispose().catch(() => {});
@@ -132,6 +135,8 @@ export async function collectDisk(root: string, opts: DiskGcOptions): Promise<Gc
     lock.release();
   }
 }
+
+const LOST_LOCK = 'another collector took the lock over; nothing was deleted';
 
 /** Fence: no PathInfo Put runs from here until the deletions are done. */
 async function enterDeletePhase(layout: DiskLayout, putWaitMs: number): Promise<void> {
