@@ -14,6 +14,14 @@ import { GrpcError } from './status.js';
 /** Receive window per stream and per connection; 64 KiB ones stall big Reads (see channel.ts). */
 const WINDOW_BYTES = 32 * 1024 * 1024;
 const WAIT_CONNECT_MS = 10_000;
+/**
+ * While calls are in flight the server is PINGed this often; a PING not
+ * answered by the next one ends the session (its calls fail UNAVAILABLE,
+ * and are retried on a new one): a stopped daemon, or a listener that is
+ * not one, would otherwise hold a copy for ever. NIX_CASTORE_PING_MS sets
+ * it (tests).
+ */
+const PING_MS = Number(process.env.NIX_CASTORE_PING_MS) || 20_000;
 const USER_AGENT = 'nix-castore/0.1.0 (node:http2)';
 
 /** A method with its request headers built once, rather than per call. */
@@ -163,9 +171,34 @@ export class H2Connection {
     s.on('goaway', forget);
     s.on('close', forget);
     s.once('connect', () => s.setLocalWindowSize(WINDOW_BYTES));
+    this.watch(s);
     if (this.active === 0) s.unref();
     this.streamsLeft = STREAMS_PER_SESSION;
     return s;
+  }
+
+  /** Ends `s` once a PING sent while calls were in flight goes unanswered for PING_MS. */
+  private watch(s: http2.ClientHttp2Session): void {
+    let unanswered = false;
+    const tick = setInterval(() => {
+      if (this.active === 0 || s.destroyed) {
+        unanswered = false;
+        return;
+      }
+      if (unanswered) {
+        this.lastError = `no answer from ${this.addr} in ${Math.round((2 * PING_MS) / 1000)} s (a daemon stopped, or something else listening there)`;
+        s.destroy(new Error(this.lastError));
+        return;
+      }
+      unanswered = true;
+      try {
+        s.ping((err) => void (err ? undefined : (unanswered = false)));
+      } catch {
+        // not connected yet: unanswered, as far as the next tick is concerned
+      }
+    }, PING_MS);
+    tick.unref();
+    s.once('close', () => clearInterval(tick));
   }
 
   private socket(): net.Socket {
