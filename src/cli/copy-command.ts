@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { realpathSync } from 'node:fs';
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { STORE_DIR, parseBasename } from '../nix/store-path.js';
 import { nixPathInfoJson } from '../upload/nix-cli.js';
 import { parse, UsageError, type Command } from '../util/usage.js';
@@ -97,6 +98,14 @@ export const copyCommand: Command = {
     const closure = await readClosure(values, positionals);
     const key = config.signKeyFile ? await readSigningKey(config.signKeyFile) : undefined;
 
+    // Before anything is uploaded: a manifest that cannot be written fails the run at its very end otherwise.
+    if (values.manifest) {
+      try {
+        accessSync(dirname(resolve(values.manifest)), constants.W_OK);
+      } catch (err) {
+        throw new UsageError(`--manifest ${values.manifest}: cannot write there (${(err as Error).message})`);
+      }
+    }
     const store = openConfiguredStore(config);
     const progress = progressReporter(process.stderr, values.quiet === true || values.json === true);
     try {
@@ -113,7 +122,13 @@ export const copyCommand: Command = {
         if (values.quiet || values.json) for (const f of report.failed) console.error(`copy: FAILED ${f.path}: ${f.reason}`);
         return 1;
       }
-      if (values.manifest) await writeManifest(values.manifest, await buildManifest(store, closure));
+      if (values.manifest) {
+        try {
+          await writeManifest(values.manifest, await buildManifest(store, closure));
+        } catch (err) {
+          throw new Error(`--manifest ${values.manifest}: ${(err as Error).message} (every path was copied)`);
+        }
+      }
       return 0;
     } finally {
       progress.finish();

@@ -22,10 +22,11 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr, qu
   let toRead = 0;
   let read = 0;
   let timer: NodeJS.Timeout | undefined;
-  const line = (): string => {
+  let finished = false;
+  const line = (final = false): string => {
     const secs = (Date.now() - t0) / 1000;
     const rate = read / Math.max(secs, 0.001);
-    const eta = rate > 0 && toRead > read ? ` ETA ${fmtDuration((toRead - read) / rate)}` : '';
+    const eta = !final && rate > 0 && toRead > read ? ` ETA ${fmtDuration((toRead - read) / rate)}` : '';
     return `copy: ${done}/${total} paths, ${fmtBytes(read)}/${fmtBytes(toRead)} read, ${fmtBytes(rate)}/s${eta}`;
   };
   const draw = () => stream.write(`\r\x1b[K${line()}`);
@@ -53,9 +54,12 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr, qu
       else if (outcome === 'uploaded' && !tty) print(`copy: uploaded ${path} (${fmtBytes(detail.bytesRead)})`);
     },
     log: (msg) => print(`copy: ${msg}`),
+    /** Ends the live line with its final state; once (copy calls it on success and again on its way out). */
     finish() {
+      if (finished) return;
+      finished = true;
       if (timer) clearInterval(timer);
-      if (tty && !quiet) stream.write(`\r\x1b[K${line()}\n`);
+      if (tty && !quiet) stream.write(`\r\x1b[K${line(true)}\n`);
     },
   };
 }

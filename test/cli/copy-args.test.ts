@@ -4,6 +4,7 @@
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -44,6 +45,12 @@ it('refuses what is not a store path on this machine, saying what it takes', () 
     assert.match(r.stderr, message, arg);
     assert.doesNotMatch(r.stderr, /flake|substitut|download/i, arg);
   }
+  // A manifest that cannot be written is refused before anything is uploaded.
+  const target = join(tmp, 'would-be-store');
+  const m = spawnSync(process.execPath, [CLI, 'copy', '-q', '--manifest', join(tmp, 'no', 'such', 'dir', 'm.json'), '--store', `file://${target}`, storePath], { encoding: 'utf8', env: nixEnv() });
+  assert.equal(m.status, 2, m.stderr);
+  assert.match(m.stderr, /--manifest \S+m\.json: cannot write there/);
+  assert.equal(existsSync(target), false, 'nothing was uploaded');
   const key = copy('--key', 'closure', storePath);
   assert.equal(key.status, 2, key.stderr);
   assert.match(key.stderr, /--key applies to --attrs, not to store paths/);
