@@ -51,6 +51,10 @@ function fileSource(dir: string): CacheSource {
       } catch (err) {
         throw new SourceError(`cannot list ${dir}: ${(err as Error).message}`);
       }
+      // `nix copy --to file://` always writes nix-cache-info: without it (and any narinfo) this is not a binary cache.
+      if (!names.includes('nix-cache-info') && !names.some((n) => n.endsWith('.narinfo'))) {
+        throw new SourceError(`${dir} is not a Nix binary cache: it has no nix-cache-info and no .narinfo files`);
+      }
       for (const n of names.sort()) {
         const m = /^(.{32})\.narinfo$/.exec(n);
         if (m && HASH_RE.test(m[1])) yield m[1];

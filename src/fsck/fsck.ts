@@ -16,7 +16,7 @@
 //
 // Shard directories are listed one at a time and objects checked a few at
 // a time; references go to a DigestSpill, so memory stays bounded however
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { forEachLimit, iterate } from '../util/for-each-limit.js';
 import { checkPacks } from './pack-check.js';
 import { DiskCheckState } from './disk-state.js';
@@ -62,6 +62,10 @@ export class StoreChecker {
       throw new Error(`cannot read the store at ${this.s.root}: ${message(err)}`);
     });
     if (!st.isDirectory()) throw new Error(`${this.s.root} is not a directory`);
+    // Files, but none of a store's own (a binary cache, a parent directory): not a store found clean. Empty: a fresh store.
+    const own = ['blobs', 'packs', 'directory-packs', 'directories', 'pathinfo', 'gc', 'tmp', 'access'];
+    const names = await readdir(this.s.root);
+    if (names.length > 0 && !names.some((n) => own.includes(n))) throw new Error(`${this.s.root} holds no castore (none of ${own.join('/, ')}/)`);
     try {
       await this.listing.checkTemps();
       await forEachLimit(this.listing.objects('blobs', HEX64), this.s.concurrency, (o) => this.blobChecks.check(o.name, o.rel));

@@ -5,7 +5,7 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../helpers/daemon.js';
@@ -28,6 +28,28 @@ it('stats, path-info, nar, gc and pin refuse a store directory that does not exi
       assert.match(r.stderr, new RegExp(`there is no store at ${missing}: ${args[0]} works on an existing one`));
       assert.equal(existsSync(missing), false, `${args.join(' ')} created ${missing}`);
     }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+it('fsck of a directory that is not a castore (a binary cache) and import from one that is not a binary cache say so', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'not-a-store-'));
+  try {
+    const cache = join(tmp, 'cache');
+    await mkdir(join(cache, 'nar'), { recursive: true });
+    await writeFile(join(cache, 'nix-cache-info'), 'StoreDir: /nix/store\n');
+    const fsck = spawnSync(process.execPath, [CLI, 'fsck', '--data', cache], { encoding: 'utf8' });
+    assert.notEqual(fsck.status, 0, fsck.stdout);
+    assert.match(fsck.stderr, /holds no castore/);
+    const empty = join(tmp, 'empty');
+    await mkdir(empty);
+    const imp = spawnSync(process.execPath, [CLI, 'import', '--store', `file://${join(tmp, 'store')}`, empty], { encoding: 'utf8' });
+    assert.equal(imp.status, 2, imp.stderr);
+    assert.match(imp.stderr, /is not a Nix binary cache: it has no nix-cache-info and no \.narinfo files/);
+    // An empty directory is a fresh store: fsck finds it clean.
+    const fresh = spawnSync(process.execPath, [CLI, 'fsck', '--data', empty], { encoding: 'utf8' });
+    assert.equal(fresh.status, 0, fresh.stderr);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
