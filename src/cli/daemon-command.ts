@@ -52,7 +52,7 @@ Options:
                            ones). BLOB_SERVICE_ADDR,
                            DIRECTORY_SERVICE_ADDR, PATH_INFO_SERVICE_ADDR
                            set one service each, as for tvix-store.
-      --max-message-size N largest accepted gRPC message in bytes (default 4194304).
+      --max-message-size N largest accepted gRPC message in bytes (default 4M).
       --drain-spool DIR    upload what 'nix-castore hook --mode queue' queued in
                            DIR into this store, now and as new builds arrive
                            (failed entries are retried with backoff).
@@ -205,7 +205,7 @@ export const daemonCommand: Command = {
       parseAddr(a);
       if (servesItself(a, listen)) throw new UsageError(`the daemon would forward to itself: ${a} is one of its own listen addresses`);
     }
-    const maxMessageBytes = positiveIntFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
+    const maxMessageBytes = byteSizeFlag(values['max-message-size'], '--max-message-size', 4 * 1024 * 1024);
     const socketMode = values['socket-mode'] === undefined ? 0o660 : octal(values['socket-mode']);
     let readOnly = values['read-only'] === true;
     const limits = {

@@ -29,7 +29,7 @@ A daemon started with --auth-token-file takes writes only with its token:
 set NIX_CASTORE_AUTH_TOKEN_FILE to a file holding it.
 
 Exit status: 0 when the queue is empty, 1 when entries remain (failed or
-waiting for a retry).`;
+waiting for a retry), 2 bad usage (a flag, a token file that cannot be read).`;
 
 export const drainCommand: Command = {
   name: 'drain',

@@ -4,8 +4,8 @@ import { parseAddr } from '../addr/parse.js';
 import { fsck, formatBytes, type Finding, type FsckCounts } from '../fsck/fsck.js';
 import type { ScaleoutFsckCounts } from '../fsck/scaleout-fsck.js';
 
-const HELP = `Usage: nix-castore fsck [--data DIR | --store file:///DIR] [--nar] [--json]
-       nix-castore fsck --store s3://BUCKET/PREFIX?index=postgres://… [--verify-blobs] [--nar] [--json]
+const HELP = `Usage: nix-castore fsck [--data DIR | --store file:///DIR] [--nar] [--jobs N] [--json]
+       nix-castore fsck --store s3://BUCKET/PREFIX?index=postgres://… [--verify-blobs] [--nar] [--jobs N] [--json]
 
 Checks an on-disk store (read-only; a daemon may keep serving it):
   * every blob hashes (BLAKE3) to its name; every packed blob or directory

@@ -3,7 +3,7 @@ import { diskAdmin, policyOf, type GcRequest } from '../gc/admin.js';
 import { formatReport, type GcReport } from '../gc/report.js';
 import { maintenanceTarget } from './store-root.js';
 
-const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+… | --store s3://…] [--keep-since D] [--max-size S] [--memory S] [--dry-run] [--json]
+const HELP = `Usage: nix-castore gc [--data DIR | --store file:///DIR | --store grpc+… | --store s3://…] [--keep-since D] [--max-size S] [--grace D] [--memory S] [--dry-run] [--json]
 
 Deletes what the retention policy does not keep, and returns the space.
 Kept: every pinned path ('nix-castore pin'), every path pushed or read

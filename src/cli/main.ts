@@ -40,15 +40,22 @@ function mainHelp(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    "Run 'nix-castore <command> --help' for a command's options.",
+    "Run 'nix-castore <command> --help' (or 'nix-castore help <command>') for a command's options;",
+    "'nix-castore --version' for the version.",
   ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  // 'help COMMAND' is 'COMMAND --help'.
+  if (name === 'help' && rest.length > 0) return main([rest[0], '--help']);
+  if (!name) {
+    console.error(mainHelp()); // a usage error: on stderr, exit 2
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(mainHelp());
-    return name ? 0 : 2;
+    return 0;
   }
   if (name === '--version') {
     console.log('nix-castore 0.1.0');

@@ -41,6 +41,8 @@ input or usage.`;
  * Sub-paths are refused. Throws UsageError.
  */
 export function parseStorePathArg(arg: string): StorePath {
+  // As a shell's completion leaves it: /nix/store/…-name/ or ./result/.
+  if (arg.length > 1) arg = arg.replace(/\/+$/, '');
   const direct = tryParse(arg);
   if (direct) return direct;
   let target: string | undefined;

@@ -7,8 +7,8 @@ import { parseStorePathArg } from './path-info-command.js';
 import { maintenanceTarget } from './store-root.js';
 
 const HELP = `Usage: nix-castore pin add NAME STOREPATH... [--data DIR | --store file:///DIR | --store grpc+…]
-       nix-castore pin list [--json]
-       nix-castore pin rm NAME
+       nix-castore pin list [--json] [same --data / --store]
+       nix-castore pin rm NAME [same --data / --store]
 
 Pins are named roots: 'nix-castore gc' keeps pinned paths, and their
 closures, whatever their age. 'pin add' replaces NAME's previous set of

@@ -14,6 +14,20 @@ describe('nix-castore CLI', () => {
     assert.match(r.stdout, /Usage: nix-castore <command>/);
     assert.match(r.stdout, /daemon/);
   });
+  it("'help COMMAND' is COMMAND's help; no command at all is a usage error (help on stderr, exit 2)", () => {
+    const h = run('help', 'gc');
+    assert.equal(h.status, 0, h.stderr);
+    assert.match(h.stdout, /^Usage: nix-castore gc /);
+    const none = run();
+    assert.equal(none.status, 2);
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /Usage: nix-castore <command>[^]*--version/);
+  });
+  it('a store path with a trailing slash (as completion leaves it) is taken', () => {
+    const r = run('path-info', '--store', 'memory://', `/nix/store/${'a'.repeat(32)}-trailing/`);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /aaaa-trailing is not in the store/);
+  });
   it('every command listed in the main help answers --help and -h with its usage, exit 0', () => {
     const names = [...run('--help').stdout.matchAll(/^  ([a-z-]+)  /gm)].map((m) => m[1]);
     assert.ok(names.length >= 13, `commands in the main help: ${names}`);

@@ -76,7 +76,7 @@ it('a daemon takes 3,000 small blobs in a few dozen calls; a second run finds th
 });
 
 it("batches stay within the daemon's message size limit", async () => {
-  const d = await startDaemonProcess({ args: ['--store', 'memory://', '--max-message-size', String(1 << 20)] });
+  const d = await startDaemonProcess({ args: ['--store', 'memory://', '--max-message-size', '1M'] });
   const grpcBlobs = blobServiceFromAddr(d.addr);
   try {
     const batches = (await grpcBlobs.batches!())!;
