@@ -7,7 +7,13 @@ const HELP = `Usage: nix-castore health [--wait SECONDS] ADDR
 Asks the daemon at ADDR (grpc+unix:///abs/socket or grpc+http://host:port)
 for its grpc.health.v1 status. Exits 0 when it answers SERVING, 1 otherwise.
 With --wait, keeps asking until it does or the time is up — for scripts
-(and Nix builds) that start a daemon and must wait for it.`;
+(and Nix builds) that start a daemon and must wait for it.
+
+Options:
+      --wait S   keep asking for up to S seconds
+  -h, --help     show this help
+
+Exit status: 0 SERVING, 1 not serving or unreachable, 2 bad usage.`;
 
 export const healthCommand: Command = {
   name: 'health',

@@ -14,7 +14,8 @@ export function checkHealth(target: string, tls = false, timeoutMs = 2000): Prom
       {},
       { deadline: Date.now() + timeoutMs },
       (err, res) => {
-        if (err) return resolve(`unreachable: ${err.details || err.message}`);
+        // grpc-js's details end with its resolver's notes ('. Resolution note: '): the cause is enough.
+        if (err) return resolve(`unreachable: ${(err.details || err.message).replace(/^No connection established\. Last error: (Error: )?/, '').replace(/\.? ?Resolution note: .*$/, '')}`);
         // HealthCheckResponse{status = 1: enum}: 08 <status>, or empty for UNKNOWN.
         resolve(STATUS[res && res.length >= 2 && res[0] === 0x08 ? res[1] : 0] ?? 'UNKNOWN');
       },

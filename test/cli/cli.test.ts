@@ -23,6 +23,12 @@ describe('nix-castore CLI', () => {
     assert.equal(none.stdout, '');
     assert.match(none.stderr, /Usage: nix-castore <command>[^]*--version/);
   });
+  it('health of an address nobody serves: exit 1 with the cause, without grpc-js resolver notes', () => {
+    const r = run('health', 'grpc+unix:///nonexistent/nix-castore-health.sock');
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /is not serving \(unreachable: connect ENOENT \/nonexistent\/nix-castore-health\.sock\)/);
+    assert.doesNotMatch(r.stderr, /Resolution note|No connection established/);
+  });
   it('a store path with a trailing slash (as completion leaves it) is taken', () => {
     const r = run('path-info', '--store', 'memory://', `/nix/store/${'a'.repeat(32)}-trailing/`);
     assert.equal(r.status, 1, r.stderr);
