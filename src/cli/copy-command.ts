@@ -45,7 +45,8 @@ Options:
                             file:///abs/dir (no daemon), grpc+unix:///socket.
   -j, --jobs N              store paths ingested at once (default 4)
       --sign-key-file FILE  sign each PathInfo with this Nix secret key
-                            (name:base64, from 'nix key generate-secret')
+                            (name:base64, from 'nix key generate-secret'),
+                            also those already in the store unsigned by it
       --size-formula F      DirectoryNode.size formula: auto (probe the
                             daemon; default), head (2n+S), legacy (n+S)
       --json                print a JSON summary on stdout
@@ -114,7 +115,7 @@ export const copyCommand: Command = {
       if (values.json) console.log(JSON.stringify(report, null, 2));
       else if (!values.quiet) {
         console.error(
-          `copy: ${report.uploaded.length} uploaded, ${report.skipped.length} already present, ${report.failed.length} failed; ` +
+          `copy: ${report.uploaded.length} uploaded, ${report.skipped.length} already present${report.signed.length > 0 ? ` (${report.signed.length} of them signed now)` : ''}, ${report.failed.length} failed; ` +
             `${report.blobsSent} blobs sent (${report.bytesSent} bytes${report.blobsAsDeltas > 0 ? `; ${report.blobsAsDeltas} as deltas, ${report.bytesReused} bytes taken from blobs the store had` : ''}${report.blobsReadByStore > 0 ? `; ${report.blobsReadByStore} read from their files by the daemon, ${report.bytesReadByStore} bytes` : ''}), ${report.blobsSkipped} already stored, in ${report.seconds.toFixed(1)}s`,
         );
       }

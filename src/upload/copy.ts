@@ -9,7 +9,8 @@ import type { Closure, ClosureEntry } from '../closure/closure.js';
 import { topoOrder } from '../closure/closure.js';
 import { absolute, basename } from '../nix/store-path.js';
 import { formatNix32 } from '../nix/hash.js';
-import type { SecretKey } from '../nix/signature.js';
+import { fingerprint, sign, type SecretKey } from '../nix/signature.js';
+import type { PathInfo } from '../store/messages.js';
 import type { SizeFormula } from '../castore/directory.js';
 import { putClosure } from '../castore/directory-service.js';
 import { ingestPath } from './ingest.js';
@@ -51,6 +52,8 @@ export interface CopyEvents {
 export interface CopyReport {
   uploaded: string[];
   skipped: string[];
+  /** Of `skipped`, those whose PathInfo this run signed (signingKey; the store had no signature by that key). */
+  signed: string[];
   /** `missingContent`: refused for content the store lacks (internal, for another round). */
   failed: { path: string; reason: string; missingContent?: boolean }[];
   bytesRead: number;
@@ -96,6 +99,7 @@ export async function copyClosure(opts: CopyOptions): Promise<CopyReport> {
     const before = new Set(report.skipped);
     report.uploaded.push(...again.uploaded);
     report.skipped.push(...again.skipped.filter((p) => !before.has(p) && !report.uploaded.includes(p)));
+    report.signed.push(...again.signed.filter((p) => !report.signed.includes(p)));
     report.failed = again.failed;
     report.bytesRead += again.bytesRead;
     report.narBytesHashedOffThread += again.narBytesHashedOffThread;
@@ -122,23 +126,41 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
 
   // 1. Which paths does the store have already?
   const present = new Set<string>();
+  /** Present paths with no signature by signingKey: signed below. */
+  const unsigned: { e: ClosureEntry; info: PathInfo }[] = [];
   const lookups = new Limiter(LOOKUP_CONCURRENCY);
   await Promise.all(
     ordered.map((e) =>
       lookups.run(async () => {
-        if (await withRetry(`PathInfo Get ${absolute(e.path)}`, () => store.pathInfos.get(e.path.digest), retry, log)) {
-          present.add(basename(e.path));
-        }
+        const info = await withRetry(`PathInfo Get ${absolute(e.path)}`, () => store.pathInfos.get(e.path.digest), retry, log);
+        if (!info) return;
+        present.add(basename(e.path));
+        if (opts.signingKey && !info.narinfo?.signatures.some((s) => s.name === opts.signingKey!.name)) unsigned.push({ e, info });
       }),
     ),
   );
   const todo = ordered.filter((e) => !present.has(basename(e.path)));
   opts.events?.start?.(ordered.length, todo.length, todo.reduce((s, e) => s + (e.narSize ?? 0), 0));
-  const report: CopyReport = { uploaded: [], skipped: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsAsDeltas: 0, bytesReused: 0, blobsReadByStore: 0, bytesReadByStore: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
+  const report: CopyReport = { uploaded: [], skipped: [], signed: [], failed: [], bytesRead: 0, narBytesHashedOffThread: 0, bytesSent: 0, blobsSent: 0, blobsAsDeltas: 0, bytesReused: 0, blobsReadByStore: 0, bytesReadByStore: 0, blobsSkipped: 0, seconds: 0, peakRssMiB: 0, cpuSeconds: { user: 0, system: 0 } };
   for (const e of ordered) {
     if (present.has(basename(e.path))) {
       report.skipped.push(absolute(e.path));
       opts.events?.pathDone?.(absolute(e.path), 'skipped', { bytesRead: 0 });
+    }
+  }
+
+  // A key given now signs what the store had unsigned, as it would have signed the upload.
+  for (const { e, info } of unsigned) {
+    const signed = signedPathInfo(e, info, opts.signingKey!);
+    if (typeof signed === 'string') {
+      log(`${absolute(e.path)}: not signed: ${signed}`);
+      continue;
+    }
+    try {
+      await withRetry(`PathInfo Put ${absolute(e.path)}`, () => store.pathInfos.put(signed), retry, log);
+      report.signed.push(absolute(e.path));
+    } catch (err) {
+      log(`${absolute(e.path)}: not signed: ${(err as Error).message}`);
     }
   }
 
@@ -259,4 +281,19 @@ function makeUploads(opts: CopyOptions, todo: ClosureEntry[], retry: RetryPolicy
     return uploads;
   }
   return new BlobUploader(opts.store.blobs, BLOB_CONCURRENCY, retry, log);
+}
+
+/**
+ * `info` (what the store has for `e`) with a signature by `key` added, or
+ * why not: a signature vouches for Nix's NAR hash and size, so the store's
+ * must be those Nix has for the path.
+ */
+function signedPathInfo(e: ClosureEntry, info: PathInfo, key: SecretKey): PathInfo | string {
+  const ni = info.narinfo;
+  if (!ni) return 'the store has no NAR hash for it';
+  if (e.narHash && !Buffer.from(e.narHash).equals(Buffer.from(ni.narSha256))) return `the store's NAR hash is not Nix's (${formatNix32(ni.narSha256)} against ${formatNix32(e.narHash)})`;
+  if (e.narSize !== undefined && e.narSize !== ni.narSize) return `the store's NAR size ${ni.narSize} is not Nix's ${e.narSize}`;
+  if (!e.narHash || e.narSize === undefined) return 'Nix did not say its NAR hash and size (a closure file without them)';
+  const sig = sign(fingerprint(e.path, ni.narSha256, ni.narSize, e.references), key);
+  return { ...info, narinfo: { ...ni, signatures: [...ni.signatures, sig] } };
 }

@@ -129,6 +129,36 @@ describe('copy without a daemon', () => {
   });
 
 
+  it('a key given to a later copy signs what the store already had unsigned, once', async () => {
+    const sk = (await runNix('nix', ['key', 'generate-secret', '--key-name', 'castore-later-1'])).stdout.toString().trim();
+    const pk = parsePublicKey(execFileSync('nix', ['key', 'convert-secret-to-public'], { input: sk, env: nixEnv() }).toString().trim());
+    const skFile = join(tmp, 'later.key');
+    await writeFile(skFile, sk);
+    const dir = join(tmp, 'signed-later');
+    const first = await runCli(['copy', '--json', '--store', fileAddr(dir), fx.top]);
+    assert.equal(first.code, 0, first.stderr);
+    const second = await runCli(['copy', '--json', '--store', fileAddr(dir), '--sign-key-file', skFile, fx.top]);
+    assert.equal(second.code, 0, second.stderr);
+    const r = JSON.parse(second.stdout);
+    assert.deepEqual(r.uploaded, []);
+    assert.deepEqual([...r.signed].sort(), [...fx.closure].sort());
+    const store = openStore(sameAddr(fileAddr(dir)));
+    try {
+      for (const path of fx.closure) {
+        const sp = parseAbsolute(path);
+        const info = (await store.pathInfos.get(sp.digest))!;
+        const fp = fingerprint(sp, info.narinfo!.narSha256, info.narinfo!.narSize, info.narinfo!.referenceNames.map((n) => parseBasename(n)));
+        const sig = info.narinfo!.signatures.find((s) => s.name === 'castore-later-1');
+        assert.ok(sig && verify(fp, sig, pk), `${path}: signed now, and the signature verifies`);
+      }
+    } finally {
+      await store.close();
+    }
+    const third = await runCli(['copy', '--json', '--store', fileAddr(dir), '--sign-key-file', skFile, fx.top]);
+    assert.equal(third.code, 0, third.stderr);
+    assert.deepEqual(JSON.parse(third.stdout).signed, [], 'signed once');
+  });
+
   it('into a file:// store directly, then served by a daemon on that directory', async () => {
     const dir = join(tmp, 'direct-store');
     const manifestFile = join(tmp, 'manifest.json');
