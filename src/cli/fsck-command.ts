@@ -1,8 +1,11 @@
 import { resolve } from 'node:path';
 import { parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
 import { parseAddr } from '../addr/parse.js';
-import { fsck, formatBytes, type Finding, type FsckCounts } from '../fsck/fsck.js';
+import { StoreChecker, formatBytes, type Finding, type FsckCounts } from '../fsck/fsck.js';
 import type { ScaleoutFsckCounts } from '../fsck/scaleout-fsck.js';
+
+/** How often fsck says how far it got (NIX_CASTORE_PROGRESS_MS: tests). */
+const PROGRESS_MS = Number(process.env.NIX_CASTORE_PROGRESS_MS) || 5000;
 
 const HELP = `Usage: nix-castore fsck [--data DIR | --store file:///DIR] [--nar] [--jobs N] [--json]
        nix-castore fsck --store s3://BUCKET/PREFIX?index=postgres://… [--verify-blobs] [--nar] [--jobs N] [--json]
@@ -114,7 +117,18 @@ export const fsckCommand: Command = {
       return counts.errors === 0 ? 0 : 1;
     }
     const root = target.root;
-    const counts = await fsck(root, { nar, concurrency, onFinding });
+    const checker = new StoreChecker(root, { nar, concurrency, onFinding });
+    // A large store takes minutes: say how far it got every few seconds (on stderr; not with --json).
+    const progress = json ? undefined : setInterval(() => {
+      const c = checker.counts;
+      console.error(`fsck: ${c.blobs} blobs (${(c.blobBytes / 2 ** 20).toFixed(0)} MiB), ${c.directories} directories, ${c.pathInfos} PathInfos${nar ? `, ${c.nars} NARs` : ''} checked so far`);
+    }, PROGRESS_MS);
+    let counts: FsckCounts;
+    try {
+      counts = await checker.run();
+    } finally {
+      clearInterval(progress);
+    }
     if (json) {
       console.log(JSON.stringify({ ok: counts.errors === 0, store: root, counts, problems: problems.map(strip), warnings: warnings.map(strip) }, null, 2));
     } else {

@@ -120,6 +120,16 @@ describe('nix-castore fsck', () => {
     assert.equal(report.counts.orphanedBlobs, 0);
   });
 
+  it('says how far it got while it runs (on stderr), not with --json', async () => {
+    const env = { ...process.env, NIX_CASTORE_PROGRESS_MS: '20' };
+    const r = await runCli(['fsck', '--data', clean, '--nar'], { env });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /^fsck: \d+ blobs \(\d+ MiB\), \d+ directories, \d+ PathInfos, \d+ NARs checked so far$/m);
+    const j = await runCli(['fsck', '--data', clean, '--nar', '--json'], { env });
+    assert.equal(j.code, 0, j.stderr);
+    assert.doesNotMatch(j.stderr, /checked so far/);
+  });
+
   it('--store file:///DIR is the same as --data DIR; other addresses are refused (exit 2)', async () => {
     const r = await runCli(['fsck', '--store', `file://${clean}`, '--json']);
     assert.equal(r.code, 0, r.stderr);
