@@ -60,7 +60,13 @@ async function copyAndCheck(store: string, countedAt = store): Promise<void> {
 
 describe('nix-castore stats', () => {
   it('file://', async () => {
-    await copyAndCheck(fileAddr(join(tmp, 'file-store')));
+    const dir = join(tmp, 'file-store');
+    // A directory that does not exist is no store (a mistyped path); an empty one is a fresh store.
+    const missing = await runCli(['stats', '--json', '--store', fileAddr(dir)]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /there is no store at/);
+    await mkdir(dir);
+    await copyAndCheck(fileAddr(dir));
   });
 
   it('a daemon on file://, and its directory counted directly', async () => {
