@@ -18,24 +18,12 @@ export function scaleoutAdmin(addr: string): GcAdmin & { close(): Promise<void> 
       await pins.close();
     }
   };
-  const missing = (paths: string[]) => withPins(async (pins) => {
-    const have = await pins.present(paths.map((p) => Buffer.from(parseAbsolute(p).digest)));
-    return paths.filter((p) => !have.has(Buffer.from(parseAbsolute(p).digest).toString('hex')));
-  });
   return {
     async setPin(name, storePaths) {
       checkPinName(name);
       const paths = pinPaths(name, storePaths);
-      const absent = await missing(paths);
+      const absent = await withPins((pins) => pins.setIfPresent(name, paths, paths.map((p) => Buffer.from(parseAbsolute(p).digest))));
       if (absent.length > 0) throw new CastoreError('precondition', `not in the store: ${absent.join(' ')}; pin ${name} not changed (copy the paths first)`);
-      const previous = await withPins((pins) => pins.get(name));
-      await withPins((pins) => pins.set(name, paths));
-      // A collector past its fence read the pins before this one: if it took a path, put the pin back.
-      const lost = await missing(paths);
-      if (lost.length > 0) {
-        await withPins(async (pins) => (previous ? pins.set(name, previous) : void (await pins.remove(name))));
-        throw new CastoreError('precondition', `collected while being pinned: ${lost.join(' ')}; pin ${name} not changed (copy the paths again, then pin them)`);
-      }
     },
     async removePin(name) {
       checkPinName(name);

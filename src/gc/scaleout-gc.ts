@@ -19,7 +19,8 @@
 // with the session; at worst garbage is left for the next collection.
 import { openPgIndex } from '../scaleout/pg-index.js';
 import { parseS3Addr } from '../scaleout/addr.js';
-import { PgGc } from '../scaleout/pg-gc.js';
+import { GC_LOCK_HELD, PgGc } from '../scaleout/pg-gc.js';
+import { fenceEpoch } from '../scaleout/pg-gc-fence.js';
 import { digestArrayLookup } from '../scaleout/pg-digests.js';
 import { PgDirectoryService } from '../scaleout/pg-directory-service.js';
 import { S3Objects } from '../scaleout/s3-objects.js';
@@ -39,6 +40,8 @@ export interface ScaleoutGcOptions extends PolicyOptions {
   memoryBytes?: number;
   /** Tests: runs after marking, before the fence (a PathInfo Put racing the collection). */
   beforeFence?: () => Promise<void>;
+  /** Tests: runs in the delete phase, after the pins were read, before anything is deleted. */
+  beforeDelete?: () => Promise<void>;
   /** Tests: runs after packs are rewritten, before objects are swept (retired packs still there). */
   beforeSweep?: () => Promise<void>;
 }
@@ -139,6 +142,7 @@ export async function collectScaleout(addr: string, opts: ScaleoutGcOptions): Pr
     }
     opts.signal?.throwIfAborted();
 
+    await opts.beforeDelete?.();
     log('gc: deleting');
     const deletedPaths = doomed.filter((p) => !spared.has(p.key));
     await gc.deletePathInfos(deletedPaths.map((p) => p.digest));
@@ -196,16 +200,34 @@ async function sweepObjects(gc: PgGc, s3: S3Objects, old: StoredObject[], graceM
 /** Which of the paths in $1 the store holds (a pin of a large closure names thousands: probes, not a scan). */
 export const PINNED_PRESENT_SQL = `SELECT k.d AS digest FROM ${digestArrayLookup(1, 'pathinfos', 'p', '1')}`;
 
+const SET_PIN_SQL = 'INSERT INTO gc_pins (name, paths) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET paths = EXCLUDED.paths';
+
 /** Pins of a scale-out store, in PostgreSQL. */
 export async function scaleoutPins(addr: string) {
   const db = openPgIndex(parseS3Addr(addr).indexUrl);
   return {
-    present: async (digests: Buffer[]) =>
-      new Set((await db.query<{ digest: Buffer }>(PINNED_PRESENT_SQL, [digests])).rows.map((r) => r.digest.toString('hex'))),
-    set: async (name: string, paths: string[]) => {
-      await db.query('INSERT INTO gc_pins (name, paths) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET paths = EXCLUDED.paths', [name, paths]);
+    /**
+     * Sets the pin if the store holds every path; else sets nothing and
+     * returns the paths it lacks. Fenced like a PathInfo Put
+     * (pg-gc-fence.ts): waits out a collector's delete phase, then checks
+     * and sets in one transaction holding gc_state FOR SHARE, so a
+     * collector either finished deleting before the check or reads this
+     * pin when it enters `deleting`.
+     */
+    setIfPresent: async (name: string, paths: string[], digests: Buffer[]): Promise<string[]> => {
+      for (;;) {
+        await fenceEpoch(db);
+        const absent = await db.transaction(async (c) => {
+          const r = await c.query<{ phase: string }>(`SELECT CASE WHEN ${GC_LOCK_HELD} THEN phase ELSE 'idle' END AS phase FROM gc_state WHERE id = 1 FOR SHARE`);
+          if (r.rows[0]?.phase === 'deleting') return undefined; // entered since fenceEpoch looked
+          const have = new Set((await c.query<{ digest: Buffer }>(PINNED_PRESENT_SQL, [digests])).rows.map((row) => row.digest.toString('hex')));
+          const lacking = paths.filter((_, i) => !have.has(digests[i].toString('hex')));
+          if (lacking.length === 0) await c.query(SET_PIN_SQL, [name, paths]);
+          return lacking;
+        });
+        if (absent !== undefined) return absent;
+      }
     },
-    get: async (name: string) => (await db.query<{ paths: string[] }>('SELECT paths FROM gc_pins WHERE name = $1', [name])).rows[0]?.paths,
     remove: async (name: string) => ((await db.query('DELETE FROM gc_pins WHERE name = $1', [name])).rowCount ?? 0) > 0,
     list: async () => (await db.query<{ name: string; paths: string[] }>('SELECT name, paths FROM gc_pins ORDER BY name')).rows,
     close: () => db.release(),

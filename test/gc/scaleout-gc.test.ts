@@ -208,6 +208,28 @@ describe('gc of a scale-out store', () => {
     assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
   });
 
+  it('a pin added while the collector deletes waits for it, and never names a path it deleted', async () => {
+    const { s } = await populate('gc-pin-window');
+    let pin: Promise<{ code: number | null; stdout: string; stderr: string }> | undefined;
+    const report = await collectScaleout(s.addr, {
+      keepSinceMs: 0,
+      graceMs: 0,
+      nowMs: Date.now(),
+      // The collector has read the pins and is about to delete: a real process pins JUNK now.
+      beforeDelete: async () => {
+        pin = runCli(['pin', 'add', 'keepme', JUNK, '--store', s.addr]);
+        await Promise.race([pin, new Promise((r) => setTimeout(r, 3000))]);
+      },
+    });
+    assert.ok(report.deleted.includes(JUNK.slice(11)), 'the collector deleted JUNK');
+    const r = await pin!;
+    // The pin waited for the deletions, then found its path gone: refused, and no pin names it.
+    assert.notEqual(r.code, 0, `pin add succeeded for a path the collector deleted:\n${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /not in the store/);
+    const list = await runCli(['pin', 'list', '--store', s.addr, '--json']);
+    assert.doesNotMatch(list.stdout, /keepme/);
+  });
+
   it('a daemon serving the store pins and collects through its AdminService', async () => {
     const { s } = await populate('gc-daemon');
     const d = await startDaemonProcess({ args: ['--store', s.addr] });
