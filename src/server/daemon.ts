@@ -15,6 +15,7 @@ import { adminHandlers } from './admin-handlers.js';
 import type { GcAdmin } from '../gc/admin.js';
 import { addReflectionServices } from './reflection.js';
 import { addHealthService } from './health.js';
+import { bindFailure, quietGrpcBindLog } from './bind-errors.js';
 import { bindTarget, clearStaleSocket, clientAddr, showListenAddr, type ListenAddr } from './listen.js';
 import { startHttpCache, type HttpCacheOptions, type HttpListenAddr, type RunningHttpCache } from './http-cache.js';
 import { tolerantDecoding } from './decode.js';
@@ -153,6 +154,7 @@ function routeLean(server: grpc.Server, route: LeanRoute, budget: ByteBudget): v
 }
 
 export async function startDaemon(store: Store, opts: DaemonOptions): Promise<RunningDaemon> {
+  quietGrpcBindLog();
   const limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
   const budget = requestBudget(limits.maxBufferedBytes);
   const server = createServer(store, opts.maxMessageBytes, opts.access, opts.admin, opts.log, { maxStreams: limits.maxStreams, budget }, opts.deltas, (opts.fromPathRoots?.length ?? 0) > 0 && !opts.access?.readOnly);
@@ -165,7 +167,7 @@ export async function startDaemon(store: Store, opts: DaemonOptions): Promise<Ru
       if (l.kind === 'unix') await clearStaleSocket(l.path);
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(bindTarget(l), grpc.ServerCredentials.createInsecure(), (err, p) =>
-          err ? reject(new Error(`cannot listen on ${showListenAddr(l)}: ${err.message}`)) : resolve(p),
+          err ? reject(new Error(`cannot listen on ${showListenAddr(l)}: ${bindFailure(err.message)}`)) : resolve(p),
         ),
       );
       if (l.kind === 'unix') {

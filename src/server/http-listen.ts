@@ -1,4 +1,5 @@
 // Addresses of the HTTP listeners (the binary cache, --metrics).
+import { bindFailure } from './bind-errors.js';
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -36,7 +37,7 @@ export interface ListeningHttp {
 /** Listens on `addr`; `what` names the listener in the error a taken port gives. */
 export async function listenHttp(server: http.Server, addr: HttpListenAddr, what: string): Promise<ListeningHttp> {
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`cannot serve ${what} on ${httpUrl(addr)}: ${err.message}`));
+    const onError = (err: Error) => reject(new Error(`cannot serve ${what} on ${httpUrl(addr)}: ${bindFailure(err.message)}`));
     server.once('error', onError);
     server.listen({ host: addr.host, port: addr.port }, () => {
       server.off('error', onError);

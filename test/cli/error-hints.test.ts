@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { nixEnv, requireNix, runNix } from '../helpers/nix.js';
+import { runCli } from '../copy/run-cli.js';
+import { createServer, type AddressInfo } from 'node:net';
 
 let tmp: string;
 let storePath: string;
@@ -58,5 +60,21 @@ it('the hook says the same, and copy, hook and drain --help tell of the token', 
   for (const cmd of ['copy', 'hook', 'drain']) {
     const h = spawnSync(process.execPath, [CLI, cmd, '--help'], { encoding: 'utf8' });
     assert.match(h.stdout, /NIX_CASTORE_AUTH_TOKEN_FILE/, `${cmd} --help`);
+  }
+});
+
+it('a daemon whose address is taken says so once, in its own words, and exits 1', async () => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as AddressInfo).port;
+  try {
+    for (const args of [['--listen', `127.0.0.1:${port}`], ['--listen', 'unix:' + join(tmp, 'free.sock'), '--http', `127.0.0.1:${port}`]]) {
+      const r = await runCli(['daemon', '--data', join(tmp, 'busy'), ...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^nix-castore: cannot (listen|serve HTTP) on \S+: the address is already in use \(another nix-castore daemon, or another program/);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line, not grpc-js's own as well:\n${r.stderr}`);
+    }
+  } finally {
+    taken.close();
   }
 });
