@@ -1,7 +1,7 @@
 // Why a listener could not be opened, in the operator's terms. grpc-js
 // folds the socket's error into "No address added … errors: [listen
-// EADDRINUSE: …]" and also logs that line itself; the daemon says it once.
-import * as grpc from '@grpc/grpc-js';
+// EADDRINUSE: …]" and also logs that line itself; the daemon says it once
+// (grpc-log.ts). No imports: the HTTP listener uses this too.
 
 const HINTS: [RegExp, string][] = [
   [/EADDRINUSE/, 'the address is already in use (another nix-castore daemon, or another program, listens there: stop it or choose another address)'],
@@ -14,17 +14,4 @@ export function bindFailure(message: string): string {
   const hint = HINTS.find(([re]) => re.test(message));
   const inner = /errors: \[(.*)\]$/s.exec(message)?.[1];
   return hint ? `${hint[1]}; ${inner ?? message}` : (inner ?? message);
-}
-
-let quiet = false;
-
-/** grpc-js's own log lines, prefixed so they are seen as coming from it; its line about a failed bind is dropped (the daemon reports it). */
-export function quietGrpcBindLog(): void {
-  if (quiet) return;
-  quiet = true;
-  const show = (level: string) => (message?: unknown, ...rest: unknown[]) => {
-    if (typeof message === 'string' && message.startsWith('No address added out of total')) return;
-    console.error(`nix-castore: grpc-js ${level}: ${String(message)}`, ...rest);
-  };
-  grpc.setLogger({ error: show('error'), info: show('info'), debug: show('debug') } as unknown as Partial<Console>);
 }
