@@ -2,7 +2,8 @@ import { setFlagsFromString } from 'node:v8';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { byteSizeFlag, parse, positiveIntFlag, UsageError, type Command } from '../util/usage.js';
-import { daemonLimitSettings, defaultDataDir, type LimitSetting } from '../addr/config.js';
+import { defaultDataDir } from '../addr/config.js';
+import { streamLimits } from './daemon-limits.js';
 import { openStore, addrsFromEnv, sameAddr, withDeltas, type Store } from '../addr/open.js';
 import { fileAddr, parseAddr } from '../addr/parse.js';
 import { probeScaleout, redactAddr } from '../scaleout/probe.js';
@@ -212,7 +213,7 @@ export const daemonCommand: Command = {
       maxConnections: positiveIntFlag(values['max-connections'], '--max-connections', LIMITS.maxConnections),
       handshakeMs: positiveIntFlag(values['handshake-timeout'], '--handshake-timeout', LIMITS.handshakeMs / 1000) * 1000,
       idleMs: positiveIntFlag(values['idle-timeout'], '--idle-timeout', LIMITS.idleMs / 1000) * 1000,
-      ...(await streamLimits(values)),
+      ...(await streamLimits(values)).limits,
     };
     if (readOnly && values['drain-spool']) throw new UsageError('--drain-spool writes into the store: not with --read-only');
     const authToken = values['auth-token-file'] === undefined ? undefined : await readAuthToken(values['auth-token-file']);
@@ -327,25 +328,6 @@ async function readSecretKey(file: string): Promise<SecretKey> {
   } catch (err) {
     throw new UsageError(`--sign-key-file ${file}: ${(err as Error).message}`);
   }
-}
-
-/** The limits that may also come from the environment or the config file. */
-async function streamLimits(values: Record<string, unknown>) {
-  const v = (k: string) => values[k] as string | undefined;
-  const set = await daemonLimitSettings({
-    maxBufferedBytes: v('max-buffered-bytes'),
-    maxConcurrentStreams: v('max-concurrent-streams'),
-    streamStallTimeout: v('stream-stall-timeout'),
-    httpWriteBuffer: v('http-write-buffer'),
-  });
-  // An error names where the bad value came from: the flag, its environment variable or the config file.
-  const from = (s: LimitSetting | undefined, flag: string) => s?.source ?? flag;
-  return {
-    maxBufferedBytes: byteSizeFlag(set.maxBufferedBytes?.value, from(set.maxBufferedBytes, '--max-buffered-bytes'), LIMITS.maxBufferedBytes),
-    maxStreams: positiveIntFlag(set.maxConcurrentStreams?.value, from(set.maxConcurrentStreams, '--max-concurrent-streams'), LIMITS.maxStreams),
-    streamStallMs: positiveIntFlag(set.streamStallTimeout?.value, from(set.streamStallTimeout, '--stream-stall-timeout'), LIMITS.streamStallMs / 1000) * 1000,
-    httpWriteBufferBytes: byteSizeFlag(set.httpWriteBuffer?.value, from(set.httpWriteBuffer, '--http-write-buffer'), LIMITS.httpWriteBufferBytes),
-  };
 }
 
 function servesItself(addr: string, listen: ListenAddr[]): boolean {

@@ -81,6 +81,31 @@ describe('effective configuration', () => {
     assert.match(badEnv.stderr, /NIX_CASTORE_MAX_BUFFERED_BYTES takes a positive size/);
   });
 
+  it('nix-castore config shows where the hook pushes and the limits a daemon started here would take, and what it would refuse', async () => {
+    const proj = join(dir, 'shown');
+    await mkdir(proj);
+    await writeFile(join(proj, '.nix-castorerc.json'), JSON.stringify({ store: 'grpc+unix:///run/castore.sock', maxBufferedBytes: '512M', streamStallTimeout: 'soon' }));
+    const env = { PATH: process.env.PATH, HOME: proj, NIX_CASTORE_STORE: 'grpc+http://cache.example:8000', NIX_CASTORE_HTTP_WRITE_BUFFER: '1M' };
+    const r = spawnSync(process.execPath, [CLI, 'config'], { cwd: proj, encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    const c = JSON.parse(r.stdout);
+    assert.equal(c.blobServiceAddr, 'grpc+unix:///run/castore.sock');
+    assert.deepEqual(c.hook, { store: 'grpc+http://cache.example:8000', spool: join(proj, '.local/state/nix-castore/spool'), sources: { store: 'NIX_CASTORE_STORE', spool: 'default' } });
+    assert.equal(c.daemon.data, join(proj, '.local/share/nix-castore'));
+    assert.equal(c.daemon.maxBufferedBytes, 512 * 1024 * 1024);
+    assert.match(c.daemon.sources.maxBufferedBytes, /\.nix-castorerc\.json \(maxBufferedBytes\)/);
+    assert.equal(c.daemon.httpWriteBuffer, 1024 * 1024);
+    assert.equal(c.daemon.sources.httpWriteBuffer, 'NIX_CASTORE_HTTP_WRITE_BUFFER');
+    assert.equal(c.daemon.maxConcurrentStreams, 1000);
+    assert.equal(c.daemon.sources.maxConcurrentStreams, 'default');
+    assert.deepEqual(c.daemon.problems, [`${join(proj, '.nix-castorerc.json')} (streamStallTimeout) takes a positive whole number, got "soon"`]);
+    assert.match(r.stderr, /a daemon started here would refuse this: .*streamStallTimeout/);
+    // Without NIX_CASTORE_STORE the hook pushes where everything else does.
+    const plain = JSON.parse(spawnSync(process.execPath, [CLI, 'config'], { cwd: proj, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: proj } }).stdout);
+    assert.equal(plain.hook.store, 'grpc+unix:///run/castore.sock');
+    assert.match(plain.hook.sources.store, /as blobServiceAddr \(.*\.nix-castorerc\.json \(store\)\)/);
+  });
+
   it('nix-castore config prints it as JSON', () => {
     const r = spawnSync(process.execPath, [CLI, 'config', '--store', 'memory://'], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH } });
     assert.equal(r.status, 0, r.stderr);
