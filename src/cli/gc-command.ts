@@ -78,13 +78,15 @@ export const gcCommand: Command = {
     }
     const target = await maintenanceTarget('gc', values.data, values.store);
     const json = values.json === true;
+    // Phase lines on stderr as the collection reaches them, wherever it runs.
+    const progress = json ? undefined : (m: string) => console.error(m);
     let report: GcReport;
     if (target.kind === 'file') {
-      report = await diskAdmin(target.root).collect(req, json ? undefined : (m) => console.error(m));
+      report = await diskAdmin(target.root).collect(req, progress);
     } else if (target.kind === 's3') {
       const admin = (await import('../gc/scaleout-admin.js')).scaleoutAdmin(target.addr);
       try {
-        report = await admin.collect(req, json ? undefined : (m) => console.error(m));
+        report = await admin.collect(req, progress);
       } finally {
         await admin.close();
       }
@@ -92,7 +94,7 @@ export const gcCommand: Command = {
       const { AdminClient } = await import('../grpc/admin-client.js');
       const client = new AdminClient(target.addr);
       try {
-        report = JSON.parse(await client.collect(req)) as GcReport;
+        report = JSON.parse(await client.collect(req, progress)) as GcReport;
       } finally {
         client.close();
       }

@@ -2,8 +2,11 @@
 // collection), sending the write token like every other write.
 import { adminServiceDef } from './definitions.js';
 import { acquireClient } from './channel.js';
-import { unary } from './calls.js';
-import { fromServiceError } from './status.js';
+import { serverStream, unary } from './calls.js';
+import { fromServiceError, isServiceError } from './status.js';
+import { status } from './status-codes.js';
+import { CastoreError } from '../castore/errors.js';
+import type { CollectGarbageEvent, CollectGarbageRequest } from './admin-messages.js';
 
 export interface RemoteGcRequest {
   keepSince?: string;
@@ -42,14 +45,31 @@ export class AdminClient {
     return (await this.call(this.def.ListPins, {}, 'ListPins')).pins.map((p) => ({ name: p.name, paths: p.storePaths }));
   }
 
-  /** The report, as JSON text. */
-  async collect(req: RemoteGcRequest): Promise<string> {
-    const res = await this.call(
-      this.def.CollectGarbage,
-      { keepSince: req.keepSince ?? '', maxSize: req.maxSize ?? '', grace: req.grace ?? '', dryRun: req.dryRun === true, memory: req.memory ?? '' },
-      'CollectGarbage',
-    );
-    return res.reportJson;
+  /**
+   * Runs a collection and returns its report, as JSON text. `progress` gets
+   * the collector's phase lines as the daemon reaches them; a daemon older
+   * than CollectGarbageWithProgress sends none, only the report.
+   */
+  async collect(req: RemoteGcRequest, progress?: (line: string) => void): Promise<string> {
+    const msg: CollectGarbageRequest = { keepSince: req.keepSince ?? '', maxSize: req.maxSize ?? '', grace: req.grace ?? '', dryRun: req.dryRun === true, memory: req.memory ?? '' };
+    await this.shared.ready;
+    let report: string | undefined;
+    let heard = false;
+    const onEvent = (e: CollectGarbageEvent) => {
+      heard = true;
+      if ('log' in e) progress?.(e.log);
+      else report = e.reportJson;
+    };
+    try {
+      await serverStream(this.shared.client, this.def.CollectGarbageWithProgress, msg, onEvent);
+    } catch (err) {
+      // An older daemon lacks the method. A daemon with no collector answers
+      // UNIMPLEMENTED too, to every admin method: its unary answer says so.
+      if (!heard && isServiceError(err) && err.code === status.UNIMPLEMENTED) return (await this.call(this.def.CollectGarbage, msg, 'CollectGarbage')).reportJson;
+      throw fromServiceError(err, 'CollectGarbageWithProgress');
+    }
+    if (report === undefined) throw new CastoreError('internal', 'CollectGarbageWithProgress: the daemon ended the call without a report');
+    return report;
   }
 
   close(): void {

@@ -27,6 +27,8 @@ export interface CollectGarbageRequest {
 export interface CollectGarbageResponse {
   reportJson: string;
 }
+/** One message of CollectGarbageWithProgress's stream (a oneof): a progress line, or the report, last. */
+export type CollectGarbageEvent = { log: string } | { reportJson: string };
 export type Empty = Record<string, never>;
 
 const text = (b: Buffer): string => b.toString('utf8');
@@ -101,6 +103,21 @@ export const CollectGarbageResponseCodec: Codec<CollectGarbageResponse> = {
   decode: (buf) => {
     const m: CollectGarbageResponse = { reportJson: '' };
     for (const f of readFields(buf)) if (f.field === 1) m.reportJson = text(expectLen(f));
+    return m;
+  },
+};
+
+const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+export const CollectGarbageEventCodec: Codec<CollectGarbageEvent> = {
+  // Oneof members are written even when empty, so the one set is always on the wire.
+  encode: (m) => encodeWith((w, v: CollectGarbageEvent) => ('log' in v ? w.bytes(1, utf8(v.log), true) : w.bytes(2, utf8(v.reportJson), true)), m),
+  decode: (buf) => {
+    let m: CollectGarbageEvent = { log: '' };
+    for (const f of readFields(buf)) {
+      if (f.field === 1) m = { log: text(expectLen(f)) };
+      else if (f.field === 2) m = { reportJson: text(expectLen(f)) };
+    }
     return m;
   },
 };

@@ -99,5 +99,6 @@ export function adminServiceDef() {
     RemovePin: method(p + 'RemovePin', A.RemovePinRequestCodec, A.EmptyCodec, false, false),
     ListPins: method(p + 'ListPins', A.EmptyCodec, A.ListPinsResponseCodec, false, false),
     CollectGarbage: method(p + 'CollectGarbage', A.CollectGarbageRequestCodec, A.CollectGarbageResponseCodec, false, false),
+    CollectGarbageWithProgress: method(p + 'CollectGarbageWithProgress', A.CollectGarbageRequestCodec, A.CollectGarbageEventCodec, false, true),
   } satisfies ServiceDefinition;
 }

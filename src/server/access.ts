@@ -78,15 +78,16 @@ type AnyCall = { metadata: Metadata; emit?: (event: string, ...args: unknown[]) 
 type AnyHandler = (call: AnyCall, cb?: (err: StatusObject | null) => void) => void;
 
 /**
- * `impl` with method `name` (a unary or client-streaming write) refused
- * according to `policy` before the handler runs, so nothing is read or stored.
+ * `impl` with method `name` (a write of any shape) refused according to
+ * `policy` before the handler runs, so nothing is read or stored.
  */
 export function guardWrite(impl: UntypedServiceImplementation, name: string, policy: AccessPolicy): UntypedServiceImplementation {
   if (!policy.readOnly && policy.authToken === undefined) return impl;
   const handler = impl[name] as unknown as AnyHandler;
   const guarded: AnyHandler = (call, cb) => {
     const refusal = writeRefusal(policy, call.metadata);
-    if (refusal) return cb!(refusal);
+    // Server-streaming handlers get no callback: their status is an 'error' event.
+    if (refusal) return cb ? cb(refusal) : void call.emit!('error', refusal);
     handler(call, cb);
   };
   return { ...impl, [name]: guarded as unknown as UntypedServiceImplementation[string] };

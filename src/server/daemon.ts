@@ -97,7 +97,8 @@ export function createServer(store: Store, maxMessageBytes = DEFAULT_MAX_MESSAGE
   if (fromPath) server.addService(tolerantDecoding(blobFromPathServiceDef()), guardWrite(fromPathDeclined(), 'Put', access));
   server.addService(storeStatsServiceDef(), storeStatsHandlers(store));
   // Every admin method is a write (admin-handlers.ts).
-  server.addService(tolerantDecoding(adminServiceDef()), ['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].reduce((impl, m) => guardWrite(impl, m, access), adminHandlers(admin, log)));
+  const adminDef = adminServiceDef();
+  server.addService(tolerantDecoding(adminDef), Object.keys(adminDef).reduce((impl, m) => guardWrite(impl, m, access), adminHandlers(admin, log)));
   widenStreamSettings(server);
   addReflectionServices(server, { includeDir: PROTO_DIR, files: PROTO_FILES });
   addHealthService(server);

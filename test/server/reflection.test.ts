@@ -264,7 +264,7 @@ describe('reflection over TCP', () => {
         'grpc.health.v1.Health/Check',
         'grpc.health.v1.Health/Watch',
         'grpc.health.v1.Health/List',
-        ...['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage'].map((m) => `nixcastore.v1.AdminService/${m}`),
+        ...['SetPin', 'RemovePin', 'ListPins', 'CollectGarbage', 'CollectGarbageWithProgress'].map((m) => `nixcastore.v1.AdminService/${m}`),
       ];
       for (const m of all) assert.ok(listed.has(m), `${m} missing from:\n${r.stdout}`);
     });
