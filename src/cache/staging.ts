@@ -7,10 +7,11 @@
 // Once published, the file's own name (`nar/<file hash>.nar.xz`, which Nix
 // keeps in its local narinfo cache and asks for when it substitutes later)
 // stays an alias of the store path it became.
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Node } from '../castore/messages.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface StagedNar {
   narSha256: Buffer;
@@ -166,7 +167,7 @@ export class DiskStaging implements NarStaging {
 /** Temp file, fsync, rename, fsync of the directory: whole or absent after a crash. */
 async function writeDurably(final: string, text: string): Promise<void> {
   const dir = dirname(final);
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   // Unique: the same NAR may be uploaded twice at once.
   const tmp = `${final}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
   const f = await open(tmp, 'w', 0o600);

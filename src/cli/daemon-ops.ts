@@ -1,12 +1,13 @@
 // What the daemon does for its operators beside serving: its data
 // directory made ready at start, /metrics on a listener of its own, and the
 // store_* gauges kept fresh in the background.
-import { access, constants, mkdir, stat } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import { parseAddr } from '../addr/parse.js';
 import type { StoreAddrs } from '../addr/open.js';
 import type { Store } from '../store/store.js';
 import { UsageError } from '../util/usage.js';
 import { parseHttpAddr, type HttpListenAddr } from '../server/http-listen.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export const DEFAULT_STATS_INTERVAL_S = 60;
 
@@ -25,7 +26,7 @@ export async function prepareDataDirs(addrs: StoreAddrs): Promise<string[]> {
   const readOnly: string[] = [];
   for (const root of roots) {
     try {
-      await mkdir(root, { recursive: true });
+      await makeDirs(root);
     } catch (err) {
       throw new UsageError(`cannot create the data directory ${root}: ${(err as Error).message}; create it (writable by this user) or give another --data`);
     }

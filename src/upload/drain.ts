@@ -9,6 +9,7 @@ import { copyClosure } from './copy.js';
 import { derivationOutputs, nixPathInfoJson } from './nix-cli.js';
 import { complete, isDue, listEntries, queueSnapshot, reschedule, withDrainLock, type SpoolEntry } from './spool.js';
 import { hookDrained, setHookQueue } from '../metrics/metrics.js';
+import { makeDirsSync } from '../util/make-dirs.js';
 
 export interface DrainOptions {
   store: Store;
@@ -95,9 +96,9 @@ export function watchSpool(dir: string, opts: DrainOptions & { intervalMs?: numb
   };
   // fs.watch misses nothing important here: the timer is the safety net.
   let watcher: import('node:fs').FSWatcher | undefined;
-  void import('node:fs').then(({ watch, mkdirSync }) => {
+  void import('node:fs').then(({ watch }) => {
     if (stopped) return;
-    mkdirSync(dir, { recursive: true });
+    makeDirsSync(dir);
     watcher = watch(dir, () => kick());
   });
   const timer = setInterval(kick, opts.intervalMs ?? 2000);

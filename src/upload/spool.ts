@@ -5,9 +5,10 @@
 // removed only after its paths are in the store (at-least-once); a failing
 // one is rescheduled with backoff and never blocks the others.
 // Only node: imports here — the hook's queue mode must start fast.
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface SpoolEntry {
   /** File name in the spool directory. */
@@ -44,7 +45,7 @@ async function writeDurably(dir: string, name: string, data: string): Promise<vo
 }
 
 export async function enqueue(dir: string, job: { drvPath?: string; outPaths: string[] }): Promise<string> {
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   const now = new Date();
   // Sortable: zero-padded milliseconds since the epoch, then uniqueness.
   const id = `${String(now.getTime()).padStart(15, '0')}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
@@ -116,7 +117,7 @@ export function isDue(e: SpoolEntry, now = Date.now()): boolean {
  * dead process is taken over. Returns undefined when another drainer holds it.
  */
 export async function withDrainLock<T>(dir: string, fn: () => Promise<T>): Promise<T | undefined> {
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   const lock = join(dir, '.drain.lock');
   if (!(await takeLock(lock))) return undefined;
   try {

@@ -3,9 +3,10 @@
 // up to a limit and appended to scratch files beyond it. Whoever collects
 // more of them than fits in memory (fsck's references, the collector's
 // marks and pack entries) reads them back one bucket at a time.
-import { appendFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeDirs } from './make-dirs.js';
 
 /** Records are collected per bucket in chunks of up to this many. */
 const MAX_CHUNK_RECORDS = 512;
@@ -66,7 +67,7 @@ export class RecordSpill {
   }
 
   private scratchDir(): Promise<string> {
-    return (this.dir ??= mkdir(this.scratchParent, { recursive: true }).then(() => mkdtemp(join(this.scratchParent, this.prefix))));
+    return (this.dir ??= makeDirs(this.scratchParent).then(() => mkdtemp(join(this.scratchParent, this.prefix))));
   }
 
   /** Whether anything was written to scratch files. */

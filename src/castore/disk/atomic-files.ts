@@ -2,10 +2,11 @@
 // filesystem, are fsynced, then renamed into place, and the parent directory
 // is fsynced. A reader therefore sees a complete file or none.
 import { existsSync } from 'node:fs';
-import { open, rename, mkdir, unlink, rm, readdir } from 'node:fs/promises';
+import { open, rename, unlink, rm, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { syncDir } from './dir-sync.js';
+import { makeDirs } from '../../util/make-dirs.js';
 
 // A synchronous stat of a cached dentry costs microseconds; the promise
 // version goes through the thread pool and, when the file is absent (the
@@ -28,7 +29,7 @@ export async function renameInto(from: string, to: string): Promise<void> {
     await rename(from, to);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await mkdir(dirname(to), { recursive: true });
+    await makeDirs(dirname(to));
     await rename(from, to);
   }
 }

@@ -9,9 +9,9 @@
 // Sharding by the first byte keeps directories small; every lookup is one
 // path computation, never a scan.
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { cleanStaleTemps } from './atomic-files.js';
 import { GcFence } from './gc-fence.js';
+import { makeDirs } from '../../util/make-dirs.js';
 
 export type ObjectKind = 'blobs' | 'directories' | 'pathinfo';
 
@@ -39,7 +39,7 @@ export class DiskLayout {
   init(): Promise<void> {
     this.ready ??= (async () => {
       for (const kind of ['blobs', 'packs', 'directory-packs', 'directories', 'pathinfo', 'tmp']) {
-        await mkdir(join(this.root, kind), { recursive: true });
+        await makeDirs(join(this.root, kind));
       }
       await cleanStaleTemps(this.tmp);
     })();

@@ -20,10 +20,11 @@
 // what is missing. Never a stored PathInfo with missing content. Nor one
 // whose reference a recent collection deleted (its uploader found it
 // present before): FAILED_PRECONDITION too, and the retry uploads it.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CastoreError } from '../errors.js';
+import { makeDirsSync } from '../../util/make-dirs.js';
 
 /** How long a PathInfo Put waits for a collector's delete phase before giving up (UNAVAILABLE, retried). */
 const PUT_WAIT_MS = 10 * 60_000;
@@ -124,7 +125,7 @@ export class GcFence {
 
   /** For the collector, before it deletes PathInfos: records them; drops old records. */
   recordDeleted(epoch: string, hexes: string[]): void {
-    mkdirSync(this.deletedDir, { recursive: true });
+    makeDirsSync(this.deletedDir);
     const files = readdirSync(this.deletedDir)
       .map((n) => ({ n, t: statSync(join(this.deletedDir, n)).mtimeMs }))
       .sort((a, b) => b.t - a.t);
@@ -135,7 +136,7 @@ export class GcFence {
   }
 
   init(): void {
-    mkdirSync(this.puts, { recursive: true });
+    makeDirsSync(this.puts);
   }
 
   /** Called when a collector has (maybe) deleted since this process last looked: drop cached knowledge. */

@@ -6,11 +6,12 @@
 // over first) is linked back and this one gives up. The holder still checks
 // that the file names it before anything it does to the collector's state
 // (stillHeld), and stops if not.
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CastoreError } from '../errors.js';
 import { pidAlive } from './gc-fence.js';
+import { makeDirsSync } from '../../util/make-dirs.js';
 
 export interface GcLock {
   stillHeld(): boolean;
@@ -30,7 +31,7 @@ const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
 
 export function acquireGcLock(root: string): GcLock {
   const dir = join(root, 'gc');
-  mkdirSync(dir, { recursive: true });
+  makeDirsSync(dir);
   const file = join(dir, 'lock');
   const nonce = randomBytes(8).toString('hex');
   const mine = `${process.pid} ${nonce}\n`;

@@ -13,6 +13,7 @@ import type { DiskLayout } from '../../castore/disk/disk-layout.js';
 import { publishFiles } from '../../castore/disk/atomic-files.js';
 import { invalid } from '../../castore/errors.js';
 import { ReadRecorder } from '../read-recorder.js';
+import { makeDirs } from '../../util/make-dirs.js';
 
 function ignoreExists(err: NodeJS.ErrnoException): void {
   if (err.code !== 'EEXIST') throw err;
@@ -93,7 +94,7 @@ export class DiskPins {
   async set(name: string, paths: string[]): Promise<void> {
     checkPinName(name);
     await this.layout.init();
-    await mkdir(this.dir, { recursive: true });
+    await makeDirs(this.dir);
     const data = Buffer.from(JSON.stringify({ name, paths: [...new Set(paths)].sort() }) + '\n');
     await publishFiles(this.layout.tmp, [{ path: join(this.dir, name), data }], { overwrite: true });
   }
