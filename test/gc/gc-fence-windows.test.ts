@@ -10,7 +10,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -67,13 +67,39 @@ function copyOf(info: PathInfo, label: string): PathInfo {
   return { ...info, node: { ...info.node!, name: Buffer.from(`${label.repeat(32)}-fence-copy`) }, references: [], narinfo: { ...info.narinfo!, signatures: [], referenceNames: [] } };
 }
 
-function gcChild(data: string): { child: ChildProcess; log: () => string; done: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, 'gc', '--data', data, '--keep-since', '1d', '--grace', '0'], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/** The collector as a process; with `stopAt`, it SIGSTOPs itself right after printing a line containing that text. */
+function gcChild(data: string, stopAt?: string): { child: ChildProcess; log: () => string; done: Promise<number | null> } {
+  const preload = stopAt === undefined ? [] : ['--require', stopAtPreload(stopAt)];
+  const child = spawn(process.execPath, [...preload, CLI, 'gc', '--data', data, '--keep-since', '1d', '--grace', '0'], { env: nixEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
   return { child, log: () => log, done: new Promise((r) => child.once('exit', (code) => r(code))) };
 }
+
+/** Stopped at the line itself, not when the test sees it: a fast collector was past marking by then. */
+function stopAtPreload(text: string): string {
+  const file = join(tmp, `stop-at-${Buffer.from(text).toString('hex')}.cjs`);
+  writeFileSync(
+    file,
+    `const write = process.stderr.write;
+process.stderr.write = function (chunk, ...rest) {
+  const r = write.call(this, chunk, ...rest); // synchronous on a pipe: the test has the line
+  if (String(chunk).includes(${JSON.stringify(text)})) process.kill(process.pid, 'SIGSTOP');
+  return r;
+};
+`,
+  );
+  return file;
+}
+
+const stopped = (pid: number): boolean => {
+  try {
+    return /^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 
 async function until(what: string, cond: () => boolean, log: () => string): Promise<void> {
   for (let i = 0; i < 600 && !cond(); i++) await sleep(50);
@@ -134,11 +160,10 @@ require('node:module').syncBuiltinESMExports();
     );
     daemon = await startDaemonProcess({ args: ['--data', data], nodeArgs: ['--require', preload] });
     const remote = openStore(sameAddr(daemon.addr));
-    const gc = gcChild(data);
+    // Past its listing of PathInfos, the collector is frozen as it starts marking.
+    const gc = gcChild(data, 'gc: marking from');
     try {
-      // Past its listing of PathInfos, the collector is frozen while it marks.
-      await until('the collector is marking', () => /gc: marking from/.test(gc.log()), gc.log);
-      gc.child.kill('SIGSTOP');
+      await until('the collector stopped as it began marking', () => stopped(gc.child.pid!), gc.log);
       // Its directories are in the store already (an uploader that found them sends none): only the PathInfo.
       await assert.rejects(remote.pathInfos.put(copyOf(info, 'd')), 'the daemon died in the Put');
       await until('the daemon died', () => daemon!.child.exitCode !== null || daemon!.child.signalCode !== null, () => daemon!.stderr());
