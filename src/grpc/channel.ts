@@ -33,6 +33,9 @@ function bearer(token: string): grpc.Interceptor {
     });
 }
 
+/** NIX_CASTORE_PING_MS sets it (tests). */
+const KEEPALIVE_MS = Number(process.env.NIX_CASTORE_PING_MS) || 20_000;
+
 export function acquireClient(addr: string): SharedClient {
   const t = parseGrpcAddr(addr);
   const token = clientAuthToken();
@@ -46,6 +49,12 @@ export function acquireClient(addr: string): SharedClient {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Large receive windows: 64 KiB ones stall big Reads (see server/daemon.ts).
       'grpc-node.flow_control_window': 32 * 1024 * 1024,
+      // PINGs while calls are in flight (as the lean client does, h2/connection.ts):
+      // bytes keep moving during a long call the daemon answers late (a
+      // collection), which its --idle-timeout would otherwise cut off, and a
+      // daemon that stopped answering fails the call instead of hanging it.
+      'grpc.keepalive_time_ms': KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_MS,
       // tvix clients use this authority for unix sockets; servers must not care.
       ...(t.target.startsWith('unix:') ? { 'grpc.default_authority': 'localhost' } : {}),
     });

@@ -19,7 +19,7 @@ const answering =
 
 export function adminHandlers(admin: GcAdmin | undefined, log: (msg: string) => void): UntypedServiceImplementation {
   if (!admin) {
-    const unsupported = answering({ code: status.UNIMPLEMENTED, details: "this daemon's store has no garbage collector yet (only file:// stores have one)" });
+    const unsupported = answering({ code: status.UNIMPLEMENTED, details: "this daemon's store has no garbage collector (only a file:// or s3:// store serving all three services has one)" });
     return Object.fromEntries(Object.keys(adminServiceDef()).map((m) => [m, unsupported])) as unknown as UntypedServiceImplementation;
   }
   /**

@@ -51,7 +51,18 @@ export function limitHttp2Connections(servers: Iterable<http2.Http2Server>, limi
       socket.once('close', () => clearTimeout(handshake));
       // 'remoteSettings' comes once the client's preface and SETTINGS frame arrived.
       session?.once('remoteSettings', () => clearTimeout(handshake));
-      socket.setTimeout(limits.idleMs, () => socket.destroy());
+      // Idle means no call either: one the daemon takes long to answer (a
+      // collection) moves no bytes meanwhile, and a client's PINGs, answered
+      // inside nghttp2, do not count as activity. A call that waits on its
+      // client is stream-stall.ts's to end.
+      let calls = 0;
+      session?.on('stream', (stream: http2.ServerHttp2Stream) => {
+        calls++;
+        stream.once('close', () => calls--);
+      });
+      socket.setTimeout(limits.idleMs, () => {
+        if (calls === 0) socket.destroy();
+      });
     });
   }
 }

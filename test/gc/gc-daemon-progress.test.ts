@@ -9,7 +9,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { CLI, startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
 import { runCli } from '../copy/run-cli.js';
 import { nixEnv } from '../helpers/nix.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
@@ -49,6 +50,23 @@ function collectWithProgress(socket: string, token?: string): Promise<RawOutcome
   );
 }
 
+/** A preload that makes the daemon's collector take `ms` to list the pins (a large store's slow phase). */
+async function slowPins(dir: string, ms: number): Promise<string> {
+  const preload = join(dir, 'slow-pins.cjs');
+  await writeFile(
+    preload,
+    `const fsp = require('node:fs/promises');
+const readdir = fsp.readdir;
+fsp.readdir = async function (dir, ...rest) {
+  if (String(dir).endsWith('/pins')) await new Promise((r) => setTimeout(r, ${ms}));
+  return readdir.call(this, dir, ...rest);
+};
+require('node:module').syncBuiltinESMExports();
+`,
+  );
+  return preload;
+}
+
 describe('gc through a daemon shows its progress', () => {
   const daemons: DaemonProcess[] = [];
   const dirs: string[] = [];
@@ -83,6 +101,54 @@ describe('gc through a daemon shows its progress', () => {
     assert.match(gc.stdout, new RegExp(`^deleted ${A}$`, 'm'));
     assert.match(gc.stdout, /^gc: store used .* reclaimed in /m);
     for (const phase of PHASES) assert.match(d.stderr(), line(phase, 'nix-castore daemon: '), 'the daemon logs them as before');
+  });
+
+  it('a collection longer than the daemon\'s --idle-timeout with no line in between is not cut off: a connection with a call in flight is not idle', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'gc-progress-idle-'));
+    dirs.push(tmp);
+    // The daemon's collector takes 4 s to list the pins (a large store's slow phase), with --idle-timeout 2.
+    const preload = await slowPins(tmp, 4000);
+    const d = await startDaemonProcess({ args: ['--data', join(tmp, 'data'), '--idle-timeout', '2'], nodeArgs: ['--require', preload] });
+    daemons.push(d);
+    const remote = openStore(sameAddr(d.addr));
+    try {
+      await putPath(remote, A, 'a\n', []);
+    } finally {
+      await remote.close();
+    }
+    const gc = await runCli(['gc', '--store', d.addr, '--keep-since', '0', '--grace', '0'], { env: { ...nixEnv(), NIX_CASTORE_PING_MS: '500' } });
+    assert.equal(gc.code, 0, gc.stderr + d.stderr());
+    assert.match(gc.stdout, new RegExp(`^deleted ${A}$`, 'm'));
+  });
+
+  it('a daemon that stops answering during a collection (SIGSTOP) fails the gc, instead of holding it for ever', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'gc-progress-stop-'));
+    dirs.push(tmp);
+    const d = await startDaemonProcess({ args: ['--data', join(tmp, 'data')], nodeArgs: ['--require', await slowPins(tmp, 8000)] });
+    daemons.push(d);
+    const remote = openStore(sameAddr(d.addr));
+    try {
+      await putPath(remote, A, 'a\n', []);
+    } finally {
+      await remote.close();
+    }
+    const gc = spawn(process.execPath, [CLI, 'gc', '--store', d.addr, '--keep-since', '0', '--grace', '0'], { env: { ...nixEnv(), NIX_CASTORE_PING_MS: '500' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    gc.stderr!.on('data', (b) => (stderr += b));
+    const exited = new Promise<number | null>((r) => gc.once('exit', (code) => r(code)));
+    // Not a timing assertion: a client that waits for ever is stopped here so the test ends.
+    const guard = setTimeout(() => gc.kill('SIGKILL'), 60_000);
+    try {
+      for (let i = 0; i < 600 && !/gc: reading pins/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(stderr, /gc: reading pins/, 'the collection is under way');
+      d.child.kill('SIGSTOP');
+      const code = await exited;
+      assert.equal(code, 1, `the gc ends with an error, not killed by the guard: ${stderr}`);
+      assert.match(stderr, /UNAVAILABLE/);
+    } finally {
+      clearTimeout(guard);
+      d.child.kill('SIGCONT');
+    }
   });
 
   it('needs the token, and a --read-only daemon refuses it (nothing collected)', async () => {
