@@ -140,6 +140,12 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
       if (hashPart(ni.storePath) !== name) throw new HttpError(400, `the narinfo at ${name}.narinfo is for ${absolute(ni.storePath)}`);
       checkSignatures(ni, trusted);
       if (await alreadyPresent(store, ni)) {
+        // Another upload (another compression, another client) published it first:
+        // this client's narinfo names its own file, which it will ask for.
+        await aliasUploadedFile(ni, name);
+        const staged = await opts.staging.get(ni.narHash);
+        const file = fileHashOf(ni);
+        if (staged && file && staged.fileSha256.equals(file)) await opts.staging.delete(ni.narHash); // its own upload, now claimed
         x.note = 'already present';
         return sendText(x, 200, 'text/plain; charset=utf-8', 'already present\n');
       }
@@ -159,6 +165,7 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
         x.res.off('close', leave);
       }
       await opts.staging.putAlias(staged.fileSha256, name);
+      await aliasUploadedFile(ni, name); // a concurrent upload of the same NAR may have replaced the staged record
       await opts.staging.delete(ni.narHash);
       x.note = `published ${absolute(ni.storePath)}`;
       sendText(x, 200, 'text/plain; charset=utf-8', 'published\n');
@@ -172,14 +179,23 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
   }
 
   /**
+   * Serves the file the narinfo names (nar/<file hash>.nar…) as this path's
+   * NAR, unless that name already serves one: what it serves is the path's
+   * own NAR, whose NarHash the client's narinfo states (checked equal).
+   */
+  async function aliasUploadedFile(ni: NarInfo, name: string): Promise<void> {
+    const file = fileHashOf(ni);
+    if (file && (await opts.staging.getAlias(file)) === undefined) await opts.staging.putAlias(file, name);
+  }
+
+  /**
    * The content of a path published before from the same uploaded file
    * (byte-identical NARs of two paths): Nix saw the file present and did
    * not send it again.
    */
   async function sameFileAs(ni: NarInfo): Promise<StagedNar | undefined> {
-    const m = /^nar\/([0-9a-df-np-sv-z]{52})\.nar/.exec(ni.url);
-    if (!m) return undefined;
-    const fileSha256 = nixbase32.decode(m[1]);
+    const fileSha256 = fileHashOf(ni);
+    if (!fileSha256) return undefined;
     const other = await opts.staging.getAlias(fileSha256);
     const info = other === undefined ? undefined : await store.pathInfos.get(nixbase32.decode(other));
     if (!info?.node || !info.narinfo) return undefined;
@@ -211,4 +227,10 @@ function uploadRoutes(h: {
     { methods: ['PUT'], writes: true, path: /^\/[^/]+\.ls$/, handle: async (x) => (await drain(x, 'a listing'), ok(x)) },
     { methods: ['PUT'], writes: true, path: /^\/log\/[^/]+$/, handle: async (x) => (await drain(x, 'a build log'), ok(x)) },
   ];
+}
+
+/** The SHA-256 of the uploaded file a narinfo's URL names (nar/<52 nixbase32>.nar[.ext]). */
+function fileHashOf(ni: NarInfo): Buffer | undefined {
+  const m = /^nar\/([0-9a-df-np-sv-z]{52})\.nar(\.[a-z0-9]+)?$/.exec(ni.url);
+  return m ? Buffer.from(nixbase32.decode(m[1])) : undefined;
 }

@@ -220,6 +220,52 @@ describe('access', () => {
   });
 });
 
+describe('one path uploaded in two compressions (two clients, or one whose cache had it absent)', () => {
+  /** The same NAR as Nix would upload it with compression=none: its own file, URL and FileHash. */
+  const uncompressed = (u: Upload): { url: string; nar: Buffer; narinfo: string } => {
+    const nar = execFileSync('xz', ['-d', '-c'], { input: u.nar });
+    const url = hashName(nar, '');
+    const narinfo = u.narinfo
+      .replace(/^URL: .*$/m, `URL: ${url}`)
+      .replace(/^Compression: .*$/m, 'Compression: none')
+      .replace(/^FileHash: .*$/m, `FileHash: sha256:${url.slice(4, 56)}`)
+      .replace(/^FileSize: .*$/m, `FileSize: ${nar.length}`);
+    return { url, nar, narinfo };
+  };
+  const served = async (url: string, target: string): Promise<Buffer> => {
+    const r = await request(url, `/${target}`, 'GET', AUTH);
+    assert.equal(r.status, 200, `${target}: ${r.body.toString()}`);
+    return target.endsWith('.xz') ? execFileSync('xz', ['-d', '-c'], { input: r.body }) : r.body;
+  };
+
+  it('one after the other: the second narinfo is "already present", and the file it names is served too', async () => {
+    const data = join(tmp, 'data-twice');
+    const c = await startCache(data);
+    const u = await uploadOf(fx.file);
+    const plain = uncompressed(u);
+    await assertStatus(put(c.url, u.url, u.nar), 200);
+    await assertStatus(put(c.url, `${fx.file.slice(11, 43)}.narinfo`, Buffer.from(u.narinfo)), 200, /published/);
+    await assertStatus(put(c.url, plain.url, plain.nar), 200);
+    await assertStatus(put(c.url, `${fx.file.slice(11, 43)}.narinfo`, Buffer.from(plain.narinfo)), 200, /already present/);
+    assert.ok((await served(c.url, plain.url)).equals(plain.nar), 'the second client substitutes from the URL its narinfo names');
+    assert.ok((await served(c.url, u.url)).equals(plain.nar));
+    assert.deepEqual(await stagedRecords(data), [], 'its staged record is claimed');
+  });
+
+  it('both NARs before either narinfo: each narinfo\'s file is served', async () => {
+    const data = join(tmp, 'data-interleaved');
+    const c = await startCache(data);
+    const u = await uploadOf(fx.file);
+    const plain = uncompressed(u);
+    await assertStatus(put(c.url, u.url, u.nar), 200);
+    await assertStatus(put(c.url, plain.url, plain.nar), 200); // replaces the first's staged record: same NarHash
+    await assertStatus(put(c.url, `${fx.file.slice(11, 43)}.narinfo`, Buffer.from(u.narinfo)), 200, /published/);
+    await assertStatus(put(c.url, `${fx.file.slice(11, 43)}.narinfo`, Buffer.from(plain.narinfo)), 200, /already present/);
+    assert.ok((await served(c.url, u.url)).equals(plain.nar));
+    assert.ok((await served(c.url, plain.url)).equals(plain.nar));
+  });
+});
+
 describe('a daemon killed between the NAR and its narinfo', () => {
   it('accepts the narinfo after a restart, and the path is served whole', async () => {
     const data = join(tmp, 'data-killed');
