@@ -6,6 +6,7 @@
 // Nothing else is served: the request target is matched as raw text
 // against exactly the routes' shapes (no decoding, no normalisation, no
 // file system behind it), so there is no path to traverse.
+import { storageFull, storageFullError } from './http-storage-full.js';
 import * as http from 'node:http';
 import type { Store } from '../store/store.js';
 import { CastoreError } from '../castore/errors.js';
@@ -142,6 +143,7 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
         let message = err instanceof Error ? err.message : String(err);
         if (err instanceof HttpError) status = err.status;
         else if (err instanceof CastoreError && err.kind === 'unavailable') status = 503;
+        else if (storageFull(err)) ({ status, message } = storageFullError(err));
         else message = `internal error: ${message}`;
         if (status >= 500) x.note = message;
         if (res.headersSent) {

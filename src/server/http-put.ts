@@ -28,6 +28,7 @@ import { alreadyPresent, checkContent, checkReferences, checkSignatures, pathInf
 import { HttpError, sendText, type Exchange, type Route } from './http-exchange.js';
 import { NARINFO_PATH_RE, NAR_PATH_RE, STORE_HASH_RE } from './http-get.js';
 import { growOr503, holdFor } from './http-budget.js';
+import { storageFull, storageFullError } from './http-storage-full.js';
 
 export interface UploadOptions {
   staging: NarStaging;
@@ -108,10 +109,12 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
         return await receiveNar(x.req, compression, store, { maxNarSize, maxFileSize: maxNarSize, hold: (n) => growOr503(x, held, n) });
       } catch (err) {
         if (err instanceof HttpError) throw err; // the budget's 503
-        if (x.req.readableAborted || x.req.socket.destroyed) throw new HttpError(400, `the upload was cut short: ${(err as Error).message}`);
+        // What the bytes were, before how the connection ended: a refused body is destroyed, so it looks cut short too.
         if (err instanceof NarError || err instanceof CompressionError) throw new HttpError(400, `malformed NAR upload: ${err.message}`);
         if (err instanceof TooLargeError) throw new HttpError(413, err.message);
         if (err instanceof CastoreError && err.kind === 'invalid') throw new HttpError(400, `the NAR cannot be stored: ${err.message}`);
+        if (storageFull(err)) throw storageFullError(err);
+        if (x.req.readableAborted || x.req.socket.destroyed) throw new HttpError(400, `the upload was cut short: ${(err as Error).message}`);
         throw err;
       } finally {
         held?.release();

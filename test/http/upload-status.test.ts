@@ -1,0 +1,72 @@
+// What an upload's status says: a body that is not a NAR is 400 "malformed
+// NAR upload" (not "cut short", though the daemon stops reading it), and a
+// store whose disk is full answers 507 with what happened, whichever write
+// met it. A real daemon, a real 24 MiB tmpfs.
+import { it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { narBytes } from '../../src/nix/nar.js';
+import * as nixbase32 from '../../src/nix/nixbase32.js';
+import { cacheUrlOf, request } from './http-helpers.js';
+
+const TOKEN = 'upload-status-token';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+let tmp: string;
+let mnt: string;
+let daemon: DaemonProcess;
+let url: string;
+
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'upload-status-'));
+  mnt = join(tmp, 'small-fs');
+  await mkdir(mnt);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`this test mounts a 24 MiB tmpfs and needs root (as CI has): ${(err as Error).message}`);
+  }
+  await writeFile(join(tmp, 'token'), TOKEN);
+  daemon = await startDaemonProcess({ args: ['--data', mnt, '--http', '127.0.0.1:0', '--auth-token-file', join(tmp, 'token')] });
+  url = await cacheUrlOf(daemon);
+});
+
+after(async () => {
+  await daemon?.stop();
+  try {
+    execFileSync('umount', [mnt]);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+const name = (file: Buffer) => `/nar/${nixbase32.encode(createHash('sha256').update(file).digest())}.nar`;
+const put = (target: string, body: Buffer) => request(url, target, 'PUT', { ...AUTH, 'content-length': String(body.length) }, body);
+
+async function narOf(data: Buffer): Promise<Buffer> {
+  return Buffer.from(await narBytes({ type: 'regular', executable: false, size: data.length, contents: async function* () { yield data; } }));
+}
+
+it('a body that is not a NAR: 400 malformed, not "cut short"', async () => {
+  const junk = randomBytes(200_000);
+  const r = await put(name(junk), junk);
+  assert.equal(r.status, 400, r.body.toString());
+  assert.match(r.body.toString(), /^malformed NAR upload: /);
+});
+
+it('a full disk: 507 saying the storage is full, for a large upload and for a small one after it', async () => {
+  const big = await narOf(randomBytes(40 << 20));
+  const r = await put(name(big), big);
+  assert.equal(r.status, 507, r.body.toString());
+  assert.match(r.body.toString(), /storage is full, nothing was stored: .*(ENOSPC|no space)/i);
+  // Fill what is left, then a small upload meets the same condition.
+  execFileSync('sh', ['-c', `cat /dev/zero > ${join(mnt, 'filler')} 2>/dev/null; true`]);
+  const small = await narOf(randomBytes(64 << 10));
+  const s = await put(name(small), small);
+  assert.equal(s.status, 507, s.body.toString());
+  assert.match(s.body.toString(), /storage is full/);
+});
