@@ -149,7 +149,10 @@ ${DAEMON_GC_HELP}
 
 Use it from Nix with e.g.
   nix-store -r PATH --option substituters http://127.0.0.1:8080 \\
-    --option trusted-public-keys 'NAME:PUBLICKEY'`;
+    --option trusted-public-keys 'NAME:PUBLICKEY'
+and push with 'nix copy --to http://127.0.0.1:8080 PATH'. With
+--auth-token-file both need the token in Nix's netrc-file (/etc/nix/netrc
+by default): machine 127.0.0.1 login nix password TOKEN`;
 
 /**
  * A daemon receives its clients' bytes in fresh socket buffers, ~30 MB of
