@@ -229,6 +229,11 @@ function uploadRoutes(h: {
     { methods: ['PUT'], writes: true, path: NARINFO_PATH_RE, handle: (x, m) => putNarInfo(x, m[1]) },
     { methods: ['PUT'], writes: true, path: /^\/[^/]+\.ls$/, handle: async (x) => (await drain(x, 'a listing'), ok(x)) },
     { methods: ['PUT'], writes: true, path: /^\/log\/[^/]+$/, handle: async (x) => (await drain(x, 'a build log'), ok(x)) },
+    // Not kept either, so that `nix copy` succeeds: realisations of content-addressed
+    // derivations (ca-derivations; Nix then builds what it cannot resolve) and
+    // ?index-debug-info=true's index of debug files.
+    { methods: ['PUT'], writes: true, path: /^\/realisations\/[^/]+\.doi$/, handle: async (x) => (await drain(x, 'a realisation'), ok(x)) },
+    { methods: ['PUT'], writes: true, path: /^\/debuginfo\/[^/]+$/, handle: async (x) => (await drain(x, 'a debug info index entry'), ok(x)) },
   ];
 }
 

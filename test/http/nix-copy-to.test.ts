@@ -162,3 +162,32 @@ describe('the pusher pulls back from the same cache', () => {
     assert.ok(cache.d.stderr().split('\n').some((l) => /GET \/nar\/\w{52}\.nar\.bz2 200/.test(l)), cache.d.stderr());
   });
 });
+
+describe('what nix copy --to also sends, and the daemon does not keep', () => {
+  // A path with a debug file (?index-debug-info=true PUTs debuginfo/<build id>.debug for
+  // lib/debug/.build-id/<2 hex>/<38 hex>.debug),
+  // and a content-addressed derivation's output (ca-derivations: realisations/<id>.doi).
+  const extras = (salt: string) => `{
+  dbg = builtins.derivation { name = "dbg-${salt}"; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" "/bin/mkdir -p $out/lib/debug/.build-id/ab && echo ${salt} > $out/lib/debug/.build-id/ab/cdef01234567890123456789abcdef01234567.debug" ]; };
+  ca = builtins.derivation { name = "ca-${salt}"; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" "echo ${salt} > $out" ]; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
+}`;
+
+  it('?index-debug-info=true and a ca-derivations output: accepted (2xx), the paths published', async () => {
+    const cache = await startCache('extras');
+    const file = join(tmp, 'extras.nix');
+    await writeFile(file, extras(`${SALT}-extras`));
+    const env = freshNixEnv(join(tmp, 'push-cache-extras'), [`netrc-file = ${netrc}`, 'experimental-features = nix-command flakes ca-derivations']);
+    await runNix('nix', ['copy', '--to', `${cache.url}?index-debug-info=true`, '-f', file, 'dbg'], { env });
+    await runNix('nix', ['copy', '--to', cache.url, '-f', file, 'ca'], { env });
+    const lines = puts(cache.d);
+    assert.ok(lines.some((l) => /PUT \/debuginfo\/abcdef01234567890123456789abcdef01234567\.debug 200/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /PUT \/realisations\/sha256:\w+!out\.doi 200/.test(l)), lines.join('\n'));
+    for (const attr of ['dbg', 'ca']) {
+      const out = (await runNix('nix-build', [file, '-A', attr, '--no-out-link'], { env })).stdout.toString().trim();
+      const r = await request(cache.url, `/${out.slice(11, 43)}.narinfo`, 'GET', { authorization: `Bearer ${TOKEN}` });
+      assert.equal(r.status, 200, `${attr}: ${out}`);
+    }
+  });
+});
