@@ -6,6 +6,7 @@
 // Nothing else is served: the request target is matched as raw text
 // against exactly the routes' shapes (no decoding, no normalisation, no
 // file system behind it), so there is no path to traverse.
+import { watchBodyStart } from './http-body-start.js';
 import { storageFull, storageFullError } from './http-storage-full.js';
 import * as http from 'node:http';
 import type { Store } from '../store/store.js';
@@ -115,6 +116,7 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
       if (opts.signingKey && opts.authToken === undefined) {
         throw new HttpError(403, 'this daemon signs what it serves, so it takes uploads only with --auth-token-file');
       }
+      if (x.stallMs !== undefined) watchBodyStart(x, x.stallMs);
     }
     return chosen.r.handle(x, chosen.m!);
   }

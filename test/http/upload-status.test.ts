@@ -1,12 +1,15 @@
 // What an upload's status says: a body that is not a NAR is 400 "malformed
 // NAR upload" (not "cut short", though the daemon stops reading it), and a
 // store whose disk is full answers 507 with what happened, whichever write
-// met it. A real daemon, a real 24 MiB tmpfs.
+// met it; a PUT whose body never starts (Nix 2.8's retry after a 5xx sends
+// the headers only) is answered 408 after --stream-stall-timeout, not left
+// to the connection's idle timeout. A real daemon, a real 24 MiB tmpfs.
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
@@ -31,7 +34,7 @@ before(async () => {
     throw new Error(`this test mounts a 24 MiB tmpfs and needs root (as CI has): ${(err as Error).message}`);
   }
   await writeFile(join(tmp, 'token'), TOKEN);
-  daemon = await startDaemonProcess({ args: ['--data', mnt, '--http', '127.0.0.1:0', '--auth-token-file', join(tmp, 'token')] });
+  daemon = await startDaemonProcess({ args: ['--data', mnt, '--http', '127.0.0.1:0', '--auth-token-file', join(tmp, 'token'), '--stream-stall-timeout', '2'] });
   url = await cacheUrlOf(daemon);
 });
 
@@ -69,4 +72,21 @@ it('a full disk: 507 saying the storage is full, for a large upload and for a sm
   const s = await put(name(small), small);
   assert.equal(s.status, 507, s.body.toString());
   assert.match(s.body.toString(), /storage is full/);
+});
+
+it('a PUT whose body never starts: 408 after the stall timeout, and the connection is closed', async () => {
+  const { port } = new URL(url);
+  const answer = await new Promise<string>((resolve, reject) => {
+    let got = '';
+    const s = net.connect(Number(port), '127.0.0.1', () => {
+      s.write(`PUT /nar/${'0'.repeat(52)}.nar HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 1000\r\n\r\n`);
+    });
+    // Not a timing assertion: a daemon that waits for the body for ever is given up on here.
+    const guard = setTimeout(() => (s.destroy(), resolve(`(no answer in 60 s) ${got}`)), 60_000);
+    s.on('data', (d) => (got += d));
+    s.on('error', reject);
+    s.on('close', () => (clearTimeout(guard), resolve(got)));
+  });
+  assert.match(answer, /^HTTP\/1\.1 408 /);
+  assert.match(answer, /no byte of the request body arrived in 2 s/);
 });
