@@ -12,6 +12,7 @@ export const CACHE_FLAGS = {
   'compression-level': { type: 'string' },
   'trusted-upload-keys': { type: 'string', multiple: true },
   'upload-staging': { type: 'string' },
+  'http-public-reads': { type: 'boolean' },
 } as const;
 
 export const CACHE_HELP = `      --compression KIND   zstd (default), xz or none: what narinfos point at.
@@ -20,6 +21,11 @@ export const CACHE_HELP = `      --compression KIND   zstd (default), xz or none
       --compression-level N
                            zstd 1-19 (default ${LEVELS.zstd.default}), xz 1-9 (default ${LEVELS.xz.default}; xz is
                            slow to compress, prefer zstd).
+      --http-public-reads  with --auth-token-file, reads of the binary cache
+                           (GET, HEAD) need no token; uploads still do. For
+                           a team cache: machines substitute without a
+                           netrc, only pushers hold the token. (gRPC reads
+                           never need it.)
 
 Uploads ('nix copy --to http://…'): PUT of nix-cache-info, nar/…(.xz, .zst,
 .bz2 or none) and <hash>.narinfo. A NAR is ingested into the castore as it
@@ -40,6 +46,7 @@ type CacheValues = {
   'compression-level'?: string;
   'trusted-upload-keys'?: string[];
   'upload-staging'?: string;
+  'http-public-reads'?: boolean;
 };
 
 /** HttpCacheOptions from the flags (undefined fields for those not given). */
@@ -68,6 +75,7 @@ export async function cacheOptions(values: CacheValues, pathInfoAddr: string, re
     compression,
     compressionLevel,
     readOnly,
+    publicReads: values['http-public-reads'] === true,
     uploads: readOnly ? undefined : { staging: openStaging(pathInfoAddr, values['upload-staging']), trustedKeys },
   };
 }

@@ -224,6 +224,9 @@ export const daemonCommand: Command = {
     const metrics = metricsAddr(values.metrics);
     const needToken = values['metrics-need-token'] === true;
     if (needToken && authToken === undefined) throw new UsageError('--metrics-need-token needs --auth-token-file');
+    if (values['http-public-reads'] && (authToken === undefined || !http)) {
+      throw new UsageError('--http-public-reads applies to --http with --auth-token-file (without a token every read is public already)');
+    }
     if (needToken && !metrics && !http) throw new UsageError('--metrics-need-token applies to /metrics: give --metrics ADDR or --http ADDR too');
     const statsInterval = statsIntervalMs(values['stats-interval']);
     const unwritable = await prepareDataDirs(addrs);

@@ -49,6 +49,8 @@ export interface HttpCacheOptions {
   uploads?: UploadOptions;
   /** Uploads get 403. */
   readOnly?: boolean;
+  /** With authToken: GET and HEAD need no token (uploads still do). */
+  publicReads?: boolean;
   /** GET /metrics needs the token too (else it is readable without). */
   metricsNeedToken?: boolean;
   /** Record checked signatures in the store (default true; off for a read-only daemon). */
@@ -95,7 +97,8 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
     const path = q < 0 ? target : target.slice(0, q);
     if (path === '/metrics') return serveMetrics(x);
     x.route = routeLabel(path);
-    if (opts.authToken !== undefined && !authorizes(x.req.headers.authorization, opts.authToken, true)) {
+    const reading = x.req.method === 'GET' || x.req.method === 'HEAD';
+    if (opts.authToken !== undefined && !(opts.publicReads && reading) && !authorizes(x.req.headers.authorization, opts.authToken, true)) {
       x.res.setHeader('WWW-Authenticate', 'Bearer realm="nix-castore", Basic realm="nix-castore"');
       throw new HttpError(401, 'this cache needs an Authorization: Bearer <token> header');
     }
