@@ -26,6 +26,7 @@ export class AdminClient {
 
   private async call<Req, Res>(m: import('@grpc/grpc-js').MethodDefinition<Req, Res>, req: Req, what: string): Promise<Res> {
     await this.shared.ready;
+    await this.shared.answering();
     try {
       return await unary(this.shared.client, m, req);
     } catch (err) {
@@ -53,6 +54,7 @@ export class AdminClient {
   async collect(req: RemoteGcRequest, progress?: (line: string) => void): Promise<string> {
     const msg: CollectGarbageRequest = { keepSince: req.keepSince ?? '', maxSize: req.maxSize ?? '', grace: req.grace ?? '', dryRun: req.dryRun === true, memory: req.memory ?? '' };
     await this.shared.ready;
+    await this.shared.answering();
     let report: string | undefined;
     let heard = false;
     const onEvent = (e: CollectGarbageEvent) => {

@@ -2,6 +2,7 @@
 // blob, directory and PathInfo client backends and closed with the last.
 import * as grpc from '@grpc/grpc-js';
 import { parseGrpcAddr } from './address.js';
+import { CastoreError } from '../castore/errors.js';
 import { AUTH_TOKEN_FILE_ENV, MAX_MESSAGE_BYTES, clientAuthToken } from './client-settings.js';
 
 interface Entry {
@@ -15,6 +16,13 @@ export interface SharedClient {
   client: grpc.Client;
   /** Resolves when connected (only awaited with `?wait-connect=1`). */
   ready: Promise<void>;
+  /**
+   * Resolves once the connection is up or has failed (a call then fails at
+   * once, UNAVAILABLE); rejects if it is still being set up after
+   * 2 × NIX_CASTORE_PING_MS: something accepted the connection and never
+   * answered (a stopped daemon), where a call would wait for ever.
+   */
+  answering(): Promise<void>;
   release(): void;
 }
 
@@ -72,6 +80,7 @@ export function acquireClient(addr: string): SharedClient {
   return {
     client: entry.client,
     ready: entry.ready,
+    answering: () => answering(entry.client, addr, 2 * KEEPALIVE_MS),
     release() {
       if (released) return;
       released = true;
@@ -81,4 +90,20 @@ export function acquireClient(addr: string): SharedClient {
       }
     },
   };
+}
+
+function answering(client: grpc.Client, addr: string, ms: number): Promise<void> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const look = () => {
+      const state = channel.getConnectivityState(true);
+      if (state !== grpc.connectivityState.IDLE && state !== grpc.connectivityState.CONNECTING) return resolve();
+      if (Date.now() >= deadline) {
+        return reject(new CastoreError('unavailable', `no answer from ${addr} in ${Math.round(ms / 1000)} s (a daemon stopped, or something else listening there)`));
+      }
+      channel.watchConnectivityState(state, deadline, look);
+    };
+    look();
+  });
 }

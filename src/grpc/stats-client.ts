@@ -27,6 +27,7 @@ async function callStoreStats(addr: string): Promise<StoreStats> {
   const shared = acquireClient(addr);
   try {
     await shared.ready;
+    await shared.answering();
     return await unary(shared.client, def.Get, {});
   } catch (err) {
     if (isServiceError(err) && err.code === status.UNIMPLEMENTED) {

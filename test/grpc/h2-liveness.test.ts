@@ -62,3 +62,21 @@ it('a daemon stopped with SIGSTOP: path-info fails saying so; once it runs again
     await d.stop();
   }
 });
+
+it('the grpc-js clients too (pin, stats): a stopped daemon makes them fail saying so, instead of hanging', async () => {
+  const d = await startDaemonProcess();
+  try {
+    const live = await cli(['pin', 'list', '--store', d.addr], 300);
+    assert.equal(live.status, 0, live.stderr);
+    d.child.kill('SIGSTOP');
+    for (const args of [['pin', 'list', '--store', d.addr], ['stats', '--store', d.addr]]) {
+      // Not a timing assertion: a client that waits for ever is stopped here so the test ends.
+      const r = await Promise.race([cli(args, 300), new Promise<{ status: null; stderr: string }>((res) => setTimeout(() => res({ status: null, stderr: 'still waiting after 60 s' }), 60_000))]);
+      assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /no answer from grpc\+unix:\/\/\S+ in 1 s \(a daemon stopped/);
+    }
+  } finally {
+    d.child.kill('SIGCONT');
+    await d.stop();
+  }
+});
