@@ -67,6 +67,16 @@ require('node:module').syncBuiltinESMExports();
   return preload;
 }
 
+/** Stores path A through the daemon, to be collected. */
+async function pushA(d: DaemonProcess): Promise<void> {
+  const remote = openStore(sameAddr(d.addr));
+  try {
+    await putPath(remote, A, 'a\n', []);
+  } finally {
+    await remote.close();
+  }
+}
+
 describe('gc through a daemon shows its progress', () => {
   const daemons: DaemonProcess[] = [];
   const dirs: string[] = [];
@@ -84,12 +94,7 @@ describe('gc through a daemon shows its progress', () => {
     const data = await mkdtemp(join(tmpdir(), 'gc-progress-'));
     dirs.push(data);
     const d = await daemon(['--data', data]);
-    const remote = openStore(sameAddr(d.addr));
-    try {
-      await putPath(remote, A, 'a\n', []);
-    } finally {
-      await remote.close();
-    }
+    await pushA(d);
     const quiet = await runCli(['gc', '--store', d.addr, '--keep-since', '0', '--grace', '0', '--dry-run', '--json']);
     assert.equal(quiet.code, 0, quiet.stderr);
     assert.deepEqual((JSON.parse(quiet.stdout) as GcReport).deleted, [A.slice(11)]);
@@ -110,12 +115,7 @@ describe('gc through a daemon shows its progress', () => {
     const preload = await slowPins(tmp, 4000);
     const d = await startDaemonProcess({ args: ['--data', join(tmp, 'data'), '--idle-timeout', '2'], nodeArgs: ['--require', preload] });
     daemons.push(d);
-    const remote = openStore(sameAddr(d.addr));
-    try {
-      await putPath(remote, A, 'a\n', []);
-    } finally {
-      await remote.close();
-    }
+    await pushA(d);
     const gc = await runCli(['gc', '--store', d.addr, '--keep-since', '0', '--grace', '0'], { env: { ...nixEnv(), NIX_CASTORE_PING_MS: '500' } });
     assert.equal(gc.code, 0, gc.stderr + d.stderr());
     assert.match(gc.stdout, new RegExp(`^deleted ${A}$`, 'm'));
@@ -126,12 +126,7 @@ describe('gc through a daemon shows its progress', () => {
     dirs.push(tmp);
     const d = await startDaemonProcess({ args: ['--data', join(tmp, 'data')], nodeArgs: ['--require', await slowPins(tmp, 8000)] });
     daemons.push(d);
-    const remote = openStore(sameAddr(d.addr));
-    try {
-      await putPath(remote, A, 'a\n', []);
-    } finally {
-      await remote.close();
-    }
+    await pushA(d);
     const gc = spawn(process.execPath, [CLI, 'gc', '--store', d.addr, '--keep-since', '0', '--grace', '0'], { env: { ...nixEnv(), NIX_CASTORE_PING_MS: '500' }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     gc.stderr!.on('data', (b) => (stderr += b));
