@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { parseGrpcAddr } from './address.js';
 import { CastoreError } from '../castore/errors.js';
-import { AUTH_TOKEN_FILE_ENV, MAX_MESSAGE_BYTES, clientAuthToken } from './client-settings.js';
+import { AUTH_TOKEN_FILE_ENV, MAX_MESSAGE_BYTES, PING_MS, clientAuthToken } from './client-settings.js';
 
 interface Entry {
   client: grpc.Client;
@@ -41,9 +41,6 @@ function bearer(token: string): grpc.Interceptor {
     });
 }
 
-/** NIX_CASTORE_PING_MS sets it (tests). */
-const KEEPALIVE_MS = Number(process.env.NIX_CASTORE_PING_MS) || 20_000;
-
 export function acquireClient(addr: string): SharedClient {
   const t = parseGrpcAddr(addr);
   const token = clientAuthToken();
@@ -57,12 +54,10 @@ export function acquireClient(addr: string): SharedClient {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Large receive windows: 64 KiB ones stall big Reads (see server/daemon.ts).
       'grpc-node.flow_control_window': 32 * 1024 * 1024,
-      // PINGs while calls are in flight (as the lean client does, h2/connection.ts):
-      // bytes keep moving during a long call the daemon answers late (a
-      // collection), which its --idle-timeout would otherwise cut off, and a
-      // daemon that stopped answering fails the call instead of hanging it.
-      'grpc.keepalive_time_ms': KEEPALIVE_MS,
-      'grpc.keepalive_timeout_ms': KEEPALIVE_MS,
+      // PINGs while calls are in flight (as the lean client does): a daemon
+      // that stopped answering fails the call instead of hanging it.
+      'grpc.keepalive_time_ms': PING_MS,
+      'grpc.keepalive_timeout_ms': PING_MS,
       // tvix clients use this authority for unix sockets; servers must not care.
       ...(t.target.startsWith('unix:') ? { 'grpc.default_authority': 'localhost' } : {}),
     });
@@ -80,7 +75,7 @@ export function acquireClient(addr: string): SharedClient {
   return {
     client: entry.client,
     ready: entry.ready,
-    answering: () => answering(entry.client, addr, 2 * KEEPALIVE_MS),
+    answering: () => answering(entry.client, addr, 2 * PING_MS),
     release() {
       if (released) return;
       released = true;

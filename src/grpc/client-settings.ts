@@ -6,6 +6,13 @@ import { invalid } from '../castore/errors.js';
 
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * While calls are in flight a client PINGs the server this often, and
+ * gives up on a connection that does not answer (h2/connection.ts,
+ * channel.ts). NIX_CASTORE_PING_MS sets it (tests).
+ */
+export const PING_MS = Number(process.env.NIX_CASTORE_PING_MS) || 20_000;
+
 /** Names a file holding the bearer token every call carries (daemon --auth-token-file). */
 export const AUTH_TOKEN_FILE_ENV = 'NIX_CASTORE_AUTH_TOKEN_FILE';
 

@@ -8,20 +8,16 @@ import * as tls from 'node:tls';
 import type { MethodDefinition } from '@grpc/grpc-js';
 import { status } from '../status-codes.js';
 import { parseGrpcAddr, type GrpcTarget } from '../address.js';
-import { AUTH_TOKEN_FILE_ENV, clientAuthToken } from '../client-settings.js';
+import { AUTH_TOKEN_FILE_ENV, PING_MS, clientAuthToken } from '../client-settings.js';
 import { GrpcError } from './status.js';
 
 /** Receive window per stream and per connection; 64 KiB ones stall big Reads (see channel.ts). */
 const WINDOW_BYTES = 32 * 1024 * 1024;
 const WAIT_CONNECT_MS = 10_000;
-/**
- * While calls are in flight the server is PINGed this often; a PING not
- * answered by the next one ends the session (its calls fail UNAVAILABLE,
- * and are retried on a new one): a stopped daemon, or a listener that is
- * not one, would otherwise hold a copy for ever. NIX_CASTORE_PING_MS sets
- * it (tests).
- */
-const PING_MS = Number(process.env.NIX_CASTORE_PING_MS) || 20_000;
+// While calls are in flight the server is PINGed every PING_MS; a PING not
+// answered by the next one ends the session (its calls fail UNAVAILABLE,
+// and are retried on a new one): a stopped daemon, or a listener that is
+// not one, would otherwise hold a copy for ever.
 const USER_AGENT = 'nix-castore/0.1.0 (node:http2)';
 
 /** A method with its request headers built once, rather than per call. */
