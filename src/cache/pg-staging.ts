@@ -2,7 +2,7 @@
 // daemon behind a load balancer accepts the narinfo of a NAR another one
 // received, and a restart loses nothing. Its two tables are created on
 // first use, apart from the store's own schema.
-import { openPgIndex, type PgIndex } from '../scaleout/pg-index.js';
+import { pgTables, type PgTables } from './pg-tables.js';
 import { decodeStaged, encodeStaged, type NarStaging, type StagedNar } from './staging.js';
 
 const TABLES = `
@@ -17,20 +17,14 @@ const TABLES = `
   );`;
 
 export class PgStaging implements NarStaging {
-  private readonly db: PgIndex;
-  private ready: Promise<unknown> | undefined;
+  private readonly db: PgTables;
 
   constructor(url: string) {
-    this.db = openPgIndex(url);
+    this.db = pgTables(url, TABLES);
   }
 
-  private async q<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
-    this.ready ??= this.db.query(TABLES).catch((err) => {
-      this.ready = undefined;
-      throw err;
-    });
-    await this.ready;
-    return (await this.db.query<R>(text, values)).rows;
+  private q<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
+    return this.db.q<R>(text, values);
   }
 
   async put(s: StagedNar): Promise<void> {

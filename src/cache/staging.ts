@@ -7,11 +7,10 @@
 // Once published, the file's own name (`nar/<file hash>.nar.xz`, which Nix
 // keeps in its local narinfo cache and asks for when it substitutes later)
 // stays an alias of the store path it became.
-import { open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Node } from '../castore/messages.js';
-import { makeDirs } from '../util/make-dirs.js';
+import { writeDurably } from '../util/write-durably.js';
 
 export interface StagedNar {
   narSha256: Buffer;
@@ -152,36 +151,14 @@ export class DiskStaging implements NarStaging {
     }
     let n = 0;
     for (const name of names) {
-      if (name === 'aliases') continue;
       const p = join(this.dir, name);
       const st = await stat(p).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > maxAgeMs) {
+      // Records are files; `aliases/` (and realisations, beside them) are kept.
+      if (st?.isFile() && Date.now() - st.mtimeMs > maxAgeMs) {
         await rm(p, { force: true });
         n++;
       }
     }
     return n;
-  }
-}
-
-/** Temp file, fsync, rename, fsync of the directory: whole or absent after a crash. */
-async function writeDurably(final: string, text: string): Promise<void> {
-  const dir = dirname(final);
-  await makeDirs(dir);
-  // Unique: the same NAR may be uploaded twice at once.
-  const tmp = `${final}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
-  const f = await open(tmp, 'w', 0o600);
-  try {
-    await f.writeFile(text);
-    await f.sync();
-  } finally {
-    await f.close();
-  }
-  await rename(tmp, final);
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
   }
 }

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { UsageError } from '../util/usage.js';
 import { LEVELS, SERVED_COMPRESSIONS, type ServedCompression } from '../nix/compression-names.js';
 import { parsePublicKey, type PublicKey } from '../nix/signature.js';
-import { openStaging } from '../cache/open-staging.js';
+import { openRealisations, openStaging } from '../cache/open-staging.js';
 import type { HttpCacheOptions } from '../server/http-cache.js';
 
 export const CACHE_FLAGS = {
@@ -30,15 +30,19 @@ export const CACHE_HELP = `      --compression KIND   zstd (default), xz or none
 Uploads ('nix copy --to http://…'): PUT of nix-cache-info, nar/…(.xz, .zst,
 .bz2 or none) and <hash>.narinfo. A NAR is ingested into the castore as it
 arrives and staged; its narinfo publishes it once NarHash, NarSize and the
-references check out. Refused with 403 by --read-only, and by a daemon with
+references check out. Realisations of content-addressed derivations
+(realisations/….doi, ca-derivations) are kept and served while their
+output is in the store. Refused with 403 by --read-only, and by a daemon with
 --sign-key-file but no --auth-token-file (it would sign anyone's uploads).
       --trusted-upload-keys KEY
-                           a narinfo must carry a valid signature by one of
-                           these public keys (name:base64; repeatable, or
-                           space-separated); else 403.
-      --upload-staging DIR where received NARs wait for their narinfo (default:
-                           DATA/staged-nars for --data, the store's
-                           PostgreSQL for s3://…, else
+                           a narinfo (and a realisation) must carry a valid
+                           signature by one of these public keys
+                           (name:base64; repeatable, or space-separated);
+                           else 403.
+      --upload-staging DIR where received NARs wait for their narinfo, with
+                           realisations in DIR/realisations (default:
+                           DATA/staged-nars and DATA/realisations for
+                           --data, the store's PostgreSQL for s3://…, else
                            $XDG_STATE_HOME/nix-castore/staged-nars).`;
 
 type CacheValues = {
@@ -77,6 +81,7 @@ export async function cacheOptions(values: CacheValues, pathInfoAddr: string, re
     readOnly,
     publicReads: values['http-public-reads'] === true,
     uploads: readOnly ? undefined : { staging: openStaging(pathInfoAddr, values['upload-staging']), trustedKeys },
+    realisations: openRealisations(pathInfoAddr, values['upload-staging']),
   };
 }
 

@@ -17,6 +17,8 @@ import { authorizes } from './access.js';
 import { HttpError, sendText, showTarget, type Exchange, type Route } from './http-exchange.js';
 import { getRoutes } from './http-get.js';
 import { putRoutes, refusedPutRoutes, type UploadOptions } from './http-put.js';
+import { realisationRoutes } from './http-realisations.js';
+import type { RealisationStore } from '../cache/realisations.js';
 import { listenHttp, type HttpListenAddr } from './http-listen.js';
 import { countHttpRequest, metricsAllowed, sendMetrics, trackHttpConnections } from './metrics-endpoint.js';
 import { enableProcessMetrics } from '../metrics/metrics.js';
@@ -49,6 +51,8 @@ export interface HttpCacheOptions {
   uploads?: UploadOptions;
   /** Uploads get 403. */
   readOnly?: boolean;
+  /** Where realisations of content-addressed derivations are kept and read (none: not served, uploads 404). */
+  realisations?: RealisationStore;
   /** With authToken: GET and HEAD need no token (uploads still do). */
   publicReads?: boolean;
   /** GET /metrics needs the token too (else it is readable without). */
@@ -68,6 +72,7 @@ function routeLabel(path: string): string {
   if (path.startsWith('/nar/')) return 'nar';
   if (path.endsWith('.ls')) return 'ls';
   if (path.startsWith('/log/')) return 'log';
+  if (path.startsWith('/realisations/')) return 'realisation';
   return 'other';
 }
 
@@ -75,6 +80,7 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const routes: Route[] = [
     ...getRoutes(store, { signer: opts.signingKey && new NarInfoSigner(store, opts.signingKey, { persist: opts.persistSignatures ?? true, log }), priority: opts.priority ?? DEFAULT_PRIORITY, compression: opts.compression ?? 'zstd', compressionLevel: opts.compressionLevel, aliasOf: opts.uploads && ((f) => opts.uploads!.staging.getAlias(f)) }),
+    ...(opts.realisations ? realisationRoutes(store, { realisations: opts.realisations, trustedKeys: opts.uploads?.trustedKeys }) : []),
     ...(opts.uploads ? putRoutes(store, opts.uploads) : opts.readOnly ? refusedPutRoutes() : []),
   ];
 
@@ -186,7 +192,10 @@ export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: H
     server,
     url: listening.url,
     close() {
-      closed ??= listening.close().then(() => opts.uploads?.staging.close?.());
+      closed ??= listening.close().then(async () => {
+        await opts.uploads?.staging.close?.();
+        await opts.realisations?.close?.();
+      });
       return closed;
     },
   };

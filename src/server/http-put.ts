@@ -7,8 +7,10 @@
 //   PUT  /<32-char store hash>.narinfo     checked against the staged NAR, the
 //                                          store and the trusted keys; then
 //                                          the PathInfo is published
-//   PUT  /<hash>.ls, /log/<name>           accepted and dropped, so Nix never
-//                                          fails on them
+//   PUT  /<hash>.ls, /log/<name>,          accepted and dropped, so Nix never
+//        /debuginfo/<build id>             fails on them
+//
+// Realisations (ca-derivations) are kept: http-realisations.ts.
 //
 // Nix sends the NAR before its narinfo; between the two only the staged
 // record exists, and nothing is visible to readers.
@@ -28,6 +30,7 @@ import { alreadyPresent, checkContent, checkReferences, checkSignatures, pathInf
 import { HttpError, sendText, type Exchange, type Route } from './http-exchange.js';
 import { NARINFO_PATH_RE, NAR_PATH_RE, STORE_HASH_RE } from './http-get.js';
 import { growOr503, holdFor } from './http-budget.js';
+import { declaredLength, drain, readBody } from './http-body.js';
 import { storageFull, storageFullError } from './http-storage-full.js';
 
 export interface UploadOptions {
@@ -43,49 +46,12 @@ export interface UploadOptions {
 
 const FILE_HASH_RE = new RegExp(`^[${nixbase32.ALPHABET}]{52}$`);
 const MAX_NARINFO_BYTES = 1 << 20;
-/** Listings and build logs are dropped; this only bounds how long we keep reading. */
-const MAX_IGNORED_BYTES = 256 << 20;
 const DEFAULT_MAX_NAR = 64 * 2 ** 30;
 /** Staged NARs no narinfo claimed within this long are forgotten. */
 export const STAGED_TTL_MS = 24 * 3600 * 1000;
 
-function declaredLength(x: Exchange, max: number, what: string): void {
-  const cl = x.req.headers['content-length'];
-  if (cl !== undefined && (!/^\d+$/.test(cl) || Number(cl) > max)) {
-    throw new HttpError(413, `${what} of ${cl} bytes: at most ${max} accepted`);
-  }
-}
-
-/** The whole body, refusing more than `max` bytes; held against the daemon's budget while it is read. */
-async function readBody(x: Exchange, max: number, what: string): Promise<Buffer> {
-  declaredLength(x, max, what);
-  const parts: Buffer[] = [];
-  let n = 0;
-  const held = holdFor(x, 0);
-  try {
-    for await (const chunk of x.req as AsyncIterable<Buffer>) {
-      n += chunk.length;
-      if (n > max) throw new HttpError(413, `${what} larger than ${max} bytes`);
-      growOr503(x, held, chunk.length);
-      parts.push(chunk);
-    }
-    return Buffer.concat(parts);
-  } finally {
-    held?.release();
-  }
-}
-
 /** What one NAR upload holds while it is ingested: the store writer's bytes, the body's chunk and decompression in flight. */
 const INGEST_BYTES = (heldPerWriter = 4 << 20) => heldPerWriter + (1 << 20);
-
-async function drain(x: Exchange, what: string): Promise<void> {
-  declaredLength(x, MAX_IGNORED_BYTES, what);
-  let n = 0;
-  for await (const chunk of x.req as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > MAX_IGNORED_BYTES) throw new HttpError(413, `${what} larger than ${MAX_IGNORED_BYTES} bytes`);
-  }
-}
 
 export function putRoutes(store: Store, opts: UploadOptions): Route[] {
   const trusted = opts.trustedKeys ?? [];
@@ -229,10 +195,7 @@ function uploadRoutes(h: {
     { methods: ['PUT'], writes: true, path: NARINFO_PATH_RE, handle: (x, m) => putNarInfo(x, m[1]) },
     { methods: ['PUT'], writes: true, path: /^\/[^/]+\.ls$/, handle: async (x) => (await drain(x, 'a listing'), ok(x)) },
     { methods: ['PUT'], writes: true, path: /^\/log\/[^/]+$/, handle: async (x) => (await drain(x, 'a build log'), ok(x)) },
-    // Not kept either, so that `nix copy` succeeds: realisations of content-addressed
-    // derivations (ca-derivations; Nix then builds what it cannot resolve) and
-    // ?index-debug-info=true's index of debug files.
-    { methods: ['PUT'], writes: true, path: /^\/realisations\/[^/]+\.doi$/, handle: async (x) => (await drain(x, 'a realisation'), ok(x)) },
+    // Not kept either, so that `nix copy` succeeds: ?index-debug-info=true's index of debug files.
     { methods: ['PUT'], writes: true, path: /^\/debuginfo\/[^/]+$/, handle: async (x) => (await drain(x, 'a debug info index entry'), ok(x)) },
   ];
 }

@@ -163,7 +163,7 @@ describe('the pusher pulls back from the same cache', () => {
   });
 });
 
-describe('what nix copy --to also sends, and the daemon does not keep', () => {
+describe('what nix copy --to also sends: debug info (dropped) and realisations (kept: realisations.test)', () => {
   // A path with a debug file (?index-debug-info=true PUTs debuginfo/<build id>.debug for
   // lib/debug/.build-id/<2 hex>/<38 hex>.debug),
   // and a content-addressed derivation's output (ca-derivations: realisations/<id>.doi).
