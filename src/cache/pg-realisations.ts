@@ -26,7 +26,7 @@ export class PgRealisations implements RealisationStore {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const rows = await this.q<{ data: string }>('SELECT data FROM nix_castore_realisations WHERE name = $1', [key]);
+    const rows = await this.db.read<{ data: string }>('SELECT data FROM nix_castore_realisations WHERE name = $1', [key]);
     return rows[0]?.data;
   }
 

@@ -3,9 +3,13 @@
 // and tried again after a failure (the database may come up later).
 import { openPgIndex, type PgIndex } from '../scaleout/pg-index.js';
 
+const UNDEFINED_TABLE = '42P01';
+
 export interface PgTables {
   /** Runs `text` once the tables exist; the rows. */
   q<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]>;
+  /** Runs a read without creating the tables (a read-only daemon's role may not): no table, no rows. */
+  read<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]>;
   release(): Promise<void>;
 }
 
@@ -20,6 +24,15 @@ export function pgTables(url: string, ddl: string): PgTables {
       });
       await ready;
       return (await db.query<R>(text, values)).rows;
+    },
+    async read<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
+      try {
+        return (await db.query<R>(text, values)).rows;
+      } catch (err) {
+        // pg-index.ts wraps the driver's error; its code is the cause's.
+        if ((err as { cause?: { code?: string } }).cause?.code === UNDEFINED_TABLE) return [];
+        throw err;
+      }
     },
     release: () => db.release(),
   };

@@ -13,6 +13,8 @@ import { DiskStaging } from '../../src/cache/staging.js';
 import { checkRealisation, isRealisationKey, type RealisationStore } from '../../src/cache/realisations.js';
 import { fileAddr } from '../../src/addr/parse.js';
 import { freshScaleoutAddr } from '../helpers/scaleout.js';
+import { PgRealisations } from '../../src/cache/pg-realisations.js';
+import pg from 'pg';
 
 type Backend = { open(): RealisationStore; durable: boolean; cleanup(): Promise<void> };
 
@@ -69,6 +71,24 @@ for (const [name, make] of backends) {
     });
   });
 }
+
+describe('realisations in PostgreSQL, read by a read-only daemon', () => {
+  it('a read of a database without the table finds nothing and creates nothing (its role may not create)', async () => {
+    const s = await freshScaleoutAddr('realisations-ro');
+    cleanups.push(() => s.drop());
+    const r = new PgRealisations(s.pgUrl);
+    assert.equal(await r.get(OLD), undefined);
+    await r.close();
+    const c = new pg.Client({ connectionString: s.pgUrl });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ t: string | null }>("SELECT to_regclass('nix_castore_realisations')::text AS t");
+      assert.equal(rows[0].t, null);
+    } finally {
+      await c.end();
+    }
+  });
+});
 
 describe('realisations kept beside staged NARs (--upload-staging DIR)', () => {
   it('expiring old staged NARs leaves them alone, however old', async () => {
