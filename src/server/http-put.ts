@@ -47,6 +47,8 @@ export interface UploadOptions {
 const FILE_HASH_RE = new RegExp(`^[${nixbase32.ALPHABET}]{52}$`);
 const MAX_NARINFO_BYTES = 1 << 20;
 const DEFAULT_MAX_NAR = 64 * 2 ** 30;
+/** nginx's status for a request whose client closed the connection before the answer. */
+const CLIENT_GONE = 499;
 /** Staged NARs no narinfo claimed within this long are forgotten. */
 export const STAGED_TTL_MS = 24 * 3600 * 1000;
 
@@ -130,6 +132,10 @@ export function putRoutes(store: Store, opts: UploadOptions): Route[] {
       x.res.once('close', leave);
       try {
         await store.pathInfos.put(pathInfoOf(ni, staged), gone.signal);
+      } catch (err) {
+        // Nobody to answer; the access log and metrics say 499, not a server error.
+        if (gone.signal.aborted) throw new HttpError(CLIENT_GONE, 'the client went away before the path was published: nothing was published');
+        throw err;
       } finally {
         x.res.off('close', leave);
       }
