@@ -6,12 +6,13 @@
 //   Nix 2.8 to 2.2x   realisations/sha256:<64 hex>!<output>.doi
 //   later Nix         realisations/<hash>-<name>.drv/<output>.doi
 //
-// The JSON is checked before it is kept (an object naming a valid outPath;
-// Nix 2.8's also its own id) and again when it is read back.
+// The JSON is checked before it is kept (an object naming a valid outPath:
+// a basename from Nix 2.8, a whole store path from later Nix; Nix 2.8's also
+// its own id) and again when it is read back.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isValidName, parseBasename, StorePathError } from '../nix/store-path.js';
+import { basename, isValidName, parseAbsolute, parseBasename, StorePathError } from '../nix/store-path.js';
 import { parseSignature, verifyAny, type PublicKey } from '../nix/signature.js';
 import { writeDurably } from '../util/write-durably.js';
 
@@ -47,7 +48,7 @@ export function isRealisationKey(key: string): boolean {
 }
 
 export interface CheckedRealisation {
-  /** The output's store path basename. */
+  /** The output's store path basename (as uploaded, Nix 2.8; or of the absolute path later Nix writes). */
   outPath: string;
   signatures: string[];
   /** What its signatures sign (Nix 2.8's form; undefined for other forms). */
@@ -65,8 +66,10 @@ export function checkRealisation(key: string, json: string): CheckedRealisation 
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new RealisationError('not a JSON object');
   const r = j as Record<string, unknown>;
   if (typeof r.outPath !== 'string') throw new RealisationError('no outPath');
+  // Nix 2.8 writes the basename, later Nix the whole store path.
+  let outPath: string;
   try {
-    parseBasename(r.outPath);
+    outPath = basename(r.outPath.startsWith('/') ? parseAbsolute(r.outPath) : parseBasename(r.outPath));
   } catch (err) {
     throw new RealisationError(`outPath: ${(err as Error).message}`);
   }
@@ -76,12 +79,12 @@ export function checkRealisation(key: string, json: string): CheckedRealisation 
   if (typeof deps !== 'object' || deps === null || Array.isArray(deps) || !Object.values(deps).every((v) => typeof v === 'string')) {
     throw new RealisationError('dependentRealisations is not an object of strings');
   }
-  if (!HASH_KEY_RE.test(key)) return { outPath: r.outPath, signatures };
+  if (!HASH_KEY_RE.test(key)) return { outPath, signatures };
   if (r.id !== key) throw new RealisationError(`its id ${JSON.stringify(r.id)} is not the name it was uploaded as (${key})`);
   // nlohmann::json's dump of the object without its signatures: keys sorted, no spaces.
   const sortedDeps = Object.fromEntries(Object.entries(deps as Record<string, string>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const fingerprint = JSON.stringify({ dependentRealisations: sortedDeps, id: key, outPath: r.outPath });
-  return { outPath: r.outPath, signatures, fingerprint };
+  return { outPath, signatures, fingerprint };
 }
 
 /** Whether one of its signatures is valid by one of `keys`. */

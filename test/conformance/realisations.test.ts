@@ -111,6 +111,14 @@ describe('realisation names and contents', () => {
     }
   });
 
+  it("outPath: Nix 2.8's basename or later Nix's whole store path, nothing else", () => {
+    assert.equal(checkRealisation(NEW, JSON.stringify({ outPath: '/nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-a', signatures: [] })).outPath, '0c6kzph7l0dcbfmjap64f0czdafn3b7x-a');
+    assert.equal(checkRealisation(OLD, doi('0c6kzph7l0dcbfmjap64f0czdafn3b7x-a', OLD)).outPath, '0c6kzph7l0dcbfmjap64f0czdafn3b7x-a');
+    for (const bad of ['/nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-a/bin', '/tmp/0c6kzph7l0dcbfmjap64f0czdafn3b7x-a', '0c6kzph7l0dcbfmjap64f0czdafn3b7x', '']) {
+      assert.throws(() => checkRealisation(NEW, JSON.stringify({ outPath: bad })), /outPath/, bad);
+    }
+  });
+
   it('the signed fingerprint lists dependencies sorted, whatever order the upload had', () => {
     const deps = { [`sha256:${'bb'.repeat(32)}!out`]: '1c6kzph7l0dcbfmjap64f0czdafn3b7x-b', [`sha256:${'aa'.repeat(32)}!out`]: '0c6kzph7l0dcbfmjap64f0czdafn3b7x-a' };
     const r = checkRealisation(OLD, JSON.stringify({ outPath: '2c6kzph7l0dcbfmjap64f0czdafn3b7x-c', id: OLD, dependentRealisations: deps }));

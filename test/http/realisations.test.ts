@@ -118,6 +118,16 @@ describe('realisations through the binary cache, with real Nix', () => {
     assert.equal(await readFile(join(root, dep), 'utf8'), `${ca}\n${ca2}\n`);
   });
 
+  it("later Nix's form (realisations/<drv>/<output>.doi, the whole store path as outPath) is kept and served too", async () => {
+    const target = `/realisations/${'0'.repeat(32)}-dep-later.drv/out.doi`;
+    const body = Buffer.from(JSON.stringify({ outPath: dep, signatures: [] }));
+    const put = await request(cache.url, target, 'PUT', auth, body);
+    assert.equal(put.status, 200, put.body.toString());
+    const got = await request(cache.url, target, 'GET', auth);
+    assert.equal(got.status, 200, got.body.toString());
+    assert.deepEqual(got.body, body);
+  });
+
   it('fsck --nar finds the store clean, with the realisations kept beside it', async () => {
     const r = await runCli(['fsck', '--data', data(), '--nar']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
