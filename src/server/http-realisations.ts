@@ -68,6 +68,9 @@ export function realisationRoutes(store: Store, opts: RealisationRoutesOptions):
       if (err instanceof RealisationError) throw new HttpError(400, `realisation ${key}: ${err.message}`);
       throw err;
     }
+    if (trusted.length > 0 && checked.fingerprint === undefined) {
+      throw new HttpError(403, `realisation ${key}: only Nix 2.8's form (realisations/sha256:…!out.doi) can be checked against --trusted-upload-keys`);
+    }
     if (trusted.length > 0 && !signedByAny(checked, trusted)) {
       throw new HttpError(403, `realisation ${key} carries no valid signature by a trusted upload key (Nix signs realisations it builds with secret-key-files)`);
     }

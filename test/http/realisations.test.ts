@@ -213,5 +213,10 @@ describe('--trusted-upload-keys: only realisations signed by such a key are kept
     await runNix('nix', ['store', 'sign', '--key-file', pusherSk, out], { env: plain });
     await assert.rejects(runNix('nix', ['copy', '--to', cache.url, '-f', unsigned, 'ca'], { env: plain }), /403/);
     assert.ok(puts(cache.d).some((l) => / 403 /.test(l)), cache.d.stderr());
+
+    // Later Nix's form has a fingerprint the daemon does not know: refused, saying so.
+    const later = await request(cache.url, `/realisations/${'0'.repeat(32)}-x.drv/out.doi`, 'PUT', auth, Buffer.from(JSON.stringify({ outPath: out, signatures: [] })));
+    assert.equal(later.status, 403);
+    assert.match(later.body.toString(), /only Nix 2\.8's form .* can be checked against --trusted-upload-keys/);
   });
 });
