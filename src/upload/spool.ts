@@ -114,32 +114,56 @@ export function isDue(e: SpoolEntry, now = Date.now()): boolean {
 /**
  * Runs `fn` holding the spool's drain lock, so two drainers (the daemon and
  * a manual `drain`) never upload the same entry at once. A lock left by a
- * dead process is taken over. Returns undefined when another drainer holds it.
+ * dead process is taken over; the lock names its holder by pid and start
+ * time, so a pid used again (a container's drainer restarted as pid 1 after
+ * a kill, an unrelated process) does not keep the spool locked for ever.
+ * Returns undefined when another drainer holds it.
  */
 export async function withDrainLock<T>(dir: string, fn: () => Promise<T>): Promise<T | undefined> {
   await makeDirs(dir);
   const lock = join(dir, '.drain.lock');
-  if (!(await takeLock(lock))) return undefined;
+  if (heldHere.has(lock)) return undefined;
+  heldHere.add(lock); // before taking it: a second call here must not see our pid as a stale lock
   try {
-    return await fn();
+    if (!(await takeLock(lock))) return undefined;
+    try {
+      return await fn();
+    } finally {
+      await unlink(lock).catch(() => {});
+    }
   } finally {
-    await unlink(lock).catch(() => {});
+    heldHere.delete(lock);
   }
 }
+
+/** Drain locks this process holds: a lock naming our pid but not in here was left by an earlier process with the same pid. */
+const heldHere = new Set<string>();
 
 async function takeLock(lock: string): Promise<boolean> {
   for (let tries = 0; tries < 2; tries++) {
     try {
-      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      await writeFile(lock, `${process.pid} ${(await startTime(process.pid)) ?? ''}\n`, { flag: 'wx' });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await readFile(lock, 'utf8').catch(() => '0'));
-      if (holder && alive(holder)) return false;
+      const [pid, started] = (await readFile(lock, 'utf8').catch(() => '')).trim().split(/\s+/);
+      if (await holderAlive(Number(pid), started)) return false;
       await unlink(lock).catch(() => {}); // left by a dead process
     }
   }
   return false;
+}
+
+async function holderAlive(pid: number, started: string | undefined): Promise<boolean> {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) return false;
+  const now = started ? await startTime(pid) : undefined;
+  return now === undefined || now === started;
+}
+
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22); undefined where /proc cannot tell. */
+async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 function alive(pid: number): boolean {
