@@ -30,7 +30,7 @@ export interface DrainResult {
 
 async function drainEntry(dir: string, e: SpoolEntry, opts: DrainOptions): Promise<boolean> {
   try {
-    if (e.lastError?.startsWith('unreadable spool entry')) throw new Error(e.lastError);
+    if (e.unreadable !== undefined || e.lastError?.startsWith('unreadable spool entry')) throw new Error(e.lastError ?? 'unreadable spool entry');
     const outs = e.outPaths.length > 0 ? e.outPaths : e.drvPath ? await derivationOutputs(e.drvPath) : [];
     if (outs.length === 0) throw new Error('the entry names no output paths and no derivation');
     const closure = parsePathInfoJson(await nixPathInfoJson(outs), { file: 'nix path-info' });

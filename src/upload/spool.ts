@@ -9,6 +9,7 @@ import { open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { makeDirs } from '../util/make-dirs.js';
+import { salvageEntry } from './spool-salvage.js';
 
 export interface SpoolEntry {
   /** File name in the spool directory. */
@@ -20,6 +21,8 @@ export interface SpoolEntry {
   attempts: number;
   nextAttemptAt?: string;
   lastError?: string;
+  /** The bytes (base64) of an entry that could not be parsed nor salvaged, kept as they were. */
+  unreadable?: string;
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -65,12 +68,19 @@ export async function listEntries(dir: string): Promise<SpoolEntry[]> {
   }
   const out: SpoolEntry[] = [];
   for (const id of names) {
+    let raw: Buffer;
     try {
-      const e = JSON.parse(await readFile(join(dir, id), 'utf8')) as Omit<SpoolEntry, 'id'>;
-      out.push({ ...e, outPaths: Array.isArray(e.outPaths) ? e.outPaths : [], attempts: e.attempts ?? 0, id });
+      raw = await readFile(join(dir, id));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // drained meanwhile
       out.push({ id, outPaths: [], queuedAt: '', attempts: 0, lastError: `unreadable spool entry: ${(err as Error).message}` });
+      continue;
+    }
+    try {
+      const e = JSON.parse(raw.toString('utf8')) as Omit<SpoolEntry, 'id'>;
+      out.push({ ...e, outPaths: Array.isArray(e.outPaths) ? e.outPaths : [], attempts: e.attempts ?? 0, id });
+    } catch (err) {
+      out.push(salvageEntry(id, raw, (err as Error).message));
     }
   }
   return out;
@@ -102,6 +112,8 @@ export async function reschedule(dir: string, e: SpoolEntry, error: string, now 
   const attempts = e.attempts + 1;
   const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts - 1, 20)) * (0.5 + Math.random() / 2);
   const next: SpoolEntry = { ...e, attempts, lastError: error, nextAttemptAt: new Date(now + delay).toISOString() };
+  // A file that could not even be read: writing over it would lose what it holds.
+  if (e.lastError?.startsWith('unreadable spool entry') && e.unreadable === undefined) return next;
   const { id, ...body } = next;
   await writeDurably(dir, id, JSON.stringify(body) + '\n');
   return next;
