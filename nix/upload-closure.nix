@@ -21,6 +21,9 @@
 #     viaDaemon ? false;       # hermetic only: go through a daemon started
 #                              # inside the build, over a unix socket
 #     signKeyFile ? null;      # absolute path (string!) of a Nix secret key
+#     authTokenFile ? null;    # storeAddr only: absolute path (string!) of the
+#                              # file holding the daemon's write token
+#                              # (its --auth-token-file); read by the builder
 #     jobs ? null;             # store paths ingested at once (--jobs)
 #   }
 #
@@ -35,7 +38,10 @@
 # build is refused. Alternatively use an impure derivation (experimental
 # feature impure-derivations, __impure = true) via `overrideAttrs`. The push
 # happens once per derivation: substitutes are disabled for it, and a
-# rebuild needs a new name (or `nix build --rebuild`).
+# rebuild needs a new name (or `nix build --rebuild`). A daemon started with
+# --auth-token-file takes the push only with `authTokenFile` (the builder's
+# environment is clean: NIX_CASTORE_AUTH_TOKEN_FILE from outside never
+# reaches it).
 { runCommand, nix-castore, lib ? null, ... }:
 
 { name ? "upload-closure"
@@ -44,6 +50,7 @@
 , structuredAttrs ? true
 , viaDaemon ? false
 , signKeyFile ? null
+, authTokenFile ? null
 , jobs ? null
 }:
 
@@ -111,8 +118,14 @@ let
     fi
   '';
 
+  # The file's name only (a string: a path literal would copy the token into
+  # the store); copy reads it.
+  tokenEnv =
+    if authTokenFile == null then ""
+    else "export NIX_CASTORE_AUTH_TOKEN_FILE=${q (toString authTokenFile)}\n";
+
   copyDirect = target: ''
-    ${cli} copy --store ${target} ${copyFlags}
+    ${tokenEnv}${cli} copy --store ${target} ${copyFlags}
   '';
 
   # As tvix's recipes do: a daemon in the background on a socket in the build
@@ -156,4 +169,5 @@ let
 in
 if count == 0 then throw "uploadClosure: `paths` is empty"
 else if remote && viaDaemon then throw "uploadClosure: viaDaemon applies to the hermetic mode only (storeAddr = null)"
+else if !remote && authTokenFile != null then throw "uploadClosure: authTokenFile goes with storeAddr (a hermetic result needs no token)"
 else runCommand name env script

@@ -202,11 +202,30 @@ describe('nix/upload-closure.nix (real Nix, stand-in runCommand and CLI)', () =>
     }
   });
 
+  it('storeAddr + authTokenFile: pushes to a daemon that wants its write token; the token is not in the derivation', async () => {
+    const token = `upload-closure-token-${SALT}`;
+    const tokenFile = join(tmp, 'castore.token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    const d = await startDaemonProcess({ extraArgs: ['--auth-token-file', tokenFile] });
+    const store = openStore(sameAddr(d.addr));
+    try {
+      const out = await build('remoteWithToken', { argstr: { storeAddr: d.addr, authTokenFile: tokenFile } });
+      await assertManifest(join(out, 'manifest.json'), treeClosure);
+      assert.ok(!JSON.stringify(await derivationEnv(out)).includes(token), 'the token is not in the derivation');
+      assert.deepEqual(await publishedPaths(store), treeClosure);
+      await assertStoreMatchesNix(store, treeClosure);
+    } finally {
+      await store.close();
+      await d.stop();
+    }
+  });
+
   it('rejects an empty `paths` and viaDaemon with storeAddr, at evaluation', async () => {
     const helper = join(REPO, 'nix', 'upload-closure.nix');
     const call = (args: string) =>
       runNix('nix-instantiate', ['--eval', '--expr', `(import ${helper} { runCommand = _: _: _: {}; nix-castore = "/x"; }) ${args}`]);
     await assert.rejects(call('{ paths = [ ]; }'), /`paths` is empty/);
     await assert.rejects(call('{ paths = [ /x ]; storeAddr = "grpc+http://[::1]:8000"; viaDaemon = true; }'), /viaDaemon applies to the hermetic mode only/);
+    await assert.rejects(call('{ paths = [ /x ]; authTokenFile = "/run/token"; }'), /authTokenFile goes with storeAddr/);
   });
 });
