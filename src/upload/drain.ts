@@ -40,8 +40,14 @@ async function drainEntry(dir: string, e: SpoolEntry, opts: DrainOptions): Promi
     opts.log(`uploaded ${outs.join(' ')} (${report.uploaded.length} new paths)`);
     return true;
   } catch (err) {
-    const next = await reschedule(dir, e, (err as Error).message);
-    opts.log(`${e.drvPath ?? e.id}: ${(err as Error).message}; attempt ${next.attempts}, retrying after ${next.nextAttemptAt}`);
+    const why = `${e.drvPath ?? e.id}: ${(err as Error).message}`;
+    try {
+      const next = await reschedule(dir, e, (err as Error).message);
+      opts.log(`${why}; attempt ${next.attempts}, retrying after ${next.nextAttemptAt}`);
+    } catch (writeErr) {
+      // The spool's disk is full, say: the entry stays as it was, and the others are still drained.
+      opts.log(`${why}; its retry could not be recorded (${(writeErr as Error).message}), trying again on the next pass`);
+    }
     return false;
   }
 }

@@ -5,7 +5,7 @@
 // removed only after its paths are in the store (at-least-once); a failing
 // one is rescheduled with backoff and never blocks the others.
 // Only node: imports here — the hook's queue mode must start fast.
-import { open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { makeDirs } from '../util/make-dirs.js';
@@ -36,14 +36,19 @@ async function syncDir(dir: string): Promise<void> {
 
 async function writeDurably(dir: string, name: string, data: string): Promise<void> {
   const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-  const h = await open(tmp, 'w', 0o644);
   try {
-    await h.writeFile(data);
-    await h.sync();
-  } finally {
-    await h.close();
+    const h = await open(tmp, 'w', 0o644);
+    try {
+      await h.writeFile(data);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(tmp, join(dir, name));
+  } catch (err) {
+    await unlink(tmp).catch(() => {}); // a full disk: leave nothing behind
+    throw err;
   }
-  await rename(tmp, join(dir, name));
   await syncDir(dir);
 }
 
@@ -154,11 +159,16 @@ const heldHere = new Set<string>();
 async function takeLock(lock: string): Promise<boolean> {
   for (let tries = 0; tries < 2; tries++) {
     try {
-      await writeFile(lock, `${process.pid} ${(await startTime(process.pid)) ?? ''}\n`, { flag: 'wx' });
+      // A symbolic link holding the holder: created whole in one step (never
+      // seen empty), and a short one needs no data block, so a spool on a
+      // full disk can still be drained (which frees it).
+      await symlink(`${process.pid} ${(await startTime(process.pid)) ?? ''}`, lock);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const [pid, started] = (await readFile(lock, 'utf8').catch(() => '')).trim().split(/\s+/);
+      // A regular file: the lock of an older nix-castore.
+      const holder = await readlink(lock).catch(() => readFile(lock, 'utf8')).catch(() => '');
+      const [pid, started] = holder.trim().split(/\s+/);
       if (await holderAlive(Number(pid), started)) return false;
       await unlink(lock).catch(() => {}); // left by a dead process
     }
