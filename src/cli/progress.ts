@@ -1,5 +1,8 @@
 // Progress of a copy on stderr: one redrawn status line on a terminal,
-// plain log lines otherwise (CI logs, Nix builds).
+// plain log lines otherwise (CI logs, Nix builds). A Nix build's stderr is
+// a pseudo-terminal, but Nix keeps it as a log of lines (and shows them
+// prefixed): there, where Nix sets NIX_LOG_FD, redrawing would leave
+// carriage returns and escape codes in the log and mangled lines on screen.
 import type { CopyEvents } from '../upload/copy.js';
 
 const fmtBytes = (n: number): string => {
@@ -15,7 +18,7 @@ const fmtBytes = (n: number): string => {
 const fmtDuration = (s: number): string => (s < 60 ? `${Math.ceil(s)}s` : `${Math.floor(s / 60)}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`);
 
 export function progressReporter(stream: NodeJS.WriteStream = process.stderr, quiet = false): CopyEvents & { finish(): void } {
-  const tty = stream.isTTY === true;
+  const tty = stream.isTTY === true && !process.env.NIX_LOG_FD;
   const t0 = Date.now();
   let total = 0;
   let done = 0;

@@ -147,6 +147,14 @@ describe('nix/upload-closure.nix (real Nix, stand-in runCommand and CLI)', () =>
     }
   });
 
+  it('the build log has plain lines (a Nix build\'s stderr is a pty, not a terminal to redraw)', async () => {
+    const out = await build('structured');
+    const log = (await runNix('nix', ['log', out])).stdout.toString();
+    assert.match(log, /copy: 5 paths in the closure/);
+    assert.match(log, /copy: 5 uploaded/);
+    assert.doesNotMatch(log, /[\r\x1b]/, 'no carriage returns or escape codes');
+  });
+
   it('legacy exportReferencesGraph: one file per root, merged (shared paths once), hashes computed while uploading', async () => {
     const out = await build('legacy');
     const env = await derivationEnv(out);
