@@ -30,7 +30,8 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr, qu
     const secs = (Date.now() - t0) / 1000;
     const rate = read / Math.max(secs, 0.001);
     const eta = !final && rate > 0 && toRead > read ? ` ETA ${fmtDuration((toRead - read) / rate)}` : '';
-    return `copy: ${done}/${total} paths, ${fmtBytes(read)}/${fmtBytes(toRead)} read, ${fmtBytes(rate)}/s${eta}`;
+    const of = toRead > 0 ? `/${fmtBytes(toRead)}` : ''; // 0: sizes unknown (a legacy closure file)
+    return `copy: ${done}/${total} paths, ${fmtBytes(read)}${of} read, ${fmtBytes(rate)}/s${eta}`;
   };
   const draw = () => stream.write(`\r\x1b[K${line()}`);
   const print = (msg: string) => {
@@ -45,7 +46,8 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr, qu
       done = t - todo;
       toRead = bytes;
       if (quiet) return;
-      print(`copy: ${t} paths in the closure, ${t - todo} already in the store, ${todo} to upload (${fmtBytes(bytes)})`);
+      const size = bytes > 0 || todo === 0 ? ` (${fmtBytes(bytes)})` : ''; // no NAR sizes in a legacy closure file
+      print(`copy: ${t} paths in the closure, ${t - todo} already in the store, ${todo} to upload${size}`);
       if (tty) timer = setInterval(draw, 200);
     },
     bytesRead(n) {

@@ -161,6 +161,9 @@ describe('nix/upload-closure.nix (real Nix, stand-in runCommand and CLI)', () =>
     assert.equal(env.exportReferencesGraph, `closure-0 ${symlink} closure-1 ${tree}`);
     assert.equal(env.__structuredAttrs, undefined);
     await assertHermeticResult(out, twoRootClosure);
+    // The text files have no NAR sizes: the log must not claim "(0 B)" to upload.
+    const log = (await runNix('nix', ['log', out])).stdout.toString();
+    assert.match(log, /copy: 5 paths in the closure, 0 already in the store, 5 to upload\n/);
   });
 
   it('legacy exportReferencesGraph with a single root', async () => {
