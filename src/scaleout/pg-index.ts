@@ -26,6 +26,26 @@ function redact(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
+/** SQLSTATEs that say the server is not there for now: connection exceptions (08…), shutting down or starting up (57P01-57P03), too many connections (53300). */
+const TRANSIENT_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+/** What the driver and the socket say when the connection is refused, lost or never made. */
+const TRANSIENT_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const TRANSIENT_MESSAGE = /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+/**
+ * A failed query as our error: PostgreSQL unreachable, restarting or lost
+ * mid-query is transient (UNAVAILABLE, HTTP 503; clients retry), as an
+ * unreachable S3 is; anything else is a storage error.
+ */
+function pgFailure(url: string, err: unknown): CastoreError {
+  const e = err as { code?: unknown; message?: string };
+  const message = e?.message ?? String(err);
+  if ((typeof e?.code === 'string' && (TRANSIENT_SQLSTATE.test(e.code) || TRANSIENT_NET.has(e.code))) || TRANSIENT_MESSAGE.test(message)) {
+    return new CastoreError('unavailable', `PostgreSQL at ${redact(url)} is unavailable: ${message}`, { cause: err });
+  }
+  return storageError(`PostgreSQL: ${message}`, err);
+}
+
 export function openPgIndex(url: string): PgIndex {
   let s = shared.get(url);
   if (!s) {
@@ -51,7 +71,7 @@ export function openPgIndex(url: string): PgIndex {
       try {
         return await (await entry.pool).query<R>(text, values);
       } catch (err) {
-        throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+        throw pgFailure(url, err);
       }
     },
     async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -60,7 +80,7 @@ export function openPgIndex(url: string): PgIndex {
       try {
         c = await (await entry.pool).connect();
       } catch (err) {
-        throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+        throw pgFailure(url, err);
       }
       try {
         await c.query('BEGIN');
@@ -70,7 +90,7 @@ export function openPgIndex(url: string): PgIndex {
       } catch (err) {
         await c.query('ROLLBACK').catch(() => {});
         if (err instanceof CastoreError) throw err;
-        throw storageError(`PostgreSQL: ${(err as Error).message}`, err);
+        throw pgFailure(url, err);
       } finally {
         c.release();
       }

@@ -1,0 +1,92 @@
+// PostgreSQL going away under a running scale-out daemon (a restart, a
+// failover, a network cut): requests meanwhile fail as UNAVAILABLE (HTTP
+// 503), which clients retry, not as DATA_LOSS (500), and the daemon serves
+// again once the database is back, without a restart of its own. The
+// outage is a TCP relay in front of the real PostgreSQL, closed and
+// reopened on the same port.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { startDaemonProcess } from '../helpers/daemon.js';
+import { freshScaleoutAddr } from '../helpers/scaleout.js';
+import { openStore, sameAddr } from '../../src/addr/open.js';
+import { CastoreError } from '../../src/castore/errors.js';
+
+/** A relay to host:port that can be cut (listener closed, live connections reset) and restored on the same port. */
+class Relay {
+  private server?: Server;
+  private readonly live = new Set<Socket>();
+  port = 0;
+  constructor(private readonly host: string, private readonly target: number) {}
+
+  async open(): Promise<void> {
+    const server = createServer((client) => {
+      const up = connect(this.target, this.host);
+      for (const s of [client, up]) {
+        this.live.add(s);
+        s.on('close', () => this.live.delete(s));
+        s.on('error', () => {});
+      }
+      client.pipe(up).pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(this.port, '127.0.0.1', resolve));
+    this.port = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.live) s.resetAndDestroy();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** How `p` failed: the error kind and message. */
+async function failure(p: Promise<unknown>): Promise<{ kind: string; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return { kind: err instanceof CastoreError ? err.kind : 'not a CastoreError', message: String(err) };
+  }
+  return { kind: 'none', message: 'it succeeded' };
+}
+
+describe('scale-out daemon while PostgreSQL is unreachable', () => {
+  it('answers UNAVAILABLE and HTTP 503 meanwhile, and serves again once it is back', async () => {
+    const s = await freshScaleoutAddr('pg-outage');
+    const pgUrl = new URL(s.pgUrl);
+    const relay = new Relay(pgUrl.hostname, Number(pgUrl.port));
+    await relay.open();
+    const viaRelay = new URL(s.pgUrl);
+    viaRelay.hostname = '127.0.0.1';
+    viaRelay.port = String(relay.port);
+    const addr = s.addr.replace(encodeURIComponent(s.pgUrl), encodeURIComponent(viaRelay.toString()));
+    assert.notEqual(addr, s.addr);
+    const d = await startDaemonProcess({ args: ['--store', addr, '--http', '127.0.0.1:0'] });
+    const cache = /Nix binary cache on (http:\/\/[^ ]+) /.exec(d.stderr())?.[1];
+    assert.ok(cache, d.stderr());
+    const store = openStore(sameAddr(d.addr));
+    const digest = new Uint8Array(20).fill(7);
+    const narinfo = async () => (await fetch(`${cache}/${'a'.repeat(32)}.narinfo`)).status;
+    try {
+      assert.equal(await store.pathInfos.get(digest), undefined);
+      assert.equal(await narinfo(), 404);
+
+      await relay.cut();
+      const f = await failure(store.pathInfos.get(digest));
+      assert.equal(f.kind, 'unavailable', f.message);
+      assert.match(f.message, /PostgreSQL at postgres:\/\/[^ ]+ is unavailable: /);
+      assert.equal(await narinfo(), 503);
+
+      await relay.open();
+      assert.equal(await store.pathInfos.get(digest), undefined);
+      assert.equal(await narinfo(), 404);
+    } finally {
+      await store.close();
+      await d.stop();
+      await relay.cut();
+      await s.drop();
+    }
+  });
+});
