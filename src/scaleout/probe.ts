@@ -32,7 +32,15 @@ export async function probeScaleout(addrs: string[]): Promise<void> {
   }
 }
 
-/** The address with any password replaced, for logs. */
+/**
+ * The address with any password replaced, for logs: in a URL
+ * (`//user:pass@`) and in one percent-encoded inside a parameter
+ * (`%2F%2Fuser%3Apass%40`, which cannot reach past its parameter's `&`).
+ * Only the password: the S3 endpoint, the region and the database's user
+ * and host stay readable.
+ */
 export function redactAddr(addr: string): string {
-  return addr.replace(/(\/\/|%2F%2F)([^:@/%]*)(:|%3A)[^@/]*?(@|%40)/gi, '$1$2$3***$4');
+  return addr
+    .replace(/(\/\/[^:@/%]*:)[^@/]*?@/g, '$1***@')
+    .replace(/(%2F%2F[^:@/%&]*%3A)(?:(?!%40)[^@/&#?=])*?%40/gi, '$1***%40');
 }

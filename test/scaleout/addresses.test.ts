@@ -69,6 +69,15 @@ describe('s3:// addresses', () => {
     const r = redactAddr(`s3://b/p?index=${encodeURIComponent('postgres://u:secret@h/db')}`);
     assert.ok(!r.includes('secret'), r);
   });
+
+  it('redacts only the password: the endpoint, region and database stay readable', () => {
+    const index = encodeURIComponent('postgres://castore@db.internal:5433/castore');
+    const addr = `s3://b/p?endpoint=${encodeURIComponent('http://127.0.0.1:7480')}&region=eu-west-1&index=${index}`;
+    assert.equal(redactAddr(addr), addr);
+    const withPassword = `s3://b/p?endpoint=${encodeURIComponent('http://127.0.0.1:7480')}&region=eu-west-1&index=${encodeURIComponent('postgres://castore:s3cr%t@db.internal/castore')}`;
+    assert.equal(redactAddr(withPassword), withPassword.replace(encodeURIComponent('s3cr%t'), '***'));
+    assert.equal(redactAddr('s3://b/p?endpoint=http://127.0.0.1:7480&index=postgres://u:pw@h/db'), 's3://b/p?endpoint=http://127.0.0.1:7480&index=postgres://u:***@h/db');
+  });
 });
 
 function run(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
