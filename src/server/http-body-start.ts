@@ -17,7 +17,13 @@ export function watchBodyStart(x: Exchange, ms: number): void {
     x.note = `no byte of the body in ${ms / 1000} s`;
     x.res.setHeader('Connection', 'close');
     sendText(x, 408, 'text/plain; charset=utf-8', `no byte of the request body arrived in ${ms / 1000} s; send the body with the request\n`);
-    x.res.once('finish', () => socket.destroy());
+    // The request too: once its answer is sent, Node no longer ends or
+    // aborts it when the socket closes, and the handler reading the body
+    // would wait for good (never logged, and holding the daemon's shutdown).
+    x.res.once('finish', () => {
+      req.destroy(new Error(x.note));
+      socket.destroy();
+    });
   }, ms);
   timer.unref();
   req.once('close', () => clearTimeout(timer));

@@ -89,4 +89,19 @@ it('a PUT whose body never starts: 408 after the stall timeout, and the connecti
   });
   assert.match(answer, /^HTTP\/1\.1 408 /);
   assert.match(answer, /no byte of the request body arrived in 2 s/);
+  // And its handler ends: the request is logged and counted, and what it
+  // held of --max-buffered-bytes is given back (it was held for good, so
+  // each such retry of Nix's took ~1 MiB of the budget until a restart).
+  // Not a timing assertion: a handler that never ends is given up on here.
+  const line = /PUT \/nar\/0{52}\.nar 408 .*no byte of the body in 2 s/;
+  const deadline = Date.now() + 60_000;
+  let metrics = '';
+  while (Date.now() < deadline) {
+    metrics = (await request(url, '/metrics')).body.toString();
+    if (line.test(daemon.stderr()) && /^nix_castore_buffered_bytes 0$/m.test(metrics)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.match(daemon.stderr(), line);
+  assert.match(metrics, /^nix_castore_http_requests_total\{route="nar",status="408"\} 1$/m);
+  assert.match(metrics, /^nix_castore_buffered_bytes 0$/m);
 });
