@@ -63,6 +63,8 @@ export interface HttpCacheOptions {
   limits?: ConnectionLimits;
   /** The daemon's budget of bytes held for clients (request-budget.ts); none: unbounded. */
   budget?: ByteBudget;
+  /** Holds each request's handler until it has finished and been logged (close waits for them). */
+  inFlight?: Set<Promise<void>>;
 }
 
 /** The metrics' route label of a request path. */
@@ -137,8 +139,13 @@ export function createHttpCacheHandler(store: Store, opts: HttpCacheOptions = {}
     // being cleaned up when its connection closes.
     let handled!: () => void;
     const done = new Promise<void>((r) => (handled = r));
+    let logged!: () => void;
+    const finished = new Promise<void>((r) => (logged = r));
+    opts.inFlight?.add(finished);
+    void finished.then(() => opts.inFlight?.delete(finished));
     res.on('close', () => {
       void done.then(() => {
+        logged();
         const ms = Number(process.hrtime.bigint() - start) / 1e6;
         countHttpRequest(x.route, res.statusCode, ms / 1e3);
         const aborted = !res.writableFinished && !x.note ? ' (connection closed early)' : '';
@@ -181,8 +188,21 @@ export interface RunningHttpCache {
   close(): Promise<void>;
 }
 
+/** How long a close waits for the handlers of the requests it cut. */
+const CLOSE_GRACE_MS = 5000;
+
+async function settle(inFlight: Set<Promise<void>>, graceMs: number, log: (line: string) => void): Promise<void> {
+  if (inFlight.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)));
+  const done = Promise.all(inFlight).then(() => false);
+  if (await Promise.race([done, late])) log(`nix-castore http: closing with ${inFlight.size} request(s) still being handled after ${graceMs / 1000} s`);
+  clearTimeout(timer);
+}
+
 export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: HttpCacheOptions = {}): Promise<RunningHttpCache> {
-  const server = http.createServer({ keepAliveTimeout: 30_000 }, createHttpCacheHandler(store, opts));
+  const inFlight = new Set<Promise<void>>();
+  const server = http.createServer({ keepAliveTimeout: 30_000 }, createHttpCacheHandler(store, { ...opts, inFlight }));
   enableProcessMetrics();
   trackHttpConnections(server);
   limitHttpConnections(server, opts.limits ?? DEFAULT_CONNECTION_LIMITS);
@@ -192,10 +212,17 @@ export async function startHttpCache(store: Store, addr: HttpListenAddr, opts: H
     server,
     url: listening.url,
     close() {
-      closed ??= listening.close().then(async () => {
-        await opts.uploads?.staging.close?.();
-        await opts.realisations?.close?.();
-      });
+      // Requests cut short by the close finish their clean-up (and log
+      // their line) before the staging, the realisations and then the
+      // store are closed; a handler still busy after the grace is named
+      // and left behind.
+      closed ??= listening
+        .close()
+        .then(() => settle(inFlight, CLOSE_GRACE_MS, opts.log ?? ((line) => process.stderr.write(line + '\n'))))
+        .then(async () => {
+          await opts.uploads?.staging.close?.();
+          await opts.realisations?.close?.();
+        });
       return closed;
     },
   };
