@@ -14,6 +14,7 @@ import { DEFAULT_PRIORITY, parseHttpAddr } from '../server/http-cache.js';
 import { formatPublicKey, parseSecretKey, type SecretKey } from '../nix/signature.js';
 import { readTokenFile } from '../server/access.js';
 import { DEFAULT_STATS_INTERVAL_S, metricsAddr, prepareDataDirs, startDaemonMetrics, statsIntervalMs } from './daemon-ops.js';
+import { gcStampFor } from './daemon-gc-stamp.js';
 import { adminFor, recordReads, scheduleGc, DAEMON_GC_FLAGS, DAEMON_GC_HELP } from './daemon-gc.js';
 import { CACHE_FLAGS, CACHE_HELP, cacheOptions } from './cache-flags.js';
 import { OPEN_SIGNING_FLAG, signingPolicyProblem } from '../server/signing-policy.js';
@@ -247,7 +248,7 @@ export const daemonCommand: Command = {
     let opened: Store | undefined;
     const admin = adminFor(addrs, () => opened, values['gc-memory']);
     const gcLog = (m: string) => console.error(`nix-castore daemon: ${m}`);
-    const gcSchedule = scheduleGc(values, admin, readOnly, gcLog);
+    const gcSchedule = scheduleGc(values, admin, readOnly, gcLog, admin && gcStampFor(addrs));
     await probeScaleout(Object.values(addrs));
     const store = openStore(addrs);
     opened = store;

@@ -12,6 +12,7 @@ import { LocalPathInfoService } from '../store/backends/local-pathinfo-service.j
 import { diskAdmin, policyOf, type GcAdmin, type GcRequest } from '../gc/admin.js';
 import { parseDuration } from '../gc/policy.js';
 import { formatReport } from '../gc/report.js';
+import type { GcStamp } from './daemon-gc-stamp.js';
 
 export const DAEMON_GC_FLAGS = {
   'gc-interval': { type: 'string' },
@@ -22,7 +23,9 @@ export const DAEMON_GC_FLAGS = {
 } as const;
 
 export const DAEMON_GC_HELP = `Garbage collection (see 'nix-castore gc --help' for the policy):
-      --gc-interval D      collect every D (e.g. 1d, 6h), first after D,
+      --gc-interval D      collect every D (e.g. 1d, 6h), counted from the
+                           last scheduled collection recorded with the
+                           store (restarts do not start it over),
                            keeping what these say:
       --gc-keep-since D    paths pushed or read within D (e.g. 30d);
       --gc-max-size S      the most recently used paths up to S (e.g. 500G);
@@ -74,6 +77,7 @@ export function scheduleGc(
   admin: GcAdmin | undefined,
   readOnly: boolean,
   log: (msg: string) => void,
+  stamp?: GcStamp,
 ): GcSchedule | undefined {
   const interval = values['gc-interval'];
   const req: GcRequest = { keepSince: values['gc-keep-since'], maxSize: values['gc-max-size'], grace: values['gc-grace'], memory: values['gc-memory'] };
@@ -96,12 +100,15 @@ export function scheduleGc(
   let running: Promise<void> | undefined;
   const ac = new AbortController();
   const run = async () => {
+    const started = Date.now();
     try {
       const report = await admin.collect({ ...req, signal: ac.signal }, log);
       for (const line of formatReport(report).split('\n')) log(line);
     } catch (err) {
       log(`gc failed: ${(err as Error).message}`);
+      return;
     }
+    await stamp?.write(started).catch((err: Error) => log(`gc: cannot record when this collection ran (${err.message}); after a restart the next one waits ${interval}`));
   };
   // setTimeout takes at most 2^31-1 ms (24.8 days): longer intervals wait in steps.
   const arm = (due = Date.now() + everyMs) => {
@@ -115,11 +122,29 @@ export function scheduleGc(
       if (!ac.signal.aborted) arm();
     });
   };
-  arm();
-  log(`collecting garbage every ${interval}`);
+  // The first collection is due an interval after the start recorded with
+  // the store: of its last collection, or of the first schedule that found
+  // none (recorded now), so restarts do not start the interval over.
+  const first = (async () => {
+    const last = await stamp?.read();
+    if (last !== undefined || !stamp) return last;
+    const now = Date.now();
+    await stamp.write(now);
+    return now;
+  })().catch((err: Error) => {
+    log(`gc: cannot read or record when the interval started (${err.message}); the first collection waits ${interval} from now`);
+    return undefined;
+  });
+  const armed = first.then((last) => {
+    if (ac.signal.aborted) return;
+    const due = last === undefined ? Date.now() + everyMs : Math.max(Date.now(), last + everyMs);
+    log(`collecting garbage every ${interval} (next ${due <= Date.now() ? 'now' : new Date(due).toISOString()})`);
+    arm(due);
+  });
   return {
     async stop() {
       ac.abort(new Error('the daemon is stopping; nothing was deleted'));
+      await armed;
       clearTimeout(timer);
       await running;
     },
