@@ -19,6 +19,7 @@ import { STORE_DIR, hashPart } from '../nix/store-path.js';
 import { compressionOfExtension, compressorBytes, LEVELS, type ServedCompression } from '../nix/compression-names.js';
 import { HttpError, sendText, write, type Exchange, type Route } from './http-exchange.js';
 import { holdFor, narResponseBytes, NAR_RENDER_BYTES } from './http-budget.js';
+import { isKind } from '../castore/errors.js';
 
 export interface GetOptions {
   /** Signs narinfos, only after checking the content renders the NAR claimed. */
@@ -121,7 +122,8 @@ export function getRoutes(store: Store, opts: GetOptions): Route[] {
     try {
       first = await nar.next();
     } catch (err) {
-      throw new HttpError(500, `rendering the NAR failed: ${(err as Error).message}`);
+      // The store's backend out of reach (S3, PostgreSQL) is transient: 503, as for narinfos.
+      throw new HttpError(isKind(err, 'unavailable') ? 503 : 500, `rendering the NAR failed: ${(err as Error).message}`);
     }
     const body = compression === 'none' ? withFirst(first, nar) : await compressed(withFirst(first, nar), compression, pool && ((chunk) => pool.give(chunk)));
     x.res.writeHead(200, headers);

@@ -6,41 +6,11 @@
 // reopened on the same port.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { startDaemonProcess } from '../helpers/daemon.js';
+import { TcpRelay } from '../helpers/tcp-relay.js';
 import { freshScaleoutAddr } from '../helpers/scaleout.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
 import { CastoreError } from '../../src/castore/errors.js';
-
-/** A relay to host:port that can be cut (listener closed, live connections reset) and restored on the same port. */
-class Relay {
-  private server?: Server;
-  private readonly live = new Set<Socket>();
-  port = 0;
-  constructor(private readonly host: string, private readonly target: number) {}
-
-  async open(): Promise<void> {
-    const server = createServer((client) => {
-      const up = connect(this.target, this.host);
-      for (const s of [client, up]) {
-        this.live.add(s);
-        s.on('close', () => this.live.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(up).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const s of this.live) s.resetAndDestroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-}
 
 /** How `p` failed: the error kind and message. */
 async function failure(p: Promise<unknown>): Promise<{ kind: string; message: string }> {
@@ -56,7 +26,7 @@ describe('scale-out daemon while PostgreSQL is unreachable', () => {
   it('answers UNAVAILABLE and HTTP 503 meanwhile, and serves again once it is back', async () => {
     const s = await freshScaleoutAddr('pg-outage');
     const pgUrl = new URL(s.pgUrl);
-    const relay = new Relay(pgUrl.hostname, Number(pgUrl.port));
+    const relay = new TcpRelay(pgUrl.hostname, Number(pgUrl.port));
     await relay.open();
     const viaRelay = new URL(s.pgUrl);
     viaRelay.hostname = '127.0.0.1';
