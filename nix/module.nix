@@ -38,6 +38,7 @@ let
   daemonArgs =
     builtins.concatLists (map (l: [ "--listen" l ]) cfg.listen)
     ++ (if cfg.store == null then [ "--data" cfg.dataDir ] else [ "--store" cfg.store ])
+    ++ (if cfg.authTokenFile == null then [ ] else [ "--auth-token-file" cfg.authTokenFile ])
     ++ (if queue then [ "--drain-spool" hook.spoolDir ] else [ ])
     ++ (if cfg.gc.enable then [ "--gc-interval" cfg.gc.interval ] else [ ])
     ++ (if cfg.gc.enable && cfg.gc.keepSince != null then [ "--gc-keep-since" cfg.gc.keepSince ] else [ ])
@@ -69,6 +70,7 @@ let
     export NIX_CASTORE_HOOK_MODE=${q hook.mode}
     export NIX_CASTORE_STORE=${q hook.store}
     export NIX_CASTORE_SPOOL=${q hook.spoolDir}
+    ${lib.optionalString (cfg.authTokenFile != null) "export NIX_CASTORE_AUTH_TOKEN_FILE=${q cfg.authTokenFile}"}
     export PATH=${config.nix.package}/bin''${PATH:+:$PATH}
     exec ${cfg.package}/bin/nix-castore-hook ${shellArgs hook.extraArgs} "$@"
   '';
@@ -134,6 +136,20 @@ in
         A systemd EnvironmentFile for the daemon, for secrets kept out of
         the Nix store: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or
         AWS_PROFILE), AWS_REGION, PGPASSWORD.
+      '';
+    };
+
+    authTokenFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/nix-castore-token";
+      description = ''
+        A file holding the write token (`--auth-token-file`): writes, and
+        with `--http` every binary-cache request, need it. The post-build
+        hook (run by nix-daemon as root) sends it in direct mode
+        (NIX_CASTORE_AUTH_TOKEN_FILE). A string, not a Nix path: a path
+        literal would copy the token into the world-readable Nix store.
+        The file must be readable by the service's user.
       '';
     };
 

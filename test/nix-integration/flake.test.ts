@@ -323,6 +323,7 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
         group: 'string',
         store: 'null or string',
         environmentFile: 'null or string',
+        authTokenFile: 'null or string',
         extraArgs: 'list of string',
         'gc.enable': 'boolean',
         'gc.interval': 'string',
@@ -505,6 +506,33 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
         assert.equal(r.code, 0, r.stderr);
         assert.ok(await store.pathInfos.get(parseAbsolute(fixtureFile).digest), `${fixtureFile} is in the daemon's store`);
         await assertStoreMatchesNix(store, [fixtureFile]);
+      } finally {
+        await store.close();
+        await d.stop();
+      }
+    });
+
+    it('direct, with authTokenFile: the daemon the module starts wants the token, and the hook sends it', async () => {
+      const tokenFile = join(tmp, 'token');
+      await writeFile(tokenFile, 'module-token\n', { mode: 0o600 });
+      const socket = join(tmp, 'token-daemon.sock');
+      const settings = `{ services.nix-castore = {
+        enable = true; listen = [ ${nixString(`unix:${socket}`)} ]; authTokenFile = ${nixString(tokenFile)};
+        postBuildHook = { enable = true; mode = "direct"; extraArgs = [ "--strict" ]; }; }; }`;
+      const { config } = await evalModule(settings);
+      const exec: string = config.systemd.services['nix-castore'].serviceConfig.ExecStart;
+      const words = [...exec.matchAll(/'((?:[^']|'\\'')*)'/g)].map((m) => m[1]);
+      assert.deepEqual(words.slice(words.indexOf('--auth-token-file'), words.indexOf('--auth-token-file') + 2), ['--auth-token-file', tokenFile]);
+      assert.ok(!exec.includes('module-token'), 'the token is not on the command line');
+      // The daemon with the module's flags after its --data (the token among them).
+      const d = await startDaemonProcess({ extraArgs: words.slice(words.indexOf('/var/lib/nix-castore') + 1) });
+      const store = openStore(sameAddr(d.addr));
+      try {
+        const wrapper = await wrapperFor(settings.replace(socket, d.socket));
+        assert.ok(!(await readFile(wrapper, 'utf8')).includes('module-token'), 'the token is not in the Nix store');
+        const r = await run(wrapper, [], hookEnv());
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(await store.pathInfos.get(parseAbsolute(fixtureFile).digest), `${fixtureFile} is in the daemon's store`);
       } finally {
         await store.close();
         await d.stop();
