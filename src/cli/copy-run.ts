@@ -13,6 +13,7 @@ import { copyClosure, type CopyEvents, type CopyReport } from '../upload/copy.js
 import { detectSizeFormula } from '../upload/size-formula.js';
 import type { SizeFormula } from '../castore/directory.js';
 import { CastoreError } from '../castore/errors.js';
+import { DEFAULT_RETRY, withRetry } from '../upload/retry.js';
 
 export function openConfiguredStore(config: EffectiveConfig): Store {
   for (const a of [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]) parseAddr(a);
@@ -47,7 +48,9 @@ export async function runCopy(
 ): Promise<CopyReport> {
   await probeScaleout([config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]);
   lessHeapGrowth();
-  const formula = await sizeFormulaFor(config, store);
+  // The first call a copy makes: retried while the store is transiently
+  // unavailable (a daemon's PostgreSQL or S3 restarting), as every later call is.
+  const formula = await withRetry('probe', () => sizeFormulaFor(config, store), DEFAULT_RETRY, opts.events?.log);
   return copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: opts.signingKey, events: opts.events });
 }
 

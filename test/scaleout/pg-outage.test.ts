@@ -1,12 +1,19 @@
 // PostgreSQL going away under a running scale-out daemon (a restart, a
 // failover, a network cut): requests meanwhile fail as UNAVAILABLE (HTTP
 // 503), which clients retry, not as DATA_LOSS (500), and the daemon serves
-// again once the database is back, without a restart of its own. The
+// again once the database is back, without a restart of its own; a copy
+// meanwhile retries from its first call. The
 // outage is a TCP relay in front of the real PostgreSQL, closed and
 // reopened on the same port.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startDaemonProcess } from '../helpers/daemon.js';
+import { runNix } from '../helpers/nix.js';
+import { runCli } from '../copy/run-cli.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 import { freshScaleoutAddr } from '../helpers/scaleout.js';
 import { openStore, sameAddr } from '../../src/addr/open.js';
@@ -37,6 +44,9 @@ describe('scale-out daemon while PostgreSQL is unreachable', () => {
     const cache = /Nix binary cache on (http:\/\/[^ ]+) /.exec(d.stderr())?.[1];
     assert.ok(cache, d.stderr());
     const store = openStore(sameAddr(d.addr));
+    const tmp = await mkdtemp(join(tmpdir(), 'pg-outage-'));
+    await writeFile(join(tmp, 'f'), randomBytes(1000));
+    const path = (await runNix('nix-store', ['--add', join(tmp, 'f')])).stdout.toString().trim();
     const digest = new Uint8Array(20).fill(7);
     const narinfo = async () => (await fetch(`${cache}/${'a'.repeat(32)}.narinfo`)).status;
     try {
@@ -48,6 +58,12 @@ describe('scale-out daemon while PostgreSQL is unreachable', () => {
       assert.equal(f.kind, 'unavailable', f.message);
       assert.match(f.message, /PostgreSQL at postgres:\/\/[^ ]+ is unavailable: /);
       assert.equal(await narinfo(), 503);
+      // A copy meanwhile retries, from its first call on, and does not ask
+      // whether a daemon is running there: one answered.
+      const copy = await runCli(['copy', '--store', d.addr, path]);
+      assert.equal(copy.code, 1, copy.stderr);
+      assert.match(copy.stderr, /retry 1\/5 .*\n(.*\n)*.*is unavailable: /);
+      assert.doesNotMatch(copy.stderr, /is a daemon running there/);
 
       await relay.open();
       assert.equal(await store.pathInfos.get(digest), undefined);
@@ -55,6 +71,7 @@ describe('scale-out daemon while PostgreSQL is unreachable', () => {
     } finally {
       await store.close();
       await d.stop();
+      await rm(tmp, { recursive: true, force: true });
       await relay.cut();
       await s.drop();
     }
