@@ -14,6 +14,13 @@ export interface GcStamp {
   /** When the last scheduled collection (or the first schedule) started, ms since the epoch; undefined: none recorded. */
   read(): Promise<number | undefined>;
   write(ms: number): Promise<void>;
+  /**
+   * Records `ms` as the start of a collection if the record still says
+   * `prev` (what this daemon last saw); false if another daemon of the
+   * store recorded one meanwhile (scale-out: atomically, so one of the
+   * daemons waking together collects).
+   */
+  claim(prev: number, ms: number): Promise<boolean>;
 }
 
 const SETTING = 'gc_last_run';
@@ -43,11 +50,16 @@ export function gcStampFor(addrs: StoreAddrs): GcStamp | undefined {
         withDb(async (db) => {
           await db.query('INSERT INTO store_settings VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value', [SETTING, new Date(ms).toISOString()]);
         }),
+      claim: (prev, ms) =>
+        withDb(async (db) => {
+          const r = await db.query('UPDATE store_settings SET value = $3 WHERE name = $1 AND value = $2', [SETTING, new Date(prev).toISOString(), new Date(ms).toISOString()]);
+          return r.rowCount === 1;
+        }),
     };
   }
   if (a.kind !== 'file') return undefined;
   const file = join(a.root, STAMP_FILE);
-  return {
+  const stamp: GcStamp = {
     read: () => readFile(file, 'utf8').then(parsed, (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
       throw err;
@@ -57,5 +69,13 @@ export function gcStampFor(addrs: StoreAddrs): GcStamp | undefined {
       await writeFile(tmp, new Date(ms).toISOString() + '\n');
       await rename(tmp, file);
     },
+    // One daemon per data directory: no race to guard against.
+    async claim(prev, ms) {
+      const now = await stamp.read();
+      if (now !== undefined && now > prev) return false;
+      await stamp.write(ms);
+      return true;
+    },
   };
+  return stamp;
 }

@@ -99,28 +99,48 @@ export function scheduleGc(
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   const ac = new AbortController();
-  const run = async () => {
+  // What this daemon last read or wrote as the interval's start.
+  let known: number | undefined;
+  /** Runs a collection unless another daemon of the store started one meanwhile; returns when the next is due. */
+  const run = async (): Promise<number> => {
     const started = Date.now();
+    // Claimed before collecting, so the store's other daemons skip this round.
+    const claimed = await (stamp && known !== undefined ? stamp.claim(known, started) : stamp?.write(started).then(() => true))?.catch((err: Error) => {
+      log(`gc: cannot record when this collection started (${err.message}); after a restart the next one waits ${interval}`);
+      return true;
+    });
+    if (claimed === false) {
+      const latest = (await stamp?.read().catch(() => undefined)) ?? started;
+      known = latest;
+      log(`gc: another daemon of this store started a collection at ${new Date(latest).toISOString()}; the next is due an interval after it`);
+      return latest + everyMs;
+    }
+    known = started;
     try {
       const report = await admin.collect({ ...req, signal: ac.signal }, log);
       for (const line of formatReport(report).split('\n')) log(line);
     } catch (err) {
       log(`gc failed: ${(err as Error).message}`);
-      return;
     }
-    await stamp?.write(started).catch((err: Error) => log(`gc: cannot record when this collection ran (${err.message}); after a restart the next one waits ${interval}`));
+    return started + everyMs;
   };
+  // Daemons sharing a store wake at the same due time: a spread of up to
+  // a tenth of the interval (at most a minute) lets the first claim it.
+  const spread = () => Math.random() * Math.min(60_000, everyMs / 10);
   // setTimeout takes at most 2^31-1 ms (24.8 days): longer intervals wait in steps.
-  const arm = (due = Date.now() + everyMs) => {
+  const arm = (due: number) => {
     const left = due - Date.now();
     if (left > 0) {
       timer = setTimeout(() => arm(due), Math.min(left, 2 ** 31 - 1));
       return;
     }
-    running = run().finally(() => {
-      running = undefined;
-      if (!ac.signal.aborted) arm();
-    });
+    let next = Date.now() + everyMs;
+    running = run()
+      .then((d) => void (next = d))
+      .finally(() => {
+        running = undefined;
+        if (!ac.signal.aborted) arm(Math.max(next, Date.now() + 1000) + spread());
+      });
   };
   // The first collection is due an interval after the start recorded with
   // the store: of its last collection, or of the first schedule that found
@@ -137,9 +157,10 @@ export function scheduleGc(
   });
   const armed = first.then((last) => {
     if (ac.signal.aborted) return;
+    known = last;
     const due = last === undefined ? Date.now() + everyMs : Math.max(Date.now(), last + everyMs);
     log(`collecting garbage every ${interval} (next ${due <= Date.now() ? 'now' : new Date(due).toISOString()})`);
-    arm(due);
+    arm(due + spread());
   });
   return {
     async stop() {

@@ -55,4 +55,26 @@ describe('--gc-interval across daemon restarts', () => {
       await s.drop();
     }
   });
+
+  it('scale-out: two daemons due at the same time collect once per round, the other one skips it (no failed run)', async () => {
+    const s = await freshScaleoutAddr('gc-schedule-two');
+    const args = ['--store', s.addr, '--gc-interval', '2s', '--gc-keep-since', '1d'];
+    const a = await startDaemonProcess({ args });
+    const b = await startDaemonProcess({ args });
+    try {
+      const both = () => a.stderr() + b.stderr();
+      // Until each has skipped a round the other claimed. Not a timing
+      // assertion: daemons that never skip are given up on here.
+      const deadline = Date.now() + 60_000;
+      const skipped = (d: typeof a) => /another daemon of this store started a collection/.test(d.stderr());
+      while (!(skipped(a) && skipped(b)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(skipped(a) && skipped(b), both());
+      assert.doesNotMatch(both(), /gc failed/);
+      assert.match(both(), /reclaimed/);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await s.drop();
+    }
+  });
 });
