@@ -17,6 +17,8 @@ export interface DrainOptions {
   jobs: number;
   signingKey?: SecretKey;
   log(msg: string): void;
+  /** Once aborted no further entry is started (the one uploading finishes); the rest stay queued. */
+  signal?: AbortSignal;
 }
 
 export interface DrainResult {
@@ -61,7 +63,7 @@ export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainR
   const result: DrainResult = { uploaded: 0, failed: 0, pending: 0, busy: false };
   const ran = await withDrainLock(dir, async () => {
     for (const e of await listEntries(dir)) {
-      if (!isDue(e)) {
+      if (!isDue(e) || opts.signal?.aborted) {
         result.pending++;
         continue;
       }
@@ -88,6 +90,9 @@ export async function drainOnce(dir: string, opts: DrainOptions): Promise<DrainR
 /** Drains now and whenever the spool changes (or a retry falls due) until stopped. */
 export function watchSpool(dir: string, opts: DrainOptions & { intervalMs?: number }): { stop(): Promise<void> } {
   let stopped = false;
+  // A stop waits for the entry being uploaded, not for the whole backlog.
+  const ac = new AbortController();
+  const drainOpts = { ...opts, signal: ac.signal };
   let running: Promise<unknown> = Promise.resolve();
   let again = false;
   const kick = () => {
@@ -96,7 +101,7 @@ export function watchSpool(dir: string, opts: DrainOptions & { intervalMs?: numb
     running = running.then(async () => {
       while (again && !stopped) {
         again = false;
-        await drainOnce(dir, opts).catch((err) => opts.log(`drain failed: ${(err as Error).message}`));
+        await drainOnce(dir, drainOpts).catch((err) => opts.log(`drain failed: ${(err as Error).message}`));
       }
     });
   };
@@ -112,6 +117,7 @@ export function watchSpool(dir: string, opts: DrainOptions & { intervalMs?: numb
   return {
     async stop() {
       stopped = true;
+      ac.abort();
       clearInterval(timer);
       watcher?.close();
       await running;
