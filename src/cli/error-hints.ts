@@ -4,8 +4,8 @@
 // what to change.
 import { CastoreError } from '../castore/errors.js';
 
-/** What a scale-out store says when PostgreSQL or S3 is out of reach (pg-index.ts, s3-objects.ts). */
-const BACKEND_DOWN = /PostgreSQL at \S+ is unavailable|cannot reach s3:\/\//;
+/** What a scale-out store says when PostgreSQL or S3 is out of reach (pg-index.ts, s3-objects.ts, probe.ts). */
+const BACKEND_DOWN = /PostgreSQL at \S+|cannot reach s3:\/\/|S3 bucket \S+/;
 
 /** The message of `err`, with a hint for the two errors above. */
 export function withHint(err: unknown): string {

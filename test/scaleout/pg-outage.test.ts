@@ -76,4 +76,26 @@ describe('scale-out daemon while PostgreSQL is unreachable', () => {
       await s.drop();
     }
   });
+
+  it('a daemon started while PostgreSQL refuses exits 1 naming it, without asking whether a daemon runs there', async () => {
+    const s = await freshScaleoutAddr('pg-refused');
+    const pgUrl = new URL(s.pgUrl);
+    const relay = new TcpRelay(pgUrl.hostname, Number(pgUrl.port));
+    await relay.open();
+    await relay.cut();
+    const viaRelay = new URL(s.pgUrl);
+    viaRelay.hostname = '127.0.0.1';
+    viaRelay.port = String(relay.port);
+    const addr = s.addr.replace(encodeURIComponent(s.pgUrl), encodeURIComponent(viaRelay.toString()));
+    const tmp = await mkdtemp(join(tmpdir(), 'pg-refused-'));
+    try {
+      const r = await runCli(['daemon', '--listen', `unix:${join(tmp, 'd.sock')}`, '--store', addr]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /PostgreSQL at postgres:\/\/\S+: connect ECONNREFUSED/);
+      assert.doesNotMatch(r.stderr, /is a daemon running there/);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+      await s.drop();
+    }
+  });
 });
