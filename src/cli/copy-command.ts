@@ -14,6 +14,7 @@ import { parseLegacyClosure } from '../closure/legacy.js';
 import { parsePathInfoJson } from '../closure/path-info-json.js';
 import { openConfiguredStore, readSigningKey, runCopy } from './copy-run.js';
 import { buildManifest, writeManifest } from '../upload/manifest.js';
+import { COPY_RETRY } from '../upload/retry.js';
 
 const HELP = `Usage: nix-castore copy [options] [STOREPATH...]
 
@@ -110,7 +111,7 @@ export const copyCommand: Command = {
     const store = openConfiguredStore(config);
     const progress = progressReporter(process.stderr, values.quiet === true || values.json === true);
     try {
-      const report = await runCopy(config, store, closure, { signingKey: key, events: progress });
+      const report = await runCopy(config, store, closure, { signingKey: key, events: progress, retry: COPY_RETRY });
       progress.finish();
       if (values.json) console.log(JSON.stringify(report, null, 2));
       else if (!values.quiet) {

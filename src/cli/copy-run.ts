@@ -13,7 +13,7 @@ import { copyClosure, type CopyEvents, type CopyReport } from '../upload/copy.js
 import { detectSizeFormula } from '../upload/size-formula.js';
 import type { SizeFormula } from '../castore/directory.js';
 import { CastoreError } from '../castore/errors.js';
-import { DEFAULT_RETRY, withRetry } from '../upload/retry.js';
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../upload/retry.js';
 
 export function openConfiguredStore(config: EffectiveConfig): Store {
   for (const a of [config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]) parseAddr(a);
@@ -44,14 +44,15 @@ export async function runCopy(
   config: EffectiveConfig,
   store: Store,
   closure: Closure,
-  opts: { signingKey?: SecretKey; events?: CopyEvents },
+  opts: { signingKey?: SecretKey; events?: CopyEvents; retry?: RetryPolicy },
 ): Promise<CopyReport> {
   await probeScaleout([config.blobServiceAddr, config.directoryServiceAddr, config.pathInfoServiceAddr]);
   lessHeapGrowth();
   // The first call a copy makes: retried while the store is transiently
   // unavailable (a daemon's PostgreSQL or S3 restarting), as every later call is.
-  const formula = await withRetry('probe', () => sizeFormulaFor(config, store), DEFAULT_RETRY, opts.events?.log);
-  return copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: opts.signingKey, events: opts.events });
+  const retry = opts.retry ?? DEFAULT_RETRY;
+  const formula = await withRetry('probe', () => sizeFormulaFor(config, store), retry, opts.events?.log);
+  return copyClosure({ store, closure, jobs: config.jobs, formula, signingKey: opts.signingKey, events: opts.events, retry });
 }
 
 /**

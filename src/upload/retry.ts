@@ -1,4 +1,4 @@
-// Retries of transient store failures: exponential backoff with full jitter.
+// Retries of transient store failures: exponential backoff with equal jitter.
 import { CastoreError } from '../castore/errors.js';
 
 export interface RetryPolicy {
@@ -7,6 +7,12 @@ export interface RetryPolicy {
   maxMs: number;
 }
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseMs: 100, maxMs: 5000 };
+/**
+ * `copy`'s: at least ~14 s of waiting in all (at most ~28 s), so a copy
+ * rides out a daemon's restart (systemd's RestartSec plus its start) or its
+ * PostgreSQL's. The direct hook keeps DEFAULT_RETRY: a build waits on it.
+ */
+export const COPY_RETRY: RetryPolicy = { attempts: 10, baseMs: 250, maxMs: 5000 };
 
 /** UNAVAILABLE, DEADLINE_EXCEEDED (both 'unavailable') and RESOURCE_EXHAUSTED, incl. connection resets. */
 export function isTransient(err: unknown): boolean {
@@ -20,7 +26,9 @@ export async function withRetry<T>(what: string, fn: () => Promise<T>, policy: R
       return await fn();
     } catch (err) {
       if (!isTransient(err) || attempt >= policy.attempts || retryable?.() === false) throw err;
-      const delay = Math.random() * Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+      // Half the step for sure, half jittered: the waits add up to at least half the steps' sum.
+      const step = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+      const delay = step / 2 + (Math.random() * step) / 2;
       onRetry?.(`${what}: ${(err as Error).message}; retry ${attempt}/${policy.attempts - 1} in ${Math.round(delay)} ms`);
       await new Promise((r) => setTimeout(r, delay));
     }
