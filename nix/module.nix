@@ -35,6 +35,9 @@ let
 
   queue = hook.enable && hook.mode == "queue";
 
+  # The daemon's store is elsewhere (S3 + PostgreSQL, another daemon), not a local directory.
+  remoteStore = cfg.store != null && !(lib.hasPrefix "file://" cfg.store) && !(lib.hasPrefix "memory:" cfg.store);
+
   daemonArgs =
     builtins.concatLists (map (l: [ "--listen" l ]) cfg.listen)
     ++ (if cfg.store == null then [ "--data" cfg.dataDir ] else [ "--store" cfg.store ])
@@ -257,7 +260,14 @@ in
       systemd.services.nix-castore = {
         description = "nix-castore daemon";
         wantedBy = [ "multi-user.target" ];
-        after = [ "network.target" ];
+        # A remote store (S3 + PostgreSQL, another daemon) must be reachable
+        # at start: wait for the network to be up, not only configured.
+        after = [ "network.target" ] ++ lib.optional remoteStore "network-online.target";
+        wants = lib.optional remoteStore "network-online.target";
+        # Keep restarting while the store is out of reach: with systemd's
+        # default limit (5 starts in 10 s) a daemon that exits ~1 s after
+        # each start (its PostgreSQL down at boot) would be given up on.
+        startLimitIntervalSec = 0;
         # `nix path-info` for the spool entries it drains.
         path = [ config.nix.package ];
         environment.XDG_CACHE_HOME = "/var/cache/nix-castore";

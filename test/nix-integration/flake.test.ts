@@ -358,6 +358,12 @@ describe('nix/module.nix (the real lib.evalModules)', () => {
     assert.equal(svc.serviceConfig.Group, 'nix-castore');
     assert.deepEqual(svc.wantedBy, ['multi-user.target']);
     assert.deepEqual(svc.serviceConfig.ReadWritePaths, ['/var/lib/nix-castore']);
+    // Restarted for as long as it fails (systemd's default gives up after 5 starts in 10 s).
+    assert.equal(svc.startLimitIntervalSec, 0);
+    assert.deepEqual([svc.after, svc.wants], [['network.target'], []]);
+    // A remote store: started once the network is online.
+    const remote = (await evalModule('{ services.nix-castore = { enable = true; store = "s3://b?index=postgres://x"; }; }')).config.systemd.services['nix-castore'];
+    assert.deepEqual([remote.after, remote.wants], [['network.target', 'network-online.target'], ['network-online.target']]);
     assert.deepEqual(config.users.users['nix-castore'].isSystemUser, true);
     assert.deepEqual(config.users.groups, { 'nix-castore': {} });
     assert.deepEqual(config.systemd.tmpfiles.rules, ["d '/var/lib/nix-castore' 0750 nix-castore nix-castore - -"]);
