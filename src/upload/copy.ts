@@ -19,7 +19,7 @@ import { WorkerUploads } from './worker-uploads.js';
 import { HashThread } from './hash-thread.js';
 import { inlineHashing, type NarHashing } from './nar-digest.js';
 import { Limiter } from '../util/limiter.js';
-import { withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import { quietRetries, withRetry, DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { pathInfoFor } from './pathinfo-for.js';
 import { isKind } from '../castore/errors.js';
 
@@ -121,7 +121,7 @@ async function copyRound(opts: CopyOptions): Promise<CopyReport> {
   const t0 = Date.now();
   const { store, closure } = opts;
   const retry = opts.retry ?? DEFAULT_RETRY;
-  const log = opts.events?.log ?? (() => {});
+  const log = quietRetries(opts.events?.log ?? (() => {}));
   const ordered = topoOrder(closure);
 
   // 1. Which paths does the store have already?

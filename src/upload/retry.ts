@@ -34,3 +34,26 @@ export async function withRetry<T>(what: string, fn: () => Promise<T>, policy: R
     }
   }
 }
+
+const RETRY_LINE = /; retry \d+\/\d+ in \d+ ms$/;
+
+/**
+ * `log`, with withRetry's lines at most one per `everyMs`: when the store
+ * goes away every call in flight retries at once (a line each, dozens a
+ * second); the line printed says how many were held back.
+ */
+export function quietRetries(log: (msg: string) => void, everyMs = 1000): (msg: string) => void {
+  let last = -Infinity;
+  let held = 0;
+  return (msg) => {
+    if (!RETRY_LINE.test(msg)) return log(msg);
+    const now = Date.now();
+    if (now - last < everyMs) {
+      held++;
+      return;
+    }
+    last = now;
+    log(held > 0 ? `${msg} (and ${held} more retr${held === 1 ? 'y' : 'ies'} since the last such line)` : msg);
+    held = 0;
+  };
+}

@@ -2,7 +2,7 @@
 // crash) is waited for: the copy's calls retry for at least ~14 s in all
 // (COPY_RETRY), so a daemon SIGKILLed mid-copy and back 6 s later on the
 // same socket and data gets the rest, and the copy ends with exit 0 and a
-// complete store.
+// complete store. While it waits, a line a second says it is retrying.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -42,6 +42,9 @@ it('a copy whose daemon is killed midway and back 6 s later completes', async ()
     d = await daemonAt();
     assert.equal(await exited, 0, log);
     assert.match(log, /retry \d+\/9 in \d+ ms/);
+    // Every call in flight retries: at most a line a second says so (~8 s of outage).
+    const retryLines = log.split('\n').filter((l) => /; retry \d+\/9 in \d+ ms/.test(l));
+    assert.ok(retryLines.length <= 15, `${retryLines.length} retry lines:\n${retryLines.join('\n')}`);
     const store = openStore(sameAddr(`grpc+unix://${sock}`));
     try {
       assert.deepEqual(await publishedPaths(store), fx.closure);
