@@ -18,18 +18,34 @@ export const DEFAULT_STATS_INTERVAL_S = 60;
  * `nix build` result in /nix/store).
  */
 export async function prepareDataDirs(addrs: StoreAddrs): Promise<string[]> {
-  const roots = new Set<string>();
-  for (const a of Object.values(addrs)) {
-    const p = parseAddr(a);
-    if (p.kind === 'file') roots.add(p.root);
-  }
-  const readOnly: string[] = [];
+  const roots = fileRoots(Object.values(addrs));
   for (const root of roots) {
     try {
       await makeDirs(root);
     } catch (err) {
       throw new UsageError(`cannot create the data directory ${root}: ${(err as Error).message}; create it (writable by this user) or give another --data`);
     }
+  }
+  return unwritableRoots(roots);
+}
+
+function fileRoots(addrs: Iterable<string>): string[] {
+  const roots = new Set<string>();
+  for (const a of addrs) {
+    const p = parseAddr(a);
+    if (p.kind === 'file') roots.add(p.root);
+  }
+  return [...roots];
+}
+
+/** The on-disk stores among `addrs` this process must not write to. */
+export async function unwritableStoreDirs(addrs: Iterable<string>): Promise<string[]> {
+  return unwritableRoots(fileRoots(addrs));
+}
+
+async function unwritableRoots(roots: string[]): Promise<string[]> {
+  const readOnly: string[] = [];
+  for (const root of roots) {
     // No write bits at all (a finished Nix store path, `--data ./result`):
     // read-only also for root, whom access() would let write.
     if (((await stat(root)).mode & 0o222) === 0) {

@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { parse, UsageError, type Command } from '../util/usage.js';
 import { openConfiguredStore, parseStorePathArg } from './path-info-command.js';
 import { recordReads } from './daemon-gc.js';
+import { unwritableStoreDirs } from './daemon-ops.js';
 import { renderNar } from '../store/render-nar.js';
 import { lookupStorePath } from '../store/nix-view.js';
 import { formatNix32 } from '../nix/hash.js';
@@ -44,8 +45,11 @@ export const narCommand: Command = {
     if (out.isTTY) throw new UsageError('refusing to write a NAR to a terminal: redirect stdout to a file or a pipe');
 
     moreHeapGrowth();
-    const { store, where } = await openConfiguredStore(values.store, 'nar');
-    recordReads(store); // a NAR export is a read of the path (retention)
+    const { store, where, addrs } = await openConfiguredStore(values.store, 'nar');
+    // A NAR export is a read of the path (retention), recorded in the store
+    // if it may be written: not into a Nix store path (`--store file://$PWD/result`),
+    // which root could otherwise change under Nix.
+    if ((await unwritableStoreDirs(addrs)).length === 0) recordReads(store);
     let hashing: HashThread | undefined;
     try {
       const info = await lookupStorePath(store.pathInfos, sp);
