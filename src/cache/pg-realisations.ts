@@ -17,12 +17,9 @@ export class PgRealisations implements RealisationStore {
     this.db = pgTables(url, TABLE);
   }
 
-  private q<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
-    return this.db.q<R>(text, values);
-  }
 
   async put(key: string, json: string): Promise<void> {
-    await this.q('INSERT INTO nix_castore_realisations (name, data) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data', [key, json]);
+    await this.db.q('INSERT INTO nix_castore_realisations (name, data) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data', [key, json]);
   }
 
   async get(key: string): Promise<string | undefined> {

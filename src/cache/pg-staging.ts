@@ -23,28 +23,25 @@ export class PgStaging implements NarStaging {
     this.db = pgTables(url, TABLES);
   }
 
-  private q<R extends Record<string, unknown>>(text: string, values: unknown[]): Promise<R[]> {
-    return this.db.q<R>(text, values);
-  }
 
   async put(s: StagedNar): Promise<void> {
-    await this.q(
+    await this.db.q(
       'INSERT INTO nix_castore_staged_nars (nar_sha256, data) VALUES ($1, $2) ON CONFLICT (nar_sha256) DO UPDATE SET data = EXCLUDED.data, staged_at = now()',
       [s.narSha256, encodeStaged(s)],
     );
   }
 
   async get(h: Uint8Array): Promise<StagedNar | undefined> {
-    const rows = await this.q<{ data: string }>('SELECT data FROM nix_castore_staged_nars WHERE nar_sha256 = $1', [Buffer.from(h)]);
+    const rows = await this.db.q<{ data: string }>('SELECT data FROM nix_castore_staged_nars WHERE nar_sha256 = $1', [Buffer.from(h)]);
     return rows.length ? decodeStaged(rows[0].data) : undefined;
   }
 
   async delete(h: Uint8Array): Promise<void> {
-    await this.q('DELETE FROM nix_castore_staged_nars WHERE nar_sha256 = $1', [Buffer.from(h)]);
+    await this.db.q('DELETE FROM nix_castore_staged_nars WHERE nar_sha256 = $1', [Buffer.from(h)]);
   }
 
   async expire(maxAgeMs: number): Promise<number> {
-    const rows = await this.q<{ n: string }>(
+    const rows = await this.db.q<{ n: string }>(
       "WITH d AS (DELETE FROM nix_castore_staged_nars WHERE staged_at < now() - $1 * interval '1 millisecond' RETURNING 1) SELECT count(*) AS n FROM d",
       [maxAgeMs],
     );
@@ -52,14 +49,14 @@ export class PgStaging implements NarStaging {
   }
 
   async putAlias(f: Uint8Array, storeHash: string): Promise<void> {
-    await this.q(
+    await this.db.q(
       'INSERT INTO nix_castore_nar_aliases (file_sha256, store_hash) VALUES ($1, $2) ON CONFLICT (file_sha256) DO UPDATE SET store_hash = EXCLUDED.store_hash',
       [Buffer.from(f), storeHash],
     );
   }
 
   async getAlias(f: Uint8Array): Promise<string | undefined> {
-    const rows = await this.q<{ store_hash: string }>('SELECT store_hash FROM nix_castore_nar_aliases WHERE file_sha256 = $1', [Buffer.from(f)]);
+    const rows = await this.db.q<{ store_hash: string }>('SELECT store_hash FROM nix_castore_nar_aliases WHERE file_sha256 = $1', [Buffer.from(f)]);
     return rows[0]?.store_hash;
   }
 

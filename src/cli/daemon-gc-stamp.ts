@@ -3,12 +3,13 @@
 // reboot, Restart=on-failure) would otherwise start the interval over each
 // time and never collect. On disk a file beside the store's directories;
 // scale-out a row of store_settings, shared by the store's daemons.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAddr } from '../addr/parse.js';
 import type { StoreAddrs } from '../addr/open.js';
 import { metadataUrl } from '../scaleout/addr.js';
 import { openPgIndex } from '../scaleout/pg-index.js';
+import { writeDurably } from '../util/write-durably.js';
 
 export interface GcStamp {
   /** When the last scheduled collection (or the first schedule) started, ms since the epoch; undefined: none recorded. */
@@ -64,11 +65,7 @@ export function gcStampFor(addrs: StoreAddrs): GcStamp | undefined {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     }),
-    async write(ms) {
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, new Date(ms).toISOString() + '\n');
-      await rename(tmp, file);
-    },
+    write: (ms) => writeDurably(file, new Date(ms).toISOString() + '\n', 0o644),
     // One daemon per data directory: no race to guard against.
     async claim(prev, ms) {
       const now = await stamp.read();
